@@ -1,0 +1,66 @@
+"""The ``worldcover`` command line: a thin layer that parses and prints.
+
+Each sub-command group lives in its own module and calls library functions.
+Errors the user can fix (:class:`~worldcover.errors.WorldCoverError`) become
+one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from typer.core import TyperGroup
+
+from worldcover.errors import WorldCoverError
+
+
+class _FriendlyErrors(TyperGroup):
+    """Turn our own exceptions into a one-line message and exit code 2."""
+
+    def invoke(self, ctx):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except WorldCoverError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(
+    cls=_FriendlyErrors,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Global 10 m land cover in the way of ESA WorldCover.",
+)
+
+
+def _register() -> None:
+    from worldcover.cli import grid, sim, stac, stages
+
+    app.add_typer(grid.app, name="grid", help="The WorldCover tile grid.")
+    app.add_typer(stages.app, name="stages", help="Nested 1pct / 10pct / 100pct stages.")
+    app.add_typer(sim.app, name="sim", help="The simulated Sentinel world.")
+    app.add_typer(stac.app, name="stac", help="Serve a STAC archive on loopback.")
+
+
+_register()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+) -> None:
+    if version:
+        from worldcover import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit(0)
+
+
+def main() -> None:
+    try:
+        app()
+    except WorldCoverError as exc:  # raised outside a command (e.g. during parsing)
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
