@@ -1,0 +1,43 @@
+"""Shared fixtures: paths to the shared samples, a loopback STAC API over an archive."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+PC_SAMPLE = SHARED / "stac-samples" / "planetary-computer-sentinel-2-l2a-100-items.parquet"
+
+
+@pytest.fixture(scope="session")
+def pc_sample_items() -> list[dict]:
+    """The 100 real Planetary Computer S2 items (metadata only)."""
+    if not PC_SAMPLE.exists():
+        pytest.skip(f"shared sample {PC_SAMPLE} not present")
+    import rustac
+
+    return rustac.read_sync(str(PC_SAMPLE))["features"]
+
+
+@pytest.fixture(scope="session")
+def sample_archive(tmp_path_factory, pc_sample_items) -> Path:
+    """An archive in the `worldcover sim` layout holding the real PC item metadata."""
+    root = tmp_path_factory.mktemp("pc-archive")
+    (root / "stac" / "items").mkdir(parents=True)
+    fc = {"type": "FeatureCollection", "features": pc_sample_items}
+    (root / "stac" / "items" / "sentinel-2-l2a.json").write_text(json.dumps(fc))
+    return root
+
+
+def run_cli(*args: str):
+    """Run the real console script in a subprocess: exit code, stdout, stderr."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "worldcover", *args], capture_output=True, text=True, timeout=300
+    )
+    return proc.returncode, proc.stdout, proc.stderr

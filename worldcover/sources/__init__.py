@@ -1,0 +1,1 @@
+"""Where input data come from: STAC APIs (real presets or the simulated archive) and Sentinel Hub."""
