@@ -1,0 +1,159 @@
+"""Load a block's Sentinel-2, Sentinel-1 and DEM inputs from a STAC API with odc-stac.
+
+Returns the data contract of :mod:`worldcover.bands`: lazy dask arrays on the
+block's GeoBox (10 m in EPSG:4326), S2 as harmonised float32 reflectance with
+NaN for missing and SCL as uint8, S1 as linear power, the DEM in metres.
+20 m and 60 m bands are resampled onto the 10 m grid here (bilinear; SCL nearest).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import odc.stac
+import pystac
+import xarray as xr
+from odc.geo.geobox import GeoBox
+
+from worldcover.bands import S1_POLARISATIONS, S2_ASSET_KEYS, S2_BANDS, S2_QUANTIFICATION, SCL
+from worldcover.errors import DataError
+from worldcover.grid import Block
+from worldcover.sources.catalogues import CataloguePreset, open_client, resolve, search_items, signer
+from worldcover.sources.harmonise import Harmonisation, harmonisation
+
+DEFAULT_CHUNK = 1024
+
+
+@dataclass
+class BlockInputs:
+    """Everything one block needs, plus the provenance of where it came from."""
+
+    s2: xr.Dataset | None
+    s1: xr.Dataset | None
+    dem: xr.DataArray | None
+    items: dict[str, list[str]] = field(default_factory=dict)
+    harmonisation: list[Harmonisation] = field(default_factory=list)
+
+
+def _year_range(year: int) -> str:
+    return f"{year}-01-01T00:00:00Z/{year}-12-31T23:59:59Z"
+
+
+def _chunks(geobox: GeoBox, chunk: int | None) -> dict[str, int] | None:
+    if chunk is None:
+        return None
+    return {"time": -1, "y": min(chunk, geobox.shape[0]), "x": min(chunk, geobox.shape[1])}
+
+
+def load_s2(items: list[pystac.Item], geobox: GeoBox, layout: str = "planetary-computer",
+            chunk: int | None = DEFAULT_CHUNK) -> tuple[xr.Dataset, list[Harmonisation]]:
+    """Harmonised S2 reflectance + SCL on ``geobox``; items grouped by solar day."""
+    if not items:
+        raise DataError("no Sentinel-2 items to load")
+    keys = S2_ASSET_KEYS[layout]
+    decisions = [harmonisation(i, keys["B04"]) for i in items]
+    parts = []
+    for offset in sorted({d.offset_dn for d in decisions}):
+        group = [i for i, d in zip(items, decisions) if d.offset_dn == offset]
+        parts.append(_load_s2_group(group, geobox, keys, offset, chunk))
+    ds = parts[0] if len(parts) == 1 else _fuse_days(xr.concat(parts, dim="time"))
+    return ds, decisions
+
+
+def _load_s2_group(items, geobox, keys, offset, chunk) -> xr.Dataset:
+    assets = [keys[b] for b in [*S2_BANDS, SCL]]
+    _check_assets(items, assets)
+    raw = odc.stac.load(
+        items, bands=assets, geobox=geobox, groupby="solar_day", chunks=_chunks(geobox, chunk),
+        resampling={"*": "bilinear", keys[SCL]: "nearest"},
+        dtype={**{keys[b]: "uint16" for b in S2_BANDS}, keys[SCL]: "uint8"}, nodata=0,
+        fail_on_error=True,
+    )
+    raw = raw.rename({keys[b]: b for b in [*S2_BANDS, SCL]})
+    out = xr.Dataset(attrs={"harmonisation_offset_dn": offset})
+    for band in S2_BANDS:
+        dn = raw[band]
+        refl = ((dn.astype("float32") + np.float32(offset)) / np.float32(S2_QUANTIFICATION)).where(dn > 0)
+        out[band] = refl.astype("float32")
+    out[SCL] = raw[SCL].astype("uint8")
+    return out
+
+
+def _fuse_days(ds: xr.Dataset) -> xr.Dataset:
+    """One slice per day: first valid value when two item groups share a day."""
+    ds = ds.sortby("time")
+    day = ds.time.dt.floor("D")
+    if day.to_index().is_unique:
+        return ds
+    return ds.groupby(day.rename("time")).first(skipna=True)
+
+
+def _check_assets(items: list[pystac.Item], assets: list[str]) -> None:
+    for item in items:
+        missing = [a for a in assets if a not in item.assets]
+        if missing:
+            raise DataError(f"item {item.id!r} lacks asset(s) {', '.join(missing)}")
+
+
+def load_s1(items: list[pystac.Item], geobox: GeoBox, chunk: int | None = DEFAULT_CHUNK,
+            assets: tuple[str, str] = S1_POLARISATIONS) -> xr.Dataset:
+    """S1 VV/VH linear power on ``geobox``; non-positive values are missing."""
+    if not items:
+        raise DataError("no Sentinel-1 items to load")
+    _check_assets(items, list(assets))
+    raw = odc.stac.load(items, bands=list(assets), geobox=geobox, groupby="solar_day",
+                        chunks=_chunks(geobox, chunk), resampling="bilinear", dtype="float32",
+                        nodata=float("nan"))
+    raw = raw.rename(dict(zip(assets, S1_POLARISATIONS)))
+    return xr.Dataset({p: raw[p].where(raw[p] > 0) for p in S1_POLARISATIONS})
+
+
+def load_dem(items: list[pystac.Item], geobox: GeoBox, asset: str = "data") -> xr.DataArray:
+    """DEM in metres on ``geobox`` (all tiles mosaicked)."""
+    if not items:
+        raise DataError("no DEM items to load")
+    _check_assets(items, [asset])
+    raw = odc.stac.load(items, bands=[asset], geobox=geobox, groupby=lambda *_: 0,
+                        resampling="bilinear", dtype="float32", nodata=float("nan"))
+    return raw[asset].isel(time=0, drop=True).rename("dem")
+
+
+class StacSource:
+    """A STAC API (preset or URL) as a provider of block inputs."""
+
+    kind = "stac"
+
+    def __init__(self, source: str, layout: str = "planetary-computer", max_cloud: float | None = None,
+                 chunk: int | None = DEFAULT_CHUNK) -> None:
+        self.preset: CataloguePreset = resolve(source, layout)
+        self.max_cloud = max_cloud
+        self.chunk = chunk
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = open_client(self.preset.url)
+        return self._client
+
+    def search(self, collection: str | None, block: Block, datetime: str) -> list[pystac.Item]:
+        if collection is None:
+            return []
+        items = search_items(self.client, [collection], block.bbox, datetime,
+                             max_cloud=self.max_cloud if collection == self.preset.s2_collection else None)
+        sign = signer(self.preset)
+        return [sign(i) for i in items] if sign else items
+
+    def load_block(self, block: Block, year: int) -> BlockInputs:
+        p = self.preset
+        s2_items = self.search(p.s2_collection, block, _year_range(year))
+        s1_items = self.search(p.s1_collection, block, _year_range(year))
+        dem_items = self.search(p.dem_collection, block, "1900-01-01T00:00:00Z/2100-01-01T00:00:00Z")
+        if not s2_items:
+            raise DataError(f"no Sentinel-2 items for block {block.id} in {year} at {p.url}")
+        s2, decisions = load_s2(s2_items, block.geobox, p.layout, self.chunk)
+        s1 = load_s1(s1_items, block.geobox, self.chunk, p.s1_assets) if s1_items else None
+        dem = load_dem(dem_items, block.geobox, p.dem_asset) if dem_items else None
+        ids = {"s2": [i.id for i in s2_items], "s1": [i.id for i in s1_items], "dem": [i.id for i in dem_items]}
+        return BlockInputs(s2=s2, s1=s1, dem=dem, items=ids, harmonisation=decisions)
