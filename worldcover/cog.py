@@ -1,0 +1,100 @@
+"""Cloud-optimised GeoTIFF writing with rio-cogeo, atomically.
+
+Every product is first written to a temporary name in the destination
+folder and renamed only once complete and valid, so a crash never leaves a
+file that a later step could take for a finished one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import rasterio
+from odc.geo.geobox import GeoBox
+from rasterio.io import MemoryFile
+from rio_cogeo.cogeo import cog_translate, cog_validate
+from rio_cogeo.profiles import cog_profiles
+
+from worldcover.errors import DataError
+
+
+@contextmanager
+def atomic_path(dest: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``dest``; rename it onto ``dest`` only on success."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix or ".tmp", dir=dest.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, dest)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def atomic_write_text(dest: str | os.PathLike, text: str) -> None:
+    with atomic_path(dest) as tmp:
+        tmp.write_text(text)
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_cog(
+    dest: str | os.PathLike,
+    data: np.ndarray,
+    geobox: GeoBox,
+    *,
+    nodata: float | int | None,
+    overview_resampling: str = "nearest",
+    colormap: dict | None = None,
+    band_names: Sequence[str] | None = None,
+    tags: dict | None = None,
+    blocksize: int = 512,
+) -> Path:
+    """Write ``data`` ((band, y, x) or (y, x)) on ``geobox`` as a validated COG at ``dest``."""
+    arr = data[np.newaxis] if data.ndim == 2 else data
+    if arr.shape[1:] != geobox.shape:
+        raise DataError(f"array shape {arr.shape[1:]} does not match the geobox {tuple(geobox.shape)}")
+    profile = dict(
+        driver="GTiff", height=arr.shape[1], width=arr.shape[2], count=arr.shape[0], dtype=arr.dtype.name,
+        crs=str(geobox.crs), transform=geobox.transform, nodata=nodata,
+    )
+    dst_profile = cog_profiles.get("deflate")
+    size = min(blocksize, max(16, 1 << int(np.log2(max(min(arr.shape[1:]), 16)))))
+    dst_profile.update(blockxsize=size, blockysize=size, predictor=2 if arr.dtype.kind in "iu" else 3)
+    dest = Path(dest)
+    with MemoryFile() as mem:
+        with mem.open(**profile) as src:
+            src.write(arr)
+            if colormap is not None:
+                src.write_colormap(1, colormap)
+            for i, name in enumerate(band_names or [], start=1):
+                src.set_band_description(i, name)
+            if tags:
+                src.update_tags(**{k: str(v) for k, v in tags.items()})
+        with mem.open() as src, atomic_path(dest, suffix=".tif") as tmp:
+            cog_translate(src, tmp, dst_profile, nodata=nodata, overview_resampling=overview_resampling,
+                          in_memory=True, quiet=True, forward_band_tags=True,
+                          colormap=colormap, additional_cog_metadata=None)
+            ok, errors, _ = cog_validate(tmp, quiet=True)
+            if not ok:
+                raise DataError(f"{dest.name} is not a valid COG: {'; '.join(errors)}")
+    return dest
+
+
+def read_cog(path: str | os.PathLike, band: int | None = None) -> np.ndarray:
+    with rasterio.open(path) as src:
+        return src.read(band) if band else src.read()
