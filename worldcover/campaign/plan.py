@@ -1,0 +1,169 @@
+"""A campaign plan: stage or tiles, year, model, source, output root, batching.
+
+One plan is rendered two ways (a dask graph for the local engine, hera
+objects for Argo). Everything in it is validated here, before it can reach
+YAML, a shell or a path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from worldcover.errors import InputError
+from worldcover.grid import DEFAULT_BLOCK_SIZE, Tile, check_block_size, land_tiles
+from worldcover.stages import DEFAULT_SEED, check_stage, stage_tiles
+
+_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
+_BLOCKS_RE = re.compile(r"^(all|first:[1-9][0-9]{0,5}|r[0-9]{1,4}c[0-9]{1,4}(,r[0-9]{1,4}c[0-9]{1,4})*)$")
+_URI_RE = re.compile(r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/-]*)?|[A-Za-z0-9._/-]+)$")
+_SOURCE_RE = re.compile(r"^([a-z][a-z0-9-]*|https?://[A-Za-z0-9.:-]+(/[A-Za-z0-9._~/-]*)?)$")
+MIN_YEAR, MAX_YEAR = 2015, 2100
+
+
+def check_name(name: str) -> str:
+    """Campaign names become Kubernetes names and labels: DNS-1123, at most 40 characters."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise InputError(
+            f"invalid campaign name {name!r}: expected 1-40 lowercase letters, digits or '-', "
+            "starting and ending with a letter or digit"
+        )
+    return name
+
+
+def check_uri(value: str, what: str) -> str:
+    """Paths and s3:// URIs: no '..', no template braces, no shell metacharacters."""
+    if not isinstance(value, str) or not _URI_RE.match(value) or ".." in value.split("/"):
+        raise InputError(
+            f"invalid {what} {value!r}: expected a path or s3://bucket/prefix of letters, digits and . _ - / "
+            "without '..'"
+        )
+    return value
+
+
+def check_source(value: str) -> str:
+    if not isinstance(value, str) or not _SOURCE_RE.match(value):
+        raise InputError(f"invalid source {value!r}: expected a preset name or an http(s) STAC API URL")
+    return value
+
+
+def check_blocks(spec: str) -> str:
+    if not isinstance(spec, str) or not _BLOCKS_RE.match(spec):
+        raise InputError(f"invalid blocks {spec!r}: expected 'all', 'first:N' or a list like r0c0,r0c1")
+    return spec
+
+
+def check_year(year: int) -> int:
+    if not isinstance(year, int) or not MIN_YEAR <= year <= MAX_YEAR:
+        raise InputError(f"invalid year {year!r}: Sentinel-2 data start in 2015 (expected {MIN_YEAR}..{MAX_YEAR})")
+    return year
+
+
+@dataclass(frozen=True)
+class CampaignPlan:
+    """What one campaign produces. Immutable; build it with :meth:`create`."""
+
+    name: str
+    year: int
+    tiles: tuple[str, ...]
+    model: str
+    source: str
+    out_root: str
+    stage: str | None = None
+    block_size: int = DEFAULT_BLOCK_SIZE
+    blocks: str = "all"
+    batch_size: int = 50
+    seed: int = DEFAULT_SEED
+    max_cloud: float | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, name: str, year: int, *, stage: str | None = None, tiles: list[str] | None = None,
+               bbox: tuple[float, float, float, float] | None = None, model: str = "models/default",
+               source: str = "planetary-computer", out_root: str = "campaigns", **options) -> "CampaignPlan":
+        """Validate everything and resolve the stage/tiles/bbox into a sorted tile list."""
+        check_name(name)
+        check_year(year)
+        seed = options.get("seed", DEFAULT_SEED)
+        if stage is not None:
+            check_stage(stage)
+            selected = stage_tiles(stage, seed)
+        elif tiles:
+            selected = [Tile.parse(t) for t in tiles]
+        elif bbox is not None:
+            selected = land_tiles(bbox)
+        else:
+            raise InputError("a campaign needs --stage, --tiles or --bbox")
+        if bbox is not None and (stage is not None or tiles):
+            keep = {t.id for t in land_tiles(bbox)}
+            selected = [t for t in selected if t.id in keep]
+        if not selected:
+            raise InputError("the campaign selects no tile: check --stage/--tiles/--bbox")
+        plan = cls(
+            name=name, year=year, tiles=tuple(sorted({t.id for t in selected})), model=check_uri(model, "model"),
+            source=check_source(source), out_root=check_uri(out_root, "output root"), stage=stage, **options,
+        )
+        plan.validate()
+        return plan
+
+    def validate(self) -> "CampaignPlan":
+        check_name(self.name)
+        check_year(self.year)
+        for t in self.tiles:
+            Tile.parse(t)
+        check_uri(self.model, "model")
+        check_uri(self.out_root, "output root")
+        check_source(self.source)
+        check_block_size(self.block_size)
+        check_blocks(self.blocks)
+        if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 500:
+            raise InputError(f"invalid batch size {self.batch_size!r}: expected 1..500 tiles per batch")
+        if self.max_cloud is not None and not 0 <= self.max_cloud <= 100:
+            raise InputError(f"invalid max cloud {self.max_cloud!r}: expected a percentage 0..100")
+        return self
+
+    def batches(self) -> list[tuple[str, ...]]:
+        """Tiles in batches of ``batch_size`` (one Argo child workflow each)."""
+        n = self.batch_size
+        return [self.tiles[i : i + n] for i in range(0, len(self.tiles), n)]
+
+    def with_tiles(self, tiles: list[str]) -> "CampaignPlan":
+        return replace(self, tiles=tuple(sorted(tiles)))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["tiles"] = list(self.tiles)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CampaignPlan":
+        d = dict(d)
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise InputError(f"campaign file has unknown field(s) {', '.join(sorted(unknown))}")
+        d["tiles"] = tuple(d.get("tiles", ()))
+        try:
+            plan = cls(**d)
+        except TypeError as exc:
+            raise InputError(f"campaign file is incomplete: {exc}") from None
+        return plan.validate()
+
+    def save(self, path: str | Path) -> Path:
+        from worldcover.cog import atomic_write_text
+
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "CampaignPlan":
+        try:
+            data = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise InputError(f"campaign file {str(path)!r} does not exist") from None
+        except json.JSONDecodeError as exc:
+            raise InputError(f"campaign file {str(path)!r} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        if not isinstance(data, dict):
+            raise InputError(f"campaign file {str(path)!r} must hold a JSON object")
+        return cls.from_dict(data)
