@@ -85,3 +85,14 @@ def baseline_for(when: date | datetime) -> str:
     if d >= date(2021, 7, 1):
         return "03.01"
     return "02.14"
+
+
+def to_yx(obj):
+    """Name the spatial dims ``y``/``x`` whatever the CRS (odc-geo says latitude/longitude for EPSG:4326).
+
+    The odc accessor still finds the GeoBox after the rename, so the contract
+    can use one spelling everywhere.
+    """
+    names = {"latitude": "y", "longitude": "x"}
+    present = {k: v for k, v in names.items() if k in obj.dims}
+    return obj.rename(present) if present else obj

@@ -16,7 +16,7 @@ import pystac
 import xarray as xr
 from odc.geo.geobox import GeoBox
 
-from worldcover.bands import S1_POLARISATIONS, S2_ASSET_KEYS, S2_BANDS, S2_QUANTIFICATION, SCL
+from worldcover.bands import S1_POLARISATIONS, S2_ASSET_KEYS, S2_BANDS, S2_QUANTIFICATION, SCL, to_yx
 from worldcover.errors import DataError
 from worldcover.grid import Block
 from worldcover.sources.catalogues import CataloguePreset, open_client, resolve, search_items, signer
@@ -70,7 +70,7 @@ def _load_s2_group(items, geobox, keys, offset, chunk) -> xr.Dataset:
         dtype={**{keys[b]: "uint16" for b in S2_BANDS}, keys[SCL]: "uint8"}, nodata=0,
         fail_on_error=True,
     )
-    raw = raw.rename({keys[b]: b for b in [*S2_BANDS, SCL]})
+    raw = to_yx(raw).rename({keys[b]: b for b in [*S2_BANDS, SCL]})
     out = xr.Dataset(attrs={"harmonisation_offset_dn": offset})
     for band in S2_BANDS:
         dn = raw[band]
@@ -105,7 +105,7 @@ def load_s1(items: list[pystac.Item], geobox: GeoBox, chunk: int | None = DEFAUL
     raw = odc.stac.load(items, bands=list(assets), geobox=geobox, groupby="solar_day",
                         chunks=_chunks(geobox, chunk), resampling="bilinear", dtype="float32",
                         nodata=float("nan"))
-    raw = raw.rename(dict(zip(assets, S1_POLARISATIONS)))
+    raw = to_yx(raw).rename(dict(zip(assets, S1_POLARISATIONS)))
     return xr.Dataset({p: raw[p].where(raw[p] > 0) for p in S1_POLARISATIONS})
 
 
@@ -116,7 +116,7 @@ def load_dem(items: list[pystac.Item], geobox: GeoBox, asset: str = "data") -> x
     _check_assets(items, [asset])
     raw = odc.stac.load(items, bands=[asset], geobox=geobox, groupby=lambda *_: 0,
                         resampling="bilinear", dtype="float32", nodata=float("nan"))
-    return raw[asset].isel(time=0, drop=True).rename("dem")
+    return to_yx(raw[asset].isel(time=0, drop=True)).rename("dem")
 
 
 class StacSource:

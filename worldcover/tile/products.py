@@ -1,0 +1,275 @@
+"""Tile products from block results: Map, Probability and InputQuality COGs and a STAC item.
+
+Block results are small GeoTIFFs (one per block, written atomically with a
+JSON record holding their checksum and provenance), so an interrupted tile
+resumes at the first unfinished block. Assembly streams block by block into
+a temporary tiled GeoTIFF on disk and converts it to a COG with rio-cogeo:
+memory stays at a few blocks whatever the tile size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import rasterio
+from affine import Affine
+from odc.geo.geobox import GeoBox
+from rasterio.windows import Window
+from rio_cogeo.cogeo import cog_translate, cog_validate
+from rio_cogeo.profiles import cog_profiles
+
+from worldcover import __version__
+from worldcover.cog import atomic_path, atomic_write_text, sha256_file
+from worldcover.errors import DataError
+from worldcover.grid import CRS, QUALITY_PIXELS_PER_DEGREE, PIXELS_PER_DEGREE, Block, Tile
+from worldcover.legend import CLASSES, NODATA, colormap
+from worldcover.products import TilePaths, multihash_sha256
+
+# Bands of a block result GeoTIFF (int16 so one file holds them all).
+BLOCK_BANDS = ("map", "prob", "n_s1", "n_s2", "pct_discarded")
+QUALITY_BANDS = ("n_s1_observations", "n_s2_observations", "pct_s2_discarded")
+QUALITY_NODATA = -1
+QUALITY_FACTOR = PIXELS_PER_DEGREE // QUALITY_PIXELS_PER_DEGREE  # 6 map pixels per quality pixel
+
+
+@dataclass
+class BlockResult:
+    """The per-pixel outcome of one block (all arrays (y, x) on the block's GeoBox)."""
+
+    block: Block
+    codes: np.ndarray  # uint8 WorldCover codes, 0 = nodata
+    prob: np.ndarray  # uint8 0-100
+    n_s1: np.ndarray  # int16 observations
+    n_s2: np.ndarray  # int16 clear observations
+    pct_discarded: np.ndarray  # int16 % of S2 observations masked
+    provenance: dict = field(default_factory=dict)
+
+    def stack(self) -> np.ndarray:
+        arrays = [self.codes, self.prob, self.n_s1, self.n_s2, self.pct_discarded]
+        for a in arrays:
+            if a.shape != self.block.shape:
+                raise DataError(f"block {self.block.id}: result shape {a.shape} != block shape {self.block.shape}")
+        return np.stack([a.astype("int16") for a in arrays])
+
+
+def write_block_result(paths: TilePaths, result: BlockResult) -> Path:
+    """Block GeoTIFF then its record (checksum + provenance); the record marks it done."""
+    key = result.block.key
+    dest = paths.block_result(key)
+    gb = result.block.geobox
+    profile = dict(driver="GTiff", height=gb.shape[0], width=gb.shape[1], count=len(BLOCK_BANDS), dtype="int16",
+                   crs=CRS, transform=gb.transform, nodata=None, tiled=True, blockxsize=256, blockysize=256,
+                   compress="deflate")
+    if gb.shape[0] < 256 or gb.shape[1] < 256:
+        profile.update(tiled=False, blockxsize=None, blockysize=None)
+        profile = {k: v for k, v in profile.items() if v is not None}
+    with atomic_path(dest, suffix=".tif") as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(result.stack())
+            dst.descriptions = BLOCK_BANDS
+    record = {"block": result.block.id, "key": key, "size": result.block.size,
+              "sha256": sha256_file(dest), "provenance": result.provenance,
+              "written": datetime.now(timezone.utc).isoformat()}
+    atomic_write_text(paths.block_record(key), json.dumps(record, indent=1, default=str))
+    return dest
+
+
+def block_done(paths: TilePaths, block: Block) -> bool:
+    """True when the block's result exists, matches its record, and was made at this block size."""
+    rec_path, tif = paths.block_record(block.key), paths.block_result(block.key)
+    if not (rec_path.exists() and tif.exists()):
+        return False
+    try:
+        rec = json.loads(rec_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return rec.get("size") == block.size and rec.get("sha256") == sha256_file(tif)
+
+
+def block_provenance(paths: TilePaths, block: Block) -> dict:
+    return json.loads(paths.block_record(block.key).read_text()).get("provenance", {})
+
+
+def union_window(blocks: Sequence[Block], align: int = 1) -> tuple[int, int, int, int]:
+    """(row0, col0, row1, col1) in tile pixels covering ``blocks``, expanded to multiples of ``align``."""
+    r0 = min(b.window[0].start for b in blocks)
+    c0 = min(b.window[1].start for b in blocks)
+    r1 = max(b.window[0].stop for b in blocks)
+    c1 = max(b.window[1].stop for b in blocks)
+    down = lambda v: (v // align) * align  # noqa: E731
+    up = lambda v: -(-v // align) * align  # noqa: E731
+    return down(r0), down(c0), up(r1), up(c1)
+
+
+def _window_geobox(tile: Tile, window: tuple[int, int, int, int], factor: int = 1) -> GeoBox:
+    r0, c0, r1, c1 = window
+    res = 1.0 / PIXELS_PER_DEGREE * factor
+    x0 = tile.lon + c0 / PIXELS_PER_DEGREE
+    y0 = tile.lat + 3 - r0 / PIXELS_PER_DEGREE
+    return GeoBox(((r1 - r0) // factor, (c1 - c0) // factor), Affine(res, 0, x0, 0, -res, y0), CRS)
+
+
+def _to_cog(src_path: Path, dest: Path, overview_resampling: str, cmap: dict | None = None) -> None:
+    profile = cog_profiles.get("deflate")
+    profile.update(blockxsize=512, blockysize=512)
+    with rasterio.open(src_path) as src, atomic_path(dest, suffix=".tif") as tmp:
+        if min(src.shape) < 512:
+            size = max(16, 1 << int(np.log2(min(src.shape))))
+            profile.update(blockxsize=size, blockysize=size)
+        cog_translate(src, tmp, profile, overview_resampling=overview_resampling, in_memory=False, quiet=True,
+                      colormap=cmap, forward_band_tags=True)
+        ok, errors, _ = cog_validate(tmp, quiet=True)
+        if not ok:
+            raise DataError(f"{dest.name} is not a valid COG: {'; '.join(errors)}")
+
+
+def _scratch(paths: TilePaths, geobox: GeoBox, count: int, dtype: str, nodata, name: str) -> Path:
+    path = paths.dir / f".{name}.scratch.tif"
+    with rasterio.open(path, "w", driver="GTiff", height=geobox.shape[0], width=geobox.shape[1], count=count,
+                       dtype=dtype, crs=CRS, transform=geobox.transform, nodata=nodata, tiled=True,
+                       blockxsize=256, blockysize=256, compress="deflate", sparse_ok=True):
+        pass  # sparse: blocks never written read back as nodata, so nothing is filled in memory
+    return path
+
+
+def assemble_tile(paths: TilePaths, blocks: Sequence[Block], *, model_card: dict, params: dict,
+                  source: str) -> dict:
+    """Write Map, Prob, InputQuality COGs and the STAC item (last) from finished block results."""
+    tile = paths.tile
+    win = union_window(blocks)
+    qwin = union_window(blocks, QUALITY_FACTOR)
+    gb, qgb = _window_geobox(tile, win), _window_geobox(tile, qwin, QUALITY_FACTOR)
+    full_q = _window_geobox(tile, qwin)  # 10 m grid of the quality window, for aggregation
+    scratch = {
+        "map": _scratch(paths, gb, 1, "uint8", NODATA, "map"),
+        "prob": _scratch(paths, gb, 1, "uint8", 0, "prob"),
+        "q10": _scratch(paths, full_q, 3, "int16", QUALITY_NODATA, "q10"),
+    }
+    try:
+        with rasterio.open(scratch["map"], "r+") as m, rasterio.open(scratch["prob"], "r+") as p, \
+                rasterio.open(scratch["q10"], "r+") as q:
+            for b in blocks:
+                with rasterio.open(paths.block_result(b.key)) as src:
+                    data = src.read()
+                ys, xs = b.window
+                w = Window(xs.start - win[1], ys.start - win[0], xs.stop - xs.start, ys.stop - ys.start)
+                wq = Window(xs.start - qwin[1], ys.start - qwin[0], xs.stop - xs.start, ys.stop - ys.start)
+                m.write(data[0].astype("uint8"), 1, window=w)
+                p.write(np.where(data[0] > 0, data[1], 0).astype("uint8"), 1, window=w)
+                valid = data[0] > 0
+                q.write(np.where(valid, data[2:5], QUALITY_NODATA).astype("int16"), window=wq)
+        quality = _coarsen_quality(scratch["q10"], qgb)
+        _to_cog(scratch["map"], paths.map, "mode", colormap())
+        _to_cog(scratch["prob"], paths.prob, "average")
+        _to_cog(quality, paths.quality, "average")
+        scratch["q"] = quality
+    finally:
+        for s in scratch.values():
+            Path(s).unlink(missing_ok=True)
+    item = tile_item(paths, blocks, gb, qgb, model_card=model_card, params=params, source=source)
+    atomic_write_text(paths.item, json.dumps(item, indent=1))
+    return item
+
+
+def _coarsen_quality(q10: Path, qgb: GeoBox, rows_per_strip: int = 1200) -> Path:
+    """Average 6x6 blocks of valid 10 m quality values onto the 0.0005 degree grid, by strips."""
+    out = q10.with_name(".quality.scratch.tif")
+    f = QUALITY_FACTOR
+    with rasterio.open(q10) as src, rasterio.open(
+        out, "w", driver="GTiff", height=qgb.shape[0], width=qgb.shape[1], count=3, dtype="int16", crs=CRS,
+        transform=qgb.transform, nodata=QUALITY_NODATA, tiled=False, compress="deflate",
+    ) as dst:
+        for r in range(0, src.height, rows_per_strip):
+            h = min(rows_per_strip, src.height - r)
+            data = src.read(window=Window(0, r, src.width, h)).astype("float32")
+            data[data == QUALITY_NODATA] = np.nan
+            blocks = data.reshape(3, h // f, f, src.width // f, f)
+            with np.errstate(invalid="ignore"):
+                valid = np.isfinite(blocks).sum(axis=(2, 4))
+                mean = np.nansum(blocks, axis=(2, 4)) / np.maximum(valid, 1)
+            result = np.where(valid > 0, np.rint(mean), QUALITY_NODATA).astype("int16")
+            dst.write(result, window=Window(0, r // f, src.width // f, h // f))
+        dst.descriptions = QUALITY_BANDS
+    return out
+
+
+def _asset(paths: TilePaths, path: Path, title: str, roles: list[str], extra: dict) -> dict:
+    return {"href": f"./{path.name}", "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+            "title": title, "roles": roles, "file:checksum": multihash_sha256(sha256_file(path)),
+            "file:size": path.stat().st_size, **extra}
+
+
+def tile_item(paths: TilePaths, blocks: Sequence[Block], gb: GeoBox, qgb: GeoBox, *, model_card: dict,
+              params: dict, source: str) -> dict:
+    """The tile's STAC item (classification, raster, projection, file extensions) with provenance."""
+    w, s, e, n = (gb.extent.boundingbox.left, gb.extent.boundingbox.bottom, gb.extent.boundingbox.right,
+                  gb.extent.boundingbox.top)
+    inputs: dict[str, set] = {}
+    for b in blocks:
+        for coll, ids in block_provenance(paths, b).get("items", {}).items():
+            inputs.setdefault(coll, set()).update(ids)
+    classes = [{"value": c.code, "name": c.name.lower().replace(" / ", "-").replace(" ", "-"),
+                "description": c.name, "color_hint": c.colour} for c in CLASSES]
+    proj = lambda g: {"proj:code": CRS, "proj:shape": list(g.shape), "proj:transform": list(g.transform)[:6]}  # noqa: E731
+    year = paths.year
+    return {
+        "type": "Feature",
+        "stac_version": "1.1.0",
+        "stac_extensions": [
+            "https://stac-extensions.github.io/classification/v2.0.0/schema.json",
+            "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
+            "https://stac-extensions.github.io/projection/v2.0.0/schema.json",
+            "https://stac-extensions.github.io/file/v2.1.0/schema.json",
+            "https://stac-extensions.github.io/processing/v1.2.0/schema.json",
+        ],
+        "id": paths.stem,
+        "geometry": {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]},
+        "bbox": [w, s, e, n],
+        "properties": {
+            "datetime": None,
+            "start_datetime": f"{year}-01-01T00:00:00Z",
+            "end_datetime": f"{year}-12-31T23:59:59Z",
+            "worldcover:tile": paths.tile.id,
+            "worldcover:blocks": sorted(b.key for b in blocks),
+            "worldcover:block_size": blocks[0].size,
+            "worldcover:source": source,
+            "worldcover:parameters": params,
+            "worldcover:input_items": {k: sorted(v) for k, v in sorted(inputs.items())},
+            "worldcover:model": {k: model_card.get(k) for k in ("name", "version", "created")},
+            "processing:software": {"worldcover": __version__},
+            "processing:datetime": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            **proj(gb),
+        },
+        "links": [],
+        "assets": {
+            "map": _asset(paths, paths.map, "Land cover classes (WorldCover legend)", ["data"], {
+                "classification:classes": classes,
+                "raster:bands": [{"nodata": NODATA, "data_type": "uint8", "spatial_resolution": 10}],
+            }),
+            "probability": _asset(paths, paths.prob, "Probability of the mapped class (%)", ["data"], {
+                "raster:bands": [{"nodata": 0, "data_type": "uint8", "unit": "percent"}],
+            }),
+            "input_quality": _asset(paths, paths.quality, "InputQuality: S1 obs, S2 obs, % S2 discarded",
+                                    ["metadata", "quality"], {
+                "raster:bands": [{"nodata": QUALITY_NODATA, "data_type": "int16", "name": n} for n in QUALITY_BANDS],
+                **proj(qgb),
+            }),
+        },
+    }
+
+
+def cleanup_scratch(paths: TilePaths) -> None:
+    """Remove leftovers of an interrupted assembly (never a finished product)."""
+    if paths.dir.exists():
+        for p in paths.dir.glob(".*.scratch.tif"):
+            p.unlink(missing_ok=True)
+        for p in paths.dir.glob(".*.tmp*"):
+            p.unlink(missing_ok=True)
+
+
