@@ -26,6 +26,6 @@ def validate(out_root: str, campaign: str, year: int, reference: str = "", n: in
     raise NotImplementedError("wired when worldcover.validation lands")
 
 
-def collect_failures(out_root: str, campaign: str, tiles: str) -> dict:
-    """List the tiles of ``tiles`` (comma-separated) without a valid finished product."""
+def collect_failures(out_root: str, campaign: str, year: int) -> dict:
+    """List the campaign's tiles (from ``out_root/campaign.json``) without a valid finished product."""
     raise NotImplementedError("wired when worldcover.tile lands")

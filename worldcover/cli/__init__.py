@@ -36,12 +36,13 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from worldcover.cli import grid, sim, stac, stages
+    from worldcover.cli import campaign, grid, sim, stac, stages
 
     app.add_typer(grid.app, name="grid", help="The WorldCover tile grid.")
     app.add_typer(stages.app, name="stages", help="Nested 1pct / 10pct / 100pct stages.")
     app.add_typer(sim.app, name="sim", help="The simulated Sentinel world.")
     app.add_typer(stac.app, name="stac", help="Serve a STAC archive on loopback.")
+    app.add_typer(campaign.app, name="campaign", help="Plan, run, submit and promote campaigns.")
 
 
 _register()

@@ -1,0 +1,125 @@
+"""``worldcover validate``: sampling design, accuracy/area estimates and reports.
+
+A thin layer over :mod:`worldcover.validation`; machine-readable output on stdout,
+everything else on stderr; bad input is one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from worldcover.cli import _FriendlyErrors
+from worldcover.cli._common import console, echo_json
+from worldcover.errors import WorldCoverError
+
+app = typer.Typer(
+    cls=_FriendlyErrors, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="Accuracy validation: sampling design, estimates (Olofsson et al. 2014) and reports.",
+)
+
+
+@app.command("design")
+def design(
+    map_path: Path = typer.Option(..., "--map", help="Class map (uint8 WorldCover codes, nodata 0)."),
+    out: Path = typer.Option(..., "--out", help="samples.csv, .geojson or .gpkg to write."),
+    n: Optional[int] = typer.Option(None, "--n", help="Total sample size (default: from --target-se)."),
+    min_per_class: int = typer.Option(50, "--min-per-class", help="Floor of sample units per map class."),
+    target_se: float = typer.Option(0.01, "--target-se", help="Target standard error of overall accuracy."),
+    conjectured_ua: Optional[str] = typer.Option(
+        None, "--users-accuracy", help="Conjectured user's accuracy: 0.8, or CODE=UA pairs (10=0.9,50=0.6); default 0.75."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same sample)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the design summary as JSON."),
+) -> None:
+    """Draw a stratified random sample (strata = map classes) ready for labelling."""
+    from worldcover.validation.design import design_sample, parse_conjectured_ua
+    from worldcover.validation.tables import SAMPLE_FORMATS, write_samples
+
+    if out.suffix.lower() not in SAMPLE_FORMATS:
+        from worldcover.errors import InputError
+
+        raise InputError(f"--out {out}: expected a .csv, .geojson or .gpkg file name")
+    result = design_sample(
+        map_path, n=n, min_per_class=min_per_class, target_se=target_se,
+        conjectured_ua=parse_conjectured_ua(conjectured_ua), seed=seed,
+    )
+    write_samples(result.samples, out)
+    summary = {**result.summary(), "out": str(out)}
+    if as_json:
+        echo_json(summary)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{result.n} sample units -> {out}")
+    for col in ("code", "class", "pixels", "area (ha)", "W_h", "UA*", "n_h"):
+        table.add_column(col, justify="right")
+    for s in result.strata:
+        table.add_row(str(s.code), s.name, f"{s.pixels:,}", f"{s.area_ha:,.1f}", f"{s.weight:.4f}",
+                      f"{s.conjectured_ua:.2f}", str(s.n))
+    console.print(table)
+    if result.n_from_target_se is not None:
+        console.print(f"n from target SE {target_se}: {result.n_from_target_se} (Olofsson et al. 2014, eq. 13)")
+
+
+@app.command("estimate")
+def estimate(
+    counts: Path = typer.Option(..., "--counts", help="COUNTS.csv: map classes as rows, reference classes as columns."),
+    mapped_area: Path = typer.Option(..., "--mapped-area", help="AREA.csv: class,mapped_pixels or class,mapped_area_ha."),
+    pixel_area_ha: Optional[float] = typer.Option(None, "--pixel-area-ha", help="Area of one pixel in ha (for mapped_pixels)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Accuracy and area estimates with 95 % CIs from an error matrix of sample counts."""
+    from worldcover.validation.tables import estimate_from_tables
+
+    result = estimate_from_tables(counts, mapped_area, pixel_area_ha)
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    oa = result.overall_accuracy
+    table = Table(title=f"n = {result.n}; overall accuracy {oa.estimate:.4f} ± {oa.ci95_halfwidth:.4f}")
+    for col in ("class", "user's", "producer's", "area (ha)"):
+        table.add_column(col, justify="right")
+    for name, c in zip(result.classes, result.per_class):
+        table.add_row(
+            name,
+            f"{c.users_accuracy.estimate:.4f} ± {c.users_accuracy.ci95_halfwidth:.4f}",
+            f"{c.producers_accuracy.estimate:.4f} ± {c.producers_accuracy.ci95_halfwidth:.4f}",
+            f"{c.area_ha.estimate:,.1f} ± {c.area_ha.ci95_halfwidth:,.1f}",
+        )
+    Console().print(table)
+
+
+@app.command("report")
+def report(
+    map_path: Path = typer.Option(..., "--map", help="The assessed map (the one the design was drawn on)."),
+    reference: Path = typer.Option(..., "--reference", help="Design output with reference_class filled (codes or names)."),
+    out: Path = typer.Option(..., "--out", help="Directory for report.html, metrics.json, error_matrix.csv."),
+    compare: Optional[Path] = typer.Option(None, "--compare", help="A second map (or stage) to assess with the same sample."),
+    title: Optional[str] = typer.Option(None, "--title", help="Report title."),
+) -> None:
+    """Write an HTML accuracy report with plots, plus metrics.json and error_matrix.csv."""
+    from worldcover.validation.report import build_report
+
+    result = build_report(map_path, reference, out, compare_path=compare, title=title)
+    oa = result.metrics["overall_accuracy"]
+    console.print(f"overall accuracy {oa['estimate']:.4f} ± {oa['ci95_halfwidth']:.4f} -> {result.html}")
+
+
+def main() -> None:
+    """``python -m worldcover.cli.validate``: the sub-command on its own, with the CLI's error contract."""
+    try:
+        app()
+    except WorldCoverError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
