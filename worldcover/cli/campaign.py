@@ -127,3 +127,25 @@ def print_summary(summary: dict) -> None:
     for step in ("merge", "validate"):
         if step in summary:
             console.print(f"{step}: {summary[step]}")
+
+
+@app.command("promote")
+def promote_cmd(
+    from_stage: str = typer.Option(..., "--from", help="Stage that was validated (e.g. 1pct)."),
+    to_stage: str = typer.Option(..., "--to", help="Stage to promote to (e.g. 10pct)."),
+    out: str = typer.Option("campaigns", "--out", help="Output root of the validated stage."),
+    threshold: float = typer.Option(0.75, "--threshold", help="Minimum overall accuracy (fraction)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Promote a validated stage: refused unless its overall accuracy meets the bar."""
+    from worldcover.campaign.promote import promote
+
+    p = promote(out, from_stage, to_stage, threshold)
+    result = {"campaign": p.plan.name, "stage": p.plan.stage, "overall_accuracy": p.overall_accuracy,
+              "tiles": len(p.plan.tiles), "reused_tiles": list(p.reused_tiles), "new_tiles": len(p.new_tiles)}
+    if as_json:
+        echo_json(result)
+        return
+    console.print(f"[green]promoted[/green] {from_stage} -> {to_stage}: OA {100 * p.overall_accuracy:.1f} % >= "
+                  f"{100 * threshold:.0f} %; {len(p.plan.tiles)} tiles, {len(p.reused_tiles)} already finished "
+                  f"and reused, {len(p.new_tiles)} to run (`worldcover campaign run --stage {to_stage} --out {out}`)")

@@ -106,11 +106,15 @@ def campaign_lock(out_root: str | Path) -> Iterator[Path]:
 
 
 def record_plan(plan: CampaignPlan) -> None:
-    """Write ROOT/campaign.json once; a root already holding another campaign is refused."""
+    """Write ROOT/campaign.json once; a root already holding another campaign is refused.
+
+    Stages of one year may share a root (promotion reuses finished tiles), so
+    a staged plan of the same year extends the recorded tile list.
+    """
     path = Path(plan.out_root) / "campaign.json"
     if path.exists():
         existing = CampaignPlan.load(path)
-        if existing.name != plan.name or existing.year != plan.year:
+        if existing.year != plan.year or (existing.name != plan.name and existing.stage is None):
             raise InputError(
                 f"output root {plan.out_root!r} holds campaign {existing.name!r} ({existing.year}); "
                 f"refusing to mix in {plan.name!r} ({plan.year})"
