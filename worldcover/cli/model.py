@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -55,7 +56,7 @@ def card_summary_lines(card) -> list[str]:
         )
     if card.provenance:
         lines.append("")
-        lines.append(f"{'provenance':16s} {card.provenance}")
+        lines.append(f"{'provenance':16s} {json.dumps(dict(card.provenance), sort_keys=True)}")
     return lines
 
 

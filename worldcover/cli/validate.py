@@ -55,7 +55,7 @@ def design(
     from rich.table import Table
 
     table = Table(title=f"{result.n} sample units -> {out}")
-    for col in ("code", "class", "pixels", "area (ha)", "W_h", "UA*", "n_h"):
+    for col in ("code", "class", "pixels", "area (ha)", "W_h", "conj. UA", "n_h"):
         table.add_column(col, justify="right")
     for s in result.strata:
         table.add_row(str(s.code), s.name, f"{s.pixels:,}", f"{s.area_ha:,.1f}", f"{s.weight:.4f}",

@@ -1,0 +1,200 @@
+"""``worldcover campaign render|submit|status|retry``: the Argo engine's commands.
+
+A typer sub-app (``app``) meant to be merged into ``worldcover campaign``.
+It only parses and prints; the work is in :mod:`worldcover.engines.argo`.
+Tokens come from ``$ARGO_TOKEN`` or ``--token-file`` and are never printed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from worldcover.cli._common import echo_json
+
+app = typer.Typer(no_args_is_help=True)
+
+DEFAULT_OUT_ROOT = "s3://worldcover/campaigns"
+SERVER_ENV = "ARGO_SERVER"
+NAMESPACE_ENV = "ARGO_NAMESPACE"
+
+_stage = typer.Option(None, "--stage", help="1pct, 10pct or 100pct.")
+_year = typer.Option(2021, "--year", help="Year of the map.")
+_tiles = typer.Option(None, "--tiles", help="Comma-separated tile ids (instead of --stage), e.g. N00E006,S03W063.")
+_name = typer.Option(None, "--name", help="Campaign name (default wc-<year>-<stage>).")
+_image = typer.Option(None, "--image", help="Container image (default ghcr.io/worldcover/worldcover:<version>).")
+_batch = typer.Option(50, "--batch-size", help="Tiles per child workflow.")
+_out_root = typer.Option(DEFAULT_OUT_ROOT, "--out-root", help="Where tiles and mosaics go (s3://bucket/prefix).")
+_model = typer.Option("models/default", "--model", help="Model path inside the image, or s3:// URI.")
+_source = typer.Option("planetary-computer", "--source", help="Catalogue preset or STAC API URL.")
+_max_cloud = typer.Option(None, "--max-cloud", help="Skip scenes above this cloud cover (%).")
+_server = typer.Option(None, "--argo-server", help=f"Argo Server URL (default ${SERVER_ENV}).")
+_namespace = typer.Option(None, "--namespace", "-n", help=f"Namespace (default ${NAMESPACE_ENV} or 'argo').")
+_token_file = typer.Option(None, "--token-file", help="File holding the Argo token (default $ARGO_TOKEN).")
+_insecure = typer.Option(False, "--insecure-skip-verify", help="Do not verify the server's TLS certificate.")
+_json = typer.Option(False, "--json", help="Print JSON.")
+
+
+def _plan(stage, year, tiles, name, batch_size, out_root, model, source, max_cloud):
+    from worldcover.campaign.plan import CampaignPlan
+
+    tile_list = [t.strip() for t in tiles.split(",") if t.strip()] if tiles else None
+    name = name or f"wc-{year}-{stage or 'custom'}"
+    opts = {"batch_size": batch_size}
+    if max_cloud is not None:
+        opts["max_cloud"] = max_cloud
+    return CampaignPlan.create(name, year, stage=stage, tiles=tile_list, model=model, source=source,
+                               out_root=out_root, **opts)
+
+
+def _config(image):
+    from worldcover.engines.argo.parts import RenderConfig
+
+    return RenderConfig(image=image) if image else RenderConfig()
+
+
+def _service(server, namespace, token_file, insecure):
+    from worldcover.engines.argo import submit as s
+    from worldcover.errors import InputError
+
+    server = server or os.environ.get(SERVER_ENV)
+    if not server:
+        raise InputError(f"no Argo Server: pass --argo-server URL or set ${SERVER_ENV}")
+    namespace = namespace or os.environ.get(NAMESPACE_ENV) or "argo"
+    token = s.read_token(token_file)
+    return s.service(server, namespace, token, verify_ssl=not insecure), server, namespace
+
+
+def _table(rows: list[dict], columns: list[str]) -> None:
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+    typer.echo("  ".join(c.ljust(widths[c]) for c in columns))
+    for r in rows:
+        typer.echo("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns))
+
+
+@app.command("render")
+def render_cmd(
+    out: Path = typer.Option(..., "--out", help="Folder to write the YAML into."),
+    stage: Optional[str] = _stage, year: int = _year, tiles: Optional[str] = _tiles, name: Optional[str] = _name,
+    image: Optional[str] = _image, batch_size: int = _batch, out_root: str = _out_root, model: str = _model,
+    source: str = _source, max_cloud: Optional[float] = _max_cloud,
+    schema: str = typer.Option("v4.1.2", "--schema", help="Argo schema to validate against (v4.1.2, v3.7.18)."),
+    as_json: bool = _json,
+) -> None:
+    """Render a campaign into Argo YAML (templates, workflow or parent + batch templates), validated."""
+    from worldcover.engines.argo.render import render, write
+
+    start = time.perf_counter()
+    plan = _plan(stage, year, tiles, name, batch_size, out_root, model, source, max_cloud)
+    rendering = render(plan, _config(image), version=schema)
+    files = write(rendering.objects, out)
+    seconds = time.perf_counter() - start
+    largest = rendering.largest()
+    summary = {
+        "campaign": plan.name, "tiles": len(plan.tiles), "batches": len(plan.batches()), "objects": len(files),
+        "out": str(out), "seconds": round(seconds, 2), "schema": schema,
+        "largest": {"object": f"{largest.kind} {largest.name}", "bytes": largest.json_bytes,
+                    "yaml_bytes": largest.yaml_bytes},
+        "kinds": rendering.table(),
+    }
+    if as_json:
+        echo_json(summary)
+        return
+    _table(rendering.table(), ["kind", "objects", "tasks_max", "nodes_min", "nodes_max", "largest_kb",
+                               "largest_yaml_kb"])
+    typer.echo(f"largest object: {largest.kind} {largest.name} {largest.json_bytes:,} bytes "
+               f"(JSON; YAML {largest.yaml_bytes:,}); limit 262,144")
+    typer.echo("nodes = 1 per DAG + per task 1 pod (+1 retry node, + up to `limit` retried pods); "
+               "min: no retries, max: every retry used")
+    typer.echo(f"{len(files)} objects for {len(plan.tiles):,} tiles written to {out} in {seconds:.2f} s "
+               f"(valid against Argo {schema}, strict)")
+
+
+@app.command("submit")
+def submit_cmd(
+    stage: Optional[str] = _stage, year: int = _year, tiles: Optional[str] = _tiles, name: Optional[str] = _name,
+    image: Optional[str] = _image, batch_size: int = _batch, out_root: str = _out_root, model: str = _model,
+    source: str = _source, max_cloud: Optional[float] = _max_cloud,
+    server: Optional[str] = _server, namespace: Optional[str] = _namespace,
+    token_file: Optional[Path] = _token_file, insecure: bool = _insecure, as_json: bool = _json,
+) -> None:
+    """Render, validate and submit a campaign to an Argo Server."""
+    from worldcover.engines.argo import submit as s
+
+    plan = _plan(stage, year, tiles, name, batch_size, out_root, model, source, max_cloud)
+    svc, server, namespace = _service(server, namespace, token_file, insecure)
+    result = s.submit(plan, svc, namespace, _config(image))
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    typer.echo(f"submitted {result.workflow} ({result.tiles:,} tiles, {len(result.templates)} templates) "
+               f"in namespace {namespace}")
+    typer.echo(s.ui_link(server, namespace, result.workflow))
+
+
+@app.command("status")
+def status_cmd(
+    workflow: str = typer.Argument(..., help="Name of the campaign workflow (single or parent)."),
+    server: Optional[str] = _server, namespace: Optional[str] = _namespace,
+    token_file: Optional[Path] = _token_file, insecure: bool = _insecure, as_json: bool = _json,
+    failed_only: bool = typer.Option(False, "--failed", help="List only failed tiles."),
+) -> None:
+    """Per-tile phases of a campaign workflow (and of its child workflows)."""
+    from worldcover.engines.argo import submit as s
+
+    svc, server, namespace = _service(server, namespace, token_file, insecure)
+    st = s.campaign_status(workflow, svc, namespace)
+    if as_json:
+        echo_json(st.to_dict())
+        return
+    typer.echo(f"{st.name}: {st.phase} (campaign {st.campaign or '?'}, stage {st.stage or '?'}); tiles: "
+               + (", ".join(f"{k} {v}" for k, v in st.counts().items()) or "none yet"))
+    rows = [t.__dict__ for t in st.tiles if not failed_only or t.phase in s.FAILED_PHASES]
+    if rows:
+        _table(rows, ["tile", "phase", "attempts", "workflow"])
+    for step in st.steps:
+        typer.echo(f"step {step['step']}: {step['phase']}")
+
+
+@app.command("retry")
+def retry_cmd(
+    workflow: str = typer.Argument(..., help="Name of the campaign workflow whose failed tiles to run again."),
+    image: Optional[str] = _image,
+    server: Optional[str] = _server, namespace: Optional[str] = _namespace,
+    token_file: Optional[Path] = _token_file, insecure: bool = _insecure, as_json: bool = _json,
+) -> None:
+    """Submit a new workflow over the failed tiles of a campaign workflow."""
+    from worldcover.engines.argo import submit as s
+
+    svc, server, namespace = _service(server, namespace, token_file, insecure)
+    result = s.retry(workflow, svc, namespace, _config(image))
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    typer.echo(f"submitted {result.workflow}: {result.tiles:,} failed tiles of {workflow} again")
+    typer.echo(s.ui_link(server, namespace, result.workflow))
+
+
+def main() -> None:
+    """``python -m worldcover.cli.campaign_argo ...``: this sub-app alone, with the CLI's error handling."""
+    import sys
+
+    from worldcover.cli import _FriendlyErrors
+    from worldcover.errors import WorldCoverError
+
+    root = typer.Typer(cls=_FriendlyErrors, no_args_is_help=True, add_completion=False,
+                       pretty_exceptions_enable=False)
+    root.add_typer(app, name="campaign")
+    try:
+        root(args=["campaign", *sys.argv[1:]], prog_name="worldcover")
+    except WorldCoverError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""Accuracy validation: sampling design, design-based estimators and reports.
+
+Olofsson et al. (2014) stratified estimators for samples stratified by map class,
+Stehman (2014) estimators for strata that differ from the map classes (and for
+domains such as continents), geodesic mapped areas, and HTML/JSON/CSV reports.
+"""
+
+from worldcover.validation.area import AUTHALIC_RADIUS_M, cell_area_m2, class_areas, row_areas_m2
+from worldcover.validation.design import SampleDesign, allocate, design_sample, sample_size
+from worldcover.validation.estimators import (
+    AccuracyResult, ClassEstimates, Estimate, counts_matrix, olofsson, stehman,
+)
+from worldcover.validation.tables import (
+    estimate_from_tables, read_counts, read_labelled, read_mapped_area, write_samples,
+)
+
+
+def build_report(*args, **kwargs):
+    """See :func:`worldcover.validation.report.build_report` (imported lazily: it pulls in matplotlib)."""
+    from worldcover.validation.report import build_report as _build
+
+    return _build(*args, **kwargs)
+
+
+__all__ = [
+    "AUTHALIC_RADIUS_M", "AccuracyResult", "ClassEstimates", "Estimate", "SampleDesign", "allocate",
+    "build_report", "cell_area_m2", "class_areas", "counts_matrix", "design_sample", "estimate_from_tables",
+    "olofsson", "read_counts", "read_labelled", "read_mapped_area", "row_areas_m2", "sample_size",
+    "stehman", "write_samples",
+]
