@@ -114,7 +114,7 @@ def test_bad_tables_exit_2_with_one_line(tmp_path, label, counts, area, extra, m
 def test_bad_table_in_a_real_process_has_no_traceback(tmp_path):
     c, a = _write(tmp_path, COUNTS.replace("153", "x"))
     proc = subprocess.run(
-        [sys.executable, "-m", "worldcover.cli.validate", "estimate", "--counts", str(c), "--mapped-area", str(a),
+        [sys.executable, "-m", "worldcover", "validate", "estimate", "--counts", str(c), "--mapped-area", str(a),
          "--pixel-area-ha", "0.09"],
         capture_output=True, text=True, timeout=120,
     )
