@@ -36,13 +36,14 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from worldcover.cli import campaign, grid, sim, stac, stages, validate
+    from worldcover.cli import campaign, grid, model, sim, stac, stages, validate
 
     app.add_typer(grid.app, name="grid", help="The WorldCover tile grid.")
     app.add_typer(stages.app, name="stages", help="Nested 1pct / 10pct / 100pct stages.")
     app.add_typer(sim.app, name="sim", help="The simulated Sentinel world.")
     app.add_typer(stac.app, name="stac", help="Serve a STAC archive on loopback.")
     app.add_typer(campaign.app, name="campaign", help="Plan, run, submit and promote campaigns.")
+    app.add_typer(model.app, name="model", help="Train and inspect LightGBM land-cover models.")
     app.add_typer(validate.app, name="validate", help="Sampling design, accuracy estimates and reports.")
 
 

@@ -1,0 +1,358 @@
+"""A trained classifier: LightGBM's text model plus its sealed card.
+
+:class:`Model` classifies blocks of features into WorldCover codes with a
+probability, evaluates tables, and saves/loads itself as a directory of two
+files: ``model.txt`` (LightGBM's own text format: diffable, portable across
+platforms and LightGBM 4.x) and ``card.json`` (:class:`ModelCard`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from worldcover.errors import DataError, InputError
+from worldcover.legend import NODATA
+from worldcover.model.card import CARD_FILE, MODEL_FILE, ModelCard
+from worldcover.model.metrics import ClassificationMetrics
+from worldcover.model.sampling import CODE_COLUMN
+from worldcover.model.schema import FEATURE_DIM, FeatureSchema
+
+# Pixels per predict call: bounds the (pixels, features) float32 copy and the
+# (pixels, classes) float64 probabilities, e.g. 262144 px x 100 features = 100 MB.
+DEFAULT_CHUNK_PIXELS = 262_144
+
+
+def check_num_threads(num_threads: int | None) -> int | None:
+    """``num_threads`` if it is None or an integer >= 1; else :class:`InputError`."""
+    if num_threads is None:
+        return None
+    if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
+        raise InputError(f"invalid num_threads {num_threads!r}: expected an integer >= 1 (or None for all cores)")
+    return int(num_threads)
+
+
+@contextlib.contextmanager
+def thread_limit(num_threads: int | None) -> Iterator[None]:
+    """Limit LightGBM's OpenMP threads for the block (``None``: leave the default).
+
+    Threads are limited from outside (threadpoolctl) rather than with
+    LightGBM's ``num_threads`` parameter, because LightGBM writes that
+    parameter into model.txt: the same model trained on 2 or 16 cores would
+    then differ by one line, and its hash with it.
+    """
+    if check_num_threads(num_threads) is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=int(num_threads), user_api="openmp"):
+        yield
+
+
+def _fsync_write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class Model:
+    """A LightGBM multiclass model bound to its card.
+
+    Construct with :func:`worldcover.model.train` or :meth:`Model.load`. The
+    constructor verifies that the card is sealed to exactly this model text
+    and that the model's feature names and class count match the card.
+    ``num_threads`` is a run-time setting (not part of the model); ``source``
+    (e.g. the directory loaded from) only goes into error messages.
+    """
+
+    def __init__(
+        self, model_text: str, card: ModelCard, *, num_threads: int | None = None, source: str | None = None
+    ) -> None:
+        import lightgbm
+
+        where = f"model {card.name!r}" + (f" in {source}" if source else "")
+        card.verify(model_text, where=where)
+        try:
+            booster = lightgbm.Booster(model_str=model_text)
+        except lightgbm.basic.LightGBMError as exc:
+            raise DataError(f"{where}: LightGBM cannot read its model text: {exc}") from None
+        if list(booster.feature_name()) != list(card.feature_names):
+            raise DataError(f"{where}: model.txt features {booster.feature_name()[:5]}... differ from its card")
+        if booster.num_model_per_iteration() != len(card.trained_classes):
+            raise DataError(
+                f"{where}: model.txt has {booster.num_model_per_iteration()} classes, "
+                f"its card lists {len(card.trained_classes)} trained classes"
+            )
+        self._text = model_text
+        self._card = card
+        self._booster = booster
+        self._schema = FeatureSchema(card.feature_names)
+        self._codes = np.asarray(card.trained_classes, dtype=np.uint8)
+        self.num_threads = check_num_threads(num_threads)
+
+    # --- identity ----------------------------------------------------------------
+
+    @property
+    def card(self) -> ModelCard:
+        return self._card
+
+    @property
+    def model_text(self) -> str:
+        return self._text
+
+    @property
+    def name(self) -> str:
+        return self._card.name
+
+    @property
+    def version(self) -> str:
+        return self._card.version
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return self._card.feature_names
+
+    @property
+    def trained_classes(self) -> tuple[int, ...]:
+        return self._card.trained_classes
+
+    def __repr__(self) -> str:
+        return (f"Model({self.name!r}, version={self.version[:12]}, features={len(self.feature_names)}, "
+                f"classes={list(self.trained_classes)})")
+
+    def with_card(self, card: ModelCard) -> "Model":
+        """The same model text under a new card (sealed here)."""
+        return Model(self._text, card.sealed(self._text), num_threads=self.num_threads)
+
+    # --- prediction ----------------------------------------------------------------
+
+    def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
+        """Class probabilities (pixels, trained classes) for a (pixels, features) matrix in card order."""
+        matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[1] != len(self.feature_names):
+            raise DataError(f"expected a (pixels, {len(self.feature_names)}) matrix, got shape {matrix.shape}")
+        if matrix.shape[0] == 0:
+            return np.zeros((0, len(self.trained_classes)), dtype=np.float64)
+        with thread_limit(self.num_threads):
+            proba = self._booster.predict(matrix)
+        return np.asarray(proba, dtype=np.float64).reshape(matrix.shape[0], -1)
+
+    def predict_matrix(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(codes uint8, probability uint8 0..100) for a (pixels, features) matrix in card order.
+
+        Rows whose features are all NaN get code 0 (nodata) and probability 0:
+        no observation, no guess. Other rows get the most probable trained
+        class and ``round(100 * its probability)``.
+        """
+        matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[1] != len(self.feature_names):
+            raise DataError(f"expected a (pixels, {len(self.feature_names)}) matrix, got shape {matrix.shape}")
+        n = matrix.shape[0]
+        codes = np.full(n, NODATA, dtype=np.uint8)
+        prob = np.zeros(n, dtype=np.uint8)
+        valid = ~np.isnan(matrix).all(axis=1)
+        if not valid.any():
+            return codes, prob
+        proba = self.predict_proba(matrix if valid.all() else matrix[valid])
+        win = proba.argmax(axis=1)
+        best = proba[np.arange(win.size), win]
+        codes[valid] = self._codes[win]
+        prob[valid] = np.clip(np.rint(100.0 * best), 0, 100).astype(np.uint8)
+        return codes, prob
+
+    def _predict_cube(self, cube: np.ndarray, chunk_pixels: int) -> np.ndarray:
+        """(2, y, x) uint8 [codes, probability] for a (feature, y, x) numpy cube, in row chunks."""
+        cube = np.asarray(cube)  # cast to float32 per chunk in predict_matrix, not for the whole block
+        nf, height, width = cube.shape
+        out = np.zeros((2, height, width), dtype=np.uint8)
+        rows = max(1, chunk_pixels // max(width, 1))
+        for r0 in range(0, height, rows):
+            r1 = min(height, r0 + rows)
+            matrix = cube[:, r0:r1, :].reshape(nf, -1).T  # (pixels, features), copied below
+            codes, prob = self.predict_matrix(matrix)
+            out[0, r0:r1] = codes.reshape(r1 - r0, width)
+            out[1, r0:r1] = prob.reshape(r1 - r0, width)
+        return out
+
+    def predict_block(
+        self, features: xr.DataArray, *, chunk_pixels: int = DEFAULT_CHUNK_PIXELS, lazy: bool = False
+    ) -> tuple[xr.DataArray, xr.DataArray]:
+        """Classify one block: ``(codes, probability)``, both uint8 DataArrays (y, x).
+
+        Spatial dims may be named y/x, latitude/longitude or lat/lon; the
+        outputs keep the input's names.
+
+        ``features`` (feature, y, x) must carry exactly the card's feature
+        names; another order is reordered by name, any other set is refused
+        (:class:`DataError` naming the missing/unexpected/duplicated names).
+        ``codes`` are WorldCover codes, 0 (nodata) where every feature is NaN;
+        ``probability`` is round(100 x the winning class's probability), 0
+        where the code is nodata. Coordinates other than ``feature`` (y, x,
+        spatial_ref) are kept.
+
+        numpy input is classified ``chunk_pixels`` at a time. dask input is
+        classified chunk by chunk with ``map_blocks`` (features rechunked to
+        one chunk along ``feature``) and computed once for both outputs;
+        with dask input, ``lazy=True`` returns dask-backed outputs instead,
+        which share one graph: compute them together (``dask.compute(codes,
+        prob)`` or as one Dataset), or the features are computed twice.
+        Under a dask scheduler running several chunks at once, set the
+        model's ``num_threads`` (e.g. 1) so LightGBM does not oversubscribe.
+        """
+        if isinstance(chunk_pixels, bool) or not isinstance(chunk_pixels, (int, np.integer)) or chunk_pixels < 1:
+            raise InputError(f"invalid chunk_pixels {chunk_pixels!r}: expected an integer >= 1")
+        aligned = self._schema.align(features)
+        data = aligned.data
+        if hasattr(data, "dask"):
+            import dask.array as da
+            from dask.base import tokenize
+
+            data = data.rechunk({0: -1})
+            stacked = da.map_blocks(
+                functools.partial(self._predict_cube, chunk_pixels=chunk_pixels),
+                data,
+                dtype=np.uint8,
+                chunks=((2,), *data.chunks[1:]),
+                meta=np.empty((0, 0, 0), dtype=np.uint8),
+                # named here so dask never tokenizes (pickles) the model to name the tasks
+                name=f"worldcover-predict-{tokenize(self.version, chunk_pixels, data.name)}",
+            )
+            if not lazy:
+                stacked = stacked.compute()
+        else:
+            stacked = self._predict_cube(np.asarray(data), chunk_pixels)
+        template = aligned.isel({FEATURE_DIM: 0}, drop=True)
+        ident = {"model": self.name, "model_version": self.version}
+        dims = aligned.dims[1:]  # the input's own spatial dim names
+        codes = xr.DataArray(
+            stacked[0], dims=dims, coords=template.coords, name="code",
+            attrs={"nodata": NODATA, "long_name": "WorldCover class code", **ident},
+        )
+        prob = xr.DataArray(
+            stacked[1], dims=dims, coords=template.coords, name="probability",
+            attrs={"nodata": 0, "units": "percent",
+                   "long_name": "probability of the predicted class (0 where the code is nodata)", **ident},
+        )
+        return codes, prob
+
+    def predict_table(self, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(codes, probability) for the rows of a training-style table (extra columns ignored)."""
+        return self.predict_matrix(table_matrix(table, self.feature_names))
+
+    def evaluate(self, table: pd.DataFrame) -> ClassificationMetrics:
+        """Held-out metrics of this model on a labelled table (``code`` column)."""
+        reference = table_codes(table)
+        predicted, _ = self.predict_table(table)
+        return ClassificationMetrics.from_codes(reference, predicted)
+
+    # --- persistence ---------------------------------------------------------------
+
+    def save(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write ``model.txt`` and ``card.json`` into ``directory``, atomically as a pair.
+
+        Both files are written and fsynced in a fresh sibling directory that
+        is then renamed into place, so a crash leaves either the old pair,
+        nothing, or the new pair, never a model beside a card that does not
+        match it. An existing model directory is replaced only with
+        ``overwrite=True``, and only if it holds nothing but those two files.
+        """
+        target = Path(directory)
+        if target.exists():
+            if not target.is_dir():
+                raise InputError(f"cannot save a model to {target}: it is a file, expected a directory")
+            present = sorted(os.listdir(target))
+            if present and not overwrite:
+                raise InputError(f"{target} already holds files {present}: pass overwrite=True to replace the model")
+            others = sorted(set(present) - {MODEL_FILE, CARD_FILE})
+            if others:
+                raise InputError(f"refusing to replace {target}: it holds files other than {MODEL_FILE} and {CARD_FILE}: {others}")
+        parent = target.absolute().parent
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = parent / f".{target.name}.tmp-{secrets.token_hex(6)}"
+        staging.mkdir()
+        try:
+            _fsync_write(staging / MODEL_FILE, self._text.encode("utf-8"))
+            _fsync_write(staging / CARD_FILE, self._card.to_json().encode("utf-8"))
+            _fsync_dir(staging)
+            if target.exists() and os.listdir(target):
+                retired = parent / f".{target.name}.old-{secrets.token_hex(6)}"
+                os.rename(target, retired)
+                try:
+                    os.rename(staging, target)
+                except BaseException:
+                    os.rename(retired, target)  # put the old pair back
+                    raise
+                shutil.rmtree(retired, ignore_errors=True)
+            else:
+                os.replace(staging, target)  # onto nothing or an empty directory: atomic
+            _fsync_dir(parent)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return target
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, *, num_threads: int | None = None) -> "Model":
+        """Read a model directory; :class:`DataError` if its files are missing, unreadable or do not match."""
+        d = Path(directory)
+        if not d.is_dir():
+            raise InputError(f"model directory {d} does not exist (expected a directory with {MODEL_FILE} and {CARD_FILE})")
+        card_path, model_path = d / CARD_FILE, d / MODEL_FILE
+        missing = [p.name for p in (card_path, model_path) if not p.is_file()]
+        if missing:
+            raise DataError(f"model directory {d} has no {' or '.join(missing)}: not a complete model")
+        try:
+            card_text = card_path.read_text(encoding="utf-8")
+            model_text = model_path.read_bytes().decode("utf-8")  # strict: hashing text == hashing bytes
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(f"cannot read model directory {d}: {exc}") from None
+        card = ModelCard.from_json(card_text, where=str(card_path))
+        return cls(model_text, card, num_threads=num_threads, source=str(d))
+
+
+def table_matrix(table: pd.DataFrame, feature_names: tuple[str, ...] | list[str]) -> np.ndarray:
+    """The (rows, features) float32 matrix of ``table`` in ``feature_names`` order.
+
+    :class:`DataError` naming the columns that are missing.
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise InputError(f"expected a pandas DataFrame, got {type(table).__name__}")
+    missing = [n for n in feature_names if n not in table.columns]
+    if missing:
+        shown = ", ".join(repr(m) for m in missing[:12]) + (" ..." if len(missing) > 12 else "")
+        raise DataError(f"table has no column for {len(missing)} model features: {shown}")
+    try:
+        return np.ascontiguousarray(table[list(feature_names)].to_numpy(dtype=np.float32))
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"table feature columns are not numeric: {exc}") from None
+
+
+def table_codes(table: pd.DataFrame) -> np.ndarray:
+    """The ``code`` column as uint8; :class:`DataError` if absent."""
+    if CODE_COLUMN not in table.columns:
+        raise DataError(f"table has no {CODE_COLUMN!r} column with the reference WorldCover codes")
+    return table[CODE_COLUMN].to_numpy().astype(np.int64)
