@@ -46,7 +46,7 @@ class BlockResult:
     codes: np.ndarray  # uint8 WorldCover codes, 0 = nodata
     prob: np.ndarray  # uint8 0-100
     n_s1: np.ndarray  # int16 observations
-    n_s2: np.ndarray  # int16 clear observations
+    n_s2: np.ndarray  # int16 observations (clear or not)
     pct_discarded: np.ndarray  # int16 % of S2 observations masked
     provenance: dict = field(default_factory=dict)
 

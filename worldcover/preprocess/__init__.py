@@ -1,0 +1,293 @@
+"""Preprocessing of one block: Sentinel-2 masking and composites, Sentinel-1 composites.
+
+The tile runner calls, per block (DESIGN.md §3)::
+
+    from worldcover.preprocess import s1, s2
+    from worldcover import features
+
+    s2_out = s2.preprocess_s2(s2_raw, year=year)           # -> S2Result(composites, quality)
+    s1_out = s1.preprocess_s1(s1_raw, year=year)           # -> S1Result(db, count)
+    feats = features.compute_features(s2_out.composites, s1_out.db, dem)   # (feature, y, x)
+
+This module holds the small array kernels shared by :mod:`.s2`, :mod:`.s1` and
+:mod:`worldcover.features`, and the two wrappers that run a numpy kernel on
+xarray objects eagerly (numpy) or lazily (dask) with identical results:
+
+* :func:`apply_along_time` -- a kernel that needs the whole time axis of each
+  pixel (composites, percentiles, counts).  Blocks keep the whole time axis and
+  a y/x window, so no data moves between chunks.
+* :func:`map_overlap_yx` -- a kernel that needs spatial neighbours (cloud
+  dilation, boxcar means, gradients): dask ``map_overlap`` with a halo of
+  ``depth`` pixels and no padding at the outer edge, so the kernel sees exactly
+  what it would see on the whole numpy array.
+
+Kernels never call numpy's ``nan*`` reductions: they count valid values and
+divide explicitly, so all-NaN pixels give NaN without "All-NaN slice" or
+"Mean of empty slice" warnings, and they are much faster on short time axes.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import xarray as xr
+
+__all__ = [
+    "TIME",
+    "apply_along_time",
+    "count_valid",
+    "group_mean",
+    "group_median",
+    "is_dask",
+    "map_overlap_yx",
+    "nan_std",
+    "sorted_quantiles",
+    "spatial_dims",
+]
+
+TIME = "time"
+
+
+# --- xarray / dask plumbing ----------------------------------------------------------
+
+
+def is_dask(obj: Any) -> bool:
+    """True when ``obj`` (array, DataArray or Dataset) is backed by dask."""
+    if isinstance(obj, xr.Dataset):
+        return any(is_dask(v) for v in obj.data_vars.values())
+    data = obj.data if isinstance(obj, xr.DataArray) else obj
+    return type(data).__module__.startswith("dask")
+
+
+def spatial_dims(obj: xr.DataArray | xr.Dataset) -> tuple[str, str]:
+    """Names of the (y, x) dims: ``("y", "x")`` or ``("latitude", "longitude")``.
+
+    odc-geo names the dims of a geographic GeoBox latitude/longitude and of a
+    projected one y/x; loaders may rename either way, so never hard-code them.
+    """
+    for pair in (("y", "x"), ("latitude", "longitude"), ("lat", "lon")):
+        if all(d in obj.dims for d in pair):
+            return pair
+    raise ValueError(f"no spatial dims found in {tuple(obj.dims)}: expected (y, x) or (latitude, longitude)")
+
+
+def _single_chunk(da: xr.DataArray, dims: Sequence[str]) -> xr.DataArray:
+    """Rechunk a dask-backed ``da`` so that each of ``dims`` is one chunk."""
+    if not is_dask(da):
+        return da
+    need = {d: -1 for d in dims if d in da.dims and len(da.chunksizes.get(d, ())) > 1}
+    return da.chunk(need) if need else da
+
+
+def apply_along_time(
+    func: Callable[..., np.ndarray],
+    *arrays: xr.DataArray,
+    dim: str = TIME,
+    out_dim: str | None = None,
+    out_size: int | None = None,
+    dtype: Any = np.float32,
+    kwargs: dict | None = None,
+) -> xr.DataArray:
+    """Run ``func`` on time-first numpy blocks ``(T, ...)`` of ``arrays``; lazy on dask.
+
+    ``func(*blocks, **kwargs)`` receives each input with ``dim`` moved to axis 0
+    (a view: the loaders' arrays are time-major, so this is C-contiguous again) and
+    returns either ``(out_size, ...)`` (then the result has ``out_dim`` first) or
+    ``(...)`` when ``out_dim`` is None (a reduction over time).
+    Wraps :func:`xarray.apply_ufunc` with ``dask="parallelized"``: chunks must hold
+    the whole time axis (rechunked here if they do not).
+    """
+    arrays = tuple(_single_chunk(a, [dim]) for a in arrays)
+    if any(is_dask(a) and a.sizes[dim] == 0 for a in arrays):
+        # dask's gufunc cannot chunk an empty core dim: give it one missing step
+        # (NaN / False / 0), which every kernel here treats as no observation.
+        arrays = tuple(_pad_missing_step(a, dim) if a.sizes[dim] == 0 else a for a in arrays)
+
+    def _wrapped(*blocks: np.ndarray, **kw: Any) -> np.ndarray:
+        out = func(*(np.moveaxis(b, -1, 0) for b in blocks), **kw)
+        return np.moveaxis(out, 0, -1) if out_dim is not None else out
+
+    gufunc_kwargs = {"output_sizes": {out_dim: out_size}} if out_dim is not None else {}
+    res = xr.apply_ufunc(
+        _wrapped,
+        *arrays,
+        input_core_dims=[[dim]] * len(arrays),
+        output_core_dims=[[out_dim]] if out_dim is not None else [[]],
+        exclude_dims={dim},
+        dask="parallelized",
+        output_dtypes=[dtype],
+        dask_gufunc_kwargs=gufunc_kwargs,
+        kwargs=kwargs or {},
+        keep_attrs=True,  # keeps the coordinates' attrs: spatial_ref carries the CRS
+    )
+    if out_dim is not None:
+        res = res.transpose(out_dim, ...)
+    return res
+
+
+def _pad_missing_step(da: xr.DataArray, dim: str) -> xr.DataArray:
+    fill = np.nan if np.issubdtype(da.dtype, np.floating) else False if da.dtype == bool else 0
+    import dask.array as dsa
+
+    axis = da.dims.index(dim)
+    chunks = list(da.data.chunks)
+    chunks[axis] = (1,)
+    shape = tuple(1 if i == axis else n for i, n in enumerate(da.shape))
+    data = dsa.full(shape, fill, dtype=da.dtype, chunks=tuple(chunks))
+    coords = {k: v for k, v in da.coords.items() if dim not in v.dims}
+    return xr.DataArray(data, dims=da.dims, coords=coords, name=da.name, attrs=da.attrs)
+
+
+def map_overlap_yx(
+    func: Callable[..., np.ndarray],
+    *arrays: xr.DataArray,
+    depth: int,
+    dtype: Any = np.float32,
+    **kwargs: Any,
+) -> xr.DataArray:
+    """Run a same-shape kernel that needs ``depth`` spatial neighbours; lazy on dask.
+
+    Inputs share dims and are passed with the spatial dims last; leading dims
+    (time) are made one chunk.  On dask, :func:`dask.array.map_overlap` adds a
+    halo of ``depth`` pixels with ``boundary="none"``: blocks at the outer edge
+    are not padded, so the kernel handles the edge exactly as it does on the
+    whole numpy array, and results are bit-identical to the eager path.
+    """
+    first = arrays[0]
+    ydim, xdim = spatial_dims(first)
+    order = [*(d for d in first.dims if d not in (ydim, xdim)), ydim, xdim]
+    arrays = tuple(a.transpose(*order) for a in arrays)
+    kernel = partial(func, **kwargs) if kwargs else func
+    if any(is_dask(a) for a in arrays):
+        import dask.array as dsa
+
+        lead = order[:-2]
+        template = _single_chunk(next(a for a in arrays if is_dask(a)), lead)
+        chunks = template.data.chunks
+        datas = [
+            a.data.rechunk(chunks) if is_dask(a) else dsa.from_array(a.data, chunks=chunks)
+            for a in arrays
+        ]
+        nd = len(order)
+        dep = {i: 0 for i in range(nd)}
+        dep[nd - 2] = dep[nd - 1] = int(depth)
+        if depth > 0:
+            out = dsa.map_overlap(
+                kernel, *datas, depth=[dep] * len(datas), boundary="none", trim=True,
+                dtype=dtype, meta=np.array((), dtype=dtype),
+            )
+        else:
+            out = dsa.map_blocks(kernel, *datas, dtype=dtype, meta=np.array((), dtype=dtype))
+    else:
+        out = kernel(*(a.data for a in arrays))
+    return xr.DataArray(out, dims=order, coords=arrays[0].coords, name=first.name)
+
+
+# --- numpy kernels (time on axis 0) ------------------------------------------------
+
+
+def _lerp(lo: np.ndarray, hi: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """numpy's own linear interpolation (``np.quantile(method="linear")``), exact at t=0/1."""
+    with np.errstate(invalid="ignore"):
+        diff = hi - lo
+        return np.where(t >= 0.5, hi - diff * (1 - t), lo + diff * t)
+
+
+def sorted_quantiles(a: np.ndarray, qs: Sequence[float]) -> np.ndarray:
+    """NaN-skipping quantiles over axis 0: ``(T, ...) -> (len(qs), ...)``, float32.
+
+    One ``np.sort`` (NaN sort last) and a gather per quantile, with numpy's
+    "linear" interpolation between order statistics; identical to
+    ``np.nanquantile`` but ~100x faster on (36, 512, 512) and silent on all-NaN
+    pixels (which give NaN).  ``qs`` are fractions in [0, 1].
+    """
+    a = np.asarray(a)
+    out = np.full((len(qs), *a.shape[1:]), np.nan, dtype=np.float32)
+    if a.shape[0] == 0 or out.size == 0:
+        return out
+    s = np.sort(a, axis=0)
+    n = np.count_nonzero(~np.isnan(a), axis=0)
+    last = np.maximum(n - 1, 0)
+    for i, q in enumerate(qs):
+        pos = last * float(q)
+        lo = np.floor(pos).astype(np.intp)
+        hi = np.minimum(lo + 1, last)
+        t = (pos - lo).astype(s.dtype)
+        vlo = np.take_along_axis(s, lo[None], axis=0)[0]
+        vhi = np.take_along_axis(s, hi[None], axis=0)[0]
+        out[i] = _lerp(vlo, vhi, t)
+    return out
+
+
+def _median_small(g: np.ndarray) -> np.ndarray:
+    """NaN-skipping median over axis 0 of a short stack; exact for 1..3 values.
+
+    Composites see 1-3 observations per dekad (5-day revisit), where comparison
+    networks beat any sort by 5-10x; longer stacks fall back to
+    :func:`sorted_quantiles`.
+    """
+    k = g.shape[0]
+    if k == 0:
+        return np.full(g.shape[1:], np.nan, dtype=np.float32)
+    if k == 1:
+        return g[0].astype(np.float32, copy=True)
+    with np.errstate(invalid="ignore"):
+        if k == 2:
+            a, b = g[0], g[1]
+            mean = (a + b) * np.float32(0.5)  # within [a, b], subnormals included
+            return np.where(np.isnan(a), b, np.where(np.isnan(b), a, mean)).astype(np.float32)
+        if k == 3:
+            a, b, c = g[0], g[1], g[2]
+            n = (~np.isnan(a)).astype(np.int8) + ~np.isnan(b) + ~np.isnan(c)
+            lo = np.fmin(np.fmin(a, b), c)  # fmin/fmax skip NaN
+            hi = np.fmax(np.fmax(a, b), c)
+            mid = np.fmax(np.fmin(a, b), np.fmin(np.fmax(a, b), c))  # median of 3 (all valid)
+            two = (lo + hi) * np.float32(0.5)  # n=2: mean of the two; n=1: the one
+            return np.where(n == 3, mid, two).astype(np.float32)
+    return sorted_quantiles(g, [0.5])[0]
+
+
+def group_median(a: np.ndarray, bounds: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Median of contiguous time groups: ``(T, ...) -> (len(bounds), ...)``.
+
+    ``bounds[i] = (start, stop)`` slices the (time-sorted) axis 0; an empty group
+    gives NaN.
+    """
+    out = np.empty((len(bounds), *a.shape[1:]), dtype=np.float32)
+    for i, (start, stop) in enumerate(bounds):
+        out[i] = _median_small(a[start:stop])
+    return out
+
+
+def group_mean(a: np.ndarray, groups: Sequence[Sequence[int] | slice]) -> np.ndarray:
+    """NaN-skipping mean of time groups: ``(T, ...) -> (len(groups), ...)``, float32.
+
+    Each group is a slice or index list of axis 0; accumulates in float64.
+    """
+    out = np.empty((len(groups), *a.shape[1:]), dtype=np.float32)
+    for i, g in enumerate(groups):
+        sub = a[g]
+        ok = ~np.isnan(sub)
+        n = ok.sum(axis=0)
+        s = np.where(ok, sub, 0).sum(axis=0, dtype=np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[i] = np.where(n > 0, s / n, np.nan)
+    return out
+
+
+def nan_std(a: np.ndarray) -> np.ndarray:
+    """NaN-skipping population standard deviation over axis 0 (two-pass, float64)."""
+    ok = ~np.isnan(a)
+    n = ok.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(ok, a, 0).sum(axis=0, dtype=np.float64) / n
+        var = (np.where(ok, a - mean, 0.0) ** 2).sum(axis=0) / n
+        return np.where(n > 0, np.sqrt(var), np.nan).astype(np.float32)
+
+
+def count_valid(a: np.ndarray) -> np.ndarray:
+    """Number of True (bool) or non-NaN (float) values over axis 0, int16."""
+    ok = a if a.dtype == bool else ~np.isnan(a)
+    return ok.sum(axis=0, dtype=np.int32).astype(np.int16)

@@ -1,0 +1,474 @@
+"""Sentinel-2 L2A preprocessing: SCL masking, cloud dilation, 10-day composites, gap filling.
+
+Input (DESIGN.md §3): a Dataset on the block GeoBox with dims ``(time, y, x)``
+(or ``latitude, longitude``), float32 reflectance bands B01..B12/B8A with NaN
+for missing, and ``SCL`` uint8 (0 = nodata).  Every function here is lazy on
+dask-backed input and gives bit-identical results on numpy input.
+
+Order of calls (or just :func:`preprocess_s2`)::
+
+    ds = select_year(ds, year)
+    valid = valid_mask(ds["SCL"])                    # True = usable observation
+    quality = s2_quality(ds["SCL"], valid)           # InputQuality bands 2 and 3
+    composites = composite(apply_mask(ds, valid), year)   # 36 dekads, gap-filled
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import ndimage
+
+from worldcover.bands import (
+    S2_BANDS,
+    SCL,
+    SCL_CLOUDS,
+    SCL_INVALID,
+    SCL_NODATA,
+    SCL_SHADOW,
+    SCL_SNOW,
+)
+from worldcover.errors import InputError
+from worldcover.preprocess import (
+    TIME,
+    apply_along_time,
+    count_valid,
+    group_median,
+    map_overlap_yx,
+)
+
+__all__ = [
+    "N_DEKADS",
+    "S2MaskConfig",
+    "S2Result",
+    "CLOUDLESS_BANDS",
+    "apply_mask",
+    "cloud_probability",
+    "composite",
+    "dekad_centres",
+    "dekad_index",
+    "infer_year",
+    "interpolate_gaps",
+    "preprocess_s2",
+    "reflectance_vars",
+    "s2_quality",
+    "select_year",
+    "valid_mask",
+]
+
+N_DEKADS = 36  # three "dekads" per month: days 1-10, 11-20, 21-end (FAO/WMO convention)
+
+# s2cloudless' model inputs (L1C TOA), in its order.
+CLOUDLESS_BANDS = ("B01", "B02", "B04", "B05", "B08", "B8A", "B09", "B10", "B11", "B12")
+# Proxy for the missing L1C cirrus band B10 (see cloud_probability).
+B10_PROXY_FACTOR = 0.3
+
+
+@dataclass(frozen=True)
+class S2MaskConfig:
+    """How observations are declared invalid.
+
+    invalid: SCL classes always masked (default: nodata, saturated, cloud shadow,
+        clouds medium/high, cirrus).
+    dilate: SCL classes grown by ``dilation_radius`` pixels (a disk) before
+        masking, to catch the undetected cloud edges and shadow fringes around them.
+    snow: ``"persistent"`` (default) keeps snow (SCL 11) at pixels where it is
+        at least ``snow_min_fraction`` of the clear observations (glaciers,
+        permanent snow: the snow/ice class must see it) and masks it elsewhere
+        (a winter snowfall on a field would bias its features); ``"keep"`` never
+        masks snow; ``"mask"`` always does.
+    cloud_probability: opt in to the s2cloudless detector as an extra cloud
+        seed (``probability > cloud_threshold``), dilated like the SCL clouds.
+    """
+
+    invalid: frozenset[int] = SCL_INVALID
+    dilate: frozenset[int] = field(default_factory=lambda: SCL_CLOUDS | {SCL_SHADOW})
+    dilation_radius: int = 3
+    snow: Literal["persistent", "keep", "mask"] = "persistent"
+    snow_min_fraction: float = 0.5
+    cloud_probability: bool = False
+    cloud_threshold: float = 0.4
+
+    def __post_init__(self) -> None:
+        for name in ("invalid", "dilate"):
+            codes = getattr(self, name)
+            if not all(isinstance(c, (int, np.integer)) and 0 <= c <= 255 for c in codes):
+                raise InputError(f"invalid S2MaskConfig.{name} {set(codes)!r}: expected SCL codes 0..255")
+        if SCL_SNOW in self.invalid and self.snow != "mask":
+            raise InputError("S2MaskConfig: SCL 11 (snow) is in `invalid`; use snow='mask' to mask snow")
+        if not isinstance(self.dilation_radius, (int, np.integer)) or self.dilation_radius < 0:
+            raise InputError(f"invalid dilation_radius {self.dilation_radius!r}: expected an integer >= 0")
+        if self.snow not in ("persistent", "keep", "mask"):
+            raise InputError(f"invalid snow policy {self.snow!r}: expected persistent, keep or mask")
+        if not 0.0 <= self.snow_min_fraction <= 1.0:
+            raise InputError(f"invalid snow_min_fraction {self.snow_min_fraction!r}: expected 0..1")
+        if not 0.0 <= self.cloud_threshold <= 1.0:
+            raise InputError(f"invalid cloud_threshold {self.cloud_threshold!r}: expected 0..1")
+
+
+class S2Result(NamedTuple):
+    """What :func:`preprocess_s2` returns."""
+
+    composites: xr.Dataset  # (time=36, y, x) float32 per band, gap-filled
+    quality: xr.Dataset  # s2_obs, s2_valid (int16), s2_discarded_pct (float32), (y, x)
+
+
+# --- time axis ------------------------------------------------------------------
+
+
+def _times(obj: xr.Dataset | xr.DataArray) -> pd.DatetimeIndex:
+    if TIME not in obj.dims:
+        raise InputError(f"Sentinel-2 input has dims {tuple(obj.dims)}: expected a 'time' dim")
+    return pd.DatetimeIndex(obj[TIME].values)
+
+
+def infer_year(obj: xr.Dataset | xr.DataArray) -> int:
+    """The most common calendar year of the observations."""
+    times = _times(obj)
+    if len(times) == 0:
+        raise InputError("Sentinel-2 input has no time steps: cannot infer the year")
+    years, counts = np.unique(times.year, return_counts=True)
+    return int(years[np.argmax(counts)])
+
+
+def select_year(obj: xr.Dataset | xr.DataArray, year: int | None = None):
+    """Observations of ``year`` (default: :func:`infer_year`), sorted by time."""
+    year = infer_year(obj) if year is None else int(year)
+    if not _times(obj).is_monotonic_increasing:
+        obj = obj.sortby(TIME)  # copies: loaders normally deliver sorted times
+    idx = np.nonzero(np.asarray(_times(obj).year == year))[0]
+    if len(idx) == obj.sizes[TIME]:
+        return obj
+    # sorted, so the year is one contiguous run: a slice is a view, not a copy
+    return obj.isel({TIME: slice(int(idx[0]), int(idx[-1]) + 1) if len(idx) else slice(0, 0)})
+
+
+def dekad_index(times: pd.DatetimeIndex | np.ndarray) -> np.ndarray:
+    """Dekad of each time, 0..35: (month - 1) * 3 + (0 for days 1-10, 1 for 11-20, 2 after)."""
+    t = pd.DatetimeIndex(times)
+    return np.asarray((t.month - 1) * 3 + np.minimum((t.day - 1) // 10, 2), dtype=np.int64)
+
+
+def dekad_centres(year: int) -> pd.DatetimeIndex:
+    """Mid-point of each of the 36 dekads of ``year`` (e.g. Jan 1-10 -> Jan 6 00:00)."""
+    starts, ends = [], []
+    for d in range(N_DEKADS):
+        month, part = d // 3 + 1, d % 3
+        start = pd.Timestamp(year, month, 1 + 10 * part)
+        end = start + pd.Timedelta(days=10) if part < 2 else start + pd.offsets.MonthBegin(1)
+        starts.append(start)
+        ends.append(end)
+    s, e = pd.DatetimeIndex(starts), pd.DatetimeIndex(ends)
+    return s + (e - s) / 2
+
+
+# --- masking --------------------------------------------------------------------
+
+
+def _lut(codes: frozenset[int]) -> np.ndarray:
+    lut = np.zeros(256, dtype=bool)
+    lut[list(codes)] = True
+    return lut
+
+
+@functools.lru_cache(maxsize=8)
+def _disk(radius: int) -> np.ndarray:
+    """A (1, 2r+1, 2r+1) disk: dilates in y/x only, every time slice at once."""
+    yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+    return ((yy**2 + xx**2) <= radius**2)[None]
+
+
+def _valid_kernel(
+    scl: np.ndarray,
+    prob: np.ndarray | None = None,
+    *,
+    invalid: frozenset[int],
+    dilate: frozenset[int],
+    radius: int,
+    snow: str,
+    snow_min_fraction: float,
+    threshold: float,
+) -> np.ndarray:
+    """(T, y, x) SCL [+ cloud probability] -> (T, y, x) bool, True = usable."""
+    bad = _lut(invalid)[scl]
+    seed = _lut(dilate)[scl]
+    if prob is not None:
+        with np.errstate(invalid="ignore"):
+            seed |= prob > threshold  # NaN probability is no seed
+    if radius > 0 and seed.any():
+        # One call over the whole stack: the structure is flat in time.
+        seed = ndimage.binary_dilation(seed, structure=_disk(radius))
+    bad |= seed
+    if snow == "mask":
+        bad |= scl == SCL_SNOW
+    elif snow == "persistent":
+        is_snow = scl == SCL_SNOW
+        clear = ~bad
+        n_clear = clear.sum(axis=0)
+        n_snow = (is_snow & clear).sum(axis=0)
+        transient = n_snow < snow_min_fraction * n_clear
+        bad |= is_snow & transient[None]
+    return ~bad
+
+
+def _as_scl(scl: xr.DataArray) -> xr.DataArray:
+    if scl.dtype == np.uint8:
+        return scl
+    if np.issubdtype(scl.dtype, np.floating):
+        scl = scl.fillna(SCL_NODATA)
+    return scl.astype(np.uint8)
+
+
+def valid_mask(
+    scl: xr.DataArray,
+    config: S2MaskConfig = S2MaskConfig(),
+    cloud_prob: xr.DataArray | None = None,
+) -> xr.DataArray:
+    """Usable observations: (time, y, x) bool, True where the SCL class is kept.
+
+    Masks ``config.invalid``; grows ``config.dilate`` classes (and, if given,
+    ``cloud_prob > config.cloud_threshold``) by a disk of
+    ``config.dilation_radius`` pixels with :func:`scipy.ndimage.binary_dilation`
+    (one call per block, flat structure in time = per time slice); applies the
+    snow policy.  On dask the dilation halo crosses chunk borders
+    (map_overlap), so results do not depend on chunking.
+    """
+    scl = _as_scl(scl)
+    kw = dict(
+        invalid=frozenset(config.invalid),
+        dilate=frozenset(config.dilate),
+        radius=int(config.dilation_radius),
+        snow=config.snow,
+        snow_min_fraction=float(config.snow_min_fraction),
+        threshold=float(config.cloud_threshold),
+    )
+    arrays = (scl,) if cloud_prob is None else (scl, cloud_prob.astype(np.float32))
+    out = map_overlap_yx(_valid_kernel, *arrays, depth=int(config.dilation_radius), dtype=bool, **kw)
+    return out.rename("valid")
+
+
+def reflectance_vars(ds: xr.Dataset) -> list[str]:
+    """Names of the reflectance bands present in ``ds`` (S2 bands + B10), in S2 order.
+
+    Other variables (e.g. AOT, WVP) are ignored; no band at all is an error
+    (typically asset keys such as ``red`` that the loader did not map).
+    """
+    order = [*S2_BANDS, "B10"]
+    names = [str(v) for v in ds.data_vars if v in order]
+    if not names:
+        raise InputError(
+            f"Sentinel-2 input has no reflectance band among {list(ds.data_vars)}: expected {list(S2_BANDS)}"
+        )
+    return sorted(names, key=order.index)
+
+
+def apply_mask(ds: xr.Dataset, valid: xr.DataArray) -> xr.Dataset:
+    """Reflectance bands set to NaN where ``valid`` is False (SCL dropped)."""
+    bands = reflectance_vars(ds)
+    # a Variable (no indexes) skips xarray's alignment, which would copy every band
+    cond = valid.transpose(*ds[bands[0]].dims).variable
+    return xr.Dataset({b: ds[b].where(cond).astype(np.float32, copy=False) for b in bands}, attrs=ds.attrs)
+
+
+def s2_quality(scl: xr.DataArray, valid: xr.DataArray) -> xr.Dataset:
+    """Per-pixel InputQuality statistics of one year of S2 (DESIGN.md §2).
+
+    ``s2_obs``: observations with data (SCL != 0), int16; ``s2_valid``: kept by
+    the mask, int16; ``s2_discarded_pct``: 100 * (obs - valid) / obs, float32,
+    NaN where there is no observation.  Every masked observation with data
+    counts as discarded (clouds, shadows, their dilation, transient snow,
+    saturation).  The tile writer aggregates these to 0.0005 degree as int16.
+    """
+    scl = _as_scl(scl)
+    has_data = (scl != SCL_NODATA).rename("has_data")
+    obs = apply_along_time(count_valid, has_data, dtype=np.int16)
+    kept = apply_along_time(count_valid, has_data & valid.transpose(*has_data.dims).variable, dtype=np.int16)
+    pct = (100.0 * (obs - kept).astype(np.float32) / obs.where(obs > 0)).astype(np.float32)
+    return xr.Dataset({"s2_obs": obs, "s2_valid": kept, "s2_discarded_pct": pct})
+
+
+# --- s2cloudless (opt-in) ---------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _cloud_detector():
+    from s2cloudless import S2PixelCloudDetector  # heavy import (lightgbm, sentinelhub)
+
+    return S2PixelCloudDetector(all_bands=False, average_over=None, dilation_size=None)
+
+
+def _cloud_kernel(*bands: np.ndarray) -> np.ndarray:
+    """(T, y, x) per band, in CLOUDLESS_BANDS order -> (T, y, x) probability."""
+    stack = np.stack(bands, axis=-1).astype(np.float32)  # (T, y, x, 10)
+    ok = np.isfinite(stack).all(axis=-1)
+    out = np.full(ok.shape, np.nan, dtype=np.float32)
+    if ok.any():
+        rows = stack[ok]
+        out[ok] = _cloud_detector().get_cloud_probability_maps(rows[None, None])[0, 0]
+    return out
+
+
+def cloud_probability(ds: xr.Dataset) -> xr.DataArray:
+    """s2cloudless cloud probability (time, y, x) float32 in 0..1, NaN where bands are missing.
+
+    Opt-in (``S2MaskConfig(cloud_probability=True)``): the shipped LightGBM model
+    was trained on **L1C top-of-atmosphere** reflectance of B01, B02, B04, B05,
+    B08, B8A, B09, B10, B11, B12.  We feed it L2A bottom-of-atmosphere
+    reflectance, which is darker in the blue (no path radiance) but keeps clouds
+    bright, and L2A has no B10 (cirrus, 1375 nm).  When ``ds`` has no ``B10``
+    we substitute ``B10 ~= 0.3 * min(B02, B11)``: the cirrus band sees only what
+    lies above the water-vapour layer, i.e. it is near 0 over clear land and
+    water and high over clouds, which are bright in both the blue and the SWIR,
+    while snow is bright in the blue but dark in the SWIR.  With B10 = 0 the
+    model calls even a thick bright cloud clear (probability ~0); with the proxy
+    it gives ~0.9 for a bright cloud spectrum and ~0 for vegetation, soil,
+    water, urban and snow spectra (checked in the tests).  The proxy was not
+    validated against L1C B10: it is a seed for the SCL mask, not a replacement.
+    """
+    bands = {b: ds[b] for b in CLOUDLESS_BANDS if b in ds.data_vars}
+    missing = [b for b in CLOUDLESS_BANDS if b not in bands and b != "B10"]
+    if missing:
+        raise InputError(f"s2cloudless needs bands {missing} that the Sentinel-2 input lacks")
+    if "B10" not in bands:
+        with np.errstate(invalid="ignore"):
+            proxy = (B10_PROXY_FACTOR * np.fmin(ds["B02"], ds["B11"])).clip(0.0, 1.0)
+        bands["B10"] = proxy.where(ds["B02"].notnull() & ds["B11"].notnull()).astype(np.float32)
+    arrays = [bands[b] for b in CLOUDLESS_BANDS]
+    out = map_overlap_yx(_cloud_kernel, *arrays, depth=0, dtype=np.float32)
+    return out.rename("cloud_probability")
+
+
+# --- composites -------------------------------------------------------------------
+
+
+def _composite_kernel(
+    a: np.ndarray, *, bounds: list[tuple[int, int]], centres: np.ndarray, interpolate: bool
+) -> np.ndarray:
+    """(T, y, x) masked time series -> (36, y, x) dekad medians, gap-filled."""
+    out = group_median(a, bounds)
+    return interpolate_gaps(out, centres) if interpolate else out
+
+
+def interpolate_gaps(a: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Fill NaN along axis 0 linearly in ``t`` (nearest at both ends); all-NaN stays NaN.
+
+    Two sweeps over the (short) time axis, each vectorised over all pixels: the
+    forward sweep records, for every step, the last valid value and its time;
+    the backward sweep carries the next valid value and fills only the gap
+    pixels of each step; when under half the pixels have a gap, only those are
+    swept.  5-7x faster than gathering with running index maxima
+    (``np.maximum.accumulate`` + ``take_along_axis``), same result.
+    """
+    n = a.shape[0]
+    valid = ~np.isnan(a)
+    if valid.all() or not valid.any():
+        return a
+    flat = a.reshape(n, -1)
+    vflat = valid.reshape(n, -1)
+    cols = np.flatnonzero(~vflat.all(axis=0) & vflat.any(axis=0))  # pixels with something to fill
+    subset = len(cols) < 0.5 * flat.shape[1]
+    # np.take keeps rows C-contiguous (fancy indexing [:, cols] would not)
+    a2, v2 = (np.take(flat, cols, axis=1), np.take(vflat, cols, axis=1)) if subset else (flat, vflat)
+    t32 = np.asarray(t, dtype=np.float32)  # days: small multiples of 0.5, exact in float32
+    pv = np.empty(a2.shape, np.float32)  # previous valid value ...
+    pt = np.empty(a2.shape, np.float32)  # ... and its time (NaN: none yet)
+    lv = np.full(a2.shape[1], np.nan, np.float32)
+    lt = np.full(a2.shape[1], np.nan, np.float32)
+    for i in range(n):
+        np.copyto(lv, a2[i], where=v2[i])
+        np.copyto(lt, t32[i], where=v2[i])
+        pv[i], pt[i] = lv, lt
+    out = a2.astype(np.float32, copy=True)
+    nv = np.full(a2.shape[1], np.nan, np.float32)
+    nt = np.full(a2.shape[1], np.nan, np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for i in range(n - 1, -1, -1):
+            np.copyto(nv, a2[i], where=v2[i])
+            np.copyto(nt, t32[i], where=v2[i])
+            gap = np.flatnonzero(~v2[i])
+            if gap.size == 0:
+                continue
+            p, q = pv[i, gap], nv[gap]
+            tp, tq = pt[i, gap], nt[gap]
+            w = (t32[i] - tp) / (tq - tp)  # float32: the times are exact, w to 1 ulp
+            fill = p + (q - p) * w
+            fill = np.minimum(np.maximum(fill, np.fmin(p, q)), np.fmax(p, q))  # no 1-ulp overshoot
+            out[i, gap] = np.where(np.isnan(tp), q, np.where(np.isnan(tq), p, fill))
+    if not subset:
+        return out.reshape(a.shape)
+    res = flat.astype(np.float32, copy=True)
+    res[:, cols] = out
+    return res.reshape(a.shape)
+
+
+def composite(ds: xr.Dataset, year: int | None = None, interpolate: bool = True) -> xr.Dataset:
+    """10-day median composites of masked reflectance, gap-filled: (time=36, y, x).
+
+    The year is cut into 36 fixed dekads (days 1-10, 11-20, 21-end of each
+    month), so composite *k* is the same calendar window every year and the
+    feature names built on it are stable.  Output ``time`` holds the dekad
+    mid-points, with a ``dekad`` coordinate 1..36.
+
+    Speed: ``resample(time="10D").median()`` (the reference) calls xarray's
+    generic NaN-median once per bin through ``np.nanmedian``, which on a
+    5-day revisit sorts masked arrays of 2 values per pixel -- tens of
+    operations per value.  Here the time-sorted observations of a dekad are a
+    contiguous slice, and its NaN-skipping median is a comparison network for
+    1-3 observations (``fmin``/``fmax`` and ``where``: a few vectorised passes)
+    with :func:`sorted_quantiles` (one sort + gather) beyond that.  bottleneck
+    is not installed and numbagg/flox are not needed at these group sizes.
+    Measured on one 512x512x73 float32 band with 40 % masked (2 shared cores,
+    best of 3-5): the reference 5.0 s; medians here 0.11 s (44x), medians + gap
+    filling 0.23 s (21x); equal to a per-dekad ``groupby().median()``.
+    Gap filling follows in the same kernel (:func:`interpolate_gaps`) on the
+    dekad mid-points: linear inside the year, nearest at both ends; pixels with
+    no valid observation all year stay NaN.
+    """
+    year = infer_year(ds) if year is None else int(year)
+    ds = select_year(ds, year)
+    didx = dekad_index(_times(ds))
+    starts = np.searchsorted(didx, np.arange(N_DEKADS), side="left")
+    stops = np.searchsorted(didx, np.arange(N_DEKADS), side="right")
+    bounds = [(int(a), int(b)) for a, b in zip(starts, stops)]
+    centres = dekad_centres(year)
+    t_days = np.asarray((centres - centres[0]) / pd.Timedelta(days=1), dtype=np.float64)
+    kw = dict(bounds=bounds, centres=t_days, interpolate=interpolate)
+    out = {}
+    for band in reflectance_vars(ds):
+        da = ds[band].astype(np.float32, copy=False)
+        out[band] = apply_along_time(
+            _composite_kernel, da, out_dim="_dekad", out_size=N_DEKADS, kwargs=kw
+        ).rename({"_dekad": TIME})
+    res = xr.Dataset(out, attrs=ds.attrs)
+    times = centres.values.astype("datetime64[ns]")
+    return res.assign_coords({TIME: times, "dekad": (TIME, np.arange(1, N_DEKADS + 1))})
+
+
+# --- all in one ---------------------------------------------------------------------
+
+
+def preprocess_s2(
+    ds: xr.Dataset,
+    year: int | None = None,
+    config: S2MaskConfig = S2MaskConfig(),
+    interpolate: bool = True,
+) -> S2Result:
+    """Mask, composite and count one block-year of S2 L2A; lazy on dask input.
+
+    Returns ``S2Result(composites, quality)``: 36 gap-filled dekad composites
+    of every reflectance band, and the per-pixel InputQuality statistics.
+    """
+    if SCL not in ds.data_vars:
+        raise InputError(f"Sentinel-2 input lacks the {SCL} variable: expected {SCL} uint8 (0 = nodata)")
+    year = infer_year(ds) if year is None else int(year)
+    ds = select_year(ds, year)
+    prob = cloud_probability(ds) if config.cloud_probability else None
+    valid = valid_mask(ds[SCL], config, cloud_prob=prob)
+    quality = s2_quality(ds[SCL], valid)
+    comps = composite(apply_mask(ds, valid), year=year, interpolate=interpolate)
+    return S2Result(comps, quality)

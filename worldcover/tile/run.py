@@ -1,0 +1,196 @@
+"""One tile, block by block: load -> preprocess -> features -> classify -> products.
+
+Blocks are computed with dask (threads) one after the other, so memory is
+bounded by one block; each finished block is recorded, so a rerun resumes at
+the first unfinished block and a finished tile is skipped. A tile that fails
+leaves a FAILED.json (the error, no secrets) and no product that looks done.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Protocol
+
+import dask
+import numpy as np
+import xarray as xr
+
+from worldcover.cog import atomic_write_text
+from worldcover.errors import DataError, WorldCoverError
+from worldcover.grid import Block, Tile, check_block_size, parse_blocks
+from worldcover.legend import NODATA
+from worldcover.products import TilePaths, is_finished, tile_paths
+from worldcover.sources.stac import BlockInputs
+from worldcover.tile.products import (
+    BlockResult, assemble_tile, block_done, cleanup_scratch, write_block_result,
+)
+
+
+class Source(Protocol):
+    kind: str
+
+    def load_block(self, block: Block, year: int) -> BlockInputs: ...
+
+
+@dataclass(frozen=True)
+class ChainParams:
+    """Parameters of the science chain that are recorded in every product's provenance."""
+
+    cloud_dilation_px: int = 3
+    s1_speckle_window: int = 7
+    chunk: int = 1024
+    threads: int | None = None  # dask threads per block; None = all cores
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def open_source(source: str, max_cloud: float | None = None, chunk: int = 1024) -> Source:
+    """A provider by name: ``sentinelhub``, a STAC preset, or a STAC API URL."""
+    if source == "sentinelhub":
+        from worldcover.sources.sentinelhub import SentinelHubSource
+
+        return SentinelHubSource(max_cloud=max_cloud)
+    from worldcover.sources.stac import StacSource
+
+    return StacSource(source, max_cloud=max_cloud, chunk=chunk)
+
+
+def feature_config_of(model):
+    """The FeatureConfig a model was trained with (recorded in its card's provenance)."""
+    from worldcover.features import FeatureConfig, feature_names
+
+    recorded = dict(model.card.provenance).get("feature_config")
+    if recorded is None:
+        raise DataError(f"model {model.name!r} does not record its feature_config in the card's provenance")
+    config = FeatureConfig.from_dict(recorded)
+    if tuple(feature_names(config)) != tuple(model.feature_names):
+        raise DataError(f"model {model.name!r}: its feature_config does not produce its feature names")
+    return config
+
+
+def classify_block(block: Block, year: int, inputs: BlockInputs, model, params: ChainParams) -> BlockResult:
+    """The science chain on one block's inputs; computes with dask threads."""
+    from worldcover.features import compute_features
+    from worldcover.preprocess.s1 import preprocess_s1
+    from worldcover.preprocess.s2 import S2MaskConfig, preprocess_s2
+
+    config = feature_config_of(model)
+    if inputs.s2 is None:
+        raise DataError(f"block {block.id}: no Sentinel-2 data")
+    s2 = preprocess_s2(inputs.s2, year, S2MaskConfig(dilation_radius=params.cloud_dilation_px))
+    s1 = None
+    n_s1 = xr.zeros_like(s2.quality["s2_obs"])
+    if config.s1:
+        if inputs.s1 is None:
+            raise DataError(f"block {block.id}: the model needs Sentinel-1 but the source has none for {year}")
+        s1r = preprocess_s1(inputs.s1, year, window=params.s1_speckle_window)
+        s1, n_s1 = s1r.db, s1r.count
+    if config.terrain and inputs.dem is None:
+        raise DataError(f"block {block.id}: the model needs a DEM but the source has none")
+    feats = compute_features(s2.composites, s1, inputs.dem, config)
+    codes, prob = model.predict_block(feats, lazy=True)
+    q = s2.quality
+    with dask.config.set(scheduler="threads", num_workers=params.threads):
+        codes, prob, n_s1, n_s2, n_clear, pct = dask.compute(
+            codes, prob, n_s1, q["s2_obs"], q["s2_valid"], q["s2_discarded_pct"])
+    codes = np.asarray(codes, dtype="uint8")
+    no_clear = np.asarray(n_clear) == 0
+    codes[no_clear] = NODATA  # no clear observation all year: nodata, never a guessed class
+    return BlockResult(
+        block=block, codes=codes, prob=np.where(codes > 0, np.asarray(prob), 0).astype("uint8"),
+        n_s1=np.asarray(n_s1, dtype="int16"), n_s2=np.asarray(n_s2, dtype="int16"),
+        pct_discarded=np.nan_to_num(np.rint(np.asarray(pct)), nan=100).astype("int16"),
+        provenance={"items": inputs.items,
+                    "harmonisation": [asdict(h) for h in inputs.harmonisation],
+                    "s2_acquisitions": int(inputs.s2.sizes.get("time", 0)),
+                    "s1_acquisitions": int(inputs.s1.sizes.get("time", 0)) if inputs.s1 is not None else 0},
+    )
+
+
+@dataclass
+class TileRun:
+    """What happened to one tile."""
+
+    tile: str
+    status: str  # done | skipped | failed
+    blocks_total: int = 0
+    blocks_computed: int = 0
+    blocks_reused: int = 0
+    pixels: int = 0
+    seconds: float = 0.0
+    error: str = ""
+    outputs: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def run_tile(tile: str | Tile, year: int, source: str | Source, model: str | Path, out_root: str | Path,
+             *, block_size: int = 3000, blocks: str = "all", max_cloud: float | None = None,
+             params: ChainParams = ChainParams(), on_block: Callable[[Block, str], None] | None = None) -> TileRun:
+    """Process one tile (idempotent): skip if finished, resume at unfinished blocks."""
+    from worldcover.model import Model
+
+    t0 = time.perf_counter()
+    tile = tile if isinstance(tile, Tile) else Tile.parse(tile)
+    check_block_size(block_size)
+    todo = parse_blocks(tile, blocks, block_size)
+    paths = tile_paths(out_root, tile, year)
+    if is_finished(paths):
+        return TileRun(tile.id, "skipped", blocks_total=len(todo), blocks_reused=len(todo),
+                       seconds=time.perf_counter() - t0, outputs=_outputs(paths))
+    paths.dir.mkdir(parents=True, exist_ok=True)
+    cleanup_scratch(paths)
+    run = TileRun(tile.id, "failed", blocks_total=len(todo))
+    try:
+        clf = Model.load(model)
+        src = open_source(source, max_cloud, params.chunk) if isinstance(source, str) else source
+        for block in todo:
+            if block_done(paths, block):
+                run.blocks_reused += 1
+                if on_block:
+                    on_block(block, "reused")
+                continue
+            result = classify_block(block, year, src.load_block(block, year), clf, params)
+            write_block_result(paths, result)
+            run.blocks_computed += 1
+            if on_block:
+                on_block(block, "computed")
+        assemble_tile(paths, todo, model_card=clf.card.to_dict(), source=_source_name(source),
+                      params={**params.to_dict(), "block_size": block_size, "max_cloud": max_cloud})
+        paths.failure.unlink(missing_ok=True)
+        run.status = "done"
+        run.pixels = sum(b.shape[0] * b.shape[1] for b in todo)
+        run.outputs = _outputs(paths)
+    except Exception as exc:
+        run.error = _describe(exc)
+        atomic_write_text(paths.failure, json.dumps({
+            "tile": tile.id, "year": year, "error": run.error, "type": type(exc).__name__,
+            "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=1))
+        raise
+    finally:
+        run.seconds = time.perf_counter() - t0
+        cleanup_scratch(paths)
+    return run
+
+
+def _source_name(source) -> str:
+    return source if isinstance(source, str) else getattr(source, "kind", type(source).__name__)
+
+
+def _outputs(paths: TilePaths) -> dict:
+    return {"map": str(paths.map), "prob": str(paths.prob), "quality": str(paths.quality), "item": str(paths.item)}
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, WorldCoverError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+__all__ = ["ChainParams", "TileRun", "classify_block", "feature_config_of", "open_source", "run_tile"]
