@@ -35,7 +35,7 @@ def plan_cmd(
     stage: Optional[str] = StageOpt, tiles: Optional[str] = TilesOpt, bbox: Optional[str] = BboxOpt,
     year: int = typer.Option(2021, "--year"), name: str = typer.Option("", "--name", help="Default: wc-<stage>-<year>."),
     model: str = typer.Option("models/default", "--model"), source: str = typer.Option("planetary-computer", "--source"),
-    out: str = typer.Option("campaigns", "--out"), block_size: int = typer.Option(3000, "--block-size"),
+    out: str = typer.Option("campaigns", "--out", "--out-root", help="Campaign output root."), block_size: int = typer.Option(3000, "--block-size"),
     blocks: str = typer.Option("all", "--blocks"), batch_size: int = typer.Option(50, "--batch-size"),
     max_cloud: Optional[float] = typer.Option(None, "--max-cloud"), seed: int = typer.Option(2021, "--seed"),
     price: float = typer.Option(0.04, "--price-per-core-hour", help="USD per core-hour for the cost line."),
@@ -75,7 +75,7 @@ def run_cmd(
     stage: Optional[str] = StageOpt, tiles: Optional[str] = TilesOpt, bbox: Optional[str] = BboxOpt,
     year: int = typer.Option(2021, "--year"), name: str = typer.Option("", "--name"),
     model: str = typer.Option("models/default", "--model"), source: str = typer.Option("planetary-computer", "--source"),
-    out: str = typer.Option("campaigns", "--out"), block_size: int = typer.Option(3000, "--block-size"),
+    out: str = typer.Option("campaigns", "--out", "--out-root", help="Campaign output root."), block_size: int = typer.Option(3000, "--block-size"),
     blocks: str = typer.Option("all", "--blocks"), max_cloud: Optional[float] = typer.Option(None, "--max-cloud"),
     seed: int = typer.Option(2021, "--seed"),
     engine: str = typer.Option("local", "--engine", help="local (dask). For Argo use `campaign submit`."),
@@ -133,7 +133,7 @@ def print_summary(summary: dict) -> None:
 def promote_cmd(
     from_stage: str = typer.Option(..., "--from", help="Stage that was validated (e.g. 1pct)."),
     to_stage: str = typer.Option(..., "--to", help="Stage to promote to (e.g. 10pct)."),
-    out: str = typer.Option("campaigns", "--out", help="Output root of the validated stage."),
+    out: str = typer.Option("campaigns", "--out", "--out-root", help="Output root of the validated stage."),
     threshold: float = typer.Option(0.75, "--threshold", help="Minimum overall accuracy (fraction)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -149,3 +149,13 @@ def promote_cmd(
     console.print(f"[green]promoted[/green] {from_stage} -> {to_stage}: OA {100 * p.overall_accuracy:.1f} % >= "
                   f"{100 * threshold:.0f} %; {len(p.plan.tiles)} tiles, {len(p.reused_tiles)} already finished "
                   f"and reused, {len(p.new_tiles)} to run (`worldcover campaign run --stage {to_stage} --out {out}`)")
+
+
+def _add_argo_commands() -> None:
+    """render / submit / status / retry live in their own module; expose them here."""
+    from worldcover.cli import campaign_argo
+
+    app.registered_commands.extend(campaign_argo.app.registered_commands)
+
+
+_add_argo_commands()

@@ -25,7 +25,7 @@ NAMESPACE_ENV = "ARGO_NAMESPACE"
 _stage = typer.Option(None, "--stage", help="1pct, 10pct or 100pct.")
 _year = typer.Option(2021, "--year", help="Year of the map.")
 _tiles = typer.Option(None, "--tiles", help="Comma-separated tile ids (instead of --stage), e.g. N00E006,S03W063.")
-_name = typer.Option(None, "--name", help="Campaign name (default wc-<year>-<stage>).")
+_name = typer.Option(None, "--name", help="Campaign name (default wc-<stage>-<year>).")
 _image = typer.Option(None, "--image", help="Container image (default ghcr.io/worldcover/worldcover:<version>).")
 _batch = typer.Option(50, "--batch-size", help="Tiles per child workflow.")
 _out_root = typer.Option(DEFAULT_OUT_ROOT, "--out-root", help="Where tiles and mosaics go (s3://bucket/prefix).")
@@ -43,7 +43,7 @@ def _plan(stage, year, tiles, name, batch_size, out_root, model, source, max_clo
     from worldcover.campaign.plan import CampaignPlan
 
     tile_list = [t.strip() for t in tiles.split(",") if t.strip()] if tiles else None
-    name = name or f"wc-{year}-{stage or 'custom'}"
+    name = name or f"wc-{stage or 'custom'}-{year}"  # as `worldcover campaign plan`
     opts = {"batch_size": batch_size}
     if max_cloud is not None:
         opts["max_cloud"] = max_cloud

@@ -14,6 +14,11 @@ from worldcover.cli._common import console, echo_json
 app = typer.Typer(cls=_FriendlyErrors, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 
+@app.callback()
+def _group() -> None:
+    """Merge finished tiles into the global mosaic (VRT, overview COGs, areas, quicklook, STAC)."""
+
+
 @app.command("build")
 def build(
     campaign: Path = typer.Option(..., "--campaign", help="Campaign output root (holds campaign.json and tiles/)."),

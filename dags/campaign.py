@@ -1,0 +1,134 @@
+"""A campaign as Argo objects: the plan's step calls as DAG tasks.
+
+The calls come from :func:`worldcover.campaign.calls.step_calls` (the same
+list the local engine runs): one ``process_tile`` per tile, then
+``collect_failures``, ``merge`` and ``validate``.
+
+* One batch of tiles: a single Workflow whose DAG runs the tiles (tasks named
+  by tile id, e.g. ``n00e006``), then the campaign steps.
+* More than one batch: workflow of workflows. One WorkflowTemplate per batch
+  (its DAG holds that batch's tiles) and a parent Workflow that creates one
+  child Workflow per batch (resource template, ``action: create``), waits for
+  its phase, then runs the campaign steps. Each object stays small and each
+  workflow well under 1,000 nodes.
+
+No task's failure stops the others (``failFast: false``); the first campaign
+step depends on every tile or batch *finishing*, whatever the result.
+"""
+
+from hera.workflows import DAG, Resource, Task, Workflow, WorkflowTemplate
+from hera.workflows import models as m
+
+from worldcover.engines.argo import parts as p
+
+#: step function -> (WorkflowTemplate, template) that runs it
+STEP_TEMPLATES = {
+    "process_tile": (p.TEMPLATE_PROCESS_TILE, "process-tile"),
+    "collect_failures": (p.TEMPLATE_PROCESS_TILE, "collect-failures"),
+    "merge": (p.TEMPLATE_MERGE, "merge"),
+    "validate": (p.TEMPLATE_VALIDATE, "validate"),
+}
+
+
+def step_task(call, plan, depends=None) -> Task:
+    """A DAG task calling one step through its WorkflowTemplate, arguments spelt out."""
+    if call.name not in STEP_TEMPLATES:
+        from worldcover.errors import DataError
+
+        raise DataError(f"no Argo template runs step {call.name!r}: add it to STEP_TEMPLATES in dags/campaign.py")
+    template, entry = STEP_TEMPLATES[call.name]
+    tile = call.arguments.get("tile")
+    extra = {"stage": p.stage_label(plan)} if call.name == "process_tile" else {}
+    return Task(
+        name=p.task_name(tile) if tile else call.name.replace("_", "-"),
+        template_ref=m.TemplateRef(name=template, template=entry),
+        arguments=p.step_arguments(call, extra),
+        depends=depends,
+    )
+
+
+def campaign_steps(calls, plan, after: list[str]) -> None:
+    """collect_failures -> merge -> validate, the first once everything in ``after`` has finished."""
+    depends = p.all_done(after)
+    for call in calls:
+        depends = step_task(call, plan, depends).name
+
+
+def single_workflow(plan, cfg, tile_calls, final_calls, prefix, extra_labels) -> Workflow:
+    with Workflow(
+        generate_name=f"{prefix}-",
+        labels={**p.campaign_labels(plan, "campaign"), **extra_labels},
+        annotations={**p.campaign_ui(plan, len(tile_calls), 1), **p.plan_annotation(plan)},
+        entrypoint="main",
+        metrics=p.campaign_metrics(plan),
+        **p.workflow_spec(cfg, parallelism=cfg.tile_parallelism),
+    ) as wf:
+        with DAG(name="main", fail_fast=False):
+            for call in tile_calls:
+                step_task(call, plan)
+            campaign_steps(final_calls, plan, after=[p.task_name(c.arguments["tile"]) for c in tile_calls])
+    return wf
+
+
+def batch_template(plan, cfg, calls, name, index, count, extra_labels) -> WorkflowTemplate:
+    labels = {**p.campaign_labels(plan, "batch"), p.LABEL_BATCH: f"b{index:03d}", **extra_labels}
+    ui = p.batch_ui(plan, calls, index, count)
+    with WorkflowTemplate(
+        name=name,
+        labels=labels,
+        annotations=ui,
+        workflow_metadata=m.WorkflowMetadata(labels=labels, annotations=ui),
+        entrypoint="main",
+        **p.workflow_spec(cfg, parallelism=cfg.tile_parallelism, ttl=False),
+    ) as wt:
+        with DAG(name="main", fail_fast=False):
+            for call in calls:
+                step_task(call, plan)
+    return wt
+
+
+def parent_workflow(plan, cfg, batches, final_calls, prefix, extra_labels) -> Workflow:
+    """Creates one child Workflow per batch template, then runs the campaign steps."""
+    n_tiles = sum(len(calls) for _, calls in batches)
+    with Workflow(
+        generate_name=f"{prefix}-",
+        labels={**p.campaign_labels(plan, "parent"), **extra_labels},
+        annotations={**p.campaign_ui(plan, n_tiles, len(batches)), **p.plan_annotation(plan)},
+        entrypoint="main",
+        metrics=p.campaign_metrics(plan),
+        **p.workflow_spec(cfg, parallelism=cfg.batch_parallelism),
+    ) as wf:
+        batch = Resource(
+            name="batch",
+            inputs=[m.Parameter(name="batch"), m.Parameter(name="template")],
+            action="create",
+            set_owner_reference=True,
+            manifest=p.child_manifest(plan, extra_labels),
+            success_condition="status.phase == Succeeded",
+            failure_condition="status.phase in (Failed, Error)",
+        )
+        with DAG(name="main", fail_fast=False):
+            names = []
+            for index, (template_name, _) in enumerate(batches):
+                names.append(f"b{index:03d}")
+                Task(name=names[-1], template=batch,
+                     arguments={"batch": names[-1], "template": template_name})
+            campaign_steps(final_calls, plan, after=names)
+    return wf
+
+
+def build(plan, cfg: p.RenderConfig, *, prefix: str | None = None, retry_of: str | None = None) -> list:
+    """The campaign's objects: [Workflow] or [batch WorkflowTemplates..., parent Workflow]."""
+    from worldcover.campaign.calls import step_calls
+
+    prefix = prefix or plan.name
+    extra = {p.LABEL_RETRY_OF: retry_of} if retry_of else {}
+    calls = step_calls(plan)
+    by_tile = {c.arguments["tile"]: c for c in calls if c.name == "process_tile"}
+    final_calls = [c for c in calls if c.name != "process_tile"]
+    groups = [[by_tile[t] for t in batch] for batch in plan.batches()]
+    if len(groups) == 1:
+        return [single_workflow(plan, cfg, groups[0], final_calls, prefix, extra)]
+    batches = [(f"{prefix}-b{i:03d}", g) for i, g in enumerate(groups)]
+    templates = [batch_template(plan, cfg, g, name, i, len(batches), extra) for i, (name, g) in enumerate(batches)]
+    return templates + [parent_workflow(plan, cfg, batches, final_calls, prefix, extra)]

@@ -1,0 +1,40 @@
+"""WorkflowTemplate ``worldcover-process-tile``: one tile, and the campaign's failure list."""
+
+from hera.workflows import Script, WorkflowTemplate
+
+from worldcover.engines.argo import entry, parts as p
+
+
+def build(cfg: p.RenderConfig) -> WorkflowTemplate:
+    with WorkflowTemplate(
+        name=p.TEMPLATE_PROCESS_TILE,
+        labels={**p.PART_OF, p.LABEL_ROLE: "template"},
+        annotations=p.ui("WorldCover: process one tile",
+                         "S1/S2 preprocessing, features and the 11-class LightGBM classifier for one 3x3 degree "
+                         "tile: Map, Probability and InputQuality COGs plus a STAC item. A tile whose valid "
+                         "outputs already exist is skipped."),
+        entrypoint="process-tile",
+        service_account_name=cfg.service_account,
+    ) as wt:
+        Script(
+            name="process-tile",
+            source=entry.process_tile,
+            inputs=[p.stage_input()],
+            outputs=p.tile_outputs(),
+            resources=p.resources(cpu="4", memory="16Gi", cpu_limit="8", memory_limit="24Gi", disk="40Gi"),
+            retry_strategy=p.retry(cfg),
+            active_deadline_seconds=cfg.tile_deadline_s,
+            metrics=p.tile_metrics(),
+            env=p.base_env() + p.credentials_env(cfg),
+            **p.script_kwargs(cfg, disk="40Gi"),
+        )
+        Script(
+            name="collect-failures",
+            source=entry.collect_failures,
+            resources=p.resources(cpu="250m", memory="512Mi", cpu_limit="1", memory_limit="1Gi", disk="1Gi"),
+            retry_strategy=p.retry(cfg),
+            active_deadline_seconds=3600,
+            env=p.base_env() + p.credentials_env(cfg),
+            **p.script_kwargs(cfg, disk="1Gi"),
+        )
+    return wt

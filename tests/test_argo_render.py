@@ -1,0 +1,324 @@
+"""Rendering campaigns into Argo objects: layout, limits, resilience, security, metrics, drift, step calls."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import subprocess
+import sys
+import time
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+import yaml
+
+from worldcover.campaign.plan import CampaignPlan
+from worldcover.engines.argo import parts
+from worldcover.engines.argo.parts import RenderConfig
+from worldcover.engines.argo.render import render, render_step_calls, step_calls_of
+from worldcover.errors import InputError
+
+REPO = Path(__file__).resolve().parents[1]
+STAGES = ("1pct", "10pct", "100pct")
+TILE_RE = re.compile(r"^[NS]\d{2}[EW]\d{3}$", re.I)
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _plan(stage: str) -> CampaignPlan:
+    return CampaignPlan.create(f"wc-2021-{stage}", 2021, stage=stage, out_root="s3://worldcover/campaigns")
+
+
+@lru_cache(maxsize=None)
+def _render(stage: str):
+    start = time.perf_counter()
+    r = render(_plan(stage))
+    return r, time.perf_counter() - start
+
+
+@pytest.fixture(scope="module", params=STAGES)
+def rendering(request):
+    return _render(request.param)[0]
+
+
+def _campaign(r):
+    return [o for o in r.objects if o.role != "template"]
+
+
+def _dag(obj: dict) -> dict:
+    spec = obj["spec"]
+    return next(t for t in spec["templates"] if t["name"] == spec["entrypoint"])["dag"]
+
+
+def _scripts(r):
+    for o in r.objects:
+        for t in o.obj["spec"].get("templates", []):
+            if "script" in t:
+                yield o, t
+
+
+def test_layout_per_stage():
+    r1, r10, r100 = (_render(s)[0] for s in STAGES)
+    assert [o.role for o in r1.objects] == ["template"] * 3 + ["workflow"]
+    assert [o.role for o in r10.objects].count("batch") == 6 and r10.objects[-1].role == "parent"
+    assert [o.role for o in r100.objects].count("batch") == 54 and r100.objects[-1].role == "parent"
+    assert {o.name for o in r1.objects if o.role == "template"} == {
+        "worldcover-process-tile", "worldcover-merge", "worldcover-validate"}
+    # each batch template holds exactly one batch of the plan, in order
+    plan = _plan("100pct")
+    batches = [o for o in r100.objects if o.role == "batch"]
+    for o, tiles in zip(batches, plan.batches()):
+        assert [t["arguments"]["parameters"] for t in _dag(o.obj)["tasks"]] and \
+            [next(p["value"] for p in t["arguments"]["parameters"] if p["name"] == "tile")
+             for t in _dag(o.obj)["tasks"]] == list(tiles)
+
+
+def test_render_100pct_is_fast():
+    _, seconds = _render("100pct")
+    assert seconds < 10, f"rendering 100pct took {seconds:.1f} s"
+
+
+def test_sizes_and_node_counts(rendering):
+    for o in rendering.objects:
+        assert o.json_bytes < 256 * 1024 and o.yaml_bytes < 256 * 1024, o.name
+    assert rendering.stats
+    for st in rendering.stats:
+        assert st.nodes_max <= 1000, st
+        assert st.nodes_min >= st.tasks + 1
+    table = {row["kind"]: row for row in rendering.table()}
+    if "batch" in table:
+        assert table["batch"]["tasks_max"] == 50
+        assert table["batch"]["nodes_min"] == 1 + 50 * 2 and table["batch"]["nodes_max"] == 1 + 50 * 5
+
+
+def test_child_workflows_are_created_by_the_parent():
+    r = _render("10pct")[0]
+    parent = r.objects[-1].obj
+    batch = next(t for t in parent["spec"]["templates"] if t["name"] == "batch")["resource"]
+    assert batch["action"] == "create" and batch["setOwnerReference"] is True
+    assert batch["successCondition"] == "status.phase == Succeeded"
+    assert batch["failureCondition"] == "status.phase in (Failed, Error)"
+    child = yaml.safe_load(batch["manifest"])
+    assert child["kind"] == "Workflow"
+    assert child["spec"] == {"workflowTemplateRef": {"name": "{{inputs.parameters.template}}"}}
+    assert child["metadata"]["labels"][parts.LABEL_PARENT] == "{{workflow.name}}"
+    names = [t["arguments"]["parameters"][1]["value"] for t in _dag(parent)["tasks"] if t.get("template") == "batch"]
+    assert names == [o.name for o in r.objects if o.role == "batch"]
+    # no tile list travels through the parent: it only names the batch templates
+    assert not any(TILE_RE.match(str(v)) for v in _strings(parent))
+
+
+def _strings(x):
+    if isinstance(x, dict):
+        for v in x.values():
+            yield from _strings(v)
+    elif isinstance(x, list):
+        for v in x:
+            yield from _strings(v)
+    elif isinstance(x, str):
+        yield x
+
+
+def test_labels_and_annotations(rendering):
+    plan = _plan({54: "100pct", 6: "10pct"}.get(sum(o.role == "batch" for o in rendering.objects), "1pct"))
+    for o in rendering.objects:
+        meta = o.obj["metadata"]
+        assert meta["annotations"][parts.TITLE] and meta["annotations"][parts.DESCRIPTION], o.name
+        if o.role == "template":
+            continue
+        assert meta["labels"][parts.LABEL_CAMPAIGN] == plan.name
+        assert meta["labels"][parts.LABEL_STAGE] == plan.stage
+        if o.role == "batch":  # the child Workflows get them too
+            wm = o.obj["spec"]["workflowMetadata"]
+            assert wm["labels"][parts.LABEL_CAMPAIGN] == plan.name and parts.TITLE in wm["annotations"]
+        else:
+            plan_back = json.loads(meta["annotations"][parts.ANNOTATION_PLAN])
+            assert CampaignPlan.from_dict(plan_back).name == plan.name and "tiles" not in plan_back
+
+
+def test_task_names_are_tile_ids(rendering):
+    for o in _campaign(rendering):
+        for task in _dag(o.obj)["tasks"]:
+            assert re.match(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", task["name"])
+            params = {p["name"]: p["value"] for p in task.get("arguments", {}).get("parameters", [])}
+            if "tile" in params:
+                assert task["name"] == params["tile"].lower() and TILE_RE.match(params["tile"])
+
+
+def test_one_tile_failure_does_not_stop_the_campaign(rendering):
+    for o in _campaign(rendering):
+        dag = _dag(o.obj)
+        assert dag["failFast"] is False
+        names = [t["name"] for t in dag["tasks"]]
+        first_step = next((t for t in dag["tasks"] if t["name"] == "collect-failures"), None)
+        if o.role == "batch":
+            assert first_step is None
+            continue
+        upstream = [n for n in names if n not in ("collect-failures", "merge", "validate")]
+        for n in upstream:
+            assert f"({n}.Succeeded || {n}.Failed || {n}.Errored)" in first_step["depends"]
+        assert next(t for t in dag["tasks"] if t["name"] == "merge")["depends"] == "collect-failures"
+        assert next(t for t in dag["tasks"] if t["name"] == "validate")["depends"] == "merge"
+
+
+def test_workflow_spec_limits(rendering):
+    cfg = RenderConfig()
+    for o in _campaign(rendering):
+        spec = o.obj["spec"]
+        assert spec["serviceAccountName"] == cfg.service_account
+        assert spec["podGC"]["strategy"] in ("OnPodSuccess", "OnWorkflowSuccess")
+        assert spec["activeDeadlineSeconds"] > 0 and spec["parallelism"] >= 1
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        if o.role != "batch":
+            assert spec["ttlStrategy"]["secondsAfterSuccess"] > 0
+
+
+def test_scripts_retry_resources_security_and_secrets(rendering):
+    for o, t in _scripts(rendering):
+        rs = t["retryStrategy"]
+        assert rs["limit"] >= 1 and {"duration", "factor", "maxDuration"} <= set(rs["backoff"])
+        assert t["activeDeadlineSeconds"] > 0
+        res = t["script"]["resources"]
+        assert {"cpu", "memory"} <= set(res["requests"]) and {"cpu", "memory"} <= set(res["limits"])
+        sc = t["script"]["securityContext"]
+        assert sc["runAsNonRoot"] and sc["runAsUser"] > 0 and sc["readOnlyRootFilesystem"]
+        assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"]["drop"] == ["ALL"]
+        assert t["securityContext"]["runAsNonRoot"] is True
+        assert any(m["mountPath"] == "/tmp" for m in t["script"]["volumeMounts"])  # read-only root needs scratch
+        for env in t["script"]["env"]:
+            secretish = re.search(r"SECRET|KEY|TOKEN|PASSWORD|CLIENT", env["name"])
+            if secretish:
+                assert "value" not in env and set(env["valueFrom"]) == {"secretKeyRef"}, env
+        assert t["script"]["args"][:3] == ["-m", "hera.workflows.runner", "-e"]
+        assert t["script"]["source"] == "{{inputs.parameters}}"
+
+
+def test_metrics_have_low_cardinality_labels(rendering):
+    metrics = []
+    for o in rendering.objects:
+        metrics += (o.obj["spec"].get("metrics") or {}).get("prometheus", [])
+        for t in o.obj["spec"].get("templates", []):
+            metrics += (t.get("metrics") or {}).get("prometheus", [])
+    names = {m["name"] for m in metrics}
+    assert {"worldcover_tiles_succeeded", "worldcover_tiles_failed", "worldcover_pixels_classified",
+            "worldcover_tile_duration_seconds"} <= names
+    for m in metrics:
+        assert re.match(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$", m["name"])
+        for label in m.get("labels", []):
+            assert label["key"] in parts.METRIC_LABEL_KEYS, m
+            assert "tile" not in label["value"] and not TILE_RE.match(label["value"]), m
+            assert "pod.name" not in label["value"] and "node.name" not in label["value"]
+    hist = next(m for m in metrics if m["name"] == "worldcover_tile_duration_seconds")
+    assert hist["histogram"]["value"] == "{{duration}}" and len(hist["histogram"]["buckets"]) >= 5
+    pixels = next(m for m in metrics if m["name"] == "worldcover_pixels_classified")
+    assert pixels["counter"]["value"] == "{{outputs.parameters.pixels}}"
+
+
+def test_no_secret_values_in_rendered_yaml(monkeypatch, tmp_path):
+    secrets = {"ARGO_TOKEN": "sekret123", "AWS_SECRET_ACCESS_KEY": "awssekret456", "AWS_ACCESS_KEY_ID": "AKIASEKRET",
+               "SH_CLIENT_SECRET": "shsekret789", "SH_CLIENT_ID": "shclientsekret"}
+    for k, v in secrets.items():
+        monkeypatch.setenv(k, v)
+    r = render(CampaignPlan.create("wc-secrets", 2021, stage="1pct", out_root="s3://worldcover/campaigns"))
+    from worldcover.engines.argo.render import write
+
+    write(r.objects, tmp_path)
+    texts = [p.read_text() for p in tmp_path.rglob("*.yaml")]
+    texts += [p.read_text() for p in (REPO / "argo").rglob("*") if p.is_file()]
+    for text in texts:
+        for v in secrets.values():
+            assert v not in text
+
+
+def test_argo_folder_is_not_stale():
+    from worldcover.render_all import render_tree, stale
+
+    diff = stale(REPO / "argo", render_tree())
+    assert not diff, f"argo/ is stale, run `make argo`: {diff[:5]}"
+
+
+def _normalised(calls):
+    """StepCalls with every default filled in (the runner passes template defaults explicitly)."""
+    out = []
+    for c in calls:
+        sig = inspect.signature(c.resolve())
+        bound = sig.bind(**c.arguments)
+        bound.apply_defaults()
+        out.append((c.function, tuple(sorted(bound.arguments.items()))))
+    return out
+
+
+@pytest.mark.parametrize("stage", ["1pct", "10pct"])
+def test_render_step_calls_match_the_local_engine(stage):
+    from worldcover.campaign.calls import step_calls
+
+    plan = _plan(stage)
+    argo_calls = render_step_calls(plan)
+    local_calls = step_calls(plan)
+    assert len(argo_calls) == len(local_calls) == len(plan.tiles) + 3
+    assert _normalised(argo_calls) == _normalised(local_calls)
+    assert {c.function for c in argo_calls} == {f"worldcover.campaign.steps.{n}" for n in
+                                               ("process_tile", "collect_failures", "merge", "validate")}
+    year = dict(argo_calls[0].kwargs)["year"]
+    assert year == 2021 and isinstance(year, int)
+
+
+def test_render_step_calls_with_options_and_100pct():
+    plan = CampaignPlan.create("wc-opts", 2021, tiles=["N00E006", "S03W063"], out_root="s3://worldcover/x",
+                               max_cloud=35.5, blocks="first:2", block_size=1500)
+    calls = render_step_calls(plan)
+    kw = dict(calls[0].kwargs)
+    assert kw["max_cloud"] == 35.5 and kw["blocks"] == "first:2" and kw["block_size"] == 1500
+    r = _render("100pct")[0]
+    calls = step_calls_of(r.objects)
+    assert [dict(c.kwargs)["tile"] for c in calls if c.name == "process_tile"] == list(_plan("100pct").tiles)
+
+
+def test_names_and_values_are_validated_before_yaml():
+    with pytest.raises(InputError):
+        CampaignPlan.create("{{workflow.parameters.x}}", 2021, stage="1pct")
+    with pytest.raises(InputError):
+        CampaignPlan.create("ok", 2021, stage="1pct", out_root="../../etc")
+    with pytest.raises(InputError):
+        CampaignPlan.create("ok", 2021, stage="1pct", model="s3://b/{{x}}")
+    with pytest.raises(InputError):
+        RenderConfig(image="ghcr.io/x/y:{{workflow.name}}")
+    with pytest.raises(InputError):
+        RenderConfig(service_account="Default SA")
+    with pytest.raises(InputError, match="nodes"):
+        render(CampaignPlan.create("big", 2021, stage="10pct", out_root="s3://worldcover/c", batch_size=300))
+    # defence in depth: any Argo expression that we did not write is refused, wherever it hides
+    from worldcover.errors import DataError
+
+    sneaky = CampaignPlan.create("ok", 2021, stage="1pct", out_root="s3://worldcover/c",
+                                 labels={"team": "{{workflow.parameters.x}}"})
+    with pytest.raises(DataError, match="unexpected Argo expression"):
+        render(sneaky)
+
+
+def test_yaml_round_trips(rendering):
+    for o in rendering.objects:
+        assert yaml.load(o.yaml, Loader=LOADER) == o.obj, o.name
+
+
+def test_dags_are_short_and_declarative():
+    for f in (REPO / "dags").glob("*.py"):
+        assert len(f.read_text().splitlines()) < 160, f
+
+
+def test_cli_render_100pct(tmp_path):
+    out = tmp_path / "out"
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "worldcover.cli.campaign_argo", "render", "--stage", "100pct",
+                           "--year", "2021", "--out", str(out), "--json"], capture_output=True, text=True, timeout=120,
+                          cwd=REPO)
+    wall = time.perf_counter() - start
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["objects"] == 58 and summary["tiles"] == 2659 and summary["batches"] == 54
+    assert summary["seconds"] < 10 and wall < 30
+    assert summary["largest"]["bytes"] < 256 * 1024
+    kinds = {k["kind"]: k for k in summary["kinds"]}
+    assert kinds["batch"]["nodes_max"] <= 1000 and kinds["parent"]["nodes_max"] <= 1000
+    assert len(list(out.rglob("*.yaml"))) == 58

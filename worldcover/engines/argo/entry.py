@@ -1,0 +1,94 @@
+"""Runner entrypoints: what ``python -m hera.workflows.runner -e ...`` imports in the image.
+
+Each entrypoint is a thin adapter around one function of
+:mod:`worldcover.campaign.steps` (the functions both engines call):
+
+* it carries the step's signature with *evaluated* annotations. The steps
+  module uses ``from __future__ import annotations`` and hera's runner cannot
+  read string annotations (``issubclass() arg 1 must be a class``), so it
+  would fail on the step function itself;
+* it looks the step up at call time, so the runner always calls the current
+  ``worldcover.campaign.steps.<name>``;
+* it calls the step with keyword arguments only and returns its result
+  unchanged (hera prints it as JSON: the node's ``outputs.result``);
+* it writes the few numbers the Prometheus metrics need (``pixels``) to small
+  files under ``$WORLDCOVER_OUTPUTS_DIR`` (default ``/tmp/outputs``), which the
+  templates declare as output parameters with a default.
+"""
+
+import inspect
+import os
+import typing
+from pathlib import Path
+from typing import Any, Callable
+
+STEPS_MODULE = "worldcover.campaign.steps"
+OUTPUTS_DIR_ENV = "WORLDCOVER_OUTPUTS_DIR"
+DEFAULT_OUTPUTS_DIR = "/tmp/outputs"
+#: result keys written as output-parameter files (name -> file name)
+OUTPUT_FILES = {"pixels": "pixels"}
+
+
+def _steps():
+    import importlib
+
+    return importlib.import_module(STEPS_MODULE)
+
+
+def _write_outputs(result: Any) -> None:
+    if not isinstance(result, dict):
+        return
+    root = Path(os.environ.get(OUTPUTS_DIR_ENV, DEFAULT_OUTPUTS_DIR))
+    for key, fname in OUTPUT_FILES.items():
+        value = result.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+                (root / fname).write_text(str(value))
+            except OSError:  # metrics are best effort; the step's result stands
+                pass
+
+
+def _adapter(name: str) -> Callable[..., Any]:
+    step = getattr(_steps(), name)
+    hints = typing.get_type_hints(step)
+    sig = inspect.signature(step)
+    params = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in sig.parameters.values()]
+    resolved = sig.replace(parameters=params, return_annotation=hints.get("return", sig.return_annotation))
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        bound = resolved.bind(*args, **kwargs)
+        result = getattr(_steps(), name)(**bound.arguments)
+        _write_outputs(result)
+        return result
+
+    call.__name__ = call.__qualname__ = name
+    call.__module__ = __name__
+    call.__doc__ = step.__doc__
+    call.__signature__ = resolved  # type: ignore[attr-defined]
+    call.__annotations__ = dict(hints)
+    call.step = f"{STEPS_MODULE}.{name}"  # type: ignore[attr-defined]
+    return call
+
+
+process_tile = _adapter("process_tile")
+collect_failures = _adapter("collect_failures")
+merge = _adapter("merge")
+validate = _adapter("validate")
+
+ENTRYPOINTS: dict[str, Callable[..., Any]] = {
+    "process_tile": process_tile,
+    "collect_failures": collect_failures,
+    "merge": merge,
+    "validate": validate,
+}
+
+
+def step_of(entrypoint: str) -> str:
+    """Dotted path of the step function a runner entrypoint ``module:function`` calls."""
+    import importlib
+
+    module, _, fn = entrypoint.partition(":")
+    obj = getattr(importlib.import_module(module), fn)
+    obj = getattr(obj, "wrapped_function", obj)
+    return getattr(obj, "step", f"{obj.__module__}.{obj.__name__}")

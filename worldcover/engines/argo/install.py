@@ -1,0 +1,123 @@
+"""Install manifests: the workflows' ServiceAccount, a least-privilege Role, its binding,
+the artifact repository ConfigMap, and a kustomization listing them with the templates.
+
+Least privilege for what our workflows do (Argo v3.4+ / v4 emissary executor):
+
+* ``workflowtaskresults`` create/patch: how the executor reports outputs
+  (``outputs.result``, output parameters) back to the controller;
+* ``workflows`` create/get/list/watch: only for the workflow of workflows,
+  whose resource templates create child Workflows and wait on their phase.
+
+No pod permissions: since v3.4 the emissary executor does not patch pods.
+Credentials are Secrets created by the operator (never rendered here); the
+ConfigMap and the templates refer to them by name and key only.
+"""
+
+from __future__ import annotations
+
+from worldcover.engines.argo.parts import PART_OF, RenderConfig
+
+ARTIFACT_REPOSITORY_KEY = "worldcover-s3"
+
+
+def service_account(cfg: RenderConfig) -> dict:
+    return {"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": cfg.service_account, "labels": dict(PART_OF)}}
+
+
+def role(cfg: RenderConfig) -> dict:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": cfg.service_account, "labels": dict(PART_OF)},
+        "rules": [
+            {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]},
+            {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create", "get", "list", "watch"]},
+        ],
+    }
+
+
+def role_binding(cfg: RenderConfig) -> dict:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": cfg.service_account, "labels": dict(PART_OF)},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": cfg.service_account},
+        "subjects": [{"kind": "ServiceAccount", "name": cfg.service_account}],
+    }
+
+
+def artifact_repository(cfg: RenderConfig, bucket: str = "worldcover-argo", endpoint: str = "minio:9000",
+                        insecure: bool = True) -> dict:
+    """The repository itself (validated against Argo's ArtifactRepository definition)."""
+    return {
+        "archiveLogs": True,
+        "s3": {
+            "bucket": bucket,
+            "endpoint": endpoint,
+            "insecure": insecure,
+            "keyFormat": "{{workflow.name}}/{{pod.name}}",
+            "accessKeySecret": {"name": cfg.s3_secret, "key": "access-key-id"},
+            "secretKeySecret": {"name": cfg.s3_secret, "key": "secret-access-key"},
+        },
+    }
+
+
+def artifact_repositories(cfg: RenderConfig) -> dict:
+    from worldcover.engines.argo.yamlio import dump
+
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "artifact-repositories",
+            "labels": dict(PART_OF),
+            "annotations": {"workflows.argoproj.io/default-artifact-repository": ARTIFACT_REPOSITORY_KEY},
+        },
+        "data": {ARTIFACT_REPOSITORY_KEY: dump(artifact_repository(cfg))},
+    }
+
+
+def manifests(cfg: RenderConfig | None = None) -> dict[str, dict]:
+    """File name (under install/) -> object."""
+    cfg = cfg or RenderConfig()
+    return {
+        "install/serviceaccount.yaml": service_account(cfg),
+        "install/role.yaml": role(cfg),
+        "install/rolebinding.yaml": role_binding(cfg),
+        "install/artifact-repositories.yaml": artifact_repositories(cfg),
+    }
+
+
+def kustomization(resources: list[str]) -> dict:
+    return {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "labels": [{"pairs": dict(PART_OF)}],
+        "resources": list(resources),
+    }
+
+
+def check_manifest(obj: dict) -> dict:
+    """Structural checks of the core objects (the Argo schema does not cover RBAC)."""
+    from worldcover.errors import DataError
+
+    kind = obj.get("kind")
+    required = {
+        "ServiceAccount": ("apiVersion", "kind", "metadata"),
+        "Role": ("apiVersion", "kind", "metadata", "rules"),
+        "RoleBinding": ("apiVersion", "kind", "metadata", "roleRef", "subjects"),
+        "ConfigMap": ("apiVersion", "kind", "metadata", "data"),
+        "Kustomization": ("apiVersion", "kind", "resources"),
+    }.get(kind)
+    if required is None:
+        raise DataError(f"unexpected install manifest kind {kind!r}")
+    missing = [k for k in required if k not in obj]
+    extra = set(obj) - set(required) - {"labels"}
+    if missing or extra:
+        raise DataError(f"{kind}: missing {missing} / unexpected {sorted(extra)}")
+    if kind == "Role":
+        for rule in obj["rules"]:
+            if "*" in rule["verbs"] or "*" in rule["resources"] or "*" in rule["apiGroups"]:
+                raise DataError("Role: wildcards are not least privilege")
+    return obj
