@@ -171,3 +171,15 @@ def test_cli_plan_json():
     d = json.loads(out)
     assert d["plan"]["n_tiles"] == 2659 and d["batches"] == 54
     assert d["estimate"]["core_hours"] > 0 and d["estimate"]["cost"] > 0
+
+
+@pytest.mark.parametrize("labels", [{"team": "{{x}}"}, {"a b": "c"}, {"ok": "x" * 64}])
+def test_labels_validated(labels):
+    with pytest.raises(InputError, match="invalid label"):
+        CampaignPlan.create("c", 2021, tiles=["N00E006"], labels=labels)
+
+
+def test_reference_validated():
+    assert CampaignPlan.create("c", 2021, tiles=["N00E006"], reference="sim:demo/archive").reference
+    with pytest.raises(InputError, match="reference"):
+        CampaignPlan.create("c", 2021, tiles=["N00E006"], reference="sim:../../etc")

@@ -76,5 +76,6 @@ def step_calls(plan: CampaignPlan) -> list[StepCall]:
     calls = [tile_call(plan, t) for t in plan.tiles]
     calls.append(StepCall.of("collect_failures", out_root=plan.out_root, campaign=plan.name, year=plan.year))
     calls.append(StepCall.of("merge", out_root=plan.out_root, campaign=plan.name, year=plan.year))
-    calls.append(StepCall.of("validate", out_root=plan.out_root, campaign=plan.name, year=plan.year))
+    calls.append(StepCall.of("validate", out_root=plan.out_root, campaign=plan.name, year=plan.year,
+                             reference=plan.reference))
     return calls

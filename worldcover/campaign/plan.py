@@ -20,6 +20,8 @@ _NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
 _BLOCKS_RE = re.compile(r"^(all|first:[1-9][0-9]{0,5}|r[0-9]{1,4}c[0-9]{1,4}(,r[0-9]{1,4}c[0-9]{1,4})*)$")
 _URI_RE = re.compile(r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/-]*)?|[A-Za-z0-9._/-]+)$")
 _SOURCE_RE = re.compile(r"^([a-z][a-z0-9-]*|https?://[A-Za-z0-9.:-]+(/[A-Za-z0-9._~/-]*)?)$")
+_LABEL_RE = re.compile(r"^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
+_LABEL_VALUE_RE = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$")
 MIN_YEAR, MAX_YEAR = 2015, 2100
 
 
@@ -77,6 +79,7 @@ class CampaignPlan:
     batch_size: int = 50
     seed: int = DEFAULT_SEED
     max_cloud: float | None = None
+    reference: str = ""  # labelled samples CSV, "sim:ARCHIVE" (simulated truth), or "" (design only)
     labels: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -120,6 +123,12 @@ class CampaignPlan:
         check_blocks(self.blocks)
         if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 500:
             raise InputError(f"invalid batch size {self.batch_size!r}: expected 1..500 tiles per batch")
+        for key, value in dict(self.labels).items():
+            if not isinstance(key, str) or not _LABEL_RE.match(key) or not isinstance(value, str) \
+                    or not _LABEL_VALUE_RE.match(value):
+                raise InputError(f"invalid label {key!r}={value!r}: expected Kubernetes label syntax")
+        if self.reference:
+            check_uri(self.reference.removeprefix("sim:"), "reference")
         if self.max_cloud is not None and not 0 <= self.max_cloud <= 100:
             raise InputError(f"invalid max cloud {self.max_cloud!r}: expected a percentage 0..100")
         return self

@@ -1,31 +1,95 @@
 """The step functions of a campaign: the only entry points both engines call.
 
 The local engine calls them through dask; the Argo engine calls them from
-hera runner scripts inside the worldcover image. Arguments are plain JSON
-values (strings, numbers) so that they travel as Argo parameters unchanged,
-and each returns a small JSON-able dict (it becomes ``outputs.result``).
+hera runner scripts inside the worldcover image (through the typed adapters
+in :mod:`worldcover.engines.argo.entry`). Arguments are plain JSON values so
+that they travel as Argo parameters unchanged, and each returns a small
+JSON-able dict (it becomes ``outputs.result``). Nothing here prints to
+stdout: the runner's stdout is the step's result.
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from worldcover.errors import DataError
 
 
 def process_tile(tile: str, year: int, source: str, model: str, out_root: str,
                  block_size: int = 3000, blocks: str = "all", max_cloud: float | None = None,
                  campaign: str = "") -> dict:
     """Produce one tile's Map, Probability and InputQuality COGs and its STAC item (idempotent)."""
-    raise NotImplementedError("wired when worldcover.tile lands")
+    from worldcover.tile.run import run_tile
 
-
-def merge(out_root: str, campaign: str, year: int) -> dict:
-    """Merge finished tiles into the mosaic (VRT + overview pyramid + STAC collection)."""
-    raise NotImplementedError("wired when worldcover.mosaic lands")
-
-
-def validate(out_root: str, campaign: str, year: int, reference: str = "", n: int = 0) -> dict:
-    """Accuracy report of the campaign's mosaic against reference samples."""
-    raise NotImplementedError("wired when worldcover.validation lands")
+    run = run_tile(tile, year, source, model, out_root, block_size=block_size, blocks=blocks,
+                   max_cloud=max_cloud)
+    return {"tile": run.tile, "status": run.status, "pixels": run.pixels, "blocks_computed": run.blocks_computed,
+            "blocks_reused": run.blocks_reused, "seconds": round(run.seconds, 2), "campaign": campaign}
 
 
 def collect_failures(out_root: str, campaign: str, year: int) -> dict:
-    """List the campaign's tiles (from ``out_root/campaign.json``) without a valid finished product."""
-    raise NotImplementedError("wired when worldcover.tile lands")
+    """List the campaign's tiles (from ``out_root/campaign.json``) without a valid finished product.
+
+    Also writes ``out_root/failed_tiles.json`` so a retry can start from it.
+    """
+    from worldcover.campaign.plan import CampaignPlan
+    from worldcover.cog import atomic_write_text
+    from worldcover.products import is_finished, tile_paths
+
+    root = Path(out_root)
+    plan = CampaignPlan.load(root / "campaign.json")
+    failed, errors = [], {}
+    for t in plan.tiles:
+        paths = tile_paths(root, t, year)
+        if not is_finished(paths):
+            failed.append(t)
+            if paths.failure.exists():
+                errors[t] = json.loads(paths.failure.read_text()).get("error", "")
+    result = {"campaign": campaign or plan.name, "tiles": len(plan.tiles), "finished": len(plan.tiles) - len(failed),
+              "failed": failed, "errors": errors}
+    atomic_write_text(root / "failed_tiles.json", json.dumps(result, indent=1))
+    return result
+
+
+def merge(out_root: str, campaign: str, year: int) -> dict:
+    """Merge finished tiles into the mosaic (VRT + overview pyramid + STAC collection + areas)."""
+    from worldcover.mosaic.build import build_mosaic
+
+    return {"campaign": campaign, **build_mosaic(out_root, year)}
+
+
+def validate(out_root: str, campaign: str, year: int, reference: str = "", n: int = 0) -> dict:
+    """Accuracy of the campaign's mosaic: the sampling design, then (with labels) the report.
+
+    ``reference`` is a labelled CSV (the design with ``reference_class``
+    filled), ``sim:ARCHIVE`` to label the design from a simulated archive's
+    truth, or empty to stop after writing the design for labelling.
+    """
+    from worldcover.mosaic.build import MosaicPaths
+    from worldcover.validation import build_report
+    from worldcover.validation.design import design_sample
+    from worldcover.validation.tables import write_samples
+
+    root = Path(out_root)
+    vdir = root / "validation"
+    mosaic = MosaicPaths(root, year).vrt
+    if not mosaic.exists():
+        raise DataError(f"no mosaic at {mosaic}: run the merge step first")
+    samples = vdir / "samples.csv"
+    if not samples.exists():
+        design = design_sample(mosaic, n=n or None, seed=year)
+        write_samples(design.samples, samples)
+    if not reference:
+        return {"campaign": campaign, "status": "awaiting-reference", "samples": str(samples)}
+    if reference.startswith("sim:"):
+        from worldcover.validation.simulated import label_from_truth
+
+        labelled = label_from_truth(samples, Path(reference[4:]), vdir / "reference.csv")
+    else:
+        labelled = Path(reference)
+    report = build_report(mosaic, labelled, vdir, title=f"WorldCover {year}: campaign {campaign}")
+    oa = report.metrics["overall_accuracy"]
+    return {"campaign": campaign, "status": "reported", "report": str(report.html),
+            "metrics": str(report.metrics_json), "overall_accuracy": oa["estimate"],
+            "ci95_halfwidth": oa["ci95_halfwidth"], "n": report.metrics["n"]}

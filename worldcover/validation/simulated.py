@@ -1,0 +1,34 @@
+"""Reference labels from the simulator's truth, standing in for human labelling in the demo.
+
+Real campaigns label the design's samples in Collect Earth or Geo-Wiki; the
+simulated world knows its truth, so the demo can close the loop without a
+person. Truth rasters live at ``ARCHIVE/truth/<TILE>/<TILE>_<block>_truth.tif``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from worldcover.errors import InputError
+from worldcover.legend import BY_CODE
+from worldcover.validation._io import write_text
+from worldcover.validation.report import sample_raster
+
+
+def label_from_truth(samples_csv: str | Path, archive: str | Path, out_csv: str | Path) -> Path:
+    """Fill ``reference_class`` of a design from truth rasters; drop samples no truth covers."""
+    truth_files = sorted(Path(archive).glob("truth/*/*_truth.tif"))
+    if not truth_files:
+        raise InputError(f"no truth rasters under {archive}/truth: expected a `worldcover sim generate` archive")
+    df = pd.read_csv(samples_csv)
+    lon, lat = df["lon"].to_numpy(float), df["lat"].to_numpy(float)
+    truth = np.zeros(len(df), dtype="uint8")
+    for path in truth_files:  # points outside a raster read 0, so the maximum keeps the covering one
+        truth = np.maximum(truth, sample_raster(path, lon, lat).astype("uint8"))
+    covered = truth > 0
+    out = df.loc[covered].copy()
+    out["reference_class"] = [BY_CODE[int(c)].code for c in truth[covered]]
+    return write_text(Path(out_csv), out.to_csv(index=False, lineterminator="\n"))
