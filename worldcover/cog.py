@@ -34,6 +34,7 @@ def atomic_path(dest: str | os.PathLike, suffix: str | None = None) -> Iterator[
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o644)  # mkstemp makes 0600; products are meant to be shared
         os.replace(tmp_path, dest)
     finally:
         tmp_path.unlink(missing_ok=True)

@@ -36,7 +36,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from worldcover.cli import campaign, grid, model, sim, stac, stages, validate
+    from worldcover.cli import campaign, grid, model, mosaic, sim, stac, stages, validate
 
     app.add_typer(grid.app, name="grid", help="The WorldCover tile grid.")
     app.add_typer(stages.app, name="stages", help="Nested 1pct / 10pct / 100pct stages.")
@@ -44,6 +44,7 @@ def _register() -> None:
     app.add_typer(stac.app, name="stac", help="Serve a STAC archive on loopback.")
     app.add_typer(campaign.app, name="campaign", help="Plan, run, submit and promote campaigns.")
     app.add_typer(model.app, name="model", help="Train and inspect LightGBM land-cover models.")
+    app.add_typer(mosaic.app, name="mosaic", help="Merge finished tiles into the mosaic, pyramid and STAC collection.")
     app.add_typer(validate.app, name="validate", help="Sampling design, accuracy estimates and reports.")
 
 
