@@ -36,12 +36,13 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from worldcover.cli import campaign, grid, model, mosaic, sim, stac, stages, validate
+    from worldcover.cli import campaign, grid, model, mosaic, sim, stac, stages, tile, validate
 
     app.add_typer(grid.app, name="grid", help="The WorldCover tile grid.")
     app.add_typer(stages.app, name="stages", help="Nested 1pct / 10pct / 100pct stages.")
     app.add_typer(sim.app, name="sim", help="The simulated Sentinel world.")
     app.add_typer(stac.app, name="stac", help="Serve a STAC archive on loopback.")
+    app.add_typer(tile.app, name="tile", help="Process one tile into its products.")
     app.add_typer(campaign.app, name="campaign", help="Plan, run, submit and promote campaigns.")
     app.add_typer(model.app, name="model", help="Train and inspect LightGBM land-cover models.")
     app.add_typer(mosaic.app, name="mosaic", help="Merge finished tiles into the mosaic, pyramid and STAC collection.")

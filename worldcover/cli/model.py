@@ -1,9 +1,10 @@
-"""``worldcover model``: inspect trained models (training and evaluation to come)."""
+"""``worldcover model``: train the default model, inspect trained models."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -78,3 +79,37 @@ def info(
 
 # TODO(lead): `worldcover model train` -> worldcover.model.train_default_model(out_dir, ...)
 # once the simulator and feature module are in; `worldcover model evaluate` can wait.
+
+
+@app.command("train")
+def train(
+    out: Path = typer.Option(Path("models/default"), "--out", help="Model directory to (over)write."),
+    year: int = typer.Option(2021, "--year", help="Simulated year."),
+    sim_seed: int = typer.Option(0, "--sim-seed", help="Seed of the simulated world."),
+    seed: int = typer.Option(0, "--seed", help="Sampling and LightGBM seed."),
+    max_per_class: int = typer.Option(200, "--max-per-class", help="Training points per class per block."),
+    work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Keep the simulated archive here."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """Reproduce the default model: simulate, serve, load with odc-stac, train; report vs a summer-only baseline."""
+    from rich.progress import Progress
+
+    from worldcover.cli._common import console, echo_json, parse_year
+    from worldcover.model.default import train_default_model
+
+    parse_year(year)
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("featurising simulated blocks", total=None)
+
+        def step(done: int, total: int, block) -> None:
+            bar.update(task, completed=done, total=total, description=f"featurised {block.id}")
+
+        result = train_default_model(out, year=year, sim_seed=sim_seed, seed=seed, max_per_class=max_per_class,
+                                     work_dir=work_dir, progress=step)
+    if as_json:
+        echo_json(result)
+        return
+    d, b = result["default"], result["baseline"]
+    console.print(f"default model -> {result['model_dir']}")
+    console.print(f"held-out OA: temporal + S1 {100 * d['overall_accuracy']:.1f} %, "
+                  f"summer composite only {100 * b['overall_accuracy']:.1f} %")

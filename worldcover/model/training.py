@@ -256,37 +256,8 @@ def train_from_blocks(
                              name=name, provenance=prov)
 
 
-def train_default_model(
-    out_dir: str | os.PathLike,
-    *,
-    year: int = 2021,
-    sim_seed: int = 0,
-    max_per_class: int = DEFAULT_MAX_PER_CLASS,
-    test_fraction: float = 0.25,
-    seed: int = 0,
-    num_threads: int | None = None,
-) -> Model:
-    """TODO(lead): build the committed default model from the simulated world.
+def train_default_model(*args: Any, **kwargs: Any):
+    """Build the committed default model from the simulated world (see :mod:`worldcover.model.default`)."""
+    from worldcover.model.default import train_default_model as _train
 
-    Needs the simulator (truth per block) and the feature module, which other
-    engineers write. Wiring, once they exist::
-
-        items = [(block.id, worldcover.features.<block features>(block, year, ...),
-                  worldcover.sim.<truth>(block, seed=sim_seed))
-                 for block in <the simulator's labelled blocks>]
-        model = train_from_blocks(
-            items, test_fraction=test_fraction, max_per_class=max_per_class, seed=seed,
-            num_threads=num_threads, name=DEFAULT_MODEL_NAME,
-            provenance={"source": "worldcover.sim", "simulator_seed": sim_seed, "year": year,
-                        "features": <feature module version/config>},
-        )
-        model.save(out_dir, overwrite=True)
-        return model
-
-    ``worldcover model train`` should call this; the result is reproducible
-    (same inputs and seeds give the same model.txt, whatever the thread count).
-    """
-    raise NotImplementedError(
-        "train_default_model is not wired yet: it needs worldcover.sim truth and the feature module "
-        "(see its docstring); use train_from_blocks/train_from_tables meanwhile"
-    )
+    return _train(*args, **kwargs)

@@ -1,0 +1,51 @@
+"""``worldcover tile run``: one tile's products, block by block."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from worldcover.cli._common import console, echo_json, parse_year
+
+app = typer.Typer(no_args_is_help=True)
+
+
+@app.command("run")
+def run(
+    tile: str = typer.Argument(..., help="Tile id such as N00E006."),
+    year: int = typer.Option(..., "--year", help="Year to map."),
+    source: str = typer.Option(..., "--source", help="STAC API URL, a preset (earth-search, planetary-computer, "
+                               "copernicus-dataspace) or sentinelhub."),
+    model: str = typer.Option("models/default", "--model", help="Model directory (model.txt + card.json)."),
+    out: str = typer.Option(..., "--out", help="Output root."),
+    blocks: str = typer.Option("all", "--blocks", help="all, first:N or r0c0,r0c1,..."),
+    block_size: int = typer.Option(3000, "--block-size", help="Block size in pixels."),
+    max_cloud: Optional[float] = typer.Option(None, "--max-cloud", help="Skip S2 items above this cloud cover (%)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
+) -> None:
+    """Load, preprocess, classify and write Map / Prob / InputQuality COGs and a STAC item."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from worldcover.campaign.plan import check_blocks, check_source, check_uri
+    from worldcover.grid import Tile, parse_blocks
+    from worldcover.tile.run import run_tile
+
+    parse_year(year)
+    t = Tile.parse(tile)
+    check_blocks(blocks)
+    check_source(source)
+    check_uri(out, "output root")
+    total = len(parse_blocks(t, blocks, block_size))
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=as_json) as bar:
+        task = bar.add_task(f"{t.id} blocks", total=total)
+        result = run_tile(t, year, source, model, out, block_size=block_size, blocks=blocks, max_cloud=max_cloud,
+                          on_block=lambda b, how: bar.advance(task))
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    console.print(f"{result.tile}: {result.status} ({result.blocks_computed} blocks computed, "
+                  f"{result.blocks_reused} reused, {result.seconds:.1f} s)")
+    for k, v in result.outputs.items():
+        console.print(f"  {k:8s} {v}")
