@@ -1,13 +1,18 @@
 """The end-to-end demo behind ``make demo``: everything on this machine, nothing from the internet.
 
-It plans the 1pct stage, simulates a few blocks of a few of its tiles,
-serves them as a real STAC API on loopback, searches them with pystac-client
-and prints what it found. Later parts of the pipeline add their steps here.
+1. plan: the nested stages, and a small campaign of the 1pct stage with its estimate;
+2. simulate a few blocks of a few 1pct tiles (S2 L2A, S1 RTC, DEM as COGs + STAC items);
+3. serve them as a real STAC API on loopback (rustac serve) and search it with pystac-client;
+4. run the campaign on the local engine (dask LocalCluster): tiles -> merge -> validate,
+   with reference labels taken from the simulator's truth;
+5. render the same plan for Argo (validated YAML), and check the promotion gate.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 import time
 from pathlib import Path
 
@@ -20,11 +25,12 @@ from worldcover.stages import stage_tiles, stratum, summary
 console = Console()
 
 DEMO_YEAR = 2021
-DEMO_BLOCK_SIZE = 256
+DEMO_BLOCK_SIZE = 240  # a multiple of 6, so blocks align with the InputQuality grid
 DEMO_SEED = 0
+DEMO_MODEL = Path(__file__).resolve().parents[1] / "models" / "default"
 
 
-def pick_demo_tiles(n: int = 2, seed: int = 2021) -> list[Tile]:
+def pick_demo_tiles(n: int = 3, seed: int = 2021) -> list[Tile]:
     """The ``n`` 1pct tiles with most land, each from a different latitude zone."""
     tiles = sorted(stage_tiles("1pct", seed), key=lambda t: (-t.land_fraction, t.id))
     picked: list[Tile] = []
@@ -39,71 +45,125 @@ def pick_demo_tiles(n: int = 2, seed: int = 2021) -> list[Tile]:
     return picked
 
 
-def centre_block(tile: Tile, block_size: int = DEMO_BLOCK_SIZE) -> Block:
-    nrows, ncols = tile.block_grid(block_size)
-    return tile.block(nrows // 2, ncols // 2, block_size)
+def demo_blocks_spec(block_size: int = DEMO_BLOCK_SIZE, n: int = 2) -> str:
+    """``n`` adjacent blocks at the centre of a tile, as a --blocks spec."""
+    rows, cols = Tile(0, 0).block_grid(block_size)
+    r, c = rows // 2, cols // 2
+    return ",".join(f"r{r}c{c + k}" for k in range(n))
 
 
 def stage_table(seed: int) -> Table:
-    rows = summary(seed)
-    table = Table(title="1. Stage plan (land tiles per latitude zone)")
+    table = Table(title="Stages: land tiles per latitude zone (nested 1pct ⊂ 10pct ⊂ 100pct)")
     for col in ("zone", "1pct", "10pct", "100pct"):
         table.add_column(col, justify="left" if col == "zone" else "right")
-    for r in rows:
+    for r in summary(seed):
         table.add_row(r["zone"], str(r["1pct"]), str(r["10pct"]), str(r["100pct"]))
     return table
 
 
-def run(out: Path, n_tiles: int = 2, year: int = DEMO_YEAR, seed: int = DEMO_SEED) -> dict:
-    from worldcover import sim
+def search_table(url: str, blocks: list[Block], year: int) -> Table:
     from worldcover.sources.catalogues import open_client, search_items
+
+    client = open_client(url)
+    table = Table(title=f"pystac-client search of {url}")
+    for col in ("block", "zone", "S2 items", "S2 <= 30 % cloud", "S1 items", "DEM"):
+        table.add_column(col)
+    dt = f"{year}-01-01/{year}-12-31"
+    for b in blocks:
+        s2 = search_items(client, ["sentinel-2-l2a"], b.bbox, dt)
+        clear = [i for i in s2 if i.properties.get("eo:cloud_cover", 100) <= 30]
+        s1 = search_items(client, ["sentinel-1-rtc"], b.bbox, dt)
+        dem = search_items(client, ["cop-dem-glo-30"], b.bbox, "1900-01-01/2100-01-01")
+        table.add_row(b.id, stratum(b.tile).zone, str(len(s2)), str(len(clear)), str(len(s1)), str(len(dem)))
+    return table
+
+
+def run(out: Path, n_tiles: int = 3, n_blocks: int = 2, year: int = DEMO_YEAR, seed: int = DEMO_SEED,
+        model: Path = DEMO_MODEL, fresh: bool = True) -> dict:
+    from worldcover import sim
+    from worldcover.campaign import CampaignPlan
+    from worldcover.campaign.estimate import estimate
+    from worldcover.campaign.promote import DEFAULT_THRESHOLD, read_overall_accuracy
+    from worldcover.cli.campaign import print_summary, summarise
+    from worldcover.engines.argo.render import render, write
+    from worldcover.engines.local import run_campaign
+    from worldcover.grid import parse_blocks
     from worldcover.sources.local_api import LocalStacApi
 
-    out = Path(out)
     t0 = time.perf_counter()
+    out = Path(out)
+    if fresh and out.exists():
+        shutil.rmtree(out)
+    archive, root = out / "archive", out / "campaign"
+
+    console.rule("1. Plan")
     console.print(stage_table(2021))
-
     tiles = pick_demo_tiles(n_tiles)
-    blocks = [centre_block(t) for t in tiles]
-    console.rule(f"2. Simulating {len(blocks)} blocks of {DEMO_BLOCK_SIZE} px for {year}")
-    archive = out / "archive"
-    generated = sim.generate(blocks, year, archive, seed=seed)
-    console.print(f"   archive: {archive}  ({generated})")
+    spec = demo_blocks_spec(DEMO_BLOCK_SIZE, n_blocks)
+    blocks = [b for t in tiles for b in parse_blocks(t, spec, DEMO_BLOCK_SIZE)]
+    est = estimate(CampaignPlan.create("wc-1pct-2021", year, stage="1pct"))
+    console.print(f"full 1pct stage: {est.tiles} tiles, {est.land_km2:,.0f} km² of land, "
+                  f"~{est.core_hours:,.0f} core-hours. The demo runs {len(blocks)} blocks of "
+                  f"{DEMO_BLOCK_SIZE} px from {len(tiles)} of its tiles: {', '.join(t.id for t in tiles)}")
 
-    console.rule("3. Serving the archive as a STAC API on loopback and searching it")
-    found = {}
+    console.rule(f"2. Simulating {len(blocks)} blocks for {year}")
+    generated = sim.generate(blocks, year, archive, seed=seed)
+    console.print(f"   {generated['items_written']} -> {archive}")
+
+    console.rule("3-4. STAC API on loopback, campaign on the local dask engine")
     with LocalStacApi(archive) as api:
-        console.print(f"   rustac serve at {api.url}")
-        client = open_client(api.url)
-        table = Table(title="Items found per block (pystac-client, POST /search)")
-        for col in ("block", "zone", "S2", "S2 <= 30 % cloud", "S1", "DEM"):
-            table.add_column(col)
-        for b in blocks:
-            dt = f"{year}-01-01/{year}-12-31"
-            s2 = search_items(client, ["sentinel-2-l2a"], b.bbox, dt)
-            clear = search_items(client, ["sentinel-2-l2a"], b.bbox, dt, max_cloud=30)
-            s1 = search_items(client, ["sentinel-1-rtc"], b.bbox, dt)
-            dem = search_items(client, ["cop-dem-glo-30"], b.bbox, "2021-04-22/2021-04-23") or \
-                search_items(client, ["cop-dem-glo-30"], b.bbox, "1900-01-01/2100-01-01")
-            found[b.id] = {"s2": len(s2), "s2_clear": len(clear), "s1": len(s1), "dem": len(dem)}
-            table.add_row(b.id, stratum(b.tile).zone, str(len(s2)), str(len(clear)), str(len(s1)), str(len(dem)))
-        console.print(table)
+        console.print(search_table(api.url, blocks, year))
+        plan = CampaignPlan.create(
+            "wc-1pct-2021", year, stage="1pct", tiles=[t.id for t in tiles], model=str(model), source=api.url,
+            out_root=str(root), block_size=DEMO_BLOCK_SIZE, blocks=spec, reference=f"sim:{archive}")
+        outcome = run_campaign(plan, workers=1, threads=2, blocks_per_tile=n_blocks)
+    summary_ = summarise(outcome)
+    print_summary(summary_)
+
+    console.rule("5. The same plan for Argo, and the promotion gate")
+    rendering = render(plan)
+    write(rendering.objects, out / "argo")
+    console.print(f"   {len(rendering.objects)} Argo objects (strictly valid, v4.1.2) -> {out / 'argo'}")
+    gate = {}
+    try:
+        oa, ci = read_overall_accuracy(root)
+        gate = {"overall_accuracy": oa, "ci95_halfwidth": ci, "threshold": DEFAULT_THRESHOLD,
+                "promotable": oa >= DEFAULT_THRESHOLD}
+        verdict = "[green]may be promoted[/green]" if gate["promotable"] else "[red]may not be promoted[/red]"
+        console.print(f"   1pct OA {100 * oa:.1f} % ± {100 * ci:.1f} vs the {100 * DEFAULT_THRESHOLD:.0f} % bar: {verdict} "
+                      f"(`worldcover campaign promote --from 1pct --to 10pct --out {root}`)")
+    except Exception as exc:  # the demo reports, it does not stop here
+        console.print(f"   promotion gate: {exc}")
 
     elapsed = time.perf_counter() - t0
-    console.rule("Summary")
-    console.print(f"   tiles: {', '.join(t.id for t in tiles)}")
-    console.print(f"   archive: {archive.resolve()}")
-    console.print(f"   done in {elapsed:.1f} s")
-    return {"tiles": [t.id for t in tiles], "blocks": [b.id for b in blocks], "found": found,
-            "archive": str(archive), "elapsed_s": elapsed}
+    merge = summary_.get("merge", {})
+    validate = summary_.get("validate", {})
+    mosaic_out = {k: str(root / v) for k, v in merge.get("outputs", {}).items()}
+    result = {
+        "tiles": [t.id for t in tiles], "blocks": [b.id for b in blocks], "elapsed_s": round(elapsed, 1),
+        "failed_tiles": summary_["failed_tiles"], "map": mosaic_out.get("vrt"),
+        "quicklook": mosaic_out.get("quicklook"), "report": validate.get("report"),
+        "overall_accuracy": validate.get("overall_accuracy"), "gate": gate,
+    }
+    (out / "demo-summary.json").write_text(json.dumps(result, indent=1, default=str))
+    console.rule("Done")
+    console.print(f"   map (10 m VRT): {result['map']}")
+    console.print(f"   quicklook:      {result['quicklook']}")
+    console.print(f"   report:         {result['report']}")
+    console.print(f"   in {elapsed:.0f} s")
+    return result
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="demo-output", help="output folder")
-    parser.add_argument("--tiles", type=int, default=2, help="number of 1pct tiles")
+    parser.add_argument("--out", default="demo-output", help="output folder (replaced)")
+    parser.add_argument("--tiles", type=int, default=3, help="number of 1pct tiles")
+    parser.add_argument("--blocks", type=int, default=2, help="blocks per tile")
+    parser.add_argument("--model", default=str(DEMO_MODEL), help="model directory")
     args = parser.parse_args(argv)
-    run(Path(args.out), n_tiles=args.tiles)
+    result = run(Path(args.out), n_tiles=args.tiles, n_blocks=args.blocks, model=Path(args.model))
+    if result["failed_tiles"] or not result["report"]:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

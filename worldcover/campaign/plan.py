@@ -93,13 +93,19 @@ class CampaignPlan:
         if stage is not None:
             check_stage(stage)
             selected = stage_tiles(stage, seed)
+            if tiles:  # a few tiles of a stage (e.g. a demo or a pilot)
+                wanted = {Tile.parse(t).id for t in tiles}
+                outside = sorted(wanted - {t.id for t in selected})
+                if outside:
+                    raise InputError(f"tile(s) {', '.join(outside)} are not in stage {stage}")
+                selected = [t for t in selected if t.id in wanted]
         elif tiles:
             selected = [Tile.parse(t) for t in tiles]
         elif bbox is not None:
             selected = land_tiles(bbox)
         else:
             raise InputError("a campaign needs --stage, --tiles or --bbox")
-        if bbox is not None and (stage is not None or tiles):
+        if bbox is not None and (stage is not None or tiles):  # the box narrows the selection
             keep = {t.id for t in land_tiles(bbox)}
             selected = [t for t in selected if t.id in keep]
         if not selected:
