@@ -7,6 +7,7 @@ one line on stderr and exit code 2, never a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -15,8 +16,14 @@ from typer.core import TyperGroup
 from worldcover.errors import WorldCoverError
 
 
+DEBUG_ENV = "WORLDCOVER_DEBUG"
+
+
 class _FriendlyErrors(TyperGroup):
-    """Turn our own exceptions into a one-line message and exit code 2."""
+    """Our own exceptions: one line and exit code 2. Anything else: one line and exit code 1.
+
+    Set WORLDCOVER_DEBUG=1 to see the traceback of an unexpected error.
+    """
 
     def invoke(self, ctx):  # type: ignore[override]
         try:
@@ -24,6 +31,15 @@ class _FriendlyErrors(TyperGroup):
         except WorldCoverError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            typer.echo(f"error: unexpected {type(exc).__name__}: {first} (set {DEBUG_ENV}=1 for the traceback)",
+                       err=True)
+            raise typer.Exit(1) from None
 
 
 app = typer.Typer(

@@ -67,7 +67,7 @@ def _load_s2_group(items, geobox, keys, offset, chunk) -> xr.Dataset:
     raw = odc.stac.load(
         items, bands=assets, geobox=geobox, groupby="solar_day", chunks=_chunks(geobox, chunk),
         resampling={"*": "bilinear", keys[SCL]: "nearest"},
-        dtype={**{keys[b]: "uint16" for b in S2_BANDS}, keys[SCL]: "uint8"}, nodata=0,
+        dtype="uint16", nodata=0,  # one dtype: odc-stac's dask path rejects a per-band dict
         fail_on_error=True,
     )
     raw = to_yx(raw).rename({keys[b]: b for b in [*S2_BANDS, SCL]})
