@@ -9,6 +9,7 @@ NaN for missing and SCL as uint8, S1 as linear power, the DEM in metres.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import odc.stac
@@ -119,6 +120,19 @@ def load_dem(items: list[pystac.Item], geobox: GeoBox, asset: str = "data") -> x
     return to_yx(raw[asset].isel(time=0, drop=True)).rename("dem")
 
 
+def local_hrefs_as_uris(item: pystac.Item) -> pystac.Item:
+    """Absolute filesystem hrefs become file:// URIs.
+
+    A local archive served over HTTP (the simulated one) carries hrefs like
+    ``/data/B04.tif``; pystac would resolve those against the API's http://
+    self link and odc-stac would then ask the server for the file.
+    """
+    for asset in item.assets.values():
+        if asset.href.startswith("/") and not asset.href.startswith("//"):
+            asset.href = Path(asset.href).as_uri()
+    return item
+
+
 class StacSource:
     """A STAC API (preset or URL) as a provider of block inputs."""
 
@@ -143,6 +157,7 @@ class StacSource:
         items = search_items(self.client, [collection], block.bbox, datetime,
                              max_cloud=self.max_cloud if collection == self.preset.s2_collection else None)
         sign = signer(self.preset)
+        items = [local_hrefs_as_uris(i) for i in items]
         return [sign(i) for i in items] if sign else items
 
     def load_block(self, block: Block, year: int) -> BlockInputs:
