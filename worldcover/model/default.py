@@ -34,7 +34,7 @@ class TrainingDesign:
     test: tuple[Block, ...]
 
 
-def training_design(train_per_zone: int = 2, test_per_zone: int = 1, blocks_per_tile: int = 2,
+def training_design(train_per_zone: int = 3, test_per_zone: int = 1, blocks_per_tile: int = 1,
                     block_size: int = TRAIN_BLOCK_SIZE, seed: int = 2021) -> TrainingDesign:
     """Tiles outside the 10pct stage, per latitude zone; test tiles never share a tile or a 9x9-degree cell with train."""
     ten = {t.id for t in stage_tiles("10pct", seed)}
