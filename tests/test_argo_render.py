@@ -288,13 +288,33 @@ def test_names_and_values_are_validated_before_yaml():
         RenderConfig(service_account="Default SA")
     with pytest.raises(InputError, match="nodes"):
         render(CampaignPlan.create("big", 2021, stage="10pct", out_root="s3://worldcover/c", batch_size=300))
-    # defence in depth: any Argo expression that we did not write is refused, wherever it hides
+    # labels are validated too, at creation and again when rendering a plan built around create()
+    from dataclasses import replace
+
+    with pytest.raises(InputError, match="invalid label"):
+        CampaignPlan.create("ok", 2021, stage="1pct", labels={"team": "{{workflow.parameters.x}}"})
+    sneaky = replace(CampaignPlan.create("ok", 2021, stage="1pct", out_root="s3://worldcover/c"),
+                     labels={"team": "{{workflow.parameters.x}}"})
+    with pytest.raises(InputError, match="invalid label"):
+        render(sneaky)
+
+
+def test_unexpected_argo_expressions_are_refused(monkeypatch):
+    """Defence in depth: an Argo expression we did not write is refused wherever it hides."""
+    from worldcover.engines.argo import render as render_mod
     from worldcover.errors import DataError
 
-    sneaky = CampaignPlan.create("ok", 2021, stage="1pct", out_root="s3://worldcover/c",
-                                 labels={"team": "{{workflow.parameters.x}}"})
+    plan = CampaignPlan.create("ok", 2021, stage="1pct", out_root="s3://worldcover/c")
+    real = render_mod.render_campaign_objects
+
+    def smuggle(*args, **kwargs):
+        objs = real(*args, **kwargs)
+        objs[0].obj["metadata"].setdefault("annotations", {})["x"] = "{{workflow.parameters.x}}"
+        return objs
+
+    monkeypatch.setattr(render_mod, "render_campaign_objects", smuggle)
     with pytest.raises(DataError, match="unexpected Argo expression"):
-        render(sneaky)
+        render_mod.render(plan)
 
 
 def test_yaml_round_trips(rendering):

@@ -40,9 +40,11 @@ def atomic_path(dest: str | os.PathLike, suffix: str | None = None) -> Iterator[
         tmp_path.unlink(missing_ok=True)
 
 
-def atomic_write_text(dest: str | os.PathLike, text: str) -> None:
+def atomic_write_text(dest: str | os.PathLike, text: str) -> Path:
+    """Write UTF-8 text atomically; returns ``dest``."""
     with atomic_path(dest) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
+    return Path(dest)
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

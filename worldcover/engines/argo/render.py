@@ -32,6 +32,7 @@ import yaml
 
 from worldcover.engines.argo import parts
 from worldcover.engines.argo.parts import RenderConfig
+from worldcover.cog import atomic_write_text
 from worldcover.engines.argo.schema import DEFAULT_VERSION, describe, validate_object
 from worldcover.errors import DataError, InputError
 
@@ -337,23 +338,10 @@ def write(objects: Iterable[ArgoObject], out_dir: str | Path) -> list[Path]:
         raise InputError(f"output {str(out)!r} exists and is not a directory")
     written = []
     for o in objects:
-        written.append(write_text(out / o.path, o.yaml))
+        written.append(atomic_write_text(out / o.path, o.yaml))
     return written
 
 
-def write_text(dest: Path, text: str) -> Path:
-    import tempfile
-
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return dest
 
 
 # -- what the rendering calls ----------------------------------------------------------------------
