@@ -102,6 +102,30 @@ def iter_windows(height: int, width: int, size: int = DEFAULT_WINDOW) -> Iterato
             yield r, c, min(size, height - r), min(size, width - c)
 
 
+def data_windows(src, size: int = DEFAULT_WINDOW, nodata: int = 0) -> Iterator[tuple[int, int, int, int]]:
+    """The windows of ``iter_windows`` that may hold data, found from the coarsest overview.
+
+    A global mosaic VRT spans the whole extent of its tiles but holds data in
+    only a few of them; its overview levels are categorical modes in which a
+    cell is nodata only when no pixel under it has a class, so windows under
+    nodata cells can be skipped without reading them. Rasters without
+    overviews yield every window.
+    """
+    overviews = src.overviews(1)
+    if not overviews:
+        yield from iter_windows(src.height, src.width, size)
+        return
+    factor = max(overviews)
+    coarse = src.read(1, out_shape=(max(1, src.height // factor), max(1, src.width // factor)))
+    sy, sx = src.height / coarse.shape[0], src.width / coarse.shape[1]
+    has = coarse != nodata
+    for r, c, h, w in iter_windows(src.height, src.width, size):
+        r0, r1 = int(r // sy), min(coarse.shape[0], int(np.ceil((r + h) / sy)) + 1)
+        c0, c1 = int(c // sx), min(coarse.shape[1], int(np.ceil((c + w) / sx)) + 1)
+        if has[max(0, r0 - 1):r1, max(0, c0 - 1):c1].any():
+            yield r, c, h, w
+
+
 def window_class_area_m2(
     data: np.ndarray, row_area_m2: np.ndarray, n_codes: int = 256
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -136,7 +160,7 @@ def class_areas(
         geographic = _is_geographic(src.crs)
         counts = np.zeros(256, dtype=np.int64)
         area = np.zeros(256)
-        for r, c, h, w in iter_windows(src.height, src.width, window):
+        for r, c, h, w in data_windows(src, window, nodata):
             data = src.read(1, window=((r, r + h), (c, c + w)))
             n, a = window_class_area_m2(data, row_areas_m2(src.transform, r, h, geographic=geographic, model=model))
             counts += n
