@@ -178,9 +178,23 @@ def test_params_aliases_are_recorded_canonically(tables):
     assert hp["num_iterations"] == 7 and hp["bagging_fraction"] == 0.5 and "n_estimators" not in hp
 
 
-def test_default_model_hook_is_a_marked_todo(tmp_path):
-    with pytest.raises(NotImplementedError, match="not wired"):
-        train_default_model(tmp_path / "m")
+def test_committed_default_model_matches_its_training_design():
+    """models/default loads (checksums verified), records how it was made, and beats its baseline."""
+    from pathlib import Path
+
+    from worldcover.model import Model
+    from worldcover.model.default import training_design
+
+    model = Model.load(Path(__file__).resolve().parents[1] / "models" / "default")
+    card = model.card
+    design = training_design()
+    assert set(card.test_blocks) == {b.id for b in design.test}
+    assert set(card.training_blocks) == {b.id for b in design.train}
+    assert not set(card.training_blocks) & set(card.test_blocks)
+    assert card.metrics["overall_accuracy"] >= 0.80
+    baseline = card.provenance["baseline_summer_only"]["metrics"]["overall_accuracy"]
+    assert baseline < card.metrics["overall_accuracy"] - 0.08
+    assert card.provenance["feature_config"]["s1"] is True
 
 
 # --- prediction ----------------------------------------------------------------------
