@@ -76,10 +76,16 @@ def validate(out_root: str, campaign: str, year: int, reference: str = "", n: in
     mosaic = MosaicPaths(root, year).vrt
     if not mosaic.exists():
         raise DataError(f"no mosaic at {mosaic}: run the merge step first")
-    samples = vdir / "samples.csv"
-    if not samples.exists():
+    samples, stamp = vdir / "samples.csv", vdir / "design.json"
+    # The design belongs to one build of the mosaic: a mosaic with new tiles needs a new design.
+    mosaic_key = json.loads(MosaicPaths(root, year).manifest.read_text()).get("key", "")
+    current = json.loads(stamp.read_text()).get("mosaic_key") if stamp.exists() else None
+    if not samples.exists() or current != mosaic_key:
+        from worldcover.cog import atomic_write_text
+
         design = design_sample(mosaic, n=n or None, seed=year)
         write_samples(design.samples, samples)
+        atomic_write_text(stamp, json.dumps({"mosaic_key": mosaic_key, **design.summary()}, indent=1, default=str))
     if not reference:
         return {"campaign": campaign, "status": "awaiting-reference", "samples": str(samples)}
     if reference.startswith("sim:"):
