@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -22,6 +23,12 @@ from rio_cogeo.cogeo import cog_translate, cog_validate
 from rio_cogeo.profiles import cog_profiles
 
 from worldcover.errors import DataError
+
+# rio-cogeo's translate is not safe in two threads of one process: under load,
+# one call's in-memory GeoTIFF intermittently opens as the other's WarpedVRT
+# ("Writing through VRTSourcedRasterBand is not supported"). One at a time;
+# the callers' numpy work still overlaps with it.
+_TRANSLATE_LOCK = threading.Lock()
 
 
 @contextmanager
@@ -79,7 +86,7 @@ def write_cog(
     size = min(blocksize, max(16, 1 << int(np.log2(max(min(arr.shape[1:]), 16)))))
     dst_profile.update(blockxsize=size, blockysize=size, predictor=2 if arr.dtype.kind in "iu" else 3)
     dest = Path(dest)
-    with MemoryFile() as mem:
+    with _TRANSLATE_LOCK, MemoryFile() as mem:
         with mem.open(**profile) as src:
             src.write(arr)
             if colormap is not None:
