@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 import threading
 from contextlib import contextmanager
@@ -31,12 +32,48 @@ from worldcover.errors import DataError
 _TRANSLATE_LOCK = threading.Lock()
 
 
+TEMP_MARK = ".part"  # temporary names: .<dest name>.<random>.part<suffix>
+_TEMP_RE = re.compile(r"^\..+\.[A-Za-z0-9_]{6,}\.part(\.[A-Za-z0-9]+)?$")
+
+
+def is_temp_name(name: str) -> bool:
+    """True for the temporary names :func:`atomic_path` writes (never a finished file's name)."""
+    return bool(_TEMP_RE.match(name))
+
+
+def remove_temps(folder: str | os.PathLike, recursive: bool = False) -> int:
+    """Delete leftovers of interrupted atomic writes under ``folder``; returns how many.
+
+    Only call this where no other process is writing (e.g. under the campaign
+    lock): a live write's temporary file looks the same as a dead one's.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    n = 0
+    walker = os.walk(folder) if recursive else [(str(folder), [], os.listdir(folder))]
+    for dirpath, _, names in walker:
+        for name in names:
+            if is_temp_name(name):
+                try:
+                    os.unlink(os.path.join(dirpath, name))
+                    n += 1
+                except (FileNotFoundError, IsADirectoryError):
+                    pass
+    return n
+
+
 @contextmanager
 def atomic_path(dest: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside ``dest``; rename it onto ``dest`` only on success."""
+    """Yield a temporary path beside ``dest``; rename it onto ``dest`` only on success.
+
+    The temporary name is hidden and marked (:func:`is_temp_name`), so nothing
+    that looks for finished files can take it for one, and a sweep after a
+    crash (:func:`remove_temps`) can find it.
+    """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix or ".tmp", dir=dest.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=TEMP_MARK + (suffix or ".tmp"), dir=dest.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

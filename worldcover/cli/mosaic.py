@@ -33,7 +33,12 @@ def build(
     Only tiles that are new or changed since the last build are read again; with
     nothing changed, nothing is recomputed. Prints a JSON summary on stdout.
     """
+    from worldcover.engines.local import campaign_lock
+    from worldcover.errors import InputError
     from worldcover.mosaic import build_mosaic
 
+    if not campaign.is_dir():
+        raise InputError(f"campaign root {str(campaign)!r} does not exist or is not a folder")
     log = None if quiet else (lambda msg: console.print(msg, highlight=False))
-    echo_json(build_mosaic(campaign, year, force=force, workers=workers, validate=not no_validate, log=log))
+    with campaign_lock(campaign):  # never beside a running campaign or another build on this root
+        echo_json(build_mosaic(campaign, year, force=force, workers=workers, validate=not no_validate, log=log))

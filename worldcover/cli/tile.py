@@ -28,6 +28,7 @@ def run(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from worldcover.campaign.plan import check_blocks, check_source, check_uri
+    from worldcover.engines.local import campaign_lock
     from worldcover.grid import Tile, parse_blocks
     from worldcover.tile.run import run_tile
 
@@ -37,7 +38,7 @@ def run(
     check_source(source)
     check_uri(out, "output root")
     total = len(parse_blocks(t, blocks, block_size))
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    with campaign_lock(out), Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=as_json) as bar:
         task = bar.add_task(f"{t.id} blocks", total=total)
         result = run_tile(t, year, source, model, out, block_size=block_size, blocks=blocks, max_cloud=max_cloud,

@@ -21,6 +21,7 @@ from typing import Iterator
 
 from worldcover.campaign.calls import StepCall, step_calls
 from worldcover.campaign.plan import CampaignPlan
+from worldcover.cog import remove_temps
 from worldcover.errors import InputError, WorldCoverError
 
 
@@ -152,6 +153,7 @@ def run_campaign(plan: CampaignPlan, *, scheduler: str | None = None, workers: i
     outcomes: list[StepOutcome] = []
     with campaign_lock(plan.out_root):
         record_plan(plan)
+        remove_temps(plan.out_root, recursive=True)  # under the lock, any temporary file is a dead run's
         client, cluster = _client(scheduler, workers, threads)
         try:
             futures = {client.submit(run_step, c.to_json(), retries, backoff_s, pure=False, key=f"tile-{c.arguments['tile']}"): c

@@ -25,7 +25,7 @@ from rio_cogeo.cogeo import cog_translate, cog_validate
 from rio_cogeo.profiles import cog_profiles
 
 from worldcover import __version__
-from worldcover.cog import atomic_path, atomic_write_text, sha256_file
+from worldcover.cog import atomic_path, atomic_write_text, remove_temps, sha256_file
 from worldcover.errors import DataError
 from worldcover.grid import CRS, QUALITY_PIXELS_PER_DEGREE, PIXELS_PER_DEGREE, Block, Tile
 from worldcover.legend import CLASSES, NODATA, colormap
@@ -264,11 +264,11 @@ def tile_item(paths: TilePaths, blocks: Sequence[Block], gb: GeoBox, qgb: GeoBox
 
 
 def cleanup_scratch(paths: TilePaths) -> None:
-    """Remove leftovers of an interrupted assembly (never a finished product)."""
+    """Remove leftovers of an interrupted assembly or write (never a finished product or block)."""
     if paths.dir.exists():
         for p in paths.dir.glob(".*.scratch.tif"):
             p.unlink(missing_ok=True)
-        for p in paths.dir.glob(".*.tmp*"):
-            p.unlink(missing_ok=True)
+        remove_temps(paths.dir)
+        remove_temps(paths.blocks_dir)
 
 
