@@ -1,11 +1,18 @@
 """``make bench``: the performance suite in one run (not part of ``make test``).
 
-Each block size runs in its own process (clean peak-memory figures). Results
-go to ``benchmarks/results/<timestamp>.json`` with the machine description,
-and the summary to ``benchmarks/results/latest.json``, which
+Every measurement runs in its own process (clean peak-memory figures):
+
+* the production path (``run_tile``) on one block of each size (512, 1024, 2048);
+* the stage profile and the predict-only floor at 512 and 1024, and the naive
+  reference at 512 (at 1024 it runs for over a quarter of an hour);
+* the local engine with 1, 2, 4 tiles;
+* the render time of the 100pct campaign.
+
+Results go to ``benchmarks/results/<timestamp>.json`` with the machine
+description, and the summary to ``benchmarks/results/latest.json``, which
 ``worldcover campaign plan`` reads for its throughput.
 
-    python -m benchmarks.run [--sizes 512,1024,2048]
+    python -m benchmarks.run [--sizes 512,1024,2048] [--naive-size 512] [--floor-size 1024]
 """
 
 from __future__ import annotations
@@ -19,15 +26,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parents[1]
 
 
-def block_run(size: int) -> dict:
-    out = RESULTS / f".block_{size}.json"
-    subprocess.run([sys.executable, "-m", "benchmarks.block_chain", "--block-size", str(size), "--json", str(out)],
-                   check=True, stdout=subprocess.DEVNULL)
-    data = json.loads(out.read_text())
-    out.unlink()
-    return data
+def child(module: str, *args: str) -> dict | list:
+    """Run ``python -m module args`` and parse the JSON document it prints last."""
+    out = RESULTS / f".{module.rsplit('.', 1)[-1]}-{'-'.join(a.strip('-') for a in args)}.json"
+    cmd = [sys.executable, "-m", module, *args]
+    if module.endswith("block_chain"):
+        cmd += ["--json", str(out)]
+        subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+        data = json.loads(out.read_text())
+        out.unlink()
+        return data
+    res = subprocess.run(cmd, check=True, cwd=REPO, capture_output=True, text=True)
+    text = res.stdout[res.stdout.rindex("\n[") + 1:] if "\n[" in res.stdout else res.stdout
+    return json.loads(text)
 
 
 def render_100pct_s() -> float:
@@ -40,36 +54,64 @@ def render_100pct_s() -> float:
     return round(time.perf_counter() - t0, 3)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="512,1024,2048", help="block sizes, comma-separated")
-    args = ap.parse_args()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    sizes = [int(s) for s in args.sizes.split(",")]
-    blocks = {}
-    for s in sizes:
-        print(f"block {s} ...", flush=True)
-        blocks[s] = block_run(s)
-        print(json.dumps({k: blocks[s][k] for k in ("stages_s", "end_to_end_s", "peak_rss_gb")}), flush=True)
-    ref = blocks[max(sizes)]
+def summarise(tile: dict, stages: dict, naive: dict | None, engine: list, render_s: float, floor_size: int) -> dict:
+    """The headline figures from the individual runs (see the README's performance table)."""
     from worldcover.campaign import CampaignPlan
     from worldcover.campaign.estimate import estimate
 
-    rate = ref["end_to_end_mpx_per_s_per_core"]
+    largest = tile[max(tile)]
+    rate = largest["end_to_end_mpx_per_s_per_core"]
     est = estimate(CampaignPlan.create("wc-100pct-2021", 2021, stage="100pct"), mpx_per_s_per_core=rate)
-    summary = {
+    floor = stages[floor_size]
+    return {
         "end_to_end_mpx_per_s_per_core": rate,
-        "speedup_vs_naive": ref.get("speedup_vs_naive"),
-        "end_to_end_over_predict_floor": ref["end_to_end_over_predict_floor"],
-        "peak_rss_gb_block_2048": blocks[2048]["peak_rss_gb"] if 2048 in blocks else None,
+        "end_to_end_block_size": largest["block_size"],
+        "speedup_vs_naive": naive["speedup_vs_naive"] if naive else None,
+        "naive_block_size": naive["block_size"] if naive else None,
+        "end_to_end_over_predict_floor": round(tile[floor_size]["end_to_end_s"] / floor["predict_floor_s"], 2),
+        "predict_floor_mpx_per_s": floor["predict_floor_mpx_per_s"],
+        "peak_rss_gb_block_2048": tile[2048]["peak_rss_gb"] if 2048 in tile else None,
         "core_hours_100pct": est.core_hours,
-        "render_100pct_s": render_100pct_s(),
-        "growth": {s: {"end_to_end_s": b["end_to_end_s"], "peak_rss_gb": b["peak_rss_gb"]} for s, b in blocks.items()},
+        "render_100pct_s": render_s,
+        "growth_block_size": {str(s): {"end_to_end_s": r["end_to_end_s"], "peak_rss_gb": r["peak_rss_gb"]}
+                              for s, r in sorted(tile.items())},
+        "growth_tiles": {str(r["tiles"]): {"wall_s": r["wall_s"], "peak_rss_gb_tree": r["peak_rss_gb_tree"]}
+                         for r in engine},
+        "stages_s": {str(s): r["stages_s"] for s, r in sorted(stages.items())},
         "measured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": ref["machine"],
+        "machine": largest["machine"],
     }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="512,1024,2048", help="block sizes of the production path")
+    ap.add_argument("--naive-size", type=int, default=512)
+    ap.add_argument("--floor-size", type=int, default=1024)
+    ap.add_argument("--tiles", default="1,2,4")
+    args = ap.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    tile, stages = {}, {}
+    naive = None
+    for s in sorted({args.naive_size, args.floor_size}):
+        print(f"stages {s} ...", flush=True)
+        extra = ["--naive"] if s == args.naive_size else []
+        stages[s] = child("benchmarks.block_chain", "--mode", "stages", "--block-size", str(s), *extra)
+        if extra:
+            naive = stages[s]
+        print(json.dumps({k: stages[s].get(k) for k in ("stages_s", "predict_floor_s", "speedup_vs_naive")}), flush=True)
+    for s in sizes:
+        print(f"tile {s} ...", flush=True)
+        tile[s] = child("benchmarks.block_chain", "--mode", "tile", "--block-size", str(s))
+        print(json.dumps({k: tile[s][k] for k in ("end_to_end_s", "end_to_end_mpx_per_s_per_core", "peak_rss_gb")}),
+              flush=True)
+    print("engine ...", flush=True)
+    engine = child("benchmarks.engine_growth", "--tiles", args.tiles)
+    summary = summarise(tile, stages, naive, engine, render_100pct_s(), args.floor_size)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    (RESULTS / f"{stamp}.json").write_text(json.dumps({"summary": summary, "blocks": blocks}, indent=1))
+    detail = {"summary": summary, "tile": tile, "stages": stages, "engine": engine}
+    (RESULTS / f"{stamp}.json").write_text(json.dumps(detail, indent=1))
     (RESULTS / "latest.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
 

@@ -330,6 +330,27 @@ def test_quicklook_has_the_legend_colours(built):
         assert int(c.colour, 16) in present, c.name  # legend patches in the official colours
 
 
+def test_quicklook_panel_window_finds_the_mapped_patch(tmp_path):
+    """A 100 x 150 px patch in a 3000 px Map COG: the panel shows it whole and little else."""
+    from worldcover.mosaic.quicklook import data_window
+
+    data = np.zeros((3000, 3000), np.uint8)
+    data[1000:1100, 2000:2150] = 40
+    data[1040:1060, 2050:2080] = 50
+    paths = write_tile(tmp_path, "N00E006", YEAR, data, 0, 0, quality=False)
+    found = data_window(paths.map, max_pixels=256)
+    assert found is not None
+    codes, (west, east, south, north) = found
+    t = Tile.parse("N00E006")
+    patch = (t.lon + 2000 * PIXEL_SIZE, t.lon + 2150 * PIXEL_SIZE, t.lat + 3 - 1100 * PIXEL_SIZE, t.lat + 3 - 1000 * PIXEL_SIZE)
+    assert west <= patch[0] and east >= patch[1] and south <= patch[2] and north >= patch[3]
+    margin = 3 * 3000 / 512 * PIXEL_SIZE  # the box is found on a 512 px read, grown by a coarse pixel
+    assert west > patch[0] - margin and east < patch[1] + margin and north < patch[3] + margin
+    assert max(codes.shape) <= 256 and {40, 50} <= set(np.unique(codes).tolist())
+    empty = write_tile(tmp_path / "e", "N00E006", YEAR, np.zeros((600, 600), np.uint8), 0, 0, quality=False)
+    assert data_window(empty.map) is None
+
+
 # --- input checks ------------------------------------------------------------------------
 
 

@@ -360,8 +360,10 @@ def build_mosaic(
         meta = {"year": year, "campaign": plan.name if plan else None, "campaign_stage": plan.stage if plan else None}
         groups = write_area_tables(paths.areas_csv, paths.areas_json, records, stages_of, meta)
         say("quicklook")
+        outlines = [(t, Tile.parse(t).bbox, tile_paths(root, t, year).map) for t in tiles]
         render_quicklook(paths.quicklook, pick_level([paths.level("1km"), paths.level("10km")]),
-                         f"Land cover {year}" + (f", campaign {plan.name}" if plan else "") + f" ({len(tiles)} tiles)")
+                         f"Land cover {year}" + (f", campaign {plan.name}" if plan else "") + f" ({len(tiles)} tiles)",
+                         tiles=outlines)
         say("STAC collection")
         stac_info = write_stac(paths, plan, tiles, checksums, extent, validate)
         if stac_info["not_vendored"]:
