@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
+
 import pytest
 
 from worldcover.errors import DataError
@@ -57,3 +59,20 @@ def test_undecidable_item_is_an_error():
         harmonisation(_item({}))
     with pytest.raises(ValueError, match="processing_baseline"):
         harmonisation(_item({"s2:processing_baseline": "four"}))
+
+
+@pytest.mark.parametrize("offset", [0, -1000])
+def test_dn_to_reflectance_equals_the_xarray_expression_bit_for_bit(offset):
+    """The fused loader kernel gives the same float32 bits as the obvious xarray expression."""
+    import xarray as xr
+
+    from worldcover.bands import S2_QUANTIFICATION
+    from worldcover.sources.stac import dn_to_reflectance
+
+    dn = np.random.default_rng(-offset).integers(0, 20000, (5, 40, 30)).astype("uint16")
+    dn[:, :3] = 0
+    a = xr.DataArray(dn)
+    expected = ((a.astype("float32") + np.float32(offset)) / np.float32(S2_QUANTIFICATION)).where(a > 0)
+    got = dn_to_reflectance(dn, offset)
+    assert got.dtype == np.float32 and np.isnan(got[:, :3]).all()
+    np.testing.assert_array_equal(got, expected.astype("float32").values)
