@@ -57,7 +57,7 @@ def test_raster_bands_alone():
 def test_undecidable_item_is_an_error():
     with pytest.raises(DataError, match="cannot tell"):
         harmonisation(_item({}))
-    with pytest.raises(ValueError, match="processing_baseline"):
+    with pytest.raises(DataError, match="'it'.*processing_baseline"):
         harmonisation(_item({"s2:processing_baseline": "four"}))
 
 

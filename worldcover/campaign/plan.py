@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import MISSING, asdict, dataclass, field, replace
 from pathlib import Path
 
 from worldcover.errors import InputError
@@ -120,22 +120,35 @@ class CampaignPlan:
     def validate(self) -> "CampaignPlan":
         check_name(self.name)
         check_year(self.year)
+        if not isinstance(self.tiles, (tuple, list)):
+            raise InputError(f"invalid tiles {self.tiles!r}: expected a list of tile ids")
         for t in self.tiles:
             Tile.parse(t)
+        if self.stage is not None:
+            if not isinstance(self.stage, str):
+                raise InputError(f"invalid stage {self.stage!r}: expected 1pct, 10pct or 100pct (or none)")
+            check_stage(self.stage)
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**32:
+            raise InputError(f"invalid seed {self.seed!r}: expected an integer 0..2^32-1")
         check_uri(self.model, "model")
         check_uri(self.out_root, "output root")
         check_source(self.source)
         check_block_size(self.block_size)
         check_blocks(self.blocks)
-        if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 500:
+        if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool) or not 1 <= self.batch_size <= 500:
             raise InputError(f"invalid batch size {self.batch_size!r}: expected 1..500 tiles per batch")
-        for key, value in dict(self.labels).items():
+        if not isinstance(self.labels, dict):
+            raise InputError(f"invalid labels {self.labels!r}: expected a mapping of Kubernetes label keys to values")
+        for key, value in self.labels.items():
             if not isinstance(key, str) or not _LABEL_RE.match(key) or not isinstance(value, str) \
                     or not _LABEL_VALUE_RE.match(value):
                 raise InputError(f"invalid label {key!r}={value!r}: expected Kubernetes label syntax")
+        if not isinstance(self.reference, str):
+            raise InputError(f"invalid reference {self.reference!r}: expected a labelled CSV path or sim:ARCHIVE")
         if self.reference:
             check_uri(self.reference.removeprefix("sim:"), "reference")
-        if self.max_cloud is not None and not 0 <= self.max_cloud <= 100:
+        if self.max_cloud is not None and (not isinstance(self.max_cloud, (int, float)) or isinstance(self.max_cloud, bool)
+                                           or not 0 <= self.max_cloud <= 100):
             raise InputError(f"invalid max cloud {self.max_cloud!r}: expected a percentage 0..100")
         return self
 
@@ -154,16 +167,22 @@ class CampaignPlan:
 
     @classmethod
     def from_dict(cls, d: dict) -> "CampaignPlan":
+        if not isinstance(d, dict):
+            raise InputError(f"a campaign must be a JSON object, not {type(d).__name__}")
         d = dict(d)
-        unknown = set(d) - set(cls.__dataclass_fields__)
+        fields = cls.__dataclass_fields__
+        unknown = set(map(str, d)) - set(fields)
         if unknown:
-            raise InputError(f"campaign file has unknown field(s) {', '.join(sorted(unknown))}")
-        d["tiles"] = tuple(d.get("tiles", ()))
-        try:
-            plan = cls(**d)
-        except TypeError as exc:
-            raise InputError(f"campaign file is incomplete: {exc}") from None
-        return plan.validate()
+            raise InputError(f"unknown field(s) {', '.join(map(repr, sorted(unknown)))}; expected {', '.join(fields)}")
+        required = [k for k, f in fields.items() if f.default is MISSING and f.default_factory is MISSING]
+        missing = [k for k in required if k not in d and k != "tiles"]  # a plan without tiles is a template
+        if missing:
+            raise InputError(f"missing field(s) {', '.join(missing)}")
+        tiles = d.get("tiles", [])
+        if not isinstance(tiles, list) or not all(isinstance(t, str) for t in tiles):
+            raise InputError(f"invalid tiles {tiles!r}: expected a list of tile ids")
+        d["tiles"] = tuple(tiles)
+        return cls(**d).validate()
 
     def save(self, path: str | Path) -> Path:
         from worldcover.cog import atomic_write_text
@@ -179,6 +198,11 @@ class CampaignPlan:
             raise InputError(f"campaign file {str(path)!r} does not exist") from None
         except json.JSONDecodeError as exc:
             raise InputError(f"campaign file {str(path)!r} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        except (UnicodeDecodeError, IsADirectoryError, PermissionError) as exc:
+            raise InputError(f"campaign file {str(path)!r} cannot be read as UTF-8 JSON text ({type(exc).__name__})") from None
         if not isinstance(data, dict):
             raise InputError(f"campaign file {str(path)!r} must hold a JSON object")
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except InputError as exc:
+            raise InputError(f"campaign file {str(path)!r}: {exc}") from None

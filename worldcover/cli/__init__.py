@@ -10,17 +10,21 @@ from __future__ import annotations
 import os
 import sys
 
+import click
 import typer
+import typer.exceptions
 from typer.core import TyperGroup
 
 from worldcover.errors import WorldCoverError
 
 
 DEBUG_ENV = "WORLDCOVER_DEBUG"
+# A bad option, argument or sub-command (typer >= 0.20 vendors click, whose exceptions derive from this).
+_USAGE_ERRORS = tuple({getattr(typer.exceptions, "TyperException", click.ClickException), click.ClickException})
 
 
 class _FriendlyErrors(TyperGroup):
-    """Our own exceptions: one line and exit code 2. Anything else: one line and exit code 1.
+    """Our own exceptions and bad options: one line and exit code 2. Anything else: one line and exit code 1.
 
     Set WORLDCOVER_DEBUG=1 to see the traceback of an unexpected error.
     """
@@ -33,6 +37,10 @@ class _FriendlyErrors(TyperGroup):
             raise typer.Exit(2) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
+        except _USAGE_ERRORS as exc:  # a bad option, argument or sub-command is bad input too
+            message = " ".join(exc.format_message().split())
+            typer.echo(f"error: {message} (see --help)", err=True)
+            raise typer.Exit(2) from None
         except Exception as exc:
             if os.environ.get(DEBUG_ENV):
                 raise

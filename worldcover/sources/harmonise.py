@@ -10,6 +10,7 @@ reported, not silently trusted.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -32,13 +33,31 @@ class Harmonisation:
     metadata_disagrees: bool = False
 
 
+def _fields(item: pystac.Item | dict) -> tuple[str, dict, dict]:
+    """(id, properties, assets) of an item, checked to be the right shapes."""
+    if isinstance(item, pystac.Item):
+        return item.id, item.properties, item.assets
+    if not isinstance(item, dict):
+        raise DataError(f"STAC item {item!r:.60}: expected a JSON object")
+    item_id = item.get("id", "?")
+    props, assets = item.get("properties"), item.get("assets", {})
+    if not isinstance(props, dict) or not isinstance(assets, dict):
+        raise DataError(f"item {item_id!r}: 'properties' and 'assets' must be JSON objects")
+    return item_id, props, assets
+
+
 def item_baseline(item: pystac.Item | dict) -> str | None:
     """The item's processing baseline from ``s2:processing_baseline`` or its product URI."""
-    props = item.properties if isinstance(item, pystac.Item) else item.get("properties", {})
+    item_id, props, _ = _fields(item)
     value = props.get("s2:processing_baseline")
-    if value:
-        parse_baseline(value)  # validates the form
-        return str(value)
+    if value not in (None, ""):
+        if not isinstance(value, str):
+            raise DataError(f"item {item_id!r}: s2:processing_baseline {value!r} is not a string like '04.00'")
+        try:
+            parse_baseline(value)  # validates the form
+        except ValueError as exc:
+            raise DataError(f"item {item_id!r}: {exc}") from None
+        return value.strip()
     for key in ("s2:product_uri", "s2:granule_id", "s2:datatake_id"):
         m = _URI_BASELINE.search(str(props.get(key, "")) + "_")
         if m:
@@ -46,24 +65,40 @@ def item_baseline(item: pystac.Item | dict) -> str | None:
     return None
 
 
+# The offsets a Sentinel-2 L2A catalogue can declare, as reflectance: none, or the -0.1 of baseline 04.00.
+_KNOWN_OFFSETS = (0.0, S2_BOA_OFFSET_DN / S2_QUANTIFICATION)
+
+
 def _declared_offset(item: pystac.Item | dict, asset_key: str | None) -> float | None:
-    assets = item.assets if isinstance(item, pystac.Item) else item.get("assets", {})
+    item_id, _, assets = _fields(item)
     keys = [asset_key] if asset_key else list(assets)
     for key in keys:
         asset = assets.get(key)
         if asset is None:
             continue
         fields = asset.extra_fields if isinstance(asset, pystac.Asset) else asset
-        for band in fields.get("raster:bands", []) or []:
+        bands = fields.get("raster:bands", []) if isinstance(fields, dict) else None
+        if bands is None or bands == []:
+            continue
+        if not isinstance(bands, list) or not all(isinstance(b, dict) for b in bands):
+            raise DataError(f"item {item_id!r}: asset {key!r} has raster:bands {bands!r:.80}, expected a list of objects")
+        for band in bands:
             if "offset" in band:
-                return float(band["offset"])
+                value = band["offset"]
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                    raise DataError(f"item {item_id!r}: asset {key!r} declares raster:bands offset {value!r:.40}, "
+                                    "expected a number")
+                return float(value)
     return None
+
+
+def _known(offset: float) -> bool:
+    return any(abs(offset - k) < 1e-9 for k in _KNOWN_OFFSETS)
 
 
 def harmonisation(item: pystac.Item | dict, asset_key: str | None = None) -> Harmonisation:
     """Decide the DN offset of one item."""
-    item_id = item.id if isinstance(item, pystac.Item) else item.get("id", "?")
-    props = item.properties if isinstance(item, pystac.Item) else item.get("properties", {})
+    item_id, props, _ = _fields(item)
     baseline = item_baseline(item)
     declared = _declared_offset(item, asset_key)
     if props.get("earthsearch:boa_offset_applied") is True:
@@ -72,9 +107,12 @@ def harmonisation(item: pystac.Item | dict, asset_key: str | None = None) -> Har
                              declared is not None and declared != 0.0)
     if baseline is not None:
         offset = S2_BOA_OFFSET_DN if baseline_has_offset(baseline) else 0
-        disagrees = declared is not None and round(declared * S2_QUANTIFICATION) != offset
+        disagrees = declared is not None and (not _known(declared) or round(declared * S2_QUANTIFICATION) != offset)
         return Harmonisation(item_id, baseline, offset, "s2:processing_baseline", disagrees)
     if declared is not None:
+        if not _known(declared):  # nothing else to decide by: an offset no baseline ever had is not trusted
+            raise DataError(f"item {item_id!r}: raster:bands offset {declared:g} is not a Sentinel-2 L2A offset "
+                            f"(expected 0 or {_KNOWN_OFFSETS[1]}) and the item has no processing baseline")
         return Harmonisation(item_id, None, int(round(declared * S2_QUANTIFICATION)), "raster:bands")
     raise DataError(
         f"item {item_id!r} has no s2:processing_baseline, product URI or raster:bands offset: "

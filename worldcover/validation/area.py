@@ -84,15 +84,27 @@ def row_areas_m2(
     return cell_area_m2(edges[:-1], edges[1:], transform.a, model)
 
 
-def _is_geographic(crs) -> bool:
+def _is_geographic(crs, path: str | Path | None = None) -> bool:
+    what = f"map {path}" if path is not None else "map"
     if crs is None:
-        raise DataError("map has no CRS: expected EPSG:4326 (or a projected CRS in metres)")
+        raise DataError(f"{what} has no CRS: expected EPSG:4326 (or a projected CRS in metres)")
     if crs.is_geographic:
         return True
     units = (crs.linear_units or "").lower()
-    if units not in ("metre", "meter", "m"):
-        raise DataError(f"map CRS {crs} has units {units!r}: expected degrees or metres")
+    if units not in ("metre", "meter", "m") or not crs.is_projected:
+        raise DataError(f"{what}: CRS {crs.to_string()[:80]!r} has units {units!r}: expected EPSG:4326 (degrees) "
+                        "or a projected CRS in metres")
     return False
+
+
+def check_class_map(src, path: str | Path) -> bool:
+    """A class map is uint8 codes with nodata 0 (or none declared) in a usable CRS; True if geographic."""
+    if src.dtypes[0] != "uint8":
+        raise DataError(f"map {path}: band 1 is {src.dtypes[0]}, expected uint8 class codes")
+    nodata = src.nodata
+    if nodata is not None and nodata != 0:
+        raise DataError(f"map {path}: declares nodata {nodata:g}, expected 0 (the WorldCover nodata) or none")
+    return _is_geographic(src.crs, path)
 
 
 def iter_windows(height: int, width: int, size: int = DEFAULT_WINDOW) -> Iterator[tuple[int, int, int, int]]:
@@ -155,9 +167,7 @@ def class_areas(
     except rasterio.errors.RasterioIOError as exc:
         raise InputError(f"map {path}: cannot be opened as a raster ({exc})") from None
     with src:
-        if src.dtypes[0] != "uint8":
-            raise DataError(f"map {path}: band 1 is {src.dtypes[0]}, expected uint8 class codes")
-        geographic = _is_geographic(src.crs)
+        geographic = check_class_map(src, path)
         counts = np.zeros(256, dtype=np.int64)
         area = np.zeros(256)
         for r, c, h, w in data_windows(src, window, nodata):

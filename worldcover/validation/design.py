@@ -25,7 +25,7 @@ import pandas as pd
 from worldcover.errors import DataError, InputError
 from worldcover.legend import BY_CODE, NODATA
 from worldcover.validation.area import (
-    DEFAULT_WINDOW, M2_PER_HA, _is_geographic, data_windows, row_areas_m2, window_class_area_m2,
+    DEFAULT_WINDOW, M2_PER_HA, _is_geographic, check_class_map, data_windows, row_areas_m2, window_class_area_m2,
 )
 
 DEFAULT_CONJECTURED_UA = 0.75  # the WorldCover accuracy bar; a neutral prior for every class
@@ -179,9 +179,7 @@ def scan_map(path: str | Path, capacity: int, seed: int, window: int = DEFAULT_W
     pixels = np.zeros(256, dtype=np.int64)
     area = np.zeros(256)
     with src:
-        if src.dtypes[0] != "uint8":
-            raise DataError(f"map {path}: band 1 is {src.dtypes[0]}, expected uint8 class codes")
-        geographic = _is_geographic(src.crs)
+        geographic = check_class_map(src, path)
         for r, c, h, w in data_windows(src, window):
             data = src.read(1, window=((r, r + h), (c, c + w)))
             row_area = row_areas_m2(src.transform, r, h, geographic=geographic)

@@ -60,6 +60,20 @@ def sample_raster(path: str | Path, lon: np.ndarray, lat: np.ndarray) -> np.ndar
     return out
 
 
+def _check_map(path: Path) -> None:
+    """Refuse a map that is not uint8 codes with nodata 0 in a usable CRS before anything is written."""
+    import rasterio
+
+    from worldcover.validation.area import check_class_map
+
+    try:
+        src = rasterio.open(path)
+    except rasterio.errors.RasterioIOError as exc:
+        raise InputError(f"map {path}: cannot be opened as a raster ({exc})") from None
+    with src:
+        check_class_map(src, path)
+
+
 @dataclass
 class Report:
     """Paths written and the metrics they hold."""
@@ -243,6 +257,8 @@ def build_report(
         raise InputError(f"map {map_path}: file not found")
     if compare_path is not None and not Path(compare_path).exists():
         raise InputError(f"compare map {compare_path}: file not found")
+    for path in [map_path] + ([Path(compare_path)] if compare_path is not None else []):
+        _check_map(path)
     samples = read_labelled(reference_path)
     lon, lat = samples["lon"].to_numpy(), samples["lat"].to_numpy()
     on_map = sample_raster(map_path, lon, lat)
@@ -258,7 +274,10 @@ def build_report(
     names = [BY_CODE[c].name for c in codes]
     mapped_ha = np.array([mapped.get(c, (0, 0.0))[1] for c in codes])
     counts = counts_matrix(samples["map_class"], samples["ref_code"], codes)
-    result = olofsson(counts, mapped_ha, names)
+    try:
+        result = olofsson(counts, mapped_ha, names)
+    except InputError as exc:  # e.g. a stratum of the map without sample units: the samples do not fit the map
+        raise InputError(f"labelled samples {reference_path} on map {map_path}: {exc}") from None
 
     samples["continent"] = [continent(x, y) for x, y in zip(lon, lat)]  # per sample unit, not per pixel
     areas_ha = {c: a for c, (_, a) in mapped.items()}
