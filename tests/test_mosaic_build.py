@@ -271,3 +271,30 @@ def test_tile_item_extensions_without_a_schema_are_reported_not_fetched(tmp_path
     assert summary["stac"]["not_vendored"] == ["https://example.org/processing/v9.9.9/schema.json"]
     copied = json.loads((MosaicPaths(tmp_path, YEAR).items / "N42E009.json").read_text())
     assert copied["properties"]["processing:software"] == {"worldcover": "0.1.0"}  # provenance kept
+
+
+def test_finished_check_hashes_each_product_once_and_sees_a_rewrite(tmp_path, monkeypatch):
+    """The checksum memo: a second check reads no product; a product rewritten in place is caught."""
+    import worldcover.cog as cog
+    from worldcover.products import is_finished
+
+    import os
+    import time
+
+    paths = write_tile(tmp_path, "N00E006", 2021, synthetic_codes((96, 96), seed=1), 0, 0)
+    an_hour_ago = time.time() - 3600
+    for f in paths.dir.glob("*.tif"):
+        os.utime(f, (an_hour_ago, an_hour_ago))  # products written earlier (fresh files are never memoised)
+    hashed: list[str] = []
+    real = cog.sha256_file
+    monkeypatch.setattr(cog, "sha256_file", lambda p: hashed.append(Path(p).name) or real(p))
+    assert is_finished(paths) and len(hashed) >= 2
+    first = len(hashed)
+    assert is_finished(paths) and len(hashed) == first  # remembered by size, mtime and inode
+    data = bytearray(paths.map.read_bytes())
+    data[-100] ^= 0xFF  # same size, new content (and a new mtime)
+    paths.map.write_bytes(bytes(data))
+    assert not is_finished(paths)
+    assert hashed[first:] == [paths.map.name]
+    assert not is_finished(paths)  # a fresh file is hashed on every check until it settles
+    assert hashed[first:] == [paths.map.name] * 2

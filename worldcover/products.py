@@ -19,12 +19,14 @@ are complete, so an interrupted run is never taken for a finished one.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from worldcover.grid import Tile
 
 PRODUCTS = ("Map", "Prob", "InputQuality")
+RACY_NS = 2_000_000_000  # checksums of files younger than this are not remembered
 
 
 @dataclass(frozen=True)
@@ -88,22 +90,71 @@ def multihash_sha256(hexdigest: str) -> str:
 
 
 def is_finished(paths: TilePaths, verify: bool = True) -> bool:
-    """True when the tile's STAC item exists and its assets match their checksums."""
-    from worldcover.cog import sha256_file
+    """True when the tile's STAC item exists and its assets match their checksums.
 
+    A file's sha256 is remembered in ``tiles/<TILE>/.checksums.json`` with its
+    size, mtime and inode, and recomputed only when one of those changed (as
+    make and rsync decide): a 100pct merge would otherwise re-read every tile's
+    products, terabytes, each time it asks which tiles are done.
+    """
     if not paths.item.exists():
         return False
     try:
         item = json.loads(paths.item.read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    for asset in item.get("assets", {}).values():
-        href = paths.dir / Path(asset.get("href", "")).name
-        if not href.exists():
-            return False
-        if verify and asset.get("file:checksum") != multihash_sha256(sha256_file(href)):
-            return False
-    return True
+    memo = _ChecksumMemo(paths.dir)
+    try:
+        for asset in item.get("assets", {}).values():
+            href = paths.dir / Path(asset.get("href", "")).name
+            if not href.exists():
+                return False
+            if "file:size" in asset and href.stat().st_size != asset["file:size"]:
+                return False
+            if verify and asset.get("file:checksum") != multihash_sha256(memo.sha256(href)):
+                return False
+        return True
+    finally:
+        memo.save()
+
+
+class _ChecksumMemo:
+    """sha256 of the files of one folder, keyed by (size, mtime_ns, inode); saved atomically."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / ".checksums.json"
+        try:
+            self.known = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.known = {}
+        self.changed = False
+
+    def sha256(self, file: Path) -> str:
+        from worldcover.cog import sha256_file
+
+        st = file.stat()
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+        hit = self.known.get(file.name)
+        if isinstance(hit, dict) and hit.get("stamp") == stamp and isinstance(hit.get("sha256"), str):
+            return hit["sha256"]
+        digest = sha256_file(file)
+        # a file modified within the filesystem's timestamp granularity of now could
+        # change again without its mtime changing: remember only settled files (git's
+        # "racily clean" rule)
+        if time.time_ns() - st.st_mtime_ns > RACY_NS:
+            self.known[file.name] = {"stamp": stamp, "sha256": digest}
+            self.changed = True
+        return digest
+
+    def save(self) -> None:
+        if not self.changed:
+            return
+        from worldcover.cog import atomic_write_text
+
+        try:
+            atomic_write_text(self.path, json.dumps(self.known, sort_keys=True))
+        except OSError:
+            pass  # a read-only archive: verification still worked, it just is not remembered
 
 
 def finished_tiles(root: str | Path, year: int) -> list[str]:
