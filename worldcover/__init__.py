@@ -7,4 +7,8 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
+from worldcover import credentials as _credentials
+
+_credentials.install()  # no secret value ever reaches a log record, whoever logs it
+
 __all__ = ["__version__"]

@@ -79,7 +79,10 @@ def search_table(url: str, blocks: list[Block], year: int) -> Table:
 
 
 def run(out: Path, n_tiles: int = 3, n_blocks: int = 2, year: int = DEMO_YEAR, seed: int = DEMO_SEED,
-        model: Path = DEMO_MODEL, fresh: bool = True) -> dict:
+        model: Path = DEMO_MODEL, fresh: bool = True, block_size: int = DEMO_BLOCK_SIZE,
+        period: tuple[str, str] | None = None) -> dict:
+    """The demo; ``block_size`` and ``period`` (simulate only acquisitions between two ISO dates) make it
+    smaller, e.g. for a quick check (``--tiles 1 --blocks 1 --block-size 60 --period 2021-05-01,2021-06-30``)."""
     from worldcover import sim
     from worldcover.campaign import CampaignPlan
     from worldcover.campaign.estimate import estimate
@@ -99,15 +102,15 @@ def run(out: Path, n_tiles: int = 3, n_blocks: int = 2, year: int = DEMO_YEAR, s
     console.rule("1. Plan")
     console.print(stage_table(2021))
     tiles = pick_demo_tiles(n_tiles)
-    spec = demo_blocks_spec(DEMO_BLOCK_SIZE, n_blocks)
-    blocks = [b for t in tiles for b in parse_blocks(t, spec, DEMO_BLOCK_SIZE)]
+    spec = demo_blocks_spec(block_size, n_blocks)
+    blocks = [b for t in tiles for b in parse_blocks(t, spec, block_size)]
     est = estimate(CampaignPlan.create("wc-1pct-2021", year, stage="1pct"))
     console.print(f"full 1pct stage: {est.tiles} tiles, {est.land_km2:,.0f} km² of land, "
                   f"~{est.core_hours:,.0f} core-hours. The demo runs {len(blocks)} blocks of "
-                  f"{DEMO_BLOCK_SIZE} px from {len(tiles)} of its tiles: {', '.join(t.id for t in tiles)}")
+                  f"{block_size} px from {len(tiles)} of its tiles: {', '.join(t.id for t in tiles)}")
 
     console.rule(f"2. Simulating {len(blocks)} blocks for {year}")
-    generated = sim.generate(blocks, year, archive, seed=seed)
+    generated = sim.generate(blocks, year, archive, seed=seed, **({"period": period} if period else {}))
     console.print(f"   {generated['items_written']} -> {archive}")
 
     console.rule("3-4. STAC API on loopback, campaign on the local dask engine")
@@ -115,7 +118,7 @@ def run(out: Path, n_tiles: int = 3, n_blocks: int = 2, year: int = DEMO_YEAR, s
         console.print(search_table(api.url, blocks, year))
         plan = CampaignPlan.create(
             "wc-1pct-2021", year, stage="1pct", tiles=[t.id for t in tiles], model=str(model), source=api.url,
-            out_root=str(root), block_size=DEMO_BLOCK_SIZE, blocks=spec, reference=f"sim:{archive}")
+            out_root=str(root), block_size=block_size, blocks=spec, reference=f"sim:{archive}")
         outcome = run_campaign(plan, workers=1, threads=2, blocks_per_tile=n_blocks)
     summary_ = summarise(outcome)
     print_summary(summary_)
@@ -160,8 +163,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tiles", type=int, default=3, help="number of 1pct tiles")
     parser.add_argument("--blocks", type=int, default=2, help="blocks per tile")
     parser.add_argument("--model", default=str(DEMO_MODEL), help="model directory")
+    parser.add_argument("--block-size", type=int, default=DEMO_BLOCK_SIZE, help="block size in pixels")
+    parser.add_argument("--period", default=None,
+                        help="simulate only acquisitions between two ISO dates, START,END (default: the whole year)")
     args = parser.parse_args(argv)
-    result = run(Path(args.out), n_tiles=args.tiles, n_blocks=args.blocks, model=Path(args.model))
+    period = tuple(args.period.split(",", 1)) if args.period else None
+    if period is not None and len(period) != 2:
+        parser.error("--period: expected START,END (ISO dates)")
+    result = run(Path(args.out), n_tiles=args.tiles, n_blocks=args.blocks, model=Path(args.model),
+                 block_size=args.block_size, period=period)
     if result["failed_tiles"] or not result["report"]:
         raise SystemExit(1)
 

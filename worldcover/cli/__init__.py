@@ -15,12 +15,18 @@ import typer
 import typer.exceptions
 from typer.core import TyperGroup
 
+from worldcover.credentials import redact
 from worldcover.errors import WorldCoverError
 
 
 DEBUG_ENV = "WORLDCOVER_DEBUG"
 # A bad option, argument or sub-command (typer >= 0.20 vendors click, whose exceptions derive from this).
 _USAGE_ERRORS = tuple({getattr(typer.exceptions, "TyperException", click.ClickException), click.ClickException})
+
+
+def _one_line(message: object) -> str:
+    """A message as one line, with any secret value masked."""
+    return redact(" ".join(str(message).split()))
 
 
 class _FriendlyErrors(TyperGroup):
@@ -33,18 +39,17 @@ class _FriendlyErrors(TyperGroup):
         try:
             return super().invoke(ctx)
         except WorldCoverError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {_one_line(exc)}", err=True)
             raise typer.Exit(2) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
         except _USAGE_ERRORS as exc:  # a bad option, argument or sub-command is bad input too
-            message = " ".join(exc.format_message().split())
-            typer.echo(f"error: {message} (see --help)", err=True)
+            typer.echo(f"error: {_one_line(exc.format_message())} (see --help)", err=True)
             raise typer.Exit(2) from None
         except Exception as exc:
             if os.environ.get(DEBUG_ENV):
                 raise
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            first = redact(str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
             typer.echo(f"error: unexpected {type(exc).__name__}: {first} (set {DEBUG_ENV}=1 for the traceback)",
                        err=True)
             raise typer.Exit(1) from None
@@ -91,5 +96,5 @@ def main() -> None:
     try:
         app()
     except WorldCoverError as exc:  # raised outside a command (e.g. during parsing)
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         sys.exit(2)

@@ -22,6 +22,7 @@ from typing import Iterator
 from worldcover.campaign.calls import StepCall, step_calls
 from worldcover.campaign.plan import CampaignPlan
 from worldcover.cog import remove_temps
+from worldcover.credentials import redact
 from worldcover.errors import InputError, WorldCoverError
 
 
@@ -74,11 +75,11 @@ def run_step(call_json: str, retries: int = 2, backoff_s: float = 1.0) -> dict:
             result = call()
             return {"ok": True, "result": result, "attempts": attempt, "seconds": time.perf_counter() - t0}
         except WorldCoverError as exc:
-            return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "attempts": attempt,
+            return {"ok": False, "error": redact(f"{type(exc).__name__}: {exc}"), "attempts": attempt,
                     "seconds": time.perf_counter() - t0}
         except Exception as exc:  # an unexpected failure may be transient: retry
             if attempt > retries:
-                last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+                last = redact(traceback.format_exception_only(type(exc), exc)[-1].strip())
                 return {"ok": False, "error": last, "attempts": attempt, "seconds": time.perf_counter() - t0}
             time.sleep(backoff_s * 2 ** (attempt - 1))
 

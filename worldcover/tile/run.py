@@ -188,9 +188,11 @@ def _outputs(paths: TilePaths) -> dict:
 
 
 def _describe(exc: BaseException) -> str:
+    from worldcover.credentials import redact
+
     if isinstance(exc, WorldCoverError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"[:500]
+        return redact(str(exc))
+    return redact(f"{type(exc).__name__}: {exc}")[:500]
 
 
 __all__ = ["ChainParams", "TileRun", "classify_block", "feature_config_of", "open_source", "run_tile"]

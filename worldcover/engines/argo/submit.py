@@ -22,6 +22,7 @@ from typing import Any, Iterator
 from worldcover.engines.argo import parts
 from worldcover.engines.argo.parts import RenderConfig
 from worldcover.engines.argo.render import ArgoObject, Rendering, render
+from worldcover.credentials import redact, register
 from worldcover.errors import DataError, InputError, WorldCoverError
 
 TOKEN_ENV = "ARGO_TOKEN"
@@ -47,7 +48,7 @@ class Redactor:
     def __call__(self, text: str) -> str:
         for s in self.secrets:
             text = text.replace(s, "***")
-        return text
+        return redact(text)  # and whatever other secret the environment holds
 
 
 def read_token(token_file: str | Path | None = None, env: dict | None = None) -> str | None:
@@ -67,6 +68,7 @@ def read_token(token_file: str | Path | None = None, env: dict | None = None) ->
         token = (env.get(TOKEN_ENV) or "").strip() or None
     if token is not None and (any(c.isspace() for c in token.removeprefix("Bearer ")) or not token.isprintable()):
         raise InputError("the Argo token must be one line without spaces (its value is not shown)")
+    register(token)  # a token from a file is masked in logs and messages like one from the environment
     return token
 
 
