@@ -27,7 +27,7 @@ MIN_YEAR, MAX_YEAR = 2015, 2100
 
 def check_name(name: str) -> str:
     """Campaign names become Kubernetes names and labels: DNS-1123, at most 40 characters."""
-    if not isinstance(name, str) or not _NAME_RE.match(name):
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise InputError(
             f"invalid campaign name {name!r}: expected 1-40 lowercase letters, digits or '-', "
             "starting and ending with a letter or digit"
@@ -37,7 +37,7 @@ def check_name(name: str) -> str:
 
 def check_uri(value: str, what: str) -> str:
     """Paths and s3:// URIs: no '..', no template braces, no shell metacharacters."""
-    if not isinstance(value, str) or not _URI_RE.match(value) or ".." in value.split("/"):
+    if not isinstance(value, str) or not _URI_RE.fullmatch(value) or ".." in value.split("/"):
         raise InputError(
             f"invalid {what} {value!r}: expected a path or s3://bucket/prefix of letters, digits and . _ - / "
             "without '..'"
@@ -46,13 +46,13 @@ def check_uri(value: str, what: str) -> str:
 
 
 def check_source(value: str) -> str:
-    if not isinstance(value, str) or not _SOURCE_RE.match(value):
+    if not isinstance(value, str) or not _SOURCE_RE.fullmatch(value):
         raise InputError(f"invalid source {value!r}: expected a preset name or an http(s) STAC API URL")
     return value
 
 
 def check_blocks(spec: str) -> str:
-    if not isinstance(spec, str) or not _BLOCKS_RE.match(spec):
+    if not isinstance(spec, str) or not _BLOCKS_RE.fullmatch(spec):
         raise InputError(f"invalid blocks {spec!r}: expected 'all', 'first:N' or a list like r0c0,r0c1")
     return spec
 
@@ -123,7 +123,8 @@ class CampaignPlan:
         if not isinstance(self.tiles, (tuple, list)):
             raise InputError(f"invalid tiles {self.tiles!r}: expected a list of tile ids")
         for t in self.tiles:
-            Tile.parse(t)
+            if Tile.parse(t).id != t:  # exactly the id: it becomes parameters, task names and paths
+                raise InputError(f"invalid tile id {t!r}: expected exactly {Tile.parse(t).id!r}")
         if self.stage is not None:
             if not isinstance(self.stage, str):
                 raise InputError(f"invalid stage {self.stage!r}: expected 1pct, 10pct or 100pct (or none)")
@@ -140,8 +141,8 @@ class CampaignPlan:
         if not isinstance(self.labels, dict):
             raise InputError(f"invalid labels {self.labels!r}: expected a mapping of Kubernetes label keys to values")
         for key, value in self.labels.items():
-            if not isinstance(key, str) or not _LABEL_RE.match(key) or not isinstance(value, str) \
-                    or not _LABEL_VALUE_RE.match(value):
+            if not isinstance(key, str) or not _LABEL_RE.fullmatch(key) or not isinstance(value, str) \
+                    or not _LABEL_VALUE_RE.fullmatch(value):
                 raise InputError(f"invalid label {key!r}={value!r}: expected Kubernetes label syntax")
         if not isinstance(self.reference, str):
             raise InputError(f"invalid reference {self.reference!r}: expected a labelled CSV path or sim:ARCHIVE")

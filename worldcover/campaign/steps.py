@@ -16,12 +16,33 @@ from pathlib import Path
 from worldcover.errors import DataError
 
 
+def _check_arguments(*, out_root: str, campaign: str = "", year: int | None = None, model: str | None = None,
+                     source: str | None = None, blocks: str | None = None, reference: str | None = None) -> None:
+    """The checks a plan's values pass, again: a runner's parameters can be edited on resubmission."""
+    from worldcover.campaign import plan as p
+
+    p.check_uri(out_root, "output root")
+    if campaign:
+        p.check_name(campaign)
+    if year is not None:
+        p.check_year(year)
+    if model is not None:
+        p.check_uri(model, "model")
+    if source is not None:
+        p.check_source(source)
+    if blocks is not None:
+        p.check_blocks(blocks)
+    if reference:
+        p.check_uri(reference.removeprefix("sim:") if isinstance(reference, str) else reference, "reference")
+
+
 def process_tile(tile: str, year: int, source: str, model: str, out_root: str,
                  block_size: int = 3000, blocks: str = "all", max_cloud: float | None = None,
                  campaign: str = "") -> dict:
     """Produce one tile's Map, Probability and InputQuality COGs and its STAC item (idempotent)."""
     from worldcover.tile.run import run_tile
 
+    _check_arguments(out_root=out_root, campaign=campaign, year=year, model=model, source=source, blocks=blocks)
     run = run_tile(tile, year, source, model, out_root, block_size=block_size, blocks=blocks,
                    max_cloud=max_cloud)
     return {"tile": run.tile, "status": run.status, "pixels": run.pixels, "blocks_computed": run.blocks_computed,
@@ -37,6 +58,7 @@ def collect_failures(out_root: str, campaign: str, year: int) -> dict:
     from worldcover.cog import atomic_write_text
     from worldcover.products import is_finished, tile_paths
 
+    _check_arguments(out_root=out_root, campaign=campaign, year=year)
     root = Path(out_root)
     plan = CampaignPlan.load(root / "campaign.json")
     failed, errors = [], {}
@@ -56,6 +78,7 @@ def merge(out_root: str, campaign: str, year: int) -> dict:
     """Merge finished tiles into the mosaic (VRT + overview pyramid + STAC collection + areas)."""
     from worldcover.mosaic.build import build_mosaic
 
+    _check_arguments(out_root=out_root, campaign=campaign, year=year)
     return {"campaign": campaign, **build_mosaic(out_root, year)}
 
 
@@ -71,6 +94,7 @@ def validate(out_root: str, campaign: str, year: int, reference: str = "", n: in
     from worldcover.validation.design import design_sample
     from worldcover.validation.tables import write_samples
 
+    _check_arguments(out_root=out_root, campaign=campaign, year=year, reference=reference)
     root = Path(out_root)
     vdir = root / "validation"
     mosaic = MosaicPaths(root, year).vrt

@@ -55,7 +55,7 @@ def default_image() -> str:
 
 
 def check_dns_name(value: str, what: str) -> str:
-    if not isinstance(value, str) or not _DNS1123.match(value):
+    if not isinstance(value, str) or not _DNS1123.fullmatch(value):
         raise InputError(f"invalid {what} {value!r}: expected a DNS-1123 label (lowercase letters, digits, '-')")
     return value
 
@@ -65,13 +65,13 @@ _SUBDOMAIN = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
 
 def check_k8s_name(value: str, what: str) -> str:
     """Object names (workflows, templates): a DNS-1123 subdomain, at most 253 characters."""
-    if not isinstance(value, str) or not _SUBDOMAIN.match(value) or ".." in value:
+    if not isinstance(value, str) or not _SUBDOMAIN.fullmatch(value) or ".." in value:
         raise InputError(f"invalid {what} {value!r}: expected lowercase letters, digits, '-' or '.'")
     return value
 
 
 def check_image(value: str) -> str:
-    if not isinstance(value, str) or len(value) > 255 or not _IMAGE.match(value):
+    if not isinstance(value, str) or len(value) > 255 or not _IMAGE.fullmatch(value):
         raise InputError(f"invalid image {value!r}: expected a container image reference such as "
                          "ghcr.io/org/name:tag")
     return value
@@ -114,7 +114,7 @@ class RenderConfig:
             if f.type == "int" and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
                 raise InputError(f"invalid {f.name.replace('_', ' ')} {value!r}: expected a non-negative integer")
         for name in ("retry_backoff", "retry_max_duration"):
-            if not _DURATION.match(getattr(self, name)):
+            if not _DURATION.fullmatch(getattr(self, name)):
                 raise InputError(f"invalid {name.replace('_', ' ')} {getattr(self, name)!r}: expected a duration "
                                  "like 90s, 2m or 1h30m")
         if self.tile_parallelism < 1 or self.batch_parallelism < 1 or self.run_as_user < 1:

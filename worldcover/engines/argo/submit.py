@@ -73,7 +73,7 @@ def read_token(token_file: str | Path | None = None, env: dict | None = None) ->
 
 
 def check_server(url: str) -> str:
-    if not isinstance(url, str) or not _URL.match(url):
+    if not isinstance(url, str) or not _URL.fullmatch(url):
         raise InputError(f"invalid Argo Server URL {url!r}: expected http(s)://host[:port][/path]")
     return url.rstrip("/") + "/"
 

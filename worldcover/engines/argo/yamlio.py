@@ -25,7 +25,7 @@ def _key(k: str) -> str:
 
 
 def _plain(s: str) -> bool:
-    return bool(_PLAIN.match(s)) and s.lower() not in _RESERVED
+    return bool(_PLAIN.fullmatch(s)) and s.lower() not in _RESERVED
 
 
 def _scalar(v: Any) -> str:
@@ -47,7 +47,7 @@ def _literal(s: str, indent: int) -> list[str] | None:
     if not s.endswith("\n") or s.endswith("\n\n") or s.startswith((" ", "\n")) or "\r" in s:
         return None
     lines = s[:-1].split("\n")
-    if any(line != line.rstrip() or not _LINE_OK.match(line) for line in lines):
+    if any(line != line.rstrip() or not _LINE_OK.fullmatch(line) for line in lines):
         return None
     pad = " " * indent
     return [pad + line if line else "" for line in lines]
