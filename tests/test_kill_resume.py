@@ -279,3 +279,25 @@ def test_sigkill_mid_campaign_then_rerun_redoes_only_unfinished_work(api, archiv
     log = Path(os.environ.get("WORLDCOVER_FAULT_LOG", tmp_path / "faults.json"))
     log.write_text(json.dumps(figures, indent=1, default=str))
     print(json.dumps({k: v for k, v in figures.items() if k != "checks_after_kill"}, default=str))
+
+
+def test_every_local_writer_refuses_a_root_in_use(tmp_path):
+    """campaign run, tile run and mosaic build on a root held by a running campaign: one line, exit 2, no write."""
+    from typer.testing import CliRunner
+
+    from worldcover.cli import app
+    from worldcover.engines.local import campaign_lock
+
+    root = tmp_path / "root"
+    commands = [
+        ["campaign", "run", "--tiles", "N45E003", "--out", str(root), "--source", "http://127.0.0.1:9"],
+        ["tile", "run", "N45E003", "--year", "2021", "--source", "http://127.0.0.1:9", "--out", str(root)],
+        ["mosaic", "build", "--campaign", str(root), "--year", "2021"],
+    ]
+    with campaign_lock(root):  # a second open file description: flock conflicts even in one process
+        listing = sorted(os.listdir(root))
+        for args in commands:
+            result = CliRunner().invoke(app, args)
+            assert result.exit_code == 2, result.output
+            assert result.stderr.count("\n") == 1 and "is in use by a running campaign" in result.stderr
+            assert sorted(os.listdir(root)) == listing

@@ -182,3 +182,28 @@ def test_no_secret_in_any_artefact(tmp_path):
     assert found == {}, f"secrets found in: {found}"
     print(json.dumps({"files_searched": searched, "streams_searched": len(streams), "secrets": len(ALL_SECRETS),
                       "forms_per_secret": len(forms(ALL_SECRETS[0])), "found": found}))
+
+
+def test_log_records_and_messages_are_redacted(monkeypatch, caplog):
+    """The safety net itself: any logger, any secret variable, raw or URL-encoded, and registered tokens."""
+    import logging
+
+    from worldcover import credentials
+
+    for k, v in SECRETS.items():
+        monkeypatch.setenv(k, v)
+    credentials.install()
+    secret = SECRETS["SH_CLIENT_SECRET"]
+    with caplog.at_level(logging.DEBUG):
+        logging.getLogger("requests_oauthlib.oauth2_session").debug("data %s", {"client_secret": secret})
+        logging.getLogger("urllib3").debug("body=%s", quote_plus(secret))
+        try:
+            raise RuntimeError(f"server said: {SECRETS['ARGO_TOKEN']}")
+        except RuntimeError:
+            logging.getLogger("x").exception("failed")
+        credentials.register("Bearer " + TOKEN_FILE_SECRET)
+        logging.getLogger("hera").warning("token %s", TOKEN_FILE_SECRET)
+    text = caplog.text + "".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
+    assert "***" in text and find_secrets(text.encode()) == []
+    assert credentials.redact(f"a {secret} b") == "a *** b"
+    assert credentials.redact("no secret here") == "no secret here"
