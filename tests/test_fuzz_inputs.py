@@ -37,6 +37,7 @@ from worldcover.errors import DataError, InputError
 from worldcover.grid import Tile, check_block_size, parse_bbox, parse_blocks
 from worldcover.products import tile_paths
 
+REPO_MODEL = Path(__file__).resolve().parents[1] / "models" / "default"
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "stac-samples" / \
     "planetary-computer-sentinel-2-l2a-100-items.parquet"
 
@@ -581,3 +582,70 @@ def test_campaign_and_tile_options_cli(tmp_path_factory, option, value):
         r2 = cli("tile run (options)", tile_argv)
         assert r2.exit_code == 2, r2.output
         assert not out.exists() or not any(out.rglob("*.tif")), "a refused tile run wrote a product"
+
+
+# ------------------------------------------------------------------------------------------------
+# source COGs (a simulated archive) with the wrong dtype, CRS or nodata: the tile fails, no map
+# ------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def small_archive(tmp_path_factory):
+    from worldcover import sim
+
+    root = tmp_path_factory.mktemp("src") / "archive"
+    sim.generate([Tile.parse("N45E003").block(300, 300, 60)], 2021, root, seed=3,
+                 period=("2021-05-01", "2021-06-30"))
+    return root
+
+
+def _rewrite_band(archive: Path, band: str, **change) -> int:
+    """Rewrite ``band`` of every S2 item: dtype float32 reflectance, another dtype, no CRS, or nodata."""
+    items = json.loads((archive / "stac" / "items" / "sentinel-2-l2a.json").read_text())["features"]
+    for it in items:
+        path = Path(it["assets"][band]["href"].removeprefix("file://"))
+        with rasterio.open(path) as src:
+            profile, data = src.profile, src.read()
+        for k in ("blockxsize", "blockysize", "tiled", "compress", "interleave"):
+            profile.pop(k, None)
+        if change.get("dtype") == "float32":
+            data = data / 10000.0  # reflectance instead of DN
+        profile.update(change)
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(data.astype(profile["dtype"]))
+    return len(items)
+
+
+@pytest.mark.parametrize("change", [{"dtype": "float32"}, {"dtype": "int16"}, {"crs": None}, {"nodata": 10}])
+def test_source_cogs_with_wrong_dtype_crs_or_nodata_fail_the_tile(tmp_path, small_archive, change):
+    import shutil
+
+    from worldcover.sources.local_api import LocalStacApi
+    from worldcover.tile.run import run_tile
+
+    archive = tmp_path / "archive"
+    shutil.copytree(small_archive, archive)
+    # the archive's manifest and items name absolute paths: point them at the copy
+    for f in (archive / "stac" / "items").glob("*.json"):
+        f.write_text(f.read_text().replace(str(small_archive), str(archive)))
+    _rewrite_band(archive, "B04", **change)
+    out = tmp_path / "out"
+    with LocalStacApi(archive) as api:
+        ok, exc = refused("source COG", run_tile, "N45E003", 2021, api.url, str(REPO_MODEL), out,
+                          block_size=60, blocks="r300c300", names="'B04'")
+    assert not ok, f"a tile was produced from B04 COGs with {change}"
+    paths = tile_paths(out, "N45E003", 2021)
+    assert not paths.item.exists() and not paths.map.exists() and paths.failure.exists()
+    assert not list(paths.blocks_dir.glob("*.json")) if paths.blocks_dir.exists() else True
+
+
+def test_clean_source_cogs_pass_the_header_check(small_archive):
+    from worldcover.bands import S2_ASSET_KEYS
+    from worldcover.sources.local_api import LocalStacApi
+    from worldcover.sources.stac import StacSource, check_s2_headers
+
+    block = Tile.parse("N45E003").block(300, 300, 60)
+    with LocalStacApi(small_archive) as api:
+        src = StacSource(api.url)
+        items = src.search(src.preset.s2_collection, block, "2021-01-01T00:00:00Z/2021-12-31T23:59:59Z")
+    assert len(items) > 5
+    check_s2_headers(items, S2_ASSET_KEYS["planetary-computer"], sample=len(items))

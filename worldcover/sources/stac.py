@@ -65,6 +65,7 @@ def load_s2(items: list[pystac.Item], geobox: GeoBox, layout: str = "planetary-c
 def _load_s2_group(items, geobox, keys, offset, chunk) -> xr.Dataset:
     assets = [keys[b] for b in [*S2_BANDS, SCL]]
     _check_assets(items, assets)
+    check_s2_headers(items, keys)
     raw = odc.stac.load(
         items, bands=assets, geobox=geobox, groupby="solar_day", chunks=_chunks(geobox, chunk),
         resampling={"*": "bilinear", keys[SCL]: "nearest"},
@@ -101,6 +102,39 @@ def _fuse_days(ds: xr.Dataset) -> xr.Dataset:
     if day.to_index().is_unique:
         return ds
     return ds.groupby(day.rename("time")).first(skipna=True)
+
+
+def check_s2_headers(items: list[pystac.Item], keys: dict[str, str], sample: int = 2) -> None:
+    """Refuse S2 COGs that are not L2A digital numbers: the loader would read them as DN without a word.
+
+    odc-stac casts whatever it reads to uint16, so a float reflectance COG
+    becomes zeros (nodata) and a COG without a CRS is placed by the item's
+    metadata: either way the map comes out different, silently. The headers of
+    the first and last ``sample // 2`` items (GDAL caches them for the load) must
+    say uint16 (SCL: uint8 or uint16), a CRS, and nodata 0 or none.
+    """
+    import rasterio
+
+    half = max(1, sample // 2)
+    picks = sorted({*range(min(half, len(items))), *range(max(0, len(items) - half), len(items))})
+    for item in (items[k] for k in picks):
+        for band in [*S2_BANDS, SCL]:
+            key = keys[band]
+            href = item.assets[key].href
+            try:
+                with rasterio.open(href) as src:
+                    dtype, crs, nodata = src.dtypes[0], src.crs, src.nodata
+            except rasterio.errors.RasterioIOError as exc:
+                raise DataError(f"item {item.id!r} asset {key!r}: cannot be opened as a raster "
+                                f"({str(exc).splitlines()[0][:200]})") from None
+            expected = ("uint8", "uint16") if band == SCL else ("uint16",)
+            if dtype not in expected:
+                raise DataError(f"item {item.id!r} asset {key!r} is {dtype}, expected {' or '.join(expected)} "
+                                "Sentinel-2 L2A digital numbers")
+            if crs is None:
+                raise DataError(f"item {item.id!r} asset {key!r} has no CRS")
+            if nodata not in (None, 0):
+                raise DataError(f"item {item.id!r} asset {key!r} declares nodata {nodata:g}, expected 0 (or none)")
 
 
 def _check_assets(items: list[pystac.Item], assets: list[str]) -> None:
