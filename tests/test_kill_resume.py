@@ -131,6 +131,9 @@ def _check_no_partial_taken_as_complete(out: Path) -> dict:
         name = f.name
         if name == ".worldcover.lock":
             continue
+        if name == ".checksums.json":  # products' checksum memo: a complete (atomically written) cache
+            json.loads(f.read_text())
+            continue
         if name.startswith("."):
             temporary += 1
             # atomic_path: .<dest name>.<random><suffix>; assembly scratch: .<name>.scratch.tif
