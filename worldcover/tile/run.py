@@ -24,7 +24,7 @@ from worldcover.errors import DataError, WorldCoverError
 from worldcover.grid import Block, Tile, check_block_size, parse_blocks
 from worldcover.legend import NODATA
 from worldcover.products import TilePaths, is_finished, tile_paths
-from worldcover.sources.stac import BlockInputs
+from worldcover.sources.stac import DEFAULT_CHUNK, BlockInputs
 from worldcover.tile.products import (
     BlockResult, assemble_tile, block_done, cleanup_scratch, write_block_result,
 )
@@ -42,14 +42,14 @@ class ChainParams:
 
     cloud_dilation_px: int = 3
     s1_speckle_window: int = 7
-    chunk: int = 1024
+    chunk: int = DEFAULT_CHUNK  # dask chunk of the load and the chain: bounds memory per block
     threads: int | None = None  # dask threads per block; None = all cores
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def open_source(source: str, max_cloud: float | None = None, chunk: int = 1024) -> Source:
+def open_source(source: str, max_cloud: float | None = None, chunk: int = DEFAULT_CHUNK) -> Source:
     """A provider by name: ``sentinelhub``, a STAC preset, or a STAC API URL."""
     if source == "sentinelhub":
         from worldcover.sources.sentinelhub import SentinelHubSource
