@@ -237,3 +237,19 @@ def test_sampled_classes_are_the_block_classes(block):
     features, truth = block
     table = sample_training_points(features, truth, "b", max_per_class=3)
     assert set(table["code"]) <= set(CLASSES)
+
+
+@pytest.mark.parametrize("bad", ["N00E006_r0c1\n", "N00E006_r0c1 ", "../N00E006_r0c1"])
+def test_block_ids_with_trailing_or_leading_junk_are_refused(bad):
+    from worldcover.model.sampling import split_blocks
+
+    with pytest.raises(InputError, match="invalid block id"):
+        split_blocks(["N00E006_r0c0", bad], test_fraction=0.5)
+
+
+@pytest.mark.parametrize("bad", ["s2_B04_p50\n", "ndvi\x00", "a b"])
+def test_feature_names_with_control_characters_are_refused(bad):
+    from worldcover.model.schema import check_feature_names
+
+    with pytest.raises(InputError, match="invalid feature names"):
+        check_feature_names(["s2_B02_p50", bad])

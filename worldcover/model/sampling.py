@@ -226,7 +226,7 @@ class BlockSplit:
 
 
 def _region(block_id: str, by: str) -> str:
-    m = _BLOCK_ID_RE.match(block_id) if isinstance(block_id, str) else None
+    m = _BLOCK_ID_RE.fullmatch(block_id) if isinstance(block_id, str) else None
     if not m:
         raise InputError(f"invalid block id {block_id!r}: expected TILE_rROWcCOL, e.g. N00E006_r00c01")
     tile = Tile.parse(m.group("tile")).id

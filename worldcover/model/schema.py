@@ -49,7 +49,7 @@ def check_feature_names(names: Iterable[str]) -> tuple[str, ...]:
     out = tuple(names)
     if not out:
         raise InputError("feature names are empty: a model needs at least one feature")
-    bad = [n for n in out if not isinstance(n, str) or not _NAME_RE.match(n)]
+    bad = [n for n in out if not isinstance(n, str) or not _NAME_RE.fullmatch(n)]
     if bad:
         raise InputError(
             f"invalid feature names {_listing(bad)}: expected letters, digits and _ . + - "
