@@ -40,8 +40,12 @@ def card_summary_lines(card) -> list[str]:
     if metrics:
         lines.append(
             f"{'held-out':16s} OA {_fmt(metrics.get('overall_accuracy'))}  kappa {_fmt(metrics.get('kappa'))}  "
-            f"n {metrics.get('n')}"
+            f"n {metrics.get('n')} (class-balanced sample: the per-class figures below)"
         )
+        held = dict(card.provenance).get("held_out_map")
+        if held:
+            lines.append(f"{'held-out map':16s} OA {_fmt(held.get('overall_accuracy'))}  kappa {_fmt(held.get('kappa'))}  "
+                         f"n {held.get('n')} (every pixel of the test blocks)")
     else:
         lines.append(f"{'held-out':16s} no metrics (trained without test blocks)")
     lines.append("")
@@ -111,5 +115,8 @@ def train(
         return
     d, b = result["default"], result["baseline"]
     console.print(f"default model -> {result['model_dir']}")
-    console.print(f"held-out OA: temporal + S1 {100 * d['overall_accuracy']:.1f} %, "
+    dm, bm = result["default_map"], result["baseline_map"]
+    console.print(f"held-out map OA (all test pixels): temporal + S1 {100 * dm['overall_accuracy']:.1f} %, "
+                  f"summer composite only {100 * bm['overall_accuracy']:.1f} %")
+    console.print(f"held-out OA (class-balanced sample): temporal + S1 {100 * d['overall_accuracy']:.1f} %, "
                   f"summer composite only {100 * b['overall_accuracy']:.1f} %")

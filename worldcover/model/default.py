@@ -35,8 +35,11 @@ class TrainingDesign:
 
 
 def training_design(train_per_zone: int = 3, test_per_zone: int = 1, blocks_per_tile: int = 1,
-                    block_size: int = TRAIN_BLOCK_SIZE, seed: int = 2021) -> TrainingDesign:
-    """Tiles outside the 10pct stage, per latitude zone; test tiles never share a tile or a 9x9-degree cell with train."""
+                    block_size: int = TRAIN_BLOCK_SIZE, seed: int = 2021, complete: bool = True) -> TrainingDesign:
+    """Tiles outside the 10pct stage, per latitude zone; test tiles never share a tile or a 9x9-degree cell with train.
+
+    With ``complete`` every legend class the zone blocks miss gets a train and a test block of its own.
+    """
     ten = {t.id for t in stage_tiles("10pct", seed)}
     pool = [t for t in stage_tiles("100pct", seed) if t.id not in ten and t.land_fraction > 0.5]
     rng = np.random.default_rng(seed)
@@ -53,7 +56,80 @@ def training_design(train_per_zone: int = 3, test_per_zone: int = 1, blocks_per_
         test_tiles = [t for t in chosen[train_per_zone:] if (t.lat // 9, t.lon // 9) not in region][:test_per_zone]
         train += [b for t in train_tiles for b in _centre_blocks(t, blocks_per_tile, block_size)]
         test += [b for t in test_tiles for b in _centre_blocks(t, blocks_per_tile, block_size)]
+    if complete:
+        train, test = _add_missing_classes(train, test, ten, block_size, seed)
     return TrainingDesign(tuple(train), tuple(test))
+
+
+# A block must hold at least this share of a rare class to teach it (240 px: ~580 pixels).
+MIN_RARE_SHARE = 0.01
+
+
+def _classes_in(blocks: list[Block]) -> set[int]:
+    from worldcover.sim.world import truth
+
+    return {int(c) for b in blocks for c in np.unique(truth(b).values)} - {0}
+
+
+def _add_missing_classes(train: list[Block], test: list[Block], exclude: set[str], block_size: int,
+                         seed: int) -> tuple[list[Block], list[Block]]:
+    """Add a train and a test block (different 9-degree cells) for every legend class the zones missed.
+
+    Zone-centre blocks rarely hold snow/ice or mangroves; a model that never saw
+    a class can never map it, so tiles are scanned coarsely (100 x 100 truth
+    samples) in a seeded order until two regions with the class are found.
+    """
+    from worldcover.legend import CODES
+
+    missing = sorted((set(CODES) - _classes_in(train)) | (set(CODES) - _classes_in(test)))
+    pool = [t for t in stage_tiles("100pct", seed) if t.id not in exclude]
+    order = np.random.default_rng(seed + 1).permutation(len(pool))
+    used = {b.tile.id for b in train + test}
+    for code in missing:
+        found: list[Block] = []
+        regions: set[tuple[int, int]] = set()
+        for i in order:
+            tile = pool[i]
+            region = (tile.lat // 9, tile.lon // 9)
+            if tile.id in used or region in regions:
+                continue
+            block = _richest_block(tile, code, block_size)
+            if block is not None:
+                found.append(block)
+                regions.add(region)
+                used.add(tile.id)
+            if len(found) == 2:
+                break
+        if len(found) < 2:
+            raise RuntimeError(f"the simulated world has fewer than two regions with class {code}")
+        train.append(found[0])
+        test.append(found[1])
+    return train, test
+
+
+def _richest_block(tile: Tile, code: int, block_size: int, samples: int = 100, candidates: int = 4) -> Block | None:
+    """The block of ``tile`` with the most pixels of ``code`` among the densest coarse spots, if rich enough."""
+    from odc.geo.geobox import GeoBox
+
+    from worldcover.sim.world import truth, truth_on
+
+    gb = GeoBox.from_bbox((tile.lon, tile.lat, tile.lon + 3, tile.lat + 3), "EPSG:4326", shape=(samples, samples))
+    hits = (truth_on(gb).values == code).astype(np.float32)
+    if not hits.any():
+        return None
+    # density of the class around each coarse sample (3 x 3 box sum), densest first
+    padded = np.pad(hits, 1)
+    density = sum(padded[dy:dy + samples, dx:dx + samples] for dy in range(3) for dx in range(3))
+    rows, cols = tile.block_grid(block_size)
+    best, best_n = None, 0
+    for flat in np.argsort(density, axis=None)[::-1][:candidates]:
+        sy, sx = divmod(int(flat), samples)
+        block = tile.block(min(int((sy + 0.5) / samples * rows), rows - 1),
+                           min(int((sx + 0.5) / samples * cols), cols - 1), block_size)
+        n = int((truth(block).values == code).sum())
+        if n > best_n:
+            best, best_n = block, n
+    return best if best_n >= MIN_RARE_SHARE * block_size * block_size else None
 
 
 def _centre_blocks(tile: Tile, n: int, block_size: int) -> list[Block]:
@@ -135,11 +211,43 @@ def train_default_model(out_dir: str | os.PathLike = DEFAULT_MODEL_DIR, *, year:
             name=DEFAULT_MODEL_NAME if name == "default" else f"{DEFAULT_MODEL_NAME}-summer-baseline",
             provenance=provenance)
     model, baseline = results["default"], results["summer"]
+    maps = {name: held_out_map_metrics(results[name], items[name], test_ids) for name in configs}
     card = model.card
     model = model.with_card(card.replace(provenance={
         **dict(card.provenance),
-        "baseline_summer_only": {"feature_count": len(baseline.feature_names), "metrics": dict(baseline.card.metrics)},
+        "held_out_map": maps["default"],
+        "baseline_summer_only": {"feature_count": len(baseline.feature_names), "metrics": dict(baseline.card.metrics),
+                                 "held_out_map": maps["summer"]},
     }))
     model.save(out_dir, overwrite=True)
     return {"model_dir": str(out_dir), "default": dict(model.card.metrics), "baseline": dict(baseline.card.metrics),
+            "default_map": maps["default"], "baseline_map": maps["summer"],
             "train_blocks": [b.id for b in design.train], "test_blocks": [b.id for b in design.test]}
+
+
+def held_out_map_metrics(model, items: list, test_ids: set[str]) -> dict:
+    """Accuracy of the map the model makes on the test blocks: every labelled pixel counts once.
+
+    The card's ``metrics`` come from the class-balanced test sample (at most
+    ``max_per_class`` points per class per block), which gives rare classes
+    enough support for their F1 but is not the map's overall accuracy: that
+    is the share of the area mapped right, measured here on all pixels.
+    """
+    from worldcover.legend import CODES, NODATA
+    from worldcover.model.metrics import ClassificationMetrics
+
+    refs, preds = [], []
+    for block_id, features, truth in items:
+        if block_id not in test_ids:
+            continue
+        codes, _ = model.predict_block(features)
+        ref = np.asarray(truth.values).ravel()
+        keep = ref != NODATA
+        refs.append(ref[keep])
+        preds.append(np.asarray(codes.values).ravel()[keep])
+    ref, pred = np.concatenate(refs), np.concatenate(preds)
+    labels = sorted(set(CODES) | {NODATA}) if (pred == NODATA).any() else list(CODES)
+    m = ClassificationMetrics.from_codes(ref, pred, labels=labels)
+    out = m.to_dict()
+    out["unit"] = "pixels of the held-out blocks"
+    return out
