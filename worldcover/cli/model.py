@@ -60,8 +60,16 @@ def card_summary_lines(card) -> list[str]:
             f"{m.get('support', '-'):>6}"
         )
     if card.provenance:
+        prov = dict(card.provenance)
+        prov.pop("held_out_map", None)  # shown above; its confusion matrix is in --json
+        base = prov.pop("baseline_summer_only", None)
+        if isinstance(base, dict):
+            lines.append("")
+            lines.append(f"{'baseline':16s} summer composite only, {base.get('feature_count')} features: "
+                         f"OA {_fmt((base.get('metrics') or {}).get('overall_accuracy'))} (balanced sample), "
+                         f"{_fmt((base.get('held_out_map') or {}).get('overall_accuracy'))} (map)")
         lines.append("")
-        lines.append(f"{'provenance':16s} {json.dumps(dict(card.provenance), sort_keys=True)}")
+        lines.append(f"{'provenance':16s} {json.dumps(prov, sort_keys=True)}")
     return lines
 
 
