@@ -61,7 +61,7 @@ def plan_cmd(
         ("land area", f"{est.land_km2:,.0f} km²"), ("pixels to classify", f"{est.pixels / 1e9:,.1f} Gpx"),
         ("S2 scene reads", f"{est.s2_scenes:,}"), ("S1 scene reads", f"{est.s1_scenes:,}"),
         ("input volume", f"{est.input_gb:,.0f} GB"),
-        ("throughput", f"{est.mpx_per_s_per_core:.3f} Mpx/s/core ({est.throughput_source})"),
+        ("throughput", f"{est.mpx_per_s_per_core:.4g} Mpx/s/core ({est.throughput_source})"),
         ("CPU", f"{est.core_hours:,.0f} core-hours"), ("outputs", f"{est.output_gb:,.1f} GB"),
         ("cost", f"${est.cost:,.2f} at ${est.price_per_core_hour}/core-hour"),
     ]
