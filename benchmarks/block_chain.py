@@ -81,18 +81,30 @@ def archive_for(block_size: int, cache: Path = CACHE) -> tuple[Path, float]:
 
 
 class RssSampler:
-    """Samples this process's RSS every ``every`` seconds (peak while a lazy graph computes)."""
+    """Peak RSS of this process (``tree``: plus all its descendants), sampled every ``every`` seconds."""
 
-    def __init__(self, every: float = 0.05) -> None:
+    def __init__(self, every: float = 0.05, tree: bool = False) -> None:
         import psutil
 
-        self._proc, self._every, self.peak = psutil.Process(), every, 0
+        self._proc, self._every, self._tree, self.peak = psutil.Process(), every, tree, 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _rss(self) -> int:
+        import psutil
+
+        procs = [self._proc, *self._proc.children(recursive=True)] if self._tree else [self._proc]
+        total = 0
+        for p in procs:
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:  # a worker that just exited
+                pass
+        return total
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self._proc.memory_info().rss)
+            self.peak = max(self.peak, self._rss())
             self._stop.wait(self._every)
 
     def __enter__(self) -> "RssSampler":

@@ -15,11 +15,10 @@ import json
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-from benchmarks.block_chain import CACHE, REPO, YEAR, SEED
+from benchmarks.block_chain import CACHE, REPO, SEED, YEAR, RssSampler
 
 TILES = ("N45E003", "S24E021", "N09E039", "N39E054")
 
@@ -45,38 +44,6 @@ def archive_for(block_size: int) -> Path:
     return root
 
 
-class TreeRss:
-    """Peak summed RSS of this process and all its descendants, sampled every 0.1 s."""
-
-    def __init__(self) -> None:
-        import psutil
-
-        self._root, self.peak = psutil.Process(), 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        import psutil
-
-        while not self._stop.is_set():
-            total = 0
-            for p in [self._root, *self._root.children(recursive=True)]:
-                try:
-                    total += p.memory_info().rss
-                except psutil.Error:
-                    pass
-            self.peak = max(self.peak, total)
-            self._stop.wait(0.1)
-
-    def __enter__(self) -> "TreeRss":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def one_campaign(n_tiles: int, block_size: int, model: str) -> dict:
     """Run an ``n_tiles`` campaign (tiles only, no merge) and measure it."""
     from worldcover.campaign import CampaignPlan
@@ -90,13 +57,13 @@ def one_campaign(n_tiles: int, block_size: int, model: str) -> dict:
     with LocalStacApi(archive) as api:
         plan = CampaignPlan.create(f"bench-{n_tiles}", YEAR, tiles=[b.tile.id for b in chosen], model=model,
                                    source=api.url, out_root=str(out), block_size=block_size, blocks=spec)
-        with TreeRss() as rss:
+        with RssSampler(every=0.1, tree=True) as rss:
             t0 = time.perf_counter()
             outcome = run_campaign(plan, workers=1, threads=2, progress=False, finish=False)
             wall = time.perf_counter() - t0
     ok = sum(1 for o in outcome.tiles if o.ok)
     return {"tiles": n_tiles, "block_size": block_size, "wall_s": round(wall, 2),
-            "s_per_tile": round(wall / n_tiles, 2), "peak_rss_gb_tree": round(rss.peak / 1024**3, 3),
+            "s_per_tile": round(wall / n_tiles, 2), "peak_rss_gb_tree": round(rss.peak_gb, 3),
             "tiles_ok": ok}
 
 

@@ -8,7 +8,7 @@ import copy
 import json
 import logging
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -21,11 +21,13 @@ from worldcover.engines.argo import submit as S
 from worldcover.engines.argo.schema import ArgoSchemaError, validate_object
 from worldcover.errors import InputError
 
+from tests.loopback import LoopbackServer
+
 TOKEN = "sekret-token-123"
 NS = "worldcover"
 
 
-class FakeArgoServer:
+class FakeArgoServer(LoopbackServer):
     """Just enough of the Argo Server REST API, on 127.0.0.1 and a free port."""
 
     def __init__(self, token: str):
@@ -70,17 +72,7 @@ class FakeArgoServer:
             def do_PUT(self):
                 self._handle("PUT")
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
     # -- the API -----------------------------------------------------------------------------
     def _valid(self, obj: dict, what: str) -> dict | None:

@@ -26,12 +26,13 @@ import json
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
 import pytest
+
+from tests.loopback import LoopbackServer
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "models" / "default"
@@ -62,7 +63,7 @@ def find_secrets(blob: bytes) -> list[str]:
     return [s for s in ALL_SECRETS if any(f in blob for f in forms(s))]
 
 
-class EchoingServer:
+class EchoingServer(LoopbackServer):
     """Answers every request with 403 and the request's Authorization header and body in the message."""
 
     def __init__(self):
@@ -88,17 +89,7 @@ class EchoingServer:
 
             do_GET = do_POST = do_PUT = do_DELETE = _handle
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 LOGGED_CLI = ("import logging, sys; logging.basicConfig(level=logging.DEBUG); "
