@@ -298,3 +298,24 @@ def test_finished_check_hashes_each_product_once_and_sees_a_rewrite(tmp_path, mo
     assert hashed[first:] == [paths.map.name]
     assert not is_finished(paths)  # a fresh file is hashed on every check until it settles
     assert hashed[first:] == [paths.map.name] * 2
+
+
+def test_atomic_workdir_keeps_a_writers_own_temp_files_hidden_and_swept(tmp_path):
+    """A writer that drops its own temp file beside its output (rio-cogeo on disk) leaves nothing visible."""
+    from worldcover.cog import atomic_workdir, is_temp_name, remove_temps
+
+    dest = tmp_path / "Map.tif"
+    with pytest.raises(RuntimeError):
+        with atomic_workdir(dest) as out:
+            (out.parent / "tmpabc123.tif").write_bytes(b"half")  # the writer's own temp file
+            out.write_bytes(b"partial")
+            raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []  # a failed write cleans up after itself
+    with atomic_workdir(dest) as out:
+        out.write_bytes(b"whole")
+        scratch = out.parent
+        assert is_temp_name(scratch.name) and scratch.parent == tmp_path
+    assert dest.read_bytes() == b"whole" and not scratch.exists()
+    scratch.mkdir()  # what a SIGKILL would leave behind
+    (scratch / "tmpabc123.tif").write_bytes(b"half")
+    assert remove_temps(tmp_path) == 1 and [p.name for p in tmp_path.iterdir()] == ["Map.tif"]

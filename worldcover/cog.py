@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import re
 import tempfile
 import threading
@@ -60,6 +61,11 @@ def remove_temps(folder: str | os.PathLike, recursive: bool = False) -> int:
                     n += 1
                 except (FileNotFoundError, IsADirectoryError):
                     pass
+        for name in os.listdir(dirpath):  # scratch folders of atomic_workdir
+            path = os.path.join(dirpath, name)
+            if is_temp_name(name) and os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+                n += 1
     return n
 
 
@@ -82,6 +88,26 @@ def atomic_path(dest: str | os.PathLike, suffix: str | None = None) -> Iterator[
         os.replace(tmp_path, dest)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_workdir(dest: str | os.PathLike) -> Iterator[Path]:
+    """Yield a path inside a hidden, marked scratch folder beside ``dest``; rename it onto ``dest`` on success.
+
+    For writers that make their own temporary files next to their output
+    (rio-cogeo's on-disk translate does): those land in the scratch folder
+    too, so a crash leaves nothing visible, and :func:`remove_temps` sweeps it.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=TEMP_MARK + ".d", dir=dest.parent))
+    try:
+        out = work / dest.name
+        yield out
+        os.chmod(out, 0o644)
+        os.replace(out, dest)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def atomic_write_text(dest: str | os.PathLike, text: str) -> Path:

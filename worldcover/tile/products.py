@@ -25,7 +25,7 @@ from rio_cogeo.cogeo import cog_translate, cog_validate
 from rio_cogeo.profiles import cog_profiles
 
 from worldcover import __version__
-from worldcover.cog import atomic_path, atomic_write_text, remove_temps, sha256_file
+from worldcover.cog import atomic_path, atomic_workdir, atomic_write_text, remove_temps, sha256_file
 from worldcover.errors import DataError
 from worldcover.grid import CRS, QUALITY_PIXELS_PER_DEGREE, PIXELS_PER_DEGREE, Block, Tile
 from worldcover.legend import CLASSES, NODATA, colormap
@@ -118,7 +118,8 @@ def _window_geobox(tile: Tile, window: tuple[int, int, int, int], factor: int = 
 def _to_cog(src_path: Path, dest: Path, overview_resampling: str, cmap: dict | None = None) -> None:
     profile = cog_profiles.get("deflate")
     profile.update(blockxsize=512, blockysize=512)
-    with rasterio.open(src_path) as src, atomic_path(dest, suffix=".tif") as tmp:
+    # on disk, rio-cogeo writes its own temporary file beside its output: keep it in a hidden scratch folder
+    with rasterio.open(src_path) as src, atomic_workdir(dest) as tmp:
         if min(src.shape) < 512:
             size = max(16, 1 << int(np.log2(min(src.shape))))
             profile.update(blockxsize=size, blockysize=size)
