@@ -52,20 +52,21 @@ def remove_temps(folder: str | os.PathLike, recursive: bool = False) -> int:
     if not folder.is_dir():
         return 0
     n = 0
-    walker = os.walk(folder) if recursive else [(str(folder), [], os.listdir(folder))]
-    for dirpath, _, names in walker:
-        for name in names:
-            if is_temp_name(name):
-                try:
-                    os.unlink(os.path.join(dirpath, name))
-                    n += 1
-                except (FileNotFoundError, IsADirectoryError):
-                    pass
-        for name in os.listdir(dirpath):  # scratch folders of atomic_workdir
+    for dirpath in ([d for d, _, _ in os.walk(folder)] if recursive else [str(folder)]):
+        try:
+            names = os.listdir(dirpath)
+        except FileNotFoundError:  # inside a scratch folder removed a moment ago
+            continue
+        for name in filter(is_temp_name, names):
             path = os.path.join(dirpath, name)
-            if is_temp_name(name) and os.path.isdir(path):
+            if os.path.isdir(path):  # an atomic_workdir scratch folder
                 shutil.rmtree(path, ignore_errors=True)
-                n += 1
+            else:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    continue
+            n += 1
     return n
 
 

@@ -111,15 +111,14 @@ def _richest_block(tile: Tile, code: int, block_size: int, samples: int = 100, c
     """The block of ``tile`` with the most pixels of ``code`` among the densest coarse spots, if rich enough."""
     from odc.geo.geobox import GeoBox
 
+    from worldcover.preprocess.s1 import _box_sum
     from worldcover.sim.world import truth, truth_on
 
     gb = GeoBox.from_bbox((tile.lon, tile.lat, tile.lon + 3, tile.lat + 3), "EPSG:4326", shape=(samples, samples))
     hits = (truth_on(gb).values == code).astype(np.float32)
     if not hits.any():
         return None
-    # density of the class around each coarse sample (3 x 3 box sum), densest first
-    padded = np.pad(hits, 1)
-    density = sum(padded[dy:dy + samples, dx:dx + samples] for dy in range(3) for dx in range(3))
+    density = _box_sum(hits, 1)  # the class around each coarse sample (3 x 3), densest first
     rows, cols = tile.block_grid(block_size)
     best, best_n = None, 0
     for flat in np.argsort(density, axis=None)[::-1][:candidates]:

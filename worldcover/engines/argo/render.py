@@ -342,8 +342,6 @@ def write(objects: Iterable[ArgoObject], out_dir: str | Path) -> list[Path]:
     return written
 
 
-
-
 # -- what the rendering calls ----------------------------------------------------------------------
 
 def _entrypoint(template: dict) -> str | None:
