@@ -7,15 +7,10 @@ file that a later step could take for a finished one.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
-import re
-import tempfile
 import threading
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import rasterio
@@ -25,6 +20,9 @@ from rio_cogeo.cogeo import cog_translate, cog_validate
 from rio_cogeo.profiles import cog_profiles
 
 from worldcover.errors import DataError
+from worldcover.storage import (
+    TEMP_MARK, atomic_path, atomic_workdir, atomic_write_text, is_temp_name, path, remove_temps, sha256,
+)
 
 # rio-cogeo's translate is not safe in two threads of one process: under load,
 # one call's in-memory GeoTIFF intermittently opens as the other's WarpedVRT
@@ -33,97 +31,11 @@ from worldcover.errors import DataError
 _TRANSLATE_LOCK = threading.Lock()
 
 
-TEMP_MARK = ".part"  # temporary names: .<dest name>.<random>.part<suffix>
-_TEMP_RE = re.compile(r"^\..+\.[A-Za-z0-9_]{6,}\.part(\.[A-Za-z0-9]+)?$")
-
-
-def is_temp_name(name: str) -> bool:
-    """True for the temporary names :func:`atomic_path` writes (never a finished file's name)."""
-    return bool(_TEMP_RE.match(name))
-
-
-def remove_temps(folder: str | os.PathLike, recursive: bool = False) -> int:
-    """Delete leftovers of interrupted atomic writes under ``folder``; returns how many.
-
-    Only call this where no other process is writing (e.g. under the campaign
-    lock): a live write's temporary file looks the same as a dead one's.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        return 0
-    n = 0
-    for dirpath in ([d for d, _, _ in os.walk(folder)] if recursive else [str(folder)]):
-        try:
-            names = os.listdir(dirpath)
-        except FileNotFoundError:  # inside a scratch folder removed a moment ago
-            continue
-        for name in filter(is_temp_name, names):
-            path = os.path.join(dirpath, name)
-            if os.path.isdir(path):  # an atomic_workdir scratch folder
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    continue
-            n += 1
-    return n
-
-
-@contextmanager
-def atomic_path(dest: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside ``dest``; rename it onto ``dest`` only on success.
-
-    The temporary name is hidden and marked (:func:`is_temp_name`), so nothing
-    that looks for finished files can take it for one, and a sweep after a
-    crash (:func:`remove_temps`) can find it.
-    """
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=TEMP_MARK + (suffix or ".tmp"), dir=dest.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.chmod(tmp_path, 0o644)  # mkstemp makes 0600; products are meant to be shared
-        os.replace(tmp_path, dest)
-    finally:
-        tmp_path.unlink(missing_ok=True)
-
-
-@contextmanager
-def atomic_workdir(dest: str | os.PathLike) -> Iterator[Path]:
-    """Yield a path inside a hidden, marked scratch folder beside ``dest``; rename it onto ``dest`` on success.
-
-    For writers that make their own temporary files next to their output
-    (rio-cogeo's on-disk translate does): those land in the scratch folder
-    too, so a crash leaves nothing visible, and :func:`remove_temps` sweeps it.
-    """
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=TEMP_MARK + ".d", dir=dest.parent))
-    try:
-        out = work / dest.name
-        yield out
-        os.chmod(out, 0o644)
-        os.replace(out, dest)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def atomic_write_text(dest: str | os.PathLike, text: str) -> Path:
-    """Write UTF-8 text atomically; returns ``dest``."""
-    with atomic_path(dest) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return Path(dest)
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+# Atomic writes, checksums and temp sweeps live in the storage layer (local disk and object
+# storage alike); the writers that import them from here keep working.
+sha256_file = sha256
+__all__ = ["TEMP_MARK", "atomic_path", "atomic_workdir", "atomic_write_text", "is_temp_name", "remove_temps",
+           "sha256_file", "write_cog"]
 
 
 def write_cog(
@@ -149,7 +61,7 @@ def write_cog(
     dst_profile = cog_profiles.get("deflate")
     size = min(blocksize, max(16, 1 << int(np.log2(max(min(arr.shape[1:]), 16)))))
     dst_profile.update(blockxsize=size, blockysize=size, predictor=2 if arr.dtype.kind in "iu" else 3)
-    dest = Path(dest)
+    dest = path(dest)
     with _TRANSLATE_LOCK, MemoryFile() as mem:
         with mem.open(**profile) as src:
             src.write(arr)
@@ -167,8 +79,3 @@ def write_cog(
             if not ok:
                 raise DataError(f"{dest.name} is not a valid COG: {'; '.join(errors)}")
     return dest
-
-
-def read_cog(path: str | os.PathLike, band: int | None = None) -> np.ndarray:
-    with rasterio.open(path) as src:
-        return src.read(band) if band else src.read()

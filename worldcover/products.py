@@ -21,9 +21,10 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
+from worldcover import storage
 from worldcover.grid import Tile
+from worldcover.storage import Location
 
 PRODUCTS = ("Map", "Prob", "InputQuality")
 RACY_NS = 2_000_000_000  # checksums of files younger than this are not remembered
@@ -31,57 +32,59 @@ RACY_NS = 2_000_000_000  # checksums of files younger than this are not remember
 
 @dataclass(frozen=True)
 class TilePaths:
-    root: Path
+    """Where one tile's products live under a campaign root (a local folder or an object-store prefix)."""
+
+    root: Location
     tile: Tile
     year: int
 
     @property
-    def dir(self) -> Path:
+    def dir(self) -> Location:
         return self.root / "tiles" / self.tile.id
 
     @property
     def stem(self) -> str:
         return f"worldcover_{self.year}_{self.tile.id}"
 
-    def product(self, name: str) -> Path:
+    def product(self, name: str) -> Location:
         if name not in PRODUCTS:
             raise ValueError(f"unknown product {name!r}: expected one of {PRODUCTS}")
         return self.dir / f"{self.stem}_{name}.tif"
 
     @property
-    def map(self) -> Path:
+    def map(self) -> Location:
         return self.product("Map")
 
     @property
-    def prob(self) -> Path:
+    def prob(self) -> Location:
         return self.product("Prob")
 
     @property
-    def quality(self) -> Path:
+    def quality(self) -> Location:
         return self.product("InputQuality")
 
     @property
-    def item(self) -> Path:
+    def item(self) -> Location:
         return self.dir / f"{self.stem}.json"
 
     @property
-    def blocks_dir(self) -> Path:
+    def blocks_dir(self) -> Location:
         return self.dir / "blocks"
 
-    def block_result(self, key: str) -> Path:
+    def block_result(self, key: str) -> Location:
         return self.blocks_dir / f"{key}.tif"
 
-    def block_record(self, key: str) -> Path:
+    def block_record(self, key: str) -> Location:
         return self.blocks_dir / f"{key}.json"
 
     @property
-    def failure(self) -> Path:
+    def failure(self) -> Location:
         """Written when a tile fails: the error, for `campaign status` and `retry`."""
         return self.dir / "FAILED.json"
 
 
-def tile_paths(root: str | Path, tile: Tile | str, year: int) -> TilePaths:
-    return TilePaths(Path(root), tile if isinstance(tile, Tile) else Tile.parse(tile), year)
+def tile_paths(root, tile: Tile | str, year: int) -> TilePaths:
+    return TilePaths(storage.path(root), tile if isinstance(tile, Tile) else Tile.parse(tile), year)
 
 
 def multihash_sha256(hexdigest: str) -> str:
@@ -93,12 +96,11 @@ def is_finished(paths: TilePaths, verify: bool = True) -> bool:
     """True when the tile's STAC item exists and its assets match their checksums.
 
     A file's sha256 is remembered in ``tiles/<TILE>/.checksums.json`` with its
-    size, mtime and inode, and recomputed only when one of those changed (as
-    make and rsync decide): a 100pct merge would otherwise re-read every tile's
-    products, terabytes, each time it asks which tiles are done.
+    stamp (size, mtime and inode on disk; size and ETag of an object) and
+    recomputed only when that changed (as make and rsync decide): a 100pct
+    merge would otherwise re-read every tile's products, terabytes, each time
+    it asks which tiles are done.
     """
-    if not paths.item.exists():
-        return False
     try:
         item = json.loads(paths.item.read_text())
     except (OSError, json.JSONDecodeError):
@@ -106,12 +108,13 @@ def is_finished(paths: TilePaths, verify: bool = True) -> bool:
     memo = _ChecksumMemo(paths.dir)
     try:
         for asset in item.get("assets", {}).values():
-            href = paths.dir / Path(asset.get("href", "")).name
-            if not href.exists():
+            href = paths.dir / str(asset.get("href", "")).rsplit("/", 1)[-1]
+            st = storage.stamp(href)
+            if st is None:
                 return False
-            if "file:size" in asset and href.stat().st_size != asset["file:size"]:
+            if "file:size" in asset and st[0] != asset["file:size"]:
                 return False
-            if verify and asset.get("file:checksum") != multihash_sha256(memo.sha256(href)):
+            if verify and asset.get("file:checksum") != multihash_sha256(memo.sha256(href, st)):
                 return False
         return True
     finally:
@@ -119,9 +122,9 @@ def is_finished(paths: TilePaths, verify: bool = True) -> bool:
 
 
 class _ChecksumMemo:
-    """sha256 of the files of one folder, keyed by (size, mtime_ns, inode); saved atomically."""
+    """sha256 of the files of one folder, keyed by their storage stamp; saved atomically."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Location) -> None:
         self.path = folder / ".checksums.json"
         try:
             self.known = json.loads(self.path.read_text())
@@ -129,19 +132,16 @@ class _ChecksumMemo:
             self.known = {}
         self.changed = False
 
-    def sha256(self, file: Path) -> str:
-        from worldcover.cog import sha256_file
-
-        st = file.stat()
-        stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+    def sha256(self, file: Location, stamp: list) -> str:
         hit = self.known.get(file.name)
         if isinstance(hit, dict) and hit.get("stamp") == stamp and isinstance(hit.get("sha256"), str):
             return hit["sha256"]
-        digest = sha256_file(file)
+        digest = storage.sha256(file)
         # a file modified within the filesystem's timestamp granularity of now could
         # change again without its mtime changing: remember only settled files (git's
-        # "racily clean" rule)
-        if time.time_ns() - st.st_mtime_ns > RACY_NS:
+        # "racily clean" rule; an object's ETag changes with its content, but its
+        # stamp is read before the digest, so the same rule keeps the two in step)
+        if storage.age_ns(file) > RACY_NS:
             self.known[file.name] = {"stamp": stamp, "sha256": digest}
             self.changed = True
         return digest
@@ -149,21 +149,19 @@ class _ChecksumMemo:
     def save(self) -> None:
         if not self.changed:
             return
-        from worldcover.cog import atomic_write_text
-
         try:
-            atomic_write_text(self.path, json.dumps(self.known, sort_keys=True))
+            storage.atomic_write_text(self.path, json.dumps(self.known, sort_keys=True))
         except OSError:
             pass  # a read-only archive: verification still worked, it just is not remembered
 
 
-def finished_tiles(root: str | Path, year: int) -> list[str]:
+def finished_tiles(root, year: int) -> list[str]:
     """Ids of finished tiles under a campaign root, sorted."""
-    base = Path(root) / "tiles"
+    base = storage.path(root) / "tiles"
     if not base.is_dir():
         return []
     out = []
-    for d in sorted(p for p in base.iterdir() if p.is_dir()):
+    for d in sorted((p for p in base.iterdir() if p.is_dir()), key=lambda p: p.name):
         try:
             paths = tile_paths(root, d.name, year)
         except ValueError:

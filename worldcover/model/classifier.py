@@ -317,8 +317,11 @@ class Model:
 
     @classmethod
     def load(cls, directory: str | os.PathLike, *, num_threads: int | None = None) -> "Model":
-        """Read a model directory; :class:`DataError` if its files are missing, unreadable or do not match."""
-        d = Path(directory)
+        """Read a model directory (a local folder or an object-store prefix); :class:`DataError` if its files
+        are missing, unreadable or do not match."""
+        from worldcover import storage
+
+        d = storage.path(directory)
         if not d.is_dir():
             raise InputError(f"model directory {d} does not exist (expected a directory with {MODEL_FILE} and {CARD_FILE})")
         card_path, model_path = d / CARD_FILE, d / MODEL_FILE

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import rasterio
@@ -24,7 +26,7 @@ from rasterio.windows import Window
 from rio_cogeo.cogeo import cog_translate, cog_validate
 from rio_cogeo.profiles import cog_profiles
 
-from worldcover import __version__
+from worldcover import __version__, storage
 from worldcover.cog import atomic_path, atomic_workdir, atomic_write_text, remove_temps, sha256_file
 from worldcover.errors import DataError
 from worldcover.grid import CRS, QUALITY_PIXELS_PER_DEGREE, PIXELS_PER_DEGREE, Block, Tile
@@ -58,7 +60,7 @@ class BlockResult:
         return np.stack([a.astype("int16") for a in arrays])
 
 
-def write_block_result(paths: TilePaths, result: BlockResult) -> Path:
+def write_block_result(paths: TilePaths, result: BlockResult) -> storage.Location:
     """Block GeoTIFF then its record (checksum + provenance); the record marks it done."""
     key = result.block.key
     dest = paths.block_result(key)
@@ -73,8 +75,9 @@ def write_block_result(paths: TilePaths, result: BlockResult) -> Path:
         with rasterio.open(tmp, "w", **profile) as dst:
             dst.write(result.stack())
             dst.descriptions = BLOCK_BANDS
+        digest = sha256_file(tmp)  # of the bytes stored, hashed before they leave local scratch
     record = {"block": result.block.id, "key": key, "size": result.block.size,
-              "sha256": sha256_file(dest), "provenance": result.provenance,
+              "sha256": digest, "provenance": result.provenance,
               "written": datetime.now(timezone.utc).isoformat()}
     atomic_write_text(paths.block_record(key), json.dumps(record, indent=1, default=str))
     return dest
@@ -115,7 +118,7 @@ def _window_geobox(tile: Tile, window: tuple[int, int, int, int], factor: int = 
     return GeoBox(((r1 - r0) // factor, (c1 - c0) // factor), Affine(res, 0, x0, 0, -res, y0), CRS)
 
 
-def _to_cog(src_path: Path, dest: Path, overview_resampling: str, cmap: dict | None = None) -> None:
+def _to_cog(src_path: Path, dest: storage.Location, overview_resampling: str, cmap: dict | None = None) -> None:
     profile = cog_profiles.get("deflate")
     profile.update(blockxsize=512, blockysize=512)
     # on disk, rio-cogeo writes its own temporary file beside its output: keep it in a hidden scratch folder
@@ -130,8 +133,8 @@ def _to_cog(src_path: Path, dest: Path, overview_resampling: str, cmap: dict | N
             raise DataError(f"{dest.name} is not a valid COG: {'; '.join(errors)}")
 
 
-def _scratch(paths: TilePaths, geobox: GeoBox, count: int, dtype: str, nodata, name: str) -> Path:
-    path = paths.dir / f".{name}.scratch.tif"
+def _scratch(folder: Path, geobox: GeoBox, count: int, dtype: str, nodata, name: str) -> Path:
+    path = folder / f".{name}.scratch.tif"
     with rasterio.open(path, "w", driver="GTiff", height=geobox.shape[0], width=geobox.shape[1], count=count,
                        dtype=dtype, crs=CRS, transform=geobox.transform, nodata=nodata, tiled=True,
                        blockxsize=256, blockysize=256, compress="deflate", sparse_ok=True):
@@ -147,16 +150,38 @@ def assemble_tile(paths: TilePaths, blocks: Sequence[Block], *, model_card: dict
     qwin = union_window(blocks, QUALITY_FACTOR)
     gb, qgb = _window_geobox(tile, win), _window_geobox(tile, qwin, QUALITY_FACTOR)
     full_q = _window_geobox(tile, qwin)  # 10 m grid of the quality window, for aggregation
+    with _scratch_folder(paths) as folder:
+        _assemble_cogs(paths, blocks, folder, win, qwin, gb, qgb, full_q)
+    item = tile_item(paths, blocks, gb, qgb, model_card=model_card, params=params, source=source)
+    atomic_write_text(paths.item, json.dumps(item, indent=1))
+    return item
+
+
+@contextmanager
+def _scratch_folder(paths: TilePaths) -> Iterator[Path]:
+    """Where assembly writes its scratch rasters: the tile folder on local disk (swept after a crash by
+    :func:`cleanup_scratch`), a local temporary folder when the products go to object storage."""
+    if not storage.is_remote(paths.dir):
+        paths.dir.mkdir(parents=True, exist_ok=True)
+        yield Path(paths.dir)
+        return
+    with tempfile.TemporaryDirectory(prefix="worldcover-tile-") as tmp:
+        yield Path(tmp)
+
+
+def _assemble_cogs(paths: TilePaths, blocks: Sequence[Block], folder: Path, win, qwin, gb: GeoBox, qgb: GeoBox,
+                   full_q: GeoBox) -> None:
+    """Stream the block results into scratch rasters, then the Map, Prob and InputQuality COGs."""
     scratch = {
-        "map": _scratch(paths, gb, 1, "uint8", NODATA, "map"),
-        "prob": _scratch(paths, gb, 1, "uint8", 0, "prob"),
-        "q10": _scratch(paths, full_q, 3, "int16", QUALITY_NODATA, "q10"),
+        "map": _scratch(folder, gb, 1, "uint8", NODATA, "map"),
+        "prob": _scratch(folder, gb, 1, "uint8", 0, "prob"),
+        "q10": _scratch(folder, full_q, 3, "int16", QUALITY_NODATA, "q10"),
     }
     try:
         with rasterio.open(scratch["map"], "r+") as m, rasterio.open(scratch["prob"], "r+") as p, \
                 rasterio.open(scratch["q10"], "r+") as q:
             for b in blocks:
-                with rasterio.open(paths.block_result(b.key)) as src:
+                with rasterio.open(storage.gdal_path(paths.block_result(b.key))) as src:
                     data = src.read()
                 ys, xs = b.window
                 w = Window(xs.start - win[1], ys.start - win[0], xs.stop - xs.start, ys.stop - ys.start)
@@ -173,9 +198,6 @@ def assemble_tile(paths: TilePaths, blocks: Sequence[Block], *, model_card: dict
     finally:
         for s in scratch.values():
             Path(s).unlink(missing_ok=True)
-    item = tile_item(paths, blocks, gb, qgb, model_card=model_card, params=params, source=source)
-    atomic_write_text(paths.item, json.dumps(item, indent=1))
-    return item
 
 
 def _coarsen_quality(q10: Path, qgb: GeoBox, rows_per_strip: int = 1200) -> Path:
@@ -200,10 +222,10 @@ def _coarsen_quality(q10: Path, qgb: GeoBox, rows_per_strip: int = 1200) -> Path
     return out
 
 
-def _asset(paths: TilePaths, path: Path, title: str, roles: list[str], extra: dict) -> dict:
+def _asset(paths: TilePaths, path: storage.Location, title: str, roles: list[str], extra: dict) -> dict:
     return {"href": f"./{path.name}", "type": "image/tiff; application=geotiff; profile=cloud-optimized",
             "title": title, "roles": roles, "file:checksum": multihash_sha256(sha256_file(path)),
-            "file:size": path.stat().st_size, **extra}
+            "file:size": storage.size(path), **extra}
 
 
 def tile_item(paths: TilePaths, blocks: Sequence[Block], gb: GeoBox, qgb: GeoBox, *, model_card: dict,
@@ -265,8 +287,11 @@ def tile_item(paths: TilePaths, blocks: Sequence[Block], gb: GeoBox, qgb: GeoBox
 
 
 def cleanup_scratch(paths: TilePaths) -> None:
-    """Remove leftovers of an interrupted assembly or write (never a finished product or block)."""
-    if paths.dir.exists():
+    """Remove leftovers of an interrupted assembly or write (never a finished product or block).
+
+    Only local folders have any: on object storage, scratch lives in local temporary space.
+    """
+    if not storage.is_remote(paths.dir) and paths.dir.exists():
         for p in paths.dir.glob(".*.scratch.tif"):
             p.unlink(missing_ok=True)
         remove_temps(paths.dir)

@@ -19,6 +19,7 @@ import dask
 import numpy as np
 import xarray as xr
 
+from worldcover import storage
 from worldcover.cog import atomic_write_text
 from worldcover.errors import DataError, WorldCoverError
 from worldcover.grid import Block, Tile, check_block_size, parse_blocks
@@ -144,7 +145,7 @@ def run_tile(tile: str | Tile, year: int, source: str | Source, model: str | Pat
     if is_finished(paths):
         return TileRun(tile.id, "skipped", blocks_total=len(todo), blocks_reused=len(todo),
                        seconds=time.perf_counter() - t0, outputs=_outputs(paths))
-    paths.dir.mkdir(parents=True, exist_ok=True)
+    storage.makedirs(paths.dir)
     cleanup_scratch(paths)
     run = TileRun(tile.id, "failed", blocks_total=len(todo))
     try:
@@ -163,7 +164,7 @@ def run_tile(tile: str | Tile, year: int, source: str | Source, model: str | Pat
                 on_block(block, "computed")
         assemble_tile(paths, todo, model_card=clf.card.to_dict(), source=_source_name(source),
                       params={**params.to_dict(), "block_size": block_size, "max_cloud": max_cloud})
-        paths.failure.unlink(missing_ok=True)
+        storage.remove(paths.failure)
         run.status = "done"
         run.pixels = sum(b.shape[0] * b.shape[1] for b in todo)
         run.outputs = _outputs(paths)
