@@ -41,3 +41,34 @@ def run_cli(*args: str):
         [sys.executable, "-m", "worldcover", *args], capture_output=True, text=True, timeout=300
     )
     return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's standalone S3 server on a free loopback port, for the whole session."""
+    from tests.s3 import S3Server
+
+    with S3Server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_env(s3_server, monkeypatch):
+    """The S3 server's endpoint and keys in this process's environment (as a pod gets them)."""
+    env = s3_server.env()
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+@pytest.fixture
+def s3_bucket(s3_env, request) -> str:
+    """A fresh bucket on the loopback S3 server; its ``s3://`` URL."""
+    import re
+    import uuid
+
+    from tests.s3 import make_bucket
+
+    name = (re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-") or "wc") + "-" + uuid.uuid4().hex[:8]
+    make_bucket(name)
+    return f"s3://{name}"
