@@ -185,16 +185,18 @@ class CampaignPlan:
         d["tiles"] = tuple(tiles)
         return cls(**d).validate()
 
-    def save(self, path: str | Path) -> Path:
-        from worldcover.cog import atomic_write_text
+    def save(self, path):
+        """Write the plan as JSON, whole (a local file or an object); returns its location."""
+        from worldcover import storage
 
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
-        return Path(path)
+        return storage.atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
 
     @classmethod
-    def load(cls, path: str | Path) -> "CampaignPlan":
+    def load(cls, path) -> "CampaignPlan":
+        from worldcover import storage
+
         try:
-            data = json.loads(Path(path).read_text())
+            data = json.loads(storage.path(path).read_text())
         except FileNotFoundError:
             raise InputError(f"campaign file {str(path)!r} does not exist") from None
         except json.JSONDecodeError as exc:

@@ -9,16 +9,14 @@ the block records the tiles write, so workers need no channel back to us.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
 import traceback
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
+from worldcover import storage
 from worldcover.campaign.calls import StepCall, step_calls
 from worldcover.campaign.plan import CampaignPlan
 from worldcover.cog import remove_temps
@@ -84,27 +82,10 @@ def run_step(call_json: str, retries: int = 2, backoff_s: float = 1.0) -> dict:
             time.sleep(backoff_s * 2 ** (attempt - 1))
 
 
-@contextmanager
-def campaign_lock(out_root: str | Path) -> Iterator[Path]:
-    """An exclusive lock on the output root, released on exit (also when the process dies)."""
-    root = Path(out_root)
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / ".worldcover.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
-            raise InputError(
-                f"output root {str(root)!r} is in use by a running campaign (pid {holder}); "
-                "wait for it to finish or use another --out"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        yield path
-    finally:
-        os.close(fd)  # closing releases the flock
+def campaign_lock(out_root):
+    """An exclusive lock on the output root, released on exit (also when the process dies):
+    ``flock`` on local disk, a conditionally created lock object on object storage."""
+    return storage.lock(out_root)
 
 
 def record_plan(plan: CampaignPlan) -> None:
@@ -113,7 +94,7 @@ def record_plan(plan: CampaignPlan) -> None:
     Stages of one year may share a root (promotion reuses finished tiles), so
     a staged plan of the same year extends the recorded tile list.
     """
-    path = Path(plan.out_root) / "campaign.json"
+    path = storage.path(plan.out_root) / "campaign.json"
     if path.exists():
         existing = CampaignPlan.load(path)
         if existing.year != plan.year or (existing.name != plan.name and existing.stage is None):
@@ -128,8 +109,11 @@ def record_plan(plan: CampaignPlan) -> None:
 
 
 def _blocks_done(out_root: str, tile: str) -> int:
-    d = Path(out_root) / "tiles" / tile / "blocks"
-    return sum(1 for _ in d.glob("*.json")) if d.is_dir() else 0
+    d = storage.path(out_root) / "tiles" / tile / "blocks"
+    try:
+        return sum(1 for p in d.iterdir() if p.name.endswith(".json"))
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
 
 
 def _client(scheduler: str | None, workers: int, threads: int):
