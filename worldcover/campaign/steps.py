@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from worldcover import storage
 from worldcover.errors import DataError
 
 
@@ -59,15 +60,17 @@ def collect_failures(out_root: str, campaign: str, year: int) -> dict:
     from worldcover.products import is_finished, tile_paths
 
     _check_arguments(out_root=out_root, campaign=campaign, year=year)
-    root = Path(out_root)
+    root = storage.path(out_root)
     plan = CampaignPlan.load(root / "campaign.json")
     failed, errors = [], {}
     for t in plan.tiles:
         paths = tile_paths(root, t, year)
         if not is_finished(paths):
             failed.append(t)
-            if paths.failure.exists():
+            try:
                 errors[t] = json.loads(paths.failure.read_text()).get("error", "")
+            except FileNotFoundError:
+                pass
     result = {"campaign": campaign or plan.name, "tiles": len(plan.tiles), "finished": len(plan.tiles) - len(failed),
               "failed": failed, "errors": errors}
     atomic_write_text(root / "failed_tiles.json", json.dumps(result, indent=1))
@@ -95,7 +98,7 @@ def validate(out_root: str, campaign: str, year: int, reference: str = "", n: in
     from worldcover.validation.tables import write_samples
 
     _check_arguments(out_root=out_root, campaign=campaign, year=year, reference=reference)
-    root = Path(out_root)
+    root = storage.path(out_root)
     vdir = root / "validation"
     mosaic = MosaicPaths(root, year).vrt
     if not mosaic.exists():
@@ -117,7 +120,7 @@ def validate(out_root: str, campaign: str, year: int, reference: str = "", n: in
 
         labelled = label_from_truth(samples, Path(reference[4:]), vdir / "reference.csv")
     else:
-        labelled = Path(reference)
+        labelled = storage.path(reference)
     report = build_report(mosaic, labelled, vdir, title=f"WorldCover {year}: campaign {campaign}")
     oa = report.metrics["overall_accuracy"]
     return {"campaign": campaign, "status": "reported", "report": str(report.html),
