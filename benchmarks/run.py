@@ -9,8 +9,9 @@ Every measurement runs in its own process (clean peak-memory figures):
 * the render time of the 100pct campaign.
 
 Results go to ``benchmarks/results/<timestamp>.json`` with the machine
-description, and the summary to ``benchmarks/results/latest.json``, which
-``worldcover campaign plan`` reads for its throughput.
+description, the summary to ``benchmarks/results/latest.json``, and the
+throughput figure to ``worldcover/data/throughput.json`` (package data), which
+``worldcover campaign plan`` reads for its estimates.
 
     python -m benchmarks.run [--sizes 512,1024,2048] [--naive-size 512] [--floor-size 1024]
 """
@@ -27,6 +28,7 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
+THROUGHPUT = REPO / "worldcover" / "data" / "throughput.json"
 
 
 def child(module: str, *args: str) -> dict | list:
@@ -83,6 +85,12 @@ def summarise(tile: dict, stages: dict, naive: dict | None, engine: list, render
     }
 
 
+def throughput_doc(summary: dict, results: str) -> dict:
+    """What the package ships for `campaign plan` (worldcover/data/throughput.json): the figure and its provenance."""
+    keys = ("end_to_end_mpx_per_s_per_core", "end_to_end_block_size", "measured", "machine")
+    return {**{k: summary[k] for k in keys}, "results": results}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="512,1024,2048", help="block sizes of the production path")
@@ -113,6 +121,7 @@ def main() -> None:
     detail = {"summary": summary, "tile": tile, "stages": stages, "engine": engine}
     (RESULTS / f"{stamp}.json").write_text(json.dumps(detail, indent=1))
     (RESULTS / "latest.json").write_text(json.dumps(summary, indent=1))
+    THROUGHPUT.write_text(json.dumps(throughput_doc(summary, f"benchmarks/results/{stamp}.json"), indent=1) + "\n")
     print(json.dumps(summary, indent=1))
 
 

@@ -27,7 +27,7 @@ console = Console()
 DEMO_YEAR = 2021
 DEMO_BLOCK_SIZE = 240  # a multiple of 6, so blocks align with the InputQuality grid
 DEMO_SEED = 0
-DEMO_MODEL = Path(__file__).resolve().parents[1] / "models" / "default"
+DEMO_MODEL = Path(__file__).resolve().parent / "model" / "default_model"  # the packaged default model
 
 
 def pick_demo_tiles(n: int = 3, seed: int = 2021) -> list[Tile]:

@@ -1,8 +1,9 @@
 """What a campaign will cost before anything runs: tiles, area, inputs, core-hours, outputs, money.
 
-Throughput comes from the benchmark suite (``benchmarks/results/latest.json``,
-key ``end_to_end_mpx_per_s_per_core``) when it has been run, else from the
-figure measured when this file was last updated. Input and output volumes are
+Throughput comes from the benchmark suite: ``make bench`` writes its figure
+(key ``end_to_end_mpx_per_s_per_core``) to ``worldcover/data/throughput.json``,
+which ships in the package; a results file passed explicitly is read instead,
+and the figure measured when this file was last updated is the fallback. Input and output volumes are
 rules of thumb from the real archives, stated next to each constant.
 """
 
@@ -44,16 +45,24 @@ def granules_per_tile(tile: Tile) -> float:
     return (math.ceil(width_km / step) + 1) * (math.ceil(height_km / step) + 1)
 
 
+#: the packaged benchmark figure, written by ``make bench`` (benchmarks/run.py)
+THROUGHPUT_FILE = Path(__file__).resolve().parents[1] / "data" / "throughput.json"
+
+
 def measured_throughput(results: Path | None = None) -> tuple[float, str]:
-    """Mpx/s per core from the latest benchmark run, or the default with its provenance."""
-    path = results or Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "latest.json"
+    """Mpx/s per core from ``results`` (a benchmark summary) or the packaged figure, else the default."""
+    path = Path(results) if results else THROUGHPUT_FILE
     try:
-        value = float(json.loads(path.read_text())["end_to_end_mpx_per_s_per_core"])
-        if value > 0:
-            return value, str(path)
-    except (OSError, KeyError, ValueError, TypeError, json.JSONDecodeError):
+        doc = json.loads(path.read_text())
+        value = float(doc["end_to_end_mpx_per_s_per_core"])
+        if value > 0 and math.isfinite(value):
+            if results:
+                return value, str(path)
+            when = str(doc.get("measured", ""))[:10]
+            return value, f"make bench{' of ' + when if when else ''}"
+    except (OSError, KeyError, ValueError, TypeError, AttributeError, json.JSONDecodeError):
         pass
-    return DEFAULT_MPX_PER_S_PER_CORE, "default (benchmarks not run here)"
+    return DEFAULT_MPX_PER_S_PER_CORE, "default (no benchmark figure)"
 
 
 @dataclass(frozen=True)

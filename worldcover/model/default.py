@@ -21,7 +21,8 @@ import xarray as xr
 from worldcover.grid import Block, Tile
 from worldcover.stages import ZONES, stage_tiles, stratum
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "default"
+#: the committed default model, shipped inside the package (``models/default`` in the repository links here)
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 DEFAULT_MODEL_NAME = "worldcover-default-sim"
 TRAIN_BLOCK_SIZE = 240
 

@@ -8,6 +8,7 @@ that come from a user (image, names, service account) are checked in
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field, fields
 
@@ -47,11 +48,39 @@ _DURATION = re.compile(r"^([0-9]+(s|m|h))+$")
 _PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 
 
-def default_image() -> str:
+#: the image every pod runs: REPOSITORY:<package version>[@sha256:DIGEST] (the Containerfile's build, `make image`)
+IMAGE_REPOSITORY = "ghcr.io/worldcover/worldcover"
+IMAGE_REPOSITORY_ENV = "WORLDCOVER_IMAGE_REPOSITORY"
+IMAGE_DIGEST_ENV = "WORLDCOVER_IMAGE_DIGEST"
+_REPOSITORY = re.compile(r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)*$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def image_tag() -> str:
+    """The image tag: the package version (characters a tag cannot hold become '-')."""
     from worldcover import __version__
 
-    tag = re.sub(r"[^A-Za-z0-9_.-]", "-", __version__)
-    return f"ghcr.io/worldcover/worldcover:{tag}"
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", __version__)[:128]
+
+
+def image_reference(repository: str | None = None, digest: str | None = None) -> str:
+    """``repository:<version>``, pinned as ``repository:<version>@sha256:...`` when a digest is given.
+
+    ``repository`` defaults to ${WORLDCOVER_IMAGE_REPOSITORY}, else ghcr.io/worldcover/worldcover;
+    ``digest`` to ${WORLDCOVER_IMAGE_DIGEST}, else none.
+    """
+    repo = repository or os.environ.get(IMAGE_REPOSITORY_ENV) or IMAGE_REPOSITORY
+    pin = digest if digest is not None else os.environ.get(IMAGE_DIGEST_ENV, "")
+    if not _REPOSITORY.fullmatch(repo) or len(repo) > 180:
+        raise InputError(f"invalid image repository {repo!r}: expected a repository "
+                         "without tag or digest, such as ghcr.io/org/name")
+    if pin and not _DIGEST.fullmatch(pin):
+        raise InputError(f"invalid image digest {pin!r}: expected sha256: and 64 hex digits")
+    return check_image(f"{repo}:{image_tag()}" + (f"@{pin}" if pin else ""))
+
+
+def default_image() -> str:
+    return image_reference()
 
 
 def check_dns_name(value: str, what: str) -> str:
