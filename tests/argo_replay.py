@@ -105,10 +105,19 @@ class UnsupportedField(ReplayError):
     """A field the harness does not understand: it refuses rather than skip it."""
 
     def __init__(self, path: str, detail: str = "") -> None:
-        self.path = path
-        super().__init__(f"unsupported field {path}" + (f": {detail}" if detail else
-                                                         " (not implemented by tests/argo_replay.py and not "
-                                                         "listed as cluster-only)"))
+        self.path, self.detail = path, detail
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        return f"unsupported field {self.path}" + (f": {self.detail}" if self.detail else
+                                                   " (not implemented by tests/argo_replay.py and not listed "
+                                                   "as cluster-only)")
+
+    def at(self, where: str) -> "UnsupportedField":
+        """The same refusal with the object it was found in prefixed to its path."""
+        self.path = f"{where}: {self.path}"
+        self.args = (self._message(),)
+        return self
 
 
 # =================================================================================================
@@ -353,9 +362,7 @@ def check_object(obj: dict, notes: dict | None = None) -> dict[str, str]:
     try:
         notes = check_fields(obj, OBJECT, "", notes)
     except UnsupportedField as exc:
-        exc.path = f"{where}: {exc.path}"
-        exc.args = (f"{where}: {exc.args[0]}",)
-        raise
+        raise exc.at(where) from None
     spec = obj.get("spec") or {}
     names = set()
     for i, t in enumerate(spec.get("templates", [])):
@@ -1553,20 +1560,23 @@ class Replay:
 
         for t in tasks:
             visit(t["name"])
+        origin: dict[str, str] = {}  # the task whose own phase a branch carries
         for name in order:
             phase = outcomes[name].phase
             if phase in (SUCCEEDED, FAILED, ERROR, SKIPPED):
-                branch[name] = SUCCEEDED if phase == SKIPPED else phase
+                branch[name], origin[name] = (SUCCEEDED if phase == SKIPPED else phase), name
             else:
-                parents = [branch[d] for d in deps[name]] or [SUCCEEDED]
-                branch[name] = next((p for p in parents if p in (FAILED, ERROR)), SUCCEEDED)
+                failed = [d for d in deps[name] if branch[d] in (FAILED, ERROR)]
+                branch[name] = branch[failed[0]] if failed else SUCCEEDED
+                origin[name] = origin[failed[0]] if failed else name
         task_by = {t["name"]: t for t in tasks}
         for t in tasks:
             name = t["name"]
             if name in dependents:
                 continue
             if branch[name] in (FAILED, ERROR) and not _continues_on(task_by[name], branch[name]):
-                return branch[name], f"task {name!r} {branch[name].lower()}: {outcomes[name].message}".rstrip(": ")
+                src = origin[name]
+                return branch[name], f"task {src!r} {branch[name].lower()}: {outcomes[src].message}".rstrip(": ")
         if stopped:
             return FAILED, "failFast: a task failed"
         return SUCCEEDED, ""

@@ -1,0 +1,381 @@
+"""The rendered Argo objects replayed pod by pod (tests/argo_replay.py).
+
+Fast tests (no podman): Argo's ``depends`` grammar, substitution, the
+allow-list refusing an unknown field by its path, resource conditions, and
+dry runs of a rendered two-batch campaign (pod order and parameters, a
+failing tile retried then given up, its batch failing, the campaign steps
+still running).
+
+The replay test runs the rendered campaign in the built image with podman
+against the loopback STAC API and S3 server, kills one process-tile
+container after its first block record reaches the bucket, and checks that
+Argo's retry resumes it and that every product equals the local engine's.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from tests.argo_replay import (
+    DryRunExecutor, KillRule, Pod, PodResult, Replay, ReplayError, Settings, TaskState, UnsupportedField,
+    check_object, depends_tasks, eval_condition, eval_depends, eval_expression, format_pods, inputs_json,
+    substitute, substitute_tree, unresolved,
+)
+from worldcover.campaign import CampaignPlan
+from worldcover.engines.argo.render import render, step_calls_of
+
+TILES = ("N45E003", "S24E021")
+YEAR = 2021
+
+
+# -- depends ---------------------------------------------------------------------------------------
+
+
+def _states(**phases) -> dict[str, TaskState]:
+    return {k.replace("_", "-"): (v if isinstance(v, TaskState) else TaskState(v)) for k, v in phases.items()}
+
+
+@pytest.mark.parametrize("expr, expected", [
+    ("a", True),                                # bare: Succeeded || Skipped || Daemoned
+    ("b", False),                               # b failed
+    ("s", True),                                # skipped counts as done for a bare name
+    ("d", True),                                # daemoned too
+    ("e", False),
+    ("a.Succeeded", True),
+    ("b.Failed", True),
+    ("e.Errored", True),
+    ("e.Failed", False),
+    ("s.Skipped", True),
+    ("o.Omitted", True),
+    ("d.Daemoned", True),
+    ("!b", True),
+    ("!(a && b)", True),
+    ("a && b", False),
+    ("a || b", True),
+    ("b || e || a.Failed", False),
+    ("b.Failed || e.Succeeded && a", True),     # && binds tighter than ||
+    ("(b.Failed || e.Succeeded) && !a", False),
+    ("(b.Succeeded || b.Failed || b.Errored) && (e.Succeeded || e.Failed || e.Errored)", True),
+    ("g.AnySucceeded", True),
+    ("g.AllFailed", False),
+    ("h.AllFailed", True),
+    ("h.AnySucceeded", False),
+    ("collect-failures", True),                 # task names with dashes
+    ("collect-failures.Succeeded && !collect-failures.Failed", True),
+])
+def test_depends_grammar(expr, expected):
+    states = _states(a="Succeeded", b="Failed", e="Error", s="Skipped", o="Omitted", d="Daemoned",
+                     g=TaskState("Failed", ("Failed", "Succeeded")), h=TaskState("Failed", ("Failed", "Failed")),
+                     collect_failures="Succeeded")
+    assert eval_depends(expr, states) is expected
+
+
+def test_depends_names_and_errors():
+    assert depends_tasks("(b000.Succeeded || b000.Failed) && b001 && !merge-x.Errored") == ["b000", "b001", "merge-x"]
+    states = _states(a="Succeeded")
+    for bad in ("a.Finished", "a &&", "(a", "a b", "", "zz"):
+        with pytest.raises(ReplayError):
+            eval_depends(bad, states)
+
+
+def test_expressions_and_resource_conditions():
+    assert eval_expression("heads == heads", bare_words_are_strings=True) is True
+    assert eval_expression("3 > 2 && tails != heads", bare_words_are_strings=True) is True
+    assert eval_expression("lastRetry.exitCode > 1 and lastRetry.status == \"Error\"",
+                           {"lastRetry.exitCode": 137, "lastRetry.status": "Error"}, bare_words_are_strings=False)
+    assert eval_expression("lastRetry.exitCode in [1, 2]", {"lastRetry.exitCode": 3},
+                           bare_words_are_strings=False) is False
+    with pytest.raises(ReplayError, match="unknown name"):
+        eval_expression("lastRetry.nope == 1", {}, bare_words_are_strings=False)
+    done = {"status": {"phase": "Succeeded"}}
+    failed = {"status": {"phase": "Error"}}
+    assert eval_condition("status.phase == Succeeded", done)
+    assert not eval_condition("status.phase == Succeeded", failed)
+    assert eval_condition("status.phase in (Failed, Error)", failed)
+    assert not eval_condition("status.phase in (Failed, Error)", done)
+    assert eval_condition("status.phase, !status.failed, status.phase notin (Failed)", done)
+
+
+# -- substitution ------------------------------------------------------------------------------------
+
+
+def test_substitution():
+    values = {"inputs.parameters.batch": "b000", "workflow.name": "wc-abcde"}
+    text = "generateName: '{{workflow.name}}-{{ inputs.parameters.batch }}-' {{status}}"
+    out = substitute(text, values)
+    assert out == "generateName: 'wc-abcde-b000-' {{status}}"  # unknown tags are left for a later pass
+    assert unresolved(out) == ["{{status}}"]
+    tree = substitute_tree({"metrics": "{{workflow.name}}", "a": ["{{workflow.name}}"]}, values, skip=("metrics",))
+    assert tree == {"metrics": "{{workflow.name}}", "a": ["wc-abcde"]}
+    with pytest.raises(ReplayError, match="expression tag"):
+        substitute("{{=workflow.name}}", values)
+
+
+def test_inputs_json_is_what_hera_reads():
+    """{{inputs.parameters}} is Go's json.Marshal of []Parameter; hera's runner reads name/value from it."""
+    text = inputs_json([{"name": "stage", "default": "custom", "value": "1pct"},
+                        {"name": "plan", "value": '{"a":"<&>"}'}])
+    assert text == ('[{"name":"stage","default":"custom","value":"1pct"},'
+                    '{"name":"plan","value":"{\\"a\\":\\"\\u003c\\u0026\\u003e\\"}"}]')
+    assert json.loads(text)[1]["value"] == '{"a":"<&>"}'
+
+
+# -- the rendered campaign ------------------------------------------------------------------------------
+
+
+def _plan(out_root: str = "s3://wc-replay/run", **kw) -> CampaignPlan:
+    opts = dict(tiles=list(TILES), out_root=out_root, block_size=120, blocks="r150c150", batch_size=1,
+                source="http://127.0.0.1:9/stac", reference="sim:s3://wc-replay/archive")
+    opts.update(kw)
+    return CampaignPlan.create("wc-replay", YEAR, **opts)
+
+
+@pytest.fixture(scope="module")
+def two_batches():
+    rendering = render(_plan())
+    assert sum(o.role == "batch" for o in rendering.objects) == 2
+    return [o.obj for o in rendering.objects]
+
+
+def _entry(objects, template_id: str) -> str:
+    """The runner entrypoint of ``WorkflowTemplate/template`` (``module:function``)."""
+    wt, name = template_id.split("/")
+    obj = next(o for o in objects if o["metadata"].get("name") == wt)
+    tmpl = next(t for t in obj["spec"]["templates"] if t["name"] == name)
+    return tmpl["script"]["args"][3].rsplit(":", 1)[1]
+
+
+def test_dry_run_lists_the_pods_in_dag_order(two_batches):
+    replay = Replay(two_batches, Settings(image="localhost/worldcover:test", seed=1))
+    pods = replay.dry_run()
+    print("\n" + format_pods(pods))
+    # every pod the rendering calls, in the DAG order the rendering reports (children followed into)
+    from worldcover.engines.argo.render import ArgoObject
+
+    calls = step_calls_of([ArgoObject(o, "", _role(o)) for o in two_batches])
+    steps = [_entry(two_batches, r.template) for r in pods if r.kind == "pod"]
+    assert steps == [c.name for c in calls]
+    tiles = [r for r in pods if r.template.endswith("/process-tile")]
+    assert [r.parameters["tile"] for r in tiles] == list(TILES)
+    assert all(r.parameters["out_root"] == "s3://wc-replay/run" and r.parameters["block_size"] == "120"
+               for r in tiles)
+    # each tile runs in the child Workflow its batch's resource template created
+    batches = [r for r in pods if r.kind == "resource"]
+    assert [r.task for r in batches] == ["b000", "b001"]
+    parent = batches[0].workflow
+    for batch, tile in zip(batches, tiles):
+        assert batch.child.startswith(f"{parent}-{batch.task}-") and tile.workflow == batch.child
+        assert pods.index(batch) < pods.index(tile)
+    last = [r.task for r in pods if r.workflow == parent][-3:]
+    assert last == ["collect-failures", "merge", "validate"]
+    assert all(r.phase == "Succeeded" and r.attempt == 0 for r in pods)
+    assert {w.name: w.phase for w in replay.workflows} == {parent: "Succeeded", **{b.child: "Succeeded"
+                                                                                  for b in batches}}
+    children = [w for w in replay.workflows if w.parent]
+    assert all(w.labels["worldcover.io/parent"] == parent for w in children)
+    # cluster-only fields are named with their reason; the pods ran with the settings' image
+    assert "spec.podGC" in replay.not_applicable and "spec.templates[].metrics" in replay.not_applicable
+    tile_argv = tiles[0].argv
+    assert tile_argv[tile_argv.index("--entrypoint") + 1:] == [
+        '["python"]', "localhost/worldcover:test", "-m", "hera.workflows.runner", "-e",
+        "worldcover.engines.argo.entry:process_tile", "/argo/staging/script"]
+    for flag in ("--read-only", "--network=host", "--pull=never"):
+        assert flag in tile_argv
+    assert tile_argv[tile_argv.index("--user") + 1] == "1000:1000"
+    assert "/tmp" in [a.split(":")[1] for a in tile_argv if a.startswith("<scratch>")]
+
+
+def _role(obj: dict) -> str:
+    if obj["kind"] == "WorkflowTemplate":
+        return "batch" if obj["metadata"]["labels"].get("worldcover.io/role") == "batch" else "template"
+    return "parent" if any("resource" in t for t in obj["spec"]["templates"]) else "workflow"
+
+
+def test_script_source_is_the_input_parameters_json(two_batches):
+    seen: list[Pod] = []
+
+    def results(pod: Pod) -> str:
+        seen.append(pod)
+        return '{"status": "done"}'
+
+    Replay(two_batches).dry_run(results)
+    tile = next(p for p in seen if p.task == "n45e003")
+    params = {p["name"]: p["value"] for p in json.loads(tile.script)}
+    assert params["tile"] == "N45E003" and params["year"] == "2021" and params["max_cloud"] == "null"
+    assert tile.env["ARGO_WORKFLOW_NAME"] == tile.workflow and tile.env["ARGO_NODE_ID"].startswith(tile.workflow)
+    assert json.loads(tile.env["ARGO_TEMPLATE"])["name"] == "process-tile"
+    assert tile.env["HOME"] == "/tmp" and "AWS_ACCESS_KEY_ID" not in tile.env  # optional secret absent
+
+
+class _Scripted(DryRunExecutor):
+    """Fails chosen (task, attempt) pods with an exit code; everything else succeeds."""
+
+    def __init__(self, fail: dict[tuple[str, int], int]) -> None:
+        super().__init__()
+        self.fail = fail
+
+    def run(self, pod: Pod, settings: Settings) -> PodResult:
+        code = self.fail.get((pod.task, pod.attempt))
+        if code is None:
+            return super().run(pod, settings)
+        phase = "Error" if code > 128 else "Failed"
+        return PodResult(code, phase, f"exit {code}", "", "boom", {}, 0.0, argv=[])
+
+
+def test_a_failing_tile_is_retried_then_its_batch_fails_and_the_campaign_goes_on(two_batches):
+    # n45e003 fails every attempt (limit 3: 4 attempts); s24e021 is killed once, then succeeds
+    fail = {("n45e003", a): 1 for a in range(4)}
+    fail[("s24e021", 0)] = 137
+    replay = Replay(two_batches)
+    replay.run(_Scripted(fail))
+    pods = replay.pods
+    n45 = [r for r in pods if r.task == "n45e003"]
+    assert [(r.attempt, r.phase) for r in n45] == [(0, "Failed"), (1, "Failed"), (2, "Failed"), (3, "Failed")]
+    assert [r.backoff_s for r in n45] == [0, 120, 240, 480]  # Argo's backoff (2m, factor 2), recorded
+    s24 = [r for r in pods if r.task == "s24e021"]
+    assert [(r.attempt, r.phase) for r in s24] == [(0, "Error"), (1, "Succeeded")]
+    assert s24[0].parameters == s24[1].parameters  # a retry is the same pod spec
+    batches = {r.task: r for r in pods if r.kind == "resource"}
+    assert batches["b000"].phase == "Failed" and "failureCondition" in batches["b000"].message
+    assert batches["b001"].phase == "Succeeded"
+    assert [r.task for r in pods if r.workflow == batches["b000"].workflow][-3:] == \
+        ["collect-failures", "merge", "validate"]
+    phases = {w.name: w.phase for w in replay.workflows}
+    assert phases[batches["b000"].child] == "Failed" and phases[batches["b001"].child] == "Succeeded"
+    # the failure was handled by collect-failures' depends (b000.Failed): the parent succeeds
+    assert phases[batches["b000"].workflow] == "Succeeded"
+
+
+def test_single_workflow_and_fail_fast_semantics():
+    objs = [o.obj for o in render(_plan(batch_size=50)).objects]
+    assert [o["kind"] for o in objs].count("Workflow") == 1 and not any("resource" in t for o in objs
+                                                                       for t in o["spec"].get("templates", []))
+    replay = Replay(objs)
+    replay.run(_Scripted({("merge", a): 2 for a in range(4)}))
+    tasks = [(r.task, r.phase) for r in replay.pods]
+    assert ("validate", "Succeeded") not in tasks  # depends: merge (Succeeded) is not met
+    assert replay.workflows[-1].phase == "Failed"
+    assert replay.workflows[-1].nodes[f"{replay.workflows[-1].name}.validate"] == "Omitted"
+
+
+# -- refusal -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where, edit, path", [
+    ("worldcover-process-tile", lambda o: o["spec"]["templates"][0]["script"].__setitem__("stdin", True),
+     "WorkflowTemplate/worldcover-process-tile: spec.templates[0].script.stdin"),
+    ("worldcover-merge", lambda o: o["spec"].__setitem__("onExit", "cleanup"),
+     "WorkflowTemplate/worldcover-merge: spec.onExit"),
+    ("worldcover-validate", lambda o: o["spec"]["templates"][0].__setitem__("sidecars", []),
+     "WorkflowTemplate/worldcover-validate: spec.templates[0].sidecars"),
+    ("wc-replay-b000", lambda o: o["spec"]["templates"][0]["dag"]["tasks"][0].__setitem__("hooks", {}),
+     "WorkflowTemplate/wc-replay-b000: spec.templates[0].dag.tasks[0].hooks"),
+    ("worldcover-process-tile",
+     lambda o: o["spec"]["templates"][0]["script"]["env"][0].__setitem__("valueFrom", {"fieldRef": {}}),
+     "WorkflowTemplate/worldcover-process-tile: spec.templates[0].script.env[0].valueFrom.fieldRef"),
+    ("worldcover-process-tile",
+     lambda o: o["spec"]["templates"][0]["volumes"].append({"name": "data", "hostPath": {"path": "/"}}),
+     "WorkflowTemplate/worldcover-process-tile: spec.templates[0].volumes[1].hostPath"),
+    ("worldcover-process-tile",
+     lambda o: o["spec"]["templates"][0]["script"]["securityContext"].__setitem__("privileged", True),
+     "WorkflowTemplate/worldcover-process-tile: spec.templates[0].script.securityContext.privileged"),
+])
+def test_an_unknown_field_is_refused_by_its_path(two_batches, where, edit, path):
+    objs = copy.deepcopy(two_batches)
+    edit(next(o for o in objs if o["metadata"].get("name") == where))
+    with pytest.raises(UnsupportedField) as info:
+        Replay(objs)
+    assert info.value.path == path
+    assert path in str(info.value)
+
+
+def test_a_parent_field_and_a_child_manifest_field_are_refused(two_batches):
+    objs = copy.deepcopy(two_batches)
+    parent = next(o for o in objs if o["kind"] == "Workflow")
+    parent["spec"]["hostNetwork"] = True
+    with pytest.raises(UnsupportedField, match=r"Workflow/wc-replay-: spec\.hostNetwork"):
+        Replay(objs)
+    objs = copy.deepcopy(two_batches)
+    parent = next(o for o in objs if o["kind"] == "Workflow")
+    batch = next(t for t in parent["spec"]["templates"] if "resource" in t)
+    batch["resource"]["manifest"] += "  onExit: cleanup\n"  # under spec: in the child it creates
+    replay = Replay(objs)  # the manifest is only text until the resource template runs
+    with pytest.raises(UnsupportedField, match=r"Workflow/.*-b000-: spec\.onExit"):
+        replay.dry_run()
+
+
+def test_secrets_and_env():
+    objs = [o.obj for o in render(_plan(batch_size=50)).objects]
+    tile = next(o for o in objs if o["metadata"].get("name") == "worldcover-process-tile")
+    env = tile["spec"]["templates"][0]["script"]["env"]
+    env[4]["valueFrom"]["secretKeyRef"]["optional"] = False  # AWS_ACCESS_KEY_ID required
+    seen: list[Pod] = []
+    settings = Settings(secrets={"worldcover-s3": {"access-key-id": "AKIA-test", "secret-access-key": "s3cr3t"}},
+                        env={"AWS_ENDPOINT_URL": "http://127.0.0.1:1"})
+    Replay(objs, settings).dry_run(lambda pod: seen.append(pod) or "")
+    pod = next(p for p in seen if p.template_name == "process-tile")
+    assert pod.env["AWS_ACCESS_KEY_ID"] == "AKIA-test" and pod.env["AWS_SECRET_ACCESS_KEY"] == "s3cr3t"
+    assert set(pod.secret_env) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    assert "SH_CLIENT_ID" not in pod.env and pod.env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:1"
+    assert "AKIA-test" not in " ".join(pod.podman_argv())  # values travel in podman's env, not its argv
+    # the required key missing: that pod is an Error (CreateContainerConfigError), retried, then given up
+    replay = Replay(objs, Settings(secrets={"worldcover-s3": {"secret-access-key": "s3cr3t"}}))
+    replay.dry_run()
+    tiles = [r for r in replay.pods if r.template.endswith("/process-tile")]
+    assert tiles and all(r.phase == "Error" and "access-key-id" in r.message for r in tiles)
+    with pytest.raises(ReplayError, match="override the template's own env"):
+        Replay(objs, Settings(env={"HOME": "/"})).dry_run()
+
+
+def test_items_when_and_task_results():
+    wf = {
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+        "metadata": {"generateName": "loop-", "labels": {"team": "wc"}},
+        "spec": {
+            "entrypoint": "main",
+            "arguments": {"parameters": [{"name": "greeting", "value": "hi"}]},
+            "templates": [
+                {"name": "main", "dag": {"tasks": [
+                    {"name": "list", "template": "echo", "arguments": {"parameters": [
+                        {"name": "msg", "value": "{{workflow.parameters.greeting}}-{{workflow.labels.team}}"}]}},
+                    {"name": "each", "template": "echo", "depends": "list",
+                     "withParam": "{{tasks.list.outputs.result}}",
+                     "arguments": {"parameters": [{"name": "msg", "value": "{{item}}"}]}},
+                    {"name": "never", "template": "echo", "depends": "each", "when": "{{tasks.list.status}} != Succeeded",
+                     "arguments": {"parameters": [{"name": "msg", "value": "x"}]}},
+                    {"name": "after", "template": "echo", "depends": "never.Skipped && each.AnySucceeded",
+                     "withItems": [1, 2], "arguments": {"parameters": [{"name": "msg", "value": "n{{item}}"}]}},
+                ]}},
+                {"name": "echo", "inputs": {"parameters": [{"name": "msg"}, {"name": "mode", "default": "a",
+                                                                             "enum": ["a", "b"]}]},
+                 "container": {"image": "busybox", "command": ["echo"], "args": ["{{inputs.parameters.msg}}"]}},
+            ],
+        },
+    }
+    check_object(wf)
+    replay = Replay([wf])
+    replay.dry_run(lambda pod: '["x", "y"]' if pod.task == "list" else pod.args[0])
+    got = [(r.task, r.parameters["msg"]) for r in replay.pods]
+    assert got == [("list", "hi-wc"), ("each", "x"), ("each", "y"), ("after", "n1"), ("after", "n2")]
+    assert replay.workflows[0].phase == "Succeeded"
+    assert replay.workflows[0].nodes[f"{replay.workflows[0].name}.never"] == "Skipped"
+    bad = copy.deepcopy(wf)
+    bad["spec"]["templates"][1]["inputs"]["parameters"][1]["default"] = "c"  # not in its enum
+    replay = Replay([bad])
+    replay.dry_run()
+    assert replay.workflows[0].phase == "Error" or replay.workflows[0].phase == "Failed"
+    assert "enum" in replay.workflows[0].message
+
+
+def test_kill_rule_matching():
+    rule = KillRule(task="n45e003", template="process-tile", after_s=1.0)
+    assert rule.matches("n45e003", "process-tile", 0) and not rule.matches("n45e003", "process-tile", 1)
+    assert not rule.due(0.5) and rule.due(1.5)
+    flag = {"on": False}
+    cond = KillRule(task="n45e003", when=lambda: flag["on"])
+    assert not cond.due(10)
+    flag["on"] = True
+    assert cond.due(0)
