@@ -1,18 +1,27 @@
 # Two set-up commands work on a fresh machine: `make demo` and `make test`.
-# Both create .venv when it is missing and install the package with its test extras.
+# Both create .venv when it is missing and install the package with its test extras,
+# runtime dependencies pinned by constraints.txt (the versions the image runs).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install bench argo clean
+VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+# the stand-in for python:3.11-slim-bookworm (image registries cannot be reached here)
+IMAGE_BASE_STANDIN := localhost/worldcover-base:bookworm
+IMAGE_BASE ?= $(IMAGE_BASE_STANDIN)
+IMAGE      ?= localhost/worldcover:$(VERSION)
+# extra `podman build` options (labels, --no-cache, ...)
+IMAGE_BUILD_ARGS ?=
+
+.PHONY: demo test install bench argo lock image image-base clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[dev]'
+$(STAMP): $(BIN)/python pyproject.toml setup.py constraints.txt
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -28,6 +37,21 @@ bench: $(STAMP)
 
 argo: $(STAMP)
 	$(BIN)/python -m worldcover.render_all argo
+
+# constraints.txt: the runtime dependencies pinned to the versions installed in .venv.
+# To upgrade: `.venv/bin/pip install -U PKG` (or edit pyproject.toml and
+# `.venv/bin/pip install -e '.[dev]'` without -c), run the tests, then `make lock`.
+lock: $(STAMP)
+	$(BIN)/python scripts/lock.py --out constraints.txt
+
+# The image every Argo pod runs (Containerfile), built with podman from IMAGE_BASE.
+image-base:
+	scripts/build-base-image.sh $(IMAGE_BASE_STANDIN)
+
+image: $(if $(filter $(IMAGE_BASE_STANDIN),$(IMAGE_BASE)),image-base)
+	podman build --network=host -v /etc/ssl/certs:/etc/ssl/certs:ro \
+	    --build-arg BASE=$(IMAGE_BASE) --label org.opencontainers.image.version=$(VERSION) \
+	    $(IMAGE_BUILD_ARGS) -t $(IMAGE) .
 
 clean:
 	rm -rf demo-output .pytest_cache build *.egg-info
