@@ -1,15 +1,16 @@
 """A campaign as Argo objects: the plan's step calls as DAG tasks.
 
 The calls come from :func:`worldcover.campaign.calls.step_calls` (the same
-list the local engine runs): one ``process_tile`` per tile, then
-``collect_failures``, ``merge`` and ``validate``.
+list the local engine runs): ``write_plan`` (the campaign records its plan as
+``campaign.json`` in its output root; every tile or batch waits for it), one
+``process_tile`` per tile, then ``collect_failures``, ``merge`` and ``validate``.
 
-* One batch of tiles: a single Workflow whose DAG runs the tiles (tasks named
-  by tile id, e.g. ``n00e006``), then the campaign steps.
+* One batch of tiles: a single Workflow whose DAG writes the plan, runs the
+  tiles (tasks named by tile id, e.g. ``n00e006``), then the campaign steps.
 * More than one batch: workflow of workflows. One WorkflowTemplate per batch
   (its DAG holds that batch's tiles) and a parent Workflow that creates one
-  child Workflow per batch (resource template, ``action: create``), waits for
-  its phase, then runs the campaign steps. Each object stays small and each
+  child Workflow per batch (resource template, ``action: create``) once the
+  plan is written, waits for its phase, then runs the campaign steps. Each object stays small and each
   workflow well under 1,000 nodes.
 
 No task's failure stops the others (``failFast: false``); the first campaign
@@ -23,6 +24,7 @@ from worldcover.engines.argo import parts as p
 
 #: step function -> (WorkflowTemplate, template) that runs it
 STEP_TEMPLATES = {
+    "write_plan": (p.TEMPLATE_PROCESS_TILE, "write-plan"),
     "process_tile": (p.TEMPLATE_PROCESS_TILE, "process-tile"),
     "collect_failures": (p.TEMPLATE_PROCESS_TILE, "collect-failures"),
     "merge": (p.TEMPLATE_MERGE, "merge"),
@@ -47,6 +49,14 @@ def step_task(call, plan, depends=None) -> Task:
     )
 
 
+def setup_steps(calls, plan) -> str | None:
+    """write_plan (in order, if more): what every tile or batch depends on (None when nothing)."""
+    depends = None
+    for call in calls:
+        depends = step_task(call, plan, depends).name
+    return depends
+
+
 def campaign_steps(calls, plan, after: list[str]) -> None:
     """collect_failures -> merge -> validate, the first once everything in ``after`` has finished."""
     depends = p.all_done(after)
@@ -54,7 +64,7 @@ def campaign_steps(calls, plan, after: list[str]) -> None:
         depends = step_task(call, plan, depends).name
 
 
-def single_workflow(plan, cfg, tile_calls, final_calls, prefix, extra_labels) -> Workflow:
+def single_workflow(plan, cfg, setup_calls, tile_calls, final_calls, prefix, extra_labels) -> Workflow:
     with Workflow(
         generate_name=f"{prefix}-",
         labels={**p.campaign_labels(plan, "campaign"), **extra_labels},
@@ -64,8 +74,9 @@ def single_workflow(plan, cfg, tile_calls, final_calls, prefix, extra_labels) ->
         **p.workflow_spec(cfg, parallelism=cfg.tile_parallelism),
     ) as wf:
         with DAG(name="main", fail_fast=False):
+            first = setup_steps(setup_calls, plan)
             for call in tile_calls:
-                step_task(call, plan)
+                step_task(call, plan, first)
             campaign_steps(final_calls, plan, after=[p.task_name(c.arguments["tile"]) for c in tile_calls])
     return wf
 
@@ -87,7 +98,7 @@ def batch_template(plan, cfg, calls, name, index, count, extra_labels) -> Workfl
     return wt
 
 
-def parent_workflow(plan, cfg, batches, final_calls, prefix, extra_labels) -> Workflow:
+def parent_workflow(plan, cfg, setup_calls, batches, final_calls, prefix, extra_labels) -> Workflow:
     """Creates one child Workflow per batch template, then runs the campaign steps."""
     n_tiles = sum(len(calls) for _, calls in batches)
     with Workflow(
@@ -108,10 +119,11 @@ def parent_workflow(plan, cfg, batches, final_calls, prefix, extra_labels) -> Wo
             failure_condition="status.phase in (Failed, Error)",
         )
         with DAG(name="main", fail_fast=False):
+            first = setup_steps(setup_calls, plan)
             names = []
             for index, (template_name, _) in enumerate(batches):
                 names.append(f"b{index:03d}")
-                Task(name=names[-1], template=batch,
+                Task(name=names[-1], template=batch, depends=first,
                      arguments={"batch": names[-1], "template": template_name})
             campaign_steps(final_calls, plan, after=names)
     return wf
@@ -119,16 +131,15 @@ def parent_workflow(plan, cfg, batches, final_calls, prefix, extra_labels) -> Wo
 
 def build(plan, cfg: p.RenderConfig, *, prefix: str | None = None, retry_of: str | None = None) -> list:
     """The campaign's objects: [Workflow] or [batch WorkflowTemplates..., parent Workflow]."""
-    from worldcover.campaign.calls import step_calls
+    from worldcover.campaign.calls import phases, step_calls
 
     prefix = prefix or plan.name
     extra = {p.LABEL_RETRY_OF: retry_of} if retry_of else {}
-    calls = step_calls(plan)
-    by_tile = {c.arguments["tile"]: c for c in calls if c.name == "process_tile"}
-    final_calls = [c for c in calls if c.name != "process_tile"]
+    setup_calls, tile_calls, final_calls = phases(step_calls(plan))
+    by_tile = {c.arguments["tile"]: c for c in tile_calls}
     groups = [[by_tile[t] for t in batch] for batch in plan.batches()]
     if len(groups) == 1:
-        return [single_workflow(plan, cfg, groups[0], final_calls, prefix, extra)]
+        return [single_workflow(plan, cfg, setup_calls, groups[0], final_calls, prefix, extra)]
     batches = [(f"{prefix}-b{i:03d}", g) for i, g in enumerate(groups)]
     templates = [batch_template(plan, cfg, g, name, i, len(batches), extra) for i, (name, g) in enumerate(batches)]
-    return templates + [parent_workflow(plan, cfg, batches, final_calls, prefix, extra)]
+    return templates + [parent_workflow(plan, cfg, setup_calls, batches, final_calls, prefix, extra)]

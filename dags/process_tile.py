@@ -1,4 +1,4 @@
-"""WorkflowTemplate ``worldcover-process-tile``: one tile, and the campaign's failure list."""
+"""WorkflowTemplate ``worldcover-process-tile``: the campaign's plan record, one tile, and its failure list."""
 
 from hera.workflows import Script, WorkflowTemplate
 
@@ -27,6 +27,15 @@ def build(cfg: p.RenderConfig) -> WorkflowTemplate:
             metrics=p.tile_metrics(),
             env=p.base_env() + p.credentials_env(cfg),
             **p.script_kwargs(cfg, disk="40Gi"),
+        )
+        Script(
+            name="write-plan",
+            source=entry.write_plan,
+            resources=p.resources(cpu="250m", memory="512Mi", cpu_limit="1", memory_limit="1Gi", disk="1Gi"),
+            retry_strategy=p.retry(cfg),
+            active_deadline_seconds=600,
+            env=p.base_env() + p.credentials_env(cfg),
+            **p.script_kwargs(cfg, disk="1Gi"),
         )
         Script(
             name="collect-failures",

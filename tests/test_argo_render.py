@@ -155,11 +155,30 @@ def test_one_tile_failure_does_not_stop_the_campaign(rendering):
         if o.role == "batch":
             assert first_step is None
             continue
-        upstream = [n for n in names if n not in ("collect-failures", "merge", "validate")]
+        upstream = [n for n in names if n not in ("write-plan", "collect-failures", "merge", "validate")]
         for n in upstream:
             assert f"({n}.Succeeded || {n}.Failed || {n}.Errored)" in first_step["depends"]
         assert next(t for t in dag["tasks"] if t["name"] == "merge")["depends"] == "collect-failures"
         assert next(t for t in dag["tasks"] if t["name"] == "validate")["depends"] == "merge"
+
+
+def test_the_workflow_writes_its_own_plan_first(rendering):
+    """write-plan is the first task of the single or parent workflow and every tile or batch waits for it."""
+    for o in _campaign(rendering):
+        tasks = _dag(o.obj)["tasks"]
+        names = [t["name"] for t in tasks]
+        if o.role == "batch":
+            assert "write-plan" not in names and all("depends" not in t for t in tasks)
+            continue
+        first = tasks[0]
+        assert first["name"] == "write-plan" and "depends" not in first
+        assert first["templateRef"] == {"name": parts.TEMPLATE_PROCESS_TILE, "template": "write-plan"}
+        params = {p["name"]: p["value"] for p in first["arguments"]["parameters"]}
+        plan = CampaignPlan.from_dict(json.loads(params["plan"]))
+        assert plan.tiles == _plan(plan.stage).tiles and params["out_root"] == plan.out_root
+        for t in tasks:
+            if t["name"] not in ("write-plan", "collect-failures", "merge", "validate"):
+                assert t["depends"] == "write-plan", t["name"]
 
 
 def test_workflow_spec_limits(rendering):
@@ -256,11 +275,13 @@ def test_render_step_calls_match_the_local_engine(stage):
     plan = _plan(stage)
     argo_calls = render_step_calls(plan)
     local_calls = step_calls(plan)
-    assert len(argo_calls) == len(local_calls) == len(plan.tiles) + 3
+    assert len(argo_calls) == len(local_calls) == len(plan.tiles) + 4
     assert _normalised(argo_calls) == _normalised(local_calls)
     assert {c.function for c in argo_calls} == {f"worldcover.campaign.steps.{n}" for n in
-                                               ("process_tile", "collect_failures", "merge", "validate")}
-    year = dict(argo_calls[0].kwargs)["year"]
+                                               ("write_plan", "process_tile", "collect_failures", "merge", "validate")}
+    assert argo_calls[0].name == "write_plan"  # the campaign records its own plan first
+    assert json.loads(dict(argo_calls[0].kwargs)["plan"])["tiles"] == list(plan.tiles)
+    year = dict(argo_calls[1].kwargs)["year"]
     assert year == 2021 and isinstance(year, int)
 
 
@@ -268,7 +289,7 @@ def test_render_step_calls_with_options_and_100pct():
     plan = CampaignPlan.create("wc-opts", 2021, tiles=["N00E006", "S03W063"], out_root="s3://worldcover/x",
                                max_cloud=35.5, blocks="first:2", block_size=1500)
     calls = render_step_calls(plan)
-    kw = dict(calls[0].kwargs)
+    kw = dict(calls[1].kwargs)
     assert kw["max_cloud"] == 35.5 and kw["blocks"] == "first:2" and kw["block_size"] == 1500
     r = _render("100pct")[0]
     calls = step_calls_of(r.objects)

@@ -39,7 +39,7 @@ def _recorder(name):
         return {"step": name, "pixels": 1234, "status": "done"}
     return record
 
-for _name in ("process_tile", "collect_failures", "merge", "validate"):
+for _name in ("write_plan", "process_tile", "collect_failures", "merge", "validate"):
     setattr(steps, _name, _recorder(_name))
 '''
 
@@ -64,7 +64,8 @@ def test_runner_processes_call_the_step_functions(rendered, tmp_path):
     wf = next(o for o in objects if o.role == "workflow").obj
     local = {t["name"]: t for t in wf["spec"]["templates"]}
     tasks = local["main"]["dag"]["tasks"]
-    chosen = [tasks[0], *(t for t in tasks if t["name"] in ("collect-failures", "merge", "validate"))]
+    chosen = [t for t in tasks if t["name"] in ("write-plan", "n00e006", "collect-failures", "merge", "validate")]
+    assert [t["name"] for t in chosen] == ["write-plan", "n00e006", "collect-failures", "merge", "validate"]
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "sitecustomize.py").write_text(SITECUSTOMIZE)
     procs = []

@@ -78,8 +78,10 @@ def test_estimate_is_consistent():
 def test_step_calls_cover_tiles_then_finish():
     plan = CampaignPlan.create("c", 2021, tiles=["N00E006", "S03W063"], block_size=300)
     calls = step_calls(plan)
-    assert [c.name for c in calls] == ["process_tile", "process_tile", "collect_failures", "merge", "validate"]
-    assert calls[0].arguments["tile"] == "N00E006" and calls[0].arguments["block_size"] == 300
+    assert [c.name for c in calls] == ["write_plan", "process_tile", "process_tile", "collect_failures", "merge",
+                                       "validate"]
+    assert CampaignPlan.from_dict(json.loads(calls[0].arguments["plan"])) == plan  # the whole plan, tiles too
+    assert calls[1].arguments["tile"] == "N00E006" and calls[1].arguments["block_size"] == 300
     # every argument is a parameter of the real step function
     import inspect
     for c in calls:

@@ -78,6 +78,24 @@ def search_table(url: str, blocks: list[Block], year: int) -> Table:
     return table
 
 
+#: where the demo's Argo rendering puts the campaign (pods share nothing but object storage)
+DEMO_BUCKET = "s3://worldcover-campaigns"
+
+
+def cluster_plan(plan):
+    """The demo plan as Argo runs it: outputs, simulated archive and model in object storage."""
+    from dataclasses import replace
+
+    from worldcover.model.default import DEFAULT_MODEL_DIR
+
+    prefix = f"{DEMO_BUCKET}/{plan.name}"
+    local_model = Path(plan.model).resolve() if plan.model != "default" else DEFAULT_MODEL_DIR.resolve()
+    model = "default" if local_model == DEFAULT_MODEL_DIR.resolve() else f"{prefix}/model"
+    reference = plan.reference and (f"sim:{prefix}/archive" if plan.reference.startswith("sim:")
+                                    else f"{prefix}/reference.csv")
+    return replace(plan, out_root=f"{prefix}/campaign", model=model, reference=reference).validate()
+
+
 def run(out: Path, n_tiles: int = 3, n_blocks: int = 2, year: int = DEMO_YEAR, seed: int = DEMO_SEED,
         model: Path = DEMO_MODEL, fresh: bool = True, block_size: int = DEMO_BLOCK_SIZE,
         period: tuple[str, str] | None = None) -> dict:
@@ -124,9 +142,11 @@ def run(out: Path, n_tiles: int = 3, n_blocks: int = 2, year: int = DEMO_YEAR, s
     print_summary(summary_)
 
     console.rule("5. The same plan for Argo, and the promotion gate")
-    rendering = render(plan)
+    argo_plan = cluster_plan(plan)
+    rendering = render(argo_plan)
     write(rendering.objects, out / "argo")
-    console.print(f"   {len(rendering.objects)} Argo objects (strictly valid, v4.1.2) -> {out / 'argo'}")
+    console.print(f"   {len(rendering.objects)} Argo objects (strictly valid, v4.1.2) -> {out / 'argo'}; pods share "
+                  f"only object storage: outputs under {argo_plan.out_root}, reference {argo_plan.reference}")
     gate = {}
     try:
         oa, ci = read_overall_accuracy(root)

@@ -47,7 +47,7 @@ def representative_plans():
     from worldcover.campaign.plan import CampaignPlan
 
     return [CampaignPlan.create(f"wc-{s}-{REPRESENTATIVE_YEAR}", REPRESENTATIVE_YEAR, stage=s,
-                                out_root=REPRESENTATIVE_OUT_ROOT) for s in REPRESENTATIVE_STAGES]
+                                out_root=REPRESENTATIVE_OUT_ROOT, engine="argo") for s in REPRESENTATIVE_STAGES]
 
 
 def render_tree(cfg=None) -> dict[str, str]:

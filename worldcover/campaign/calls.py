@@ -71,9 +71,27 @@ def tile_call(plan: CampaignPlan, tile: str) -> StepCall:
     )
 
 
+def plan_call(plan: CampaignPlan) -> StepCall:
+    """The first call: the campaign records its own plan in its output root."""
+    return StepCall.of("write_plan", out_root=plan.out_root, campaign=plan.name, plan=plan.to_json())
+
+
+#: steps that run before the tiles (every tile waits for them); the rest run after every tile has finished
+SETUP_STEPS = ("write_plan",)
+
+
+def phases(calls: list[StepCall]) -> tuple[list[StepCall], list[StepCall], list[StepCall]]:
+    """(setup calls, tile calls, final calls) of :func:`step_calls`, each in order."""
+    setup = [c for c in calls if c.name in SETUP_STEPS]
+    tiles = [c for c in calls if c.name == "process_tile"]
+    final = [c for c in calls if c.name not in SETUP_STEPS and c.name != "process_tile"]
+    return setup, tiles, final
+
+
 def step_calls(plan: CampaignPlan) -> list[StepCall]:
-    """Every call a campaign makes, in dependency order: tiles, failures, merge, validate."""
-    calls = [tile_call(plan, t) for t in plan.tiles]
+    """Every call a campaign makes, in dependency order: plan, tiles, failures, merge, validate."""
+    calls = [plan_call(plan)]
+    calls += [tile_call(plan, t) for t in plan.tiles]
     calls.append(StepCall.of("collect_failures", out_root=plan.out_root, campaign=plan.name, year=plan.year))
     calls.append(StepCall.of("merge", out_root=plan.out_root, campaign=plan.name, year=plan.year))
     calls.append(StepCall.of("validate", out_root=plan.out_root, campaign=plan.name, year=plan.year,

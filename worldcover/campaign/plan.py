@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import MISSING, asdict, dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 from worldcover.errors import InputError
@@ -18,11 +19,16 @@ from worldcover.stages import DEFAULT_SEED, check_stage, stage_tiles
 
 _NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
 _BLOCKS_RE = re.compile(r"^(all|first:[1-9][0-9]{0,5}|r[0-9]{1,4}c[0-9]{1,4}(,r[0-9]{1,4}c[0-9]{1,4})*)$")
-_URI_RE = re.compile(r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/-]*)?|[A-Za-z0-9._/-]+)$")
+_URI_RE = re.compile(r"^((s3|gs|gcs|az|abfs|memory)://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/-]*)?"
+                     r"|[A-Za-z0-9._/-]+)$")
 _SOURCE_RE = re.compile(r"^([a-z][a-z0-9-]*|https?://[A-Za-z0-9.:-]+(/[A-Za-z0-9._~/-]*)?)$")
 _LABEL_RE = re.compile(r"^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
 _LABEL_VALUE_RE = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$")
-MIN_YEAR, MAX_YEAR = 2015, 2100
+MIN_YEAR = 2015  # Sentinel-2A's first year
+#: the keyword for the model shipped in the package (see :func:`worldcover.model.default.resolve_model`)
+DEFAULT_MODEL = "default"
+#: where an Argo campaign's outputs may live: object storage every pod reaches (memory:// is one process's)
+CLUSTER_SCHEMES = ("s3", "gs", "gcs", "az", "abfs")
 
 
 def check_name(name: str) -> str:
@@ -36,18 +42,50 @@ def check_name(name: str) -> str:
 
 
 def check_uri(value: str, what: str) -> str:
-    """Paths and s3:// URIs: no '..', no template braces, no shell metacharacters."""
+    """Paths and object-store URLs: no '..', no template braces, no shell metacharacters."""
     if not isinstance(value, str) or not _URI_RE.fullmatch(value) or ".." in value.split("/"):
         raise InputError(
-            f"invalid {what} {value!r}: expected a path or s3://bucket/prefix of letters, digits and . _ - / "
-            "without '..'"
+            f"invalid {what} {value!r}: expected a path or s3://bucket/prefix (or gs://, az://, memory://) "
+            "of letters, digits and . _ - / without '..'"
         )
     return value
 
 
+def source_presets() -> tuple[str, ...]:
+    """The catalogue presets (``worldcover.sources.catalogues.PRESETS``) and ``sentinelhub``."""
+    from worldcover.sources.catalogues import PRESETS
+
+    return (*PRESETS, "sentinelhub")
+
+
 def check_source(value: str) -> str:
-    if not isinstance(value, str) or not _SOURCE_RE.fullmatch(value):
-        raise InputError(f"invalid source {value!r}: expected a preset name or an http(s) STAC API URL")
+    """A catalogue preset, ``sentinelhub`` or an ``http(s)://`` STAC API URL; anything else is refused."""
+    known = isinstance(value, str) and _SOURCE_RE.fullmatch(value) and (
+        value.startswith(("http://", "https://")) or value in source_presets())
+    if not known:
+        raise InputError(f"invalid source {value!r}: expected a catalogue preset "
+                         f"({', '.join(source_presets()[:-1])}), sentinelhub or an http(s):// STAC API URL")
+    return value
+
+
+def check_model(value: str) -> str:
+    """A model location that holds a model: ``default`` (the packaged model), a folder or an object prefix
+    with ``model.txt`` and its card ``card.json`` (read through :mod:`worldcover.storage`, so s3:// works)."""
+    check_uri(value, "model")
+    from worldcover import storage
+    from worldcover.model.card import CARD_FILE, MODEL_FILE
+    from worldcover.model.default import resolve_model
+
+    where = storage.path(resolve_model(value))
+    expected = f"expected '{DEFAULT_MODEL}' or a model directory holding {MODEL_FILE} and {CARD_FILE}"
+    try:
+        missing = [f for f in (MODEL_FILE, CARD_FILE) if not (where / f).is_file()]
+    except Exception as exc:  # noqa: BLE001 - unreachable store, no credentials: the plan cannot use it
+        raise InputError(f"invalid model {value!r}: cannot be read ({type(exc).__name__}); {expected}") from None
+    if len(missing) == 2:
+        raise InputError(f"invalid model {value!r}: it does not exist; {expected}")
+    if missing:
+        raise InputError(f"invalid model {value!r}: it has no {missing[0]}; {expected}")
     return value
 
 
@@ -57,10 +95,34 @@ def check_blocks(spec: str) -> str:
     return spec
 
 
+def current_year() -> int:
+    return datetime.now(timezone.utc).year
+
+
 def check_year(year: int) -> int:
-    if not isinstance(year, int) or not MIN_YEAR <= year <= MAX_YEAR:
-        raise InputError(f"invalid year {year!r}: Sentinel-2 data start in 2015 (expected {MIN_YEAR}..{MAX_YEAR})")
+    """2015 (Sentinel-2's first year) .. the current UTC year: a later year has no data yet."""
+    last = current_year()
+    if not isinstance(year, int) or isinstance(year, bool) or not MIN_YEAR <= year <= last:
+        why = f"{year} is in the future; " if isinstance(year, int) and year > last else ""
+        raise InputError(f"invalid year {year!r}: {why}expected {MIN_YEAR}..{last} "
+                         "(Sentinel-2 data start in 2015)")
     return year
+
+
+def check_cluster_locations(plan: "CampaignPlan") -> "CampaignPlan":
+    """Argo pods share nothing but object storage: output root, model (but ``default``) and reference
+    must be object-store URLs, never local paths."""
+    from worldcover import storage
+
+    reference = plan.reference.removeprefix("sim:")
+    for what, value in (("output root", plan.out_root), ("model", plan.model), ("reference", reference)):
+        if not value or (what == "model" and value == DEFAULT_MODEL):
+            continue
+        if storage.scheme(value) not in CLUSTER_SCHEMES:
+            kind = "an in-memory URL" if storage.scheme(value) else "a local path"
+            raise InputError(f"invalid {what} {value!r} for Argo: {kind}, but pods share nothing but object "
+                             "storage; expected an s3://bucket/prefix URL (or gs://, az://)")
+    return plan
 
 
 @dataclass(frozen=True)
@@ -84,11 +146,20 @@ class CampaignPlan:
 
     @classmethod
     def create(cls, name: str, year: int, *, stage: str | None = None, tiles: list[str] | None = None,
-               bbox: tuple[float, float, float, float] | None = None, model: str = "models/default",
-               source: str = "planetary-computer", out_root: str = "campaigns", **options) -> "CampaignPlan":
-        """Validate everything and resolve the stage/tiles/bbox into a sorted tile list."""
+               bbox: tuple[float, float, float, float] | None = None, model: str = DEFAULT_MODEL,
+               source: str = "planetary-computer", out_root: str = "campaigns", engine: str | None = None,
+               **options) -> "CampaignPlan":
+        """Validate everything and resolve the stage/tiles/bbox into a sorted tile list.
+
+        The model must exist (:func:`check_model`). ``engine="local"`` makes local paths
+        absolute (dask workers do not share our working directory); ``engine="argo"``
+        refuses local paths (:func:`check_cluster_locations`).
+        """
+        if engine not in (None, "local", "argo"):
+            raise InputError(f"unknown engine {engine!r}: expected local or argo")
         check_name(name)
         check_year(year)
+        check_source(source)
         seed = options.get("seed", DEFAULT_SEED)
         if stage is not None:
             check_stage(stage)
@@ -115,7 +186,23 @@ class CampaignPlan:
             source=check_source(source), out_root=check_uri(out_root, "output root"), stage=stage, **options,
         )
         plan.validate()
+        if engine == "local":
+            plan = plan.absolute()
+        elif engine == "argo":
+            check_cluster_locations(plan)
+        check_model(plan.model)
         return plan
+
+    def absolute(self) -> "CampaignPlan":
+        """The plan with its local paths (output root, model, reference) absolute; URLs and ``default`` kept."""
+        from worldcover import storage
+
+        ref = self.reference
+        if ref:
+            sim = ref.startswith("sim:")
+            ref = ("sim:" if sim else "") + storage.absolute(ref.removeprefix("sim:"))
+        model = self.model if self.model == DEFAULT_MODEL else storage.absolute(self.model)
+        return replace(self, out_root=storage.absolute(self.out_root), model=model, reference=ref).validate()
 
     def validate(self) -> "CampaignPlan":
         check_name(self.name)
@@ -165,6 +252,13 @@ class CampaignPlan:
         d = asdict(self)
         d["tiles"] = list(self.tiles)
         return d
+
+    def to_json(self) -> str:
+        """Compact JSON of the whole plan (an Argo parameter): never '{{' or '}}', which Argo would expand."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        while "{{" in text or "}}" in text:  # only structural braces: values refuse braces
+            text = text.replace("{{", "{ {").replace("}}", "} }")
+        return text
 
     @classmethod
     def from_dict(cls, d: dict) -> "CampaignPlan":

@@ -28,13 +28,51 @@ def _check_arguments(*, out_root: str, campaign: str = "", year: int | None = No
     if year is not None:
         p.check_year(year)
     if model is not None:
-        p.check_uri(model, "model")
+        p.check_model(model)  # exists, with its card: the pod must be able to read it
     if source is not None:
         p.check_source(source)
     if blocks is not None:
         p.check_blocks(blocks)
     if reference:
         p.check_uri(reference.removeprefix("sim:") if isinstance(reference, str) else reference, "reference")
+
+
+def write_plan(out_root: str, campaign: str, plan: str) -> dict:
+    """The campaign's first step: record its plan as ``out_root/campaign.json``.
+
+    ``plan`` is the whole plan as JSON text (:meth:`CampaignPlan.to_json`). The
+    later steps read it from the output root (``collect_failures`` lists its
+    tiles and writes ``failed_tiles.json`` beside it), so no step depends on
+    a file only one engine writes. A root holding another campaign is
+    refused; stages of one year may share a root (promotion reuses finished
+    tiles), so a staged plan of the same year extends the recorded tile list,
+    and a retry of a subset keeps the full list.
+    """
+    from worldcover.campaign.plan import CampaignPlan
+    from worldcover.errors import InputError
+
+    _check_arguments(out_root=out_root, campaign=campaign)
+    try:
+        new = CampaignPlan.from_dict(json.loads(plan))
+    except (TypeError, ValueError) as exc:  # not JSON text (InputError is a ValueError: keep its message)
+        raise InputError(f"invalid plan parameter: {exc}" if isinstance(exc, InputError) else
+                         f"invalid plan parameter: expected the plan as JSON text ({type(exc).__name__})") from None
+    if new.out_root != out_root or new.name != campaign or not new.tiles:
+        raise InputError(f"invalid plan parameter: campaign {new.name!r} at {new.out_root!r} with "
+                         f"{len(new.tiles)} tiles; expected campaign {campaign!r} at {out_root!r} with its tiles")
+    path = storage.path(out_root) / "campaign.json"
+    recorded, status = new, "written"
+    if path.exists():
+        existing = CampaignPlan.load(path)
+        if existing.year != new.year or (existing.name != new.name and existing.stage is None):
+            raise InputError(f"output root {out_root!r} holds campaign {existing.name!r} ({existing.year}); "
+                             f"refusing to mix in {new.name!r} ({new.year})")
+        recorded, status = existing, "kept"  # a retry of a subset keeps the full tile list
+        if not set(new.tiles) <= set(existing.tiles):
+            recorded, status = existing.with_tiles(sorted(set(existing.tiles) | set(new.tiles))), "extended"
+    if status != "kept":
+        recorded.save(path)
+    return {"campaign": campaign, "plan": storage.uri(path), "tiles": len(recorded.tiles), "status": status}
 
 
 def process_tile(tile: str, year: int, source: str, model: str, out_root: str,

@@ -16,6 +16,7 @@ app = typer.Typer(no_args_is_help=True)
 StageOpt = typer.Option(None, "--stage", help="1pct, 10pct or 100pct.")
 TilesOpt = typer.Option(None, "--tiles", help="Comma-separated tile ids instead of a stage.")
 BboxOpt = typer.Option(None, "--bbox", help="W,S,E,N: land tiles in a box (or narrows --stage/--tiles).")
+MODEL_HELP = "Model directory (model.txt + card.json), s3:// prefix, or 'default' (the packaged model)."
 
 
 def build_plan(name: str, year: int, stage: Optional[str], tiles: Optional[str], bbox: Optional[str],
@@ -23,10 +24,11 @@ def build_plan(name: str, year: int, stage: Optional[str], tiles: Optional[str],
                max_cloud: Optional[float], seed: int):
     from worldcover.campaign import CampaignPlan
 
-    return CampaignPlan.create(
+    return CampaignPlan.create(  # for the local engine: local paths made absolute, the model checked
         name, year, stage=stage, tiles=[t for t in tiles.split(",") if t] if tiles else None,
         bbox=parse_bbox(bbox) if bbox else None, model=model, source=source, out_root=out,
         block_size=block_size, blocks=blocks, batch_size=batch_size, max_cloud=max_cloud, seed=seed,
+        engine="local",
     )
 
 
@@ -34,7 +36,7 @@ def build_plan(name: str, year: int, stage: Optional[str], tiles: Optional[str],
 def plan_cmd(
     stage: Optional[str] = StageOpt, tiles: Optional[str] = TilesOpt, bbox: Optional[str] = BboxOpt,
     year: int = typer.Option(2021, "--year"), name: str = typer.Option("", "--name", help="Default: wc-<stage>-<year>."),
-    model: str = typer.Option("models/default", "--model"), source: str = typer.Option("planetary-computer", "--source"),
+    model: str = typer.Option("default", "--model", help=MODEL_HELP), source: str = typer.Option("planetary-computer", "--source"),
     out: str = typer.Option("campaigns", "--out", "--out-root", help="Campaign output root."), block_size: int = typer.Option(3000, "--block-size"),
     blocks: str = typer.Option("all", "--blocks"), batch_size: int = typer.Option(50, "--batch-size"),
     max_cloud: Optional[float] = typer.Option(None, "--max-cloud"), seed: int = typer.Option(2021, "--seed"),
@@ -74,7 +76,7 @@ def plan_cmd(
 def run_cmd(
     stage: Optional[str] = StageOpt, tiles: Optional[str] = TilesOpt, bbox: Optional[str] = BboxOpt,
     year: int = typer.Option(2021, "--year"), name: str = typer.Option("", "--name"),
-    model: str = typer.Option("models/default", "--model"), source: str = typer.Option("planetary-computer", "--source"),
+    model: str = typer.Option("default", "--model", help=MODEL_HELP), source: str = typer.Option("planetary-computer", "--source"),
     out: str = typer.Option("campaigns", "--out", "--out-root", help="Campaign output root."), block_size: int = typer.Option(3000, "--block-size"),
     blocks: str = typer.Option("all", "--blocks"), max_cloud: Optional[float] = typer.Option(None, "--max-cloud"),
     seed: int = typer.Option(2021, "--seed"),

@@ -29,7 +29,7 @@ _name = typer.Option(None, "--name", help="Campaign name (default wc-<stage>-<ye
 _image = typer.Option(None, "--image", help="Container image (default ghcr.io/worldcover/worldcover:<version>).")
 _batch = typer.Option(50, "--batch-size", help="Tiles per child workflow.")
 _out_root = typer.Option(DEFAULT_OUT_ROOT, "--out-root", help="Where tiles and mosaics go (s3://bucket/prefix).")
-_model = typer.Option("models/default", "--model", help="Model path inside the image, or s3:// URI.")
+_model = typer.Option("default", "--model", help="'default' (the model packaged in the image) or an s3:// URI.")
 _source = typer.Option("planetary-computer", "--source", help="Catalogue preset or STAC API URL.")
 _max_cloud = typer.Option(None, "--max-cloud", help="Skip scenes above this cloud cover (%).")
 _server = typer.Option(None, "--argo-server", help=f"Argo Server URL (default ${SERVER_ENV}).")
@@ -48,7 +48,7 @@ def _plan(stage, year, tiles, name, batch_size, out_root, model, source, max_clo
     if max_cloud is not None:
         opts["max_cloud"] = max_cloud
     return CampaignPlan.create(name, year, stage=stage, tiles=tile_list, model=model, source=source,
-                               out_root=out_root, **opts)
+                               out_root=out_root, engine="argo", **opts)
 
 
 def _config(image):

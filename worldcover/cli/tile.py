@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from worldcover.cli._common import console, echo_json, parse_year
+from worldcover.cli._common import console, echo_json
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -17,7 +17,8 @@ def run(
     year: int = typer.Option(..., "--year", help="Year to map."),
     source: str = typer.Option(..., "--source", help="STAC API URL, a preset (earth-search, planetary-computer, "
                                "copernicus-dataspace) or sentinelhub."),
-    model: str = typer.Option("models/default", "--model", help="Model directory (model.txt + card.json)."),
+    model: str = typer.Option("default", "--model", help="Model directory (model.txt + card.json), s3:// prefix, "
+                               "or 'default' (the packaged model)."),
     out: str = typer.Option(..., "--out", help="Output root."),
     blocks: str = typer.Option("all", "--blocks", help="all, first:N or r0c0,r0c1,..."),
     block_size: int = typer.Option(3000, "--block-size", help="Block size in pixels."),
@@ -27,16 +28,17 @@ def run(
     """Load, preprocess, classify and write Map / Prob / InputQuality COGs and a STAC item."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from worldcover.campaign.plan import check_blocks, check_source, check_uri
+    from worldcover.campaign.plan import check_blocks, check_model, check_source, check_uri, check_year
     from worldcover.engines.local import campaign_lock
     from worldcover.grid import Tile, parse_blocks
     from worldcover.tile.run import run_tile
 
-    parse_year(year)
+    check_year(year)
     t = Tile.parse(tile)
     check_blocks(blocks)
     check_source(source)
     check_uri(out, "output root")
+    check_model(model)
     total = len(parse_blocks(t, blocks, block_size))
     with campaign_lock(out), Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=as_json) as bar:

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from worldcover import storage
-from worldcover.campaign.calls import StepCall, step_calls
+from worldcover.campaign.calls import StepCall, phases, step_calls
 from worldcover.campaign.plan import CampaignPlan
 from worldcover.cog import remove_temps
 from worldcover.credentials import redact
-from worldcover.errors import InputError, WorldCoverError
+from worldcover.errors import WorldCoverError
 
 
 @dataclass
@@ -88,24 +88,12 @@ def campaign_lock(out_root):
     return storage.lock(out_root)
 
 
-def record_plan(plan: CampaignPlan) -> None:
-    """Write ROOT/campaign.json once; a root already holding another campaign is refused.
+def record_plan(plan: CampaignPlan) -> dict:
+    """Write ROOT/campaign.json: the campaign's first step, :func:`worldcover.campaign.steps.write_plan`
+    (a root holding another campaign is refused; a staged plan of the same year extends the tile list)."""
+    from worldcover.campaign.calls import plan_call
 
-    Stages of one year may share a root (promotion reuses finished tiles), so
-    a staged plan of the same year extends the recorded tile list.
-    """
-    path = storage.path(plan.out_root) / "campaign.json"
-    if path.exists():
-        existing = CampaignPlan.load(path)
-        if existing.year != plan.year or (existing.name != plan.name and existing.stage is None):
-            raise InputError(
-                f"output root {plan.out_root!r} holds campaign {existing.name!r} ({existing.year}); "
-                f"refusing to mix in {plan.name!r} ({plan.year})"
-            )
-        if set(plan.tiles) <= set(existing.tiles):
-            return  # a retry of a subset keeps the full tile list
-        plan = existing.with_tiles(sorted(set(existing.tiles) | set(plan.tiles)))
-    plan.save(path)
+    return plan_call(plan)()
 
 
 def _blocks_done(out_root: str, tile: str) -> int:
@@ -132,12 +120,11 @@ def run_campaign(plan: CampaignPlan, *, scheduler: str | None = None, workers: i
     """Run every tile of ``plan``, then (``finish``) collect failures, merge and validate."""
     from dask.distributed import as_completed
 
-    calls = step_calls(plan)
-    tile_calls = [c for c in calls if c.name == "process_tile"]
-    after = [c for c in calls if c.name != "process_tile"]
+    setup, tile_calls, after = phases(step_calls(plan))
     outcomes: list[StepOutcome] = []
     with campaign_lock(plan.out_root):
-        record_plan(plan)
+        for call in setup:  # write_plan, here under the lock: a refusal stops the run before any tile
+            outcomes.append(StepOutcome(call, True, call()))
         remove_temps(plan.out_root, recursive=True)  # under the lock, any temporary file is a dead run's
         client, cluster = _client(scheduler, workers, threads)
         try:

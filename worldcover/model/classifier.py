@@ -317,11 +317,12 @@ class Model:
 
     @classmethod
     def load(cls, directory: str | os.PathLike, *, num_threads: int | None = None) -> "Model":
-        """Read a model directory (a local folder or an object-store prefix); :class:`DataError` if its files
-        are missing, unreadable or do not match."""
+        """Read a model directory (a local folder or an object-store prefix, or ``"default"`` for the packaged
+        model); :class:`DataError` if its files are missing, unreadable or do not match."""
         from worldcover import storage
+        from worldcover.model.default import resolve_model
 
-        d = storage.path(directory)
+        d = storage.path(resolve_model(directory) if isinstance(directory, str) else directory)
         if not d.is_dir():
             raise InputError(f"model directory {d} does not exist (expected a directory with {MODEL_FILE} and {CARD_FILE})")
         card_path, model_path = d / CARD_FILE, d / MODEL_FILE

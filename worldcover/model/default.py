@@ -25,6 +25,13 @@ from worldcover.stages import ZONES, stage_tiles, stratum
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 DEFAULT_MODEL_NAME = "worldcover-default-sim"
 TRAIN_BLOCK_SIZE = 240
+#: what a plan or the CLI says for the packaged model: every dask worker and pod has it at its own install path
+DEFAULT_MODEL_KEYWORD = "default"
+
+
+def resolve_model(location: str) -> str:
+    """``"default"`` -> the packaged model directory (``str(DEFAULT_MODEL_DIR)``); anything else unchanged."""
+    return str(DEFAULT_MODEL_DIR) if location == DEFAULT_MODEL_KEYWORD else location
 
 
 @dataclass(frozen=True)

@@ -71,12 +71,14 @@ def _adapter(name: str) -> Callable[..., Any]:
     return call
 
 
+write_plan = _adapter("write_plan")
 process_tile = _adapter("process_tile")
 collect_failures = _adapter("collect_failures")
 merge = _adapter("merge")
 validate = _adapter("validate")
 
 ENTRYPOINTS: dict[str, Callable[..., Any]] = {
+    "write_plan": write_plan,
     "process_tile": process_tile,
     "collect_failures": collect_failures,
     "merge": merge,

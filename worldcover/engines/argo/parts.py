@@ -341,8 +341,9 @@ def campaign_ui(plan, n_tiles: int, n_batches: int) -> dict[str, str]:
               else "one workflow")
     return ui(
         f"WorldCover {plan.year} - {stage} - {_fmt(n_tiles)} tiles",
-        f"Campaign `{plan.name}`: {_fmt(n_tiles)} tiles in {layout}, then collect-failures, merge and "
-        f"validate. Model `{plan.model}`, source `{plan.source}`, output `{plan.out_root}`.",
+        f"Campaign `{plan.name}`: write-plan (campaign.json in the output root), {_fmt(n_tiles)} tiles in "
+        f"{layout}, then collect-failures, merge and validate. Model `{plan.model}`, source `{plan.source}`, "
+        f"output `{plan.out_root}`.",
     )
 
 

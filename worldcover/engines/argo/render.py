@@ -162,8 +162,10 @@ def render_templates(cfg: RenderConfig | None = None) -> list[ArgoObject]:
 def render_campaign_objects(plan, cfg: RenderConfig | None = None, *, prefix: str | None = None,
                             retry_of: str | None = None) -> list[ArgoObject]:
     """The campaign's own objects (no shared templates), not yet checked."""
+    from worldcover.campaign.plan import check_cluster_locations
+
     cfg = cfg or RenderConfig()
-    plan.validate()
+    check_cluster_locations(plan.validate())  # pods share nothing but object storage
     prefix = parts.check_dns_name(prefix or plan.name, "workflow name prefix")
     if len(prefix) > 50:  # + "-xxxxx" from generateName: still a valid label value (<= 63)
         raise InputError(f"invalid workflow name prefix {prefix!r}: at most 50 characters")

@@ -28,7 +28,7 @@ from worldcover.errors import DataError, InputError, WorldCoverError
 TOKEN_ENV = "ARGO_TOKEN"
 FAILED_PHASES = ("Failed", "Error")
 TILE_TEMPLATE = "process-tile"
-STEP_NAMES = ("collect-failures", "merge", "validate")
+STEP_NAMES = ("write-plan", "collect-failures", "merge", "validate")
 _URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$")
 _RETRY_SUFFIX = re.compile(r"-r[0-9a-f]{6}$")
 
@@ -141,10 +141,10 @@ class Submission:
 
 
 def check_cluster_plan(plan) -> None:
-    """Pods share no filesystem: a cluster campaign writes to object storage."""
-    if not plan.out_root.startswith("s3://"):
-        raise InputError(f"invalid output root {plan.out_root!r} for Argo: pods share no filesystem, "
-                         "expected s3://bucket/prefix")
+    """Pods share no filesystem: a cluster campaign's output root, model and reference are object-store URLs."""
+    from worldcover.campaign.plan import check_cluster_locations
+
+    check_cluster_locations(plan)
 
 
 def _create_or_update_template(svc, o: ArgoObject, namespace: str) -> None:
