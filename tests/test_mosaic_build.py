@@ -275,7 +275,7 @@ def test_tile_item_extensions_without_a_schema_are_reported_not_fetched(tmp_path
 
 def test_finished_check_hashes_each_product_once_and_sees_a_rewrite(tmp_path, monkeypatch):
     """The checksum memo: a second check reads no product; a product rewritten in place is caught."""
-    import worldcover.cog as cog
+    import worldcover.storage as storage
     from worldcover.products import is_finished
 
     import os
@@ -286,8 +286,8 @@ def test_finished_check_hashes_each_product_once_and_sees_a_rewrite(tmp_path, mo
     for f in paths.dir.glob("*.tif"):
         os.utime(f, (an_hour_ago, an_hour_ago))  # products written earlier (fresh files are never memoised)
     hashed: list[str] = []
-    real = cog.sha256_file
-    monkeypatch.setattr(cog, "sha256_file", lambda p: hashed.append(Path(p).name) or real(p))
+    real = storage.sha256
+    monkeypatch.setattr(storage, "sha256", lambda p: hashed.append(Path(p).name) or real(p))
     assert is_finished(paths) and len(hashed) >= 2
     first = len(hashed)
     assert is_finished(paths) and len(hashed) == first  # remembered by size, mtime and inode

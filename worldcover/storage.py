@@ -28,6 +28,7 @@ import fcntl
 import hashlib
 import json
 import os
+import posixpath
 import re
 import shutil
 import socket
@@ -110,6 +111,20 @@ def uri(location) -> str:
 def gdal_path(location) -> str:
     """The name GDAL (rasterio) opens: the URL itself for object storage, the path for local files."""
     return str(location)
+
+
+def relpath(target, start) -> str:
+    """``target`` relative to the folder ``start``, with forward slashes (as VRTs and STAC hrefs hold it).
+
+    Both must be on the same store (local disk, or one bucket): a VRT on object
+    storage opens its relative sources through GDAL's ``/vsis3/`` like local files.
+    """
+    t, s = path(target), path(start)
+    if is_remote(t) != is_remote(s) or (is_remote(t) and str(t).split("/", 3)[:3] != str(s).split("/", 3)[:3]):
+        raise InputError(f"{str(target)!r} and {str(start)!r} are on different stores: no relative path joins them")
+    if is_remote(t):
+        return posixpath.relpath("/" + t.path, "/" + s.path)
+    return Path(os.path.relpath(Path(t).resolve(), Path(s).resolve())).as_posix()
 
 
 def vsi_path(location) -> str:
@@ -479,6 +494,6 @@ def _object_lock(lock_obj, ttl_s: float) -> Iterator[Location]:
 __all__ = [
     "LOCK_NAME", "Location", "LockBusy", "SCHEMES", "absolute", "atomic_path", "atomic_workdir",
     "atomic_write_text", "check_location", "configure_gdal", "gdal_path", "is_remote", "is_temp_name",
-    "local_copy", "lock", "makedirs", "path", "put_file", "read_json", "read_text", "remove", "remove_temps",
+    "local_copy", "lock", "makedirs", "path", "put_file", "read_json", "read_text", "relpath", "remove", "remove_temps",
     "remove_tree", "scheme", "sha256", "size", "stamp", "uri", "vsi_path",
 ]

@@ -34,13 +34,13 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
-from pathlib import Path
 from typing import Callable, Iterator
 
 import pystac
 import rasterio
 from affine import Affine
 
+from worldcover import storage
 from worldcover.campaign.plan import CampaignPlan, check_year
 from worldcover.cog import atomic_write_text
 from worldcover.errors import InputError
@@ -62,11 +62,14 @@ Log = Callable[[str], None]
 class MosaicPaths:
     """Where a campaign year's mosaic products live."""
 
-    root: Path
+    root: storage.Location
     year: int
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", storage.path(self.root))  # a str or Path root works too
+
     @property
-    def dir(self) -> Path:
+    def dir(self) -> storage.Location:
         return self.root / "mosaic" / str(self.year)
 
     @property
@@ -74,46 +77,46 @@ class MosaicPaths:
         return f"worldcover_{self.year}"
 
     @property
-    def vrt(self) -> Path:
+    def vrt(self) -> storage.Location:
         return self.dir / f"{self.stem}_Map.vrt"
 
-    def level(self, level: Level | str) -> Path:
+    def level(self, level: Level | str) -> storage.Location:
         name = level if isinstance(level, str) else level.name
         return self.dir / f"{self.stem}_Map_{name}.tif"
 
-    def level_vrt(self, level: Level) -> Path:
+    def level_vrt(self, level: Level) -> storage.Location:
         """The VRT of the cached per-tile pieces of one level (the source of the level COG)."""
         return self.cache / f"level_{level.name}.vrt"
 
     @property
-    def quicklook(self) -> Path:
+    def quicklook(self) -> storage.Location:
         return self.dir / f"{self.stem}_quicklook.png"
 
     @property
-    def areas_csv(self) -> Path:
+    def areas_csv(self) -> storage.Location:
         return self.dir / f"{self.stem}_areas.csv"
 
     @property
-    def areas_json(self) -> Path:
+    def areas_json(self) -> storage.Location:
         return self.dir / f"{self.stem}_areas.json"
 
     @property
-    def collection(self) -> Path:
+    def collection(self) -> storage.Location:
         return self.dir / "collection.json"
 
     @property
-    def items(self) -> Path:
+    def items(self) -> storage.Location:
         return self.dir / "items"
 
     @property
-    def cache(self) -> Path:
+    def cache(self) -> storage.Location:
         return self.dir / "cache"
 
     @property
-    def manifest(self) -> Path:
+    def manifest(self) -> storage.Location:
         return self.dir / "manifest.json"
 
-    def outputs(self) -> dict[str, Path]:
+    def outputs(self) -> dict[str, storage.Location]:
         """Every product the build writes (besides the cache and the items), by key."""
         out = {"vrt": self.vrt}
         out.update({f"map_{lv.name}": self.level(lv) for lv in LEVELS})
@@ -125,15 +128,15 @@ class MosaicPaths:
 # --- inputs ------------------------------------------------------------------------------
 
 
-def _years_present(root: Path) -> list[int]:
+def _years_present(root) -> list[int]:
     pattern = re.compile(r"^worldcover_(\d{4})_")
     years = {int(m.group(1)) for p in (root / "tiles").glob("*/*.json") if (m := pattern.match(p.name))}
     return sorted(years)
 
 
-def resolve_inputs(root: str | Path, year: int | None) -> tuple[Path, int, CampaignPlan | None, list[str]]:
+def resolve_inputs(root, year: int | None) -> tuple[storage.Location, int, CampaignPlan | None, list[str]]:
     """Check the campaign root and year; the plan (if ``campaign.json`` exists) and the finished tiles."""
-    root = Path(root)
+    root = storage.path(root)
     if not root.is_dir():
         raise InputError(f"campaign root {str(root)!r} does not exist or is not a folder")
     plan = CampaignPlan.load(root / "campaign.json") if (root / "campaign.json").is_file() else None
@@ -173,8 +176,7 @@ def _up_to_date(paths: MosaicPaths, key: str) -> dict | None:
     if manifest.get("key") != key:
         return None
     for name, size in manifest.get("sizes", {}).items():
-        p = paths.root / name
-        if not p.is_file() or p.stat().st_size != size:
+        if storage.size(paths.root / name) != size:
             return None
     return manifest
 
@@ -286,12 +288,12 @@ def write_stac(paths: MosaicPaths, plan: CampaignPlan | None, tiles: list[str], 
     keep = {f"{t}.json" for t in tiles}
     for stale in paths.items.glob("*.json"):
         if stale.name not in keep:
-            stale.unlink()
+            storage.remove(stale)
     return {"collection_id": cid, "items": len(tiles), "validated_against": sorted(validated),
             "not_vendored": sorted(not_vendored), "validated": validate}
 
 
-def _one_tile_pieces(root: Path, year: int, tile: str, checksum: str, force: bool,
+def _one_tile_pieces(root, year: int, tile: str, checksum: str, force: bool,
                      gdal_cache_mb: int) -> tuple[dict, bool]:
     """The cached pieces of one tile, computed if stale (or ``force``); runs in a worker process too."""
     tp = tile_paths(root, tile, year)
@@ -317,7 +319,7 @@ def _all_pieces(paths: MosaicPaths, tiles: list[str], checksums: dict[str, str],
 
 
 def build_mosaic(
-    root: str | Path,
+    root,
     year: int | None = None,
     *,
     force: bool = False,
@@ -381,11 +383,11 @@ def build_mosaic(
         "reused": [t for t in tiles if t not in computed],
         "extent": list(extent),
         "mosaic_dir": str(paths.dir),
-        "outputs": {k: str(p.relative_to(root)) for k, p in paths.outputs().items()},
+        "outputs": {k: storage.relpath(p, root) for k, p in paths.outputs().items()},
         "area_km2": {str(c): total["area_km2"][str(c)] for c in CODES},
         "stac": stac_info,
     }
-    sizes = {str(p.relative_to(root)): p.stat().st_size for p in paths.outputs().values()}
+    sizes = {storage.relpath(p, root): storage.size(p) for p in paths.outputs().values()}
     atomic_write_text(paths.manifest, json.dumps({"key": key, "sizes": sizes, "summary": summary}, indent=1))
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     return summary

@@ -28,6 +28,7 @@ import rasterio
 from rasterio.shutil import copy as rio_copy
 from rio_cogeo.cogeo import cog_validate
 
+from worldcover import storage
 from worldcover.cog import atomic_path
 from worldcover.errors import DataError
 from worldcover.grid import PIXELS_PER_DEGREE
@@ -118,10 +119,10 @@ def write_level_cog(source: str | os.PathLike, dest: str | os.PathLike, blocksiz
     become the COG's internal overviews as they are; only a source without
     any gets overviews computed, with MODE resampling (categorical).
     """
-    dest = Path(dest)
+    dest = storage.path(dest)
     with atomic_path(dest, suffix=".tif") as tmp:
         rio_copy(
-            str(source), str(tmp), driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=str(blocksize),
+            storage.gdal_path(source), str(tmp), driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=str(blocksize),
             OVERVIEW_RESAMPLING="MODE", OVERVIEWS="AUTO", SPARSE_OK="TRUE", BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS",
         )
         ok, errors, _ = cog_validate(str(tmp), quiet=True)

@@ -28,6 +28,7 @@ import rasterio
 from affine import Affine
 from rasterio.windows import Window
 
+from worldcover import storage
 from worldcover.cog import atomic_path, atomic_write_text, sha256_file
 from worldcover.errors import DataError
 from worldcover.grid import CRS as GRID_CRS, PIXEL_SIZE, TILE_PIXELS, Tile
@@ -93,7 +94,7 @@ def map_checksum(paths: TilePaths) -> str:
     """The Map COG's sha256 multihash as recorded in the tile's STAC item (hashing the file if absent)."""
     item = json.loads(paths.item.read_text())
     for asset in item.get("assets", {}).values():
-        if Path(asset.get("href", "")).name == paths.map.name and asset.get("file:checksum"):
+        if str(asset.get("href", "")).rsplit("/", 1)[-1] == paths.map.name and asset.get("file:checksum"):
             return str(asset["file:checksum"])
     return multihash_sha256(sha256_file(paths.map))
 
@@ -116,8 +117,7 @@ def is_current(record: dict | None, folder: Path, checksum: str) -> bool:
         return False
     for level in LEVELS:
         info = record.get("levels", {}).get(level.name, {})
-        piece = folder / str(info.get("file", ""))
-        if not piece.is_file() or piece.stat().st_size != info.get("size"):
+        if storage.size(folder / str(info.get("file", ""))) != info.get("size"):
             return False
     return True
 
@@ -170,14 +170,15 @@ def _write_piece(dest: Path, data: np.ndarray, transform: Affine) -> dict:
             dst.write_colormap(1, colormap())
         with rasterio.open(tmp) as src:
             by, bx = src.block_shapes[0]
-    return {"file": dest.name, "shape": [h, w], "block": [bx, by], "size": dest.stat().st_size}
+        nbytes = tmp.stat().st_size  # the bytes stored at dest
+    return {"file": dest.name, "shape": [h, w], "block": [bx, by], "size": nbytes}
 
 
 def compute_tile_pieces(paths: TilePaths, folder: Path, checksum: str) -> dict:
     """Read a tile's Map COG once, window by window; write its level pieces and record; return the record."""
     tile = paths.tile
     lut = class_index_lut()
-    with rasterio.open(paths.map) as src:
+    with rasterio.open(storage.gdal_path(paths.map)) as src:
         window = map_window(src, tile, paths.map.name)
         map_block = [src.block_shapes[0][1], src.block_shapes[0][0]]
         box = window.aligned(PIECE_ALIGN)
@@ -196,14 +197,14 @@ def compute_tile_pieces(paths: TilePaths, folder: Path, checksum: str) -> dict:
                     counts = aggregate(counts, lv.factor // LEVELS[i - 1].factor)
                 y0 = (strip_row - box.row) // lv.factor
                 levels[lv.name][y0 : y0 + counts.shape[0]] = categorical_mode(counts)
-    folder.mkdir(parents=True, exist_ok=True)
+    storage.makedirs(folder)
     origin = tile.transform @ Affine.translation(box.col, box.row)
     record = {
         "version": CACHE_VERSION,
         "tile": tile.id,
         "year": paths.year,
         "checksum": checksum,
-        "map": os.path.relpath(paths.map, folder),
+        "map": storage.relpath(paths.map, folder),
         "window": window.as_list(),
         "map_block": map_block,
         "box": box.as_list(),

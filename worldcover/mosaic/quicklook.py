@@ -19,6 +19,7 @@ import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 
+from worldcover import storage
 from worldcover.cog import atomic_path
 from worldcover.legend import CLASSES, colormap
 
@@ -30,7 +31,7 @@ PANEL_PIXELS = 256
 def pick_level(paths: list[Path], max_pixels: int = MAX_PIXELS) -> Path:
     """The finest of ``paths`` (fine to coarse) whose larger side fits ``max_pixels``; else the coarsest."""
     for p in paths:
-        with rasterio.open(p) as src:
+        with rasterio.open(storage.gdal_path(p)) as src:
             if max(src.width, src.height) <= max_pixels:
                 return p
     return paths[-1]
@@ -38,7 +39,7 @@ def pick_level(paths: list[Path], max_pixels: int = MAX_PIXELS) -> Path:
 
 def read_small(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, tuple[float, float, float, float]]:
     """Codes of a level COG at most ``max_pixels`` on a side (overview read), and its (W, E, S, N) extent."""
-    with rasterio.open(path) as src:
+    with rasterio.open(storage.gdal_path(path)) as src:
         scale = max(1.0, max(src.width, src.height) / max_pixels)
         shape = (max(1, round(src.height / scale)), max(1, round(src.width / scale)))
         data = src.read(1, out_shape=shape, resampling=Resampling.mode)
@@ -54,7 +55,7 @@ def data_window(map_path: Path, max_pixels: int = PANEL_PIXELS) -> tuple[np.ndar
     """
     from rasterio.windows import Window
 
-    with rasterio.open(map_path) as src:
+    with rasterio.open(storage.gdal_path(map_path)) as src:
         scale = max(1.0, max(src.width, src.height) / 512)
         coarse = src.read(1, out_shape=(max(1, round(src.height / scale)), max(1, round(src.width / scale))),
                           resampling=Resampling.nearest)
@@ -118,7 +119,7 @@ def render_quicklook(dest: str | os.PathLike, level_path: Path, title: str, max_
                for c in CLASSES]
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(0.7, 0.5), frameon=False, fontsize=8,
                title="WorldCover legend", title_fontsize=9)
-    dest = Path(dest)
+    dest = storage.path(dest)
     with atomic_path(dest, suffix=".png") as tmp:
         fig.savefig(tmp, format="png")
     return dest

@@ -39,6 +39,7 @@ from pystac.extensions.classification import Classification
 from pystac.validation.local_validator import get_local_schema_cache
 from pystac.validation.stac_validator import JsonSchemaSTACValidator
 
+from worldcover import storage
 from worldcover.cog import atomic_write_text
 from worldcover.errors import DataError
 from worldcover.legend import CLASSES, NODATA
@@ -184,7 +185,7 @@ def classification_fields() -> dict:
 
 def raster_fields(path: Path, metres: float | None = None) -> dict:
     """Projection and raster extension fields read from a raster's header."""
-    with rasterio.open(path) as src:
+    with rasterio.open(storage.gdal_path(path)) as src:
         t, b = src.transform, src.bounds
         band: dict[str, Any] = {"data_type": src.dtypes[0]}
         if src.nodata is not None:
@@ -205,11 +206,11 @@ def file_fields(path: Path, checksum: str | None = None) -> dict:
     from worldcover.cog import sha256_file
     from worldcover.products import multihash_sha256
 
-    return {"file:size": path.stat().st_size, "file:checksum": checksum or multihash_sha256(sha256_file(path))}
+    return {"file:size": storage.size(path), "file:checksum": checksum or multihash_sha256(sha256_file(path))}
 
 
-def _rel(path: Path, start: Path) -> str:
-    return Path(os.path.relpath(path, start)).as_posix()
+def _rel(path, start) -> str:
+    return storage.relpath(path, start)
 
 
 # --- objects -----------------------------------------------------------------------------
@@ -245,7 +246,7 @@ def tile_item(paths: TilePaths, items_dir: Path, collection_id: str, map_checksu
     item.collection_id = collection_id
     exts = set(item.stac_extensions) | {PROJECTION, RASTER, CLASSIFICATION, FILE}
     for key, asset in item.assets.items():
-        local = paths.dir / Path(asset.href).name
+        local = paths.dir / asset.href.rsplit("/", 1)[-1]
         asset.href = _rel(local, items_dir)
         if local.suffix == ".tif":
             asset.extra_fields.update(raster_fields(local))

@@ -31,6 +31,7 @@ from typing import Sequence
 from affine import Affine
 from rasterio.crs import CRS
 
+from worldcover import storage
 from worldcover.cog import atomic_write_text
 from worldcover.legend import NODATA, colormap
 
@@ -56,9 +57,9 @@ def _geotransform_text(transform: Affine) -> str:
     return ", ".join(f"{v:.16e}" for v in gt)
 
 
-def _relative(path: Path, start: Path) -> str:
+def _relative(path, start) -> str:
     """Path of ``path`` relative to the VRT's folder, with forward slashes."""
-    return Path(os.path.relpath(Path(path).resolve(), Path(start).resolve())).as_posix()
+    return storage.relpath(path, start)
 
 
 def vrt_xml(
@@ -76,7 +77,7 @@ def vrt_xml(
 
     Paths (sources and overviews) are written relative to ``dest``'s folder.
     """
-    folder = Path(dest).parent
+    folder = storage.path(dest).parent
     root = ET.Element("VRTDataset", rasterXSize=str(width), rasterYSize=str(height))
     srs = ET.SubElement(root, "SRS", dataAxisToSRSAxisMapping="2,1")
     srs.text = CRS.from_user_input(crs).to_wkt()
@@ -110,7 +111,7 @@ def vrt_xml(
 
 
 def write_vrt(dest: str | os.PathLike, **kwargs) -> Path:
-    """Write :func:`vrt_xml` to ``dest`` atomically (temp file + rename)."""
-    dest = Path(dest)
+    """Write :func:`vrt_xml` to ``dest`` atomically (temp file + rename, or one upload)."""
+    dest = storage.path(dest)
     atomic_write_text(dest, vrt_xml(dest, **kwargs))
     return dest

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from worldcover import storage
 from worldcover.cog import atomic_path, atomic_write_text as write_text
 
 __all__ = ["atomic_path", "write_text", "write_with"]
@@ -17,4 +18,4 @@ def write_with(target: str | Path, writer: Callable[[Path], None]) -> Path:
     """Atomically create ``target`` with ``writer(tmp_path)`` (for libraries that want a path)."""
     with atomic_path(target) as tmp:
         writer(tmp)
-    return Path(target)
+    return storage.path(target)

@@ -15,6 +15,7 @@ from typing import Iterator, Literal
 import numpy as np
 from affine import Affine
 
+from worldcover import storage
 from worldcover.errors import DataError, InputError
 
 WGS84_A = 6378137.0
@@ -163,7 +164,7 @@ def class_areas(
     import rasterio
 
     try:
-        src = rasterio.open(path)
+        src = rasterio.open(storage.gdal_path(path))
     except rasterio.errors.RasterioIOError as exc:
         raise InputError(f"map {path}: cannot be opened as a raster ({exc})") from None
     with src:

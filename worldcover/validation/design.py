@@ -22,6 +22,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from worldcover import storage
 from worldcover.errors import DataError, InputError
 from worldcover.legend import BY_CODE, NODATA
 from worldcover.validation.area import (
@@ -171,7 +172,7 @@ def scan_map(path: str | Path, capacity: int, seed: int, window: int = DEFAULT_W
     import rasterio
 
     try:
-        src = rasterio.open(path)
+        src = rasterio.open(storage.gdal_path(path))
     except rasterio.errors.RasterioIOError as exc:
         raise InputError(f"map {path}: cannot be opened as a raster ({exc})") from None
     rng = np.random.default_rng(seed)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from worldcover import storage
 from worldcover.errors import DataError, InputError
 from worldcover.legend import BY_CODE, CODES, NODATA
 from worldcover.stages import CONTINENTS, continent
@@ -37,7 +38,7 @@ def sample_raster(path: str | Path, lon: np.ndarray, lat: np.ndarray) -> np.ndar
     from rasterio.transform import rowcol
 
     try:
-        src = rasterio.open(path)
+        src = rasterio.open(storage.gdal_path(path))
     except rasterio.errors.RasterioIOError as exc:
         raise InputError(f"map {path}: cannot be opened as a raster ({exc})") from None
     with src:
@@ -67,7 +68,7 @@ def _check_map(path: Path) -> None:
     from worldcover.validation.area import check_class_map
 
     try:
-        src = rasterio.open(path)
+        src = rasterio.open(storage.gdal_path(path))
     except rasterio.errors.RasterioIOError as exc:
         raise InputError(f"map {path}: cannot be opened as a raster ({exc})") from None
     with src:
@@ -252,12 +253,14 @@ def build_report(
     min_domain_samples: int = MIN_DOMAIN_SAMPLES,
 ) -> Report:
     """Estimate accuracy and area of a map from labelled samples and write report.html, metrics.json, CSVs."""
-    map_path, out_dir = Path(map_path), Path(out_dir)
+    map_path, out_dir = storage.path(map_path), storage.path(out_dir)
     if not map_path.exists():
         raise InputError(f"map {map_path}: file not found")
-    if compare_path is not None and not Path(compare_path).exists():
+    if compare_path is not None:
+        compare_path = storage.path(compare_path)
+    if compare_path is not None and not compare_path.exists():
         raise InputError(f"compare map {compare_path}: file not found")
-    for path in [map_path] + ([Path(compare_path)] if compare_path is not None else []):
+    for path in [map_path] + ([compare_path] if compare_path is not None else []):
         _check_map(path)
     samples = read_labelled(reference_path)
     lon, lat = samples["lon"].to_numpy(), samples["lat"].to_numpy()
@@ -284,7 +287,7 @@ def build_report(
     per_continent = _continent_breakdown(samples, areas_ha, codes, min_domain_samples)
     comparison = None
     if compare_path is not None:
-        comparison = _comparison(samples, Path(compare_path), map_path.name, areas_ha)
+        comparison = _comparison(samples, compare_path, map_path.name, areas_ha)
 
     from worldcover import __version__
 
@@ -309,7 +312,7 @@ def build_report(
 
     oa_entries = [(map_path.name, result.overall_accuracy.estimate, result.overall_accuracy.ci95_halfwidth)]
     if comparison is not None:
-        for label, res in zip(("common domain: " + map_path.name, "common domain: " + Path(compare_path).name),
+        for label, res in zip(("common domain: " + map_path.name, "common domain: " + compare_path.name),
                               comparison["results"]):
             oa_entries.append((label, res.overall_accuracy.estimate, res.overall_accuracy.ci95_halfwidth))
     figures = {
@@ -321,7 +324,7 @@ def build_report(
     }
     page = _html(title, metrics, result, codes, mapped_ha, figures, comparison)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    storage.makedirs(out_dir)
     report = Report(
         out_dir=out_dir,
         html=out_dir / "report.html",

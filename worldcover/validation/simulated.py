@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from worldcover import storage
 from worldcover.errors import InputError
 from worldcover.legend import BY_CODE
 from worldcover.validation._io import write_text
@@ -23,7 +24,7 @@ def label_from_truth(samples_csv: str | Path, archive: str | Path, out_csv: str 
     truth_files = sorted(Path(archive).glob("truth/*/*_truth.tif"))
     if not truth_files:
         raise InputError(f"no truth rasters under {archive}/truth: expected a `worldcover sim generate` archive")
-    df = pd.read_csv(samples_csv)
+    df = pd.read_csv(storage.gdal_path(samples_csv))
     lon, lat = df["lon"].to_numpy(float), df["lat"].to_numpy(float)
     truth = np.zeros(len(df), dtype="uint8")
     for path in truth_files:  # points outside a raster read 0, so the maximum keeps the covering one
@@ -31,4 +32,4 @@ def label_from_truth(samples_csv: str | Path, archive: str | Path, out_csv: str 
     covered = truth > 0
     out = df.loc[covered].copy()
     out["reference_class"] = [BY_CODE[int(c)].code for c in truth[covered]]
-    return write_text(Path(out_csv), out.to_csv(index=False, lineterminator="\n"))
+    return write_text(out_csv, out.to_csv(index=False, lineterminator="\n"))

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from worldcover import storage
 from worldcover.errors import InputError
 from worldcover.legend import BY_CODE, CLASSES
 from worldcover.validation._io import atomic_path, write_text
@@ -31,7 +32,7 @@ SAMPLE_FORMATS = (".csv", ".geojson", ".gpkg")
 
 def _read_rows(path: str | Path, what: str) -> list[list[str]]:
     """Non-blank CSV rows with cells trimmed; raise if the file is missing or empty."""
-    path = Path(path)
+    path = storage.path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -200,7 +201,7 @@ def write_mapped_area(path: str | Path, names: list[str], area_ha: np.ndarray) -
 
 def write_samples(samples: pd.DataFrame, out: str | Path) -> Path:
     """Write the design's samples as .csv, .geojson or .gpkg (points in EPSG:4326), atomically."""
-    out = Path(out)
+    out = storage.path(out)
     suffix = out.suffix.lower()
     if suffix == ".csv":
         return write_text(out, samples.to_csv(index=False, lineterminator="\n"))
@@ -314,11 +315,11 @@ def parse_class_label(value: object) -> int | None:
 
 def read_labelled(path: str | Path) -> pd.DataFrame:
     """The design output with ``reference_class`` filled; adds integer ``ref_code`` (and checks ``map_class``)."""
-    path = Path(path)
+    path = storage.path(path)
     if not path.exists():
         raise InputError(f"labelled samples {path}: file not found")
     try:
-        df = pd.read_csv(path, dtype={"reference_class": str}, keep_default_na=False, encoding="utf-8-sig")
+        df = pd.read_csv(storage.gdal_path(path), dtype={"reference_class": str}, keep_default_na=False, encoding="utf-8-sig")
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise InputError(f"labelled samples {path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
     df.columns = [str(c).strip() for c in df.columns]
