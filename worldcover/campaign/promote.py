@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from pathlib import Path
 
+from worldcover import storage
 from worldcover.campaign.plan import CampaignPlan
 from worldcover.errors import InputError
 from worldcover.products import finished_tiles
 from worldcover.stages import STAGES, check_stage, stage_tiles
 
 DEFAULT_THRESHOLD = 0.75
-METRICS = Path("validation") / "metrics.json"
+METRICS = "validation/metrics.json"
 
 
 class PromotionRefused(InputError):
@@ -34,8 +34,8 @@ class Promotion:
     new_tiles: tuple[str, ...]
 
 
-def read_overall_accuracy(root: str | Path) -> tuple[float, float]:
-    path = Path(root) / METRICS
+def read_overall_accuracy(root) -> tuple[float, float]:
+    path = storage.path(root) / METRICS
     try:
         metrics = json.loads(path.read_text())
         oa = metrics["overall_accuracy"]
@@ -46,7 +46,7 @@ def read_overall_accuracy(root: str | Path) -> tuple[float, float]:
         raise PromotionRefused(f"validation report {path} has no overall_accuracy.estimate") from None
 
 
-def promote(root: str | Path, from_stage: str, to_stage: str, threshold: float = DEFAULT_THRESHOLD) -> Promotion:
+def promote(root, from_stage: str, to_stage: str, threshold: float = DEFAULT_THRESHOLD) -> Promotion:
     """Check the gate and write the next stage's plan into the same output root."""
     check_stage(from_stage)
     check_stage(to_stage)
@@ -54,7 +54,7 @@ def promote(root: str | Path, from_stage: str, to_stage: str, threshold: float =
         raise InputError(f"cannot promote {from_stage} to {to_stage}: the target must be a larger stage")
     if not 0 < threshold <= 1:
         raise InputError(f"invalid threshold {threshold!r}: expected a fraction such as 0.75")
-    plan_path = Path(root) / "campaign.json"
+    plan_path = storage.path(root) / "campaign.json"
     plan = CampaignPlan.load(plan_path)
     if plan.stage != from_stage:
         raise InputError(f"{plan_path} holds stage {plan.stage!r}, not {from_stage!r}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import typer
@@ -41,7 +40,7 @@ def plan_cmd(
     blocks: str = typer.Option("all", "--blocks"), batch_size: int = typer.Option(50, "--batch-size"),
     max_cloud: Optional[float] = typer.Option(None, "--max-cloud"), seed: int = typer.Option(2021, "--seed"),
     price: float = typer.Option(0.04, "--price-per-core-hour", help="USD per core-hour for the cost line."),
-    save: Optional[Path] = typer.Option(None, "--save", help="Write the plan as JSON here."),
+    save: Optional[str] = typer.Option(None, "--save", help="Write the plan as JSON here (a path or s3:// URL)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Resolve a campaign and estimate its size and cost before anything runs."""

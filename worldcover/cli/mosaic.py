@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import typer
@@ -21,7 +20,7 @@ def _group() -> None:
 
 @app.command("build")
 def build(
-    campaign: Path = typer.Option(..., "--campaign", help="Campaign output root (holds campaign.json and tiles/)."),
+    campaign: str = typer.Option(..., "--campaign", help="Campaign output root (holds campaign.json and tiles/): a folder or s3://bucket/prefix."),
     year: Optional[int] = typer.Option(None, "--year", help="Map year (default: the year in campaign.json)."),
     force: bool = typer.Option(False, "--force", help="Recompute every tile's cached pieces."),
     workers: int = typer.Option(1, "--workers", min=1, help="Processes computing tile pieces in parallel."),
@@ -37,7 +36,10 @@ def build(
     from worldcover.errors import InputError
     from worldcover.mosaic import build_mosaic
 
-    if not campaign.is_dir():
+    from worldcover import storage
+
+    storage.check_location(campaign, "campaign root")
+    if not storage.path(campaign).is_dir():
         raise InputError(f"campaign root {str(campaign)!r} does not exist or is not a folder")
     log = None if quiet else (lambda msg: console.print(msg, highlight=False))
     with campaign_lock(campaign):  # never beside a running campaign or another build on this root

@@ -7,7 +7,6 @@ everything else on stderr; bad input is one line on stderr and exit code 2.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Optional
 
 import typer
@@ -24,8 +23,8 @@ app = typer.Typer(
 
 @app.command("design")
 def design(
-    map_path: Path = typer.Option(..., "--map", help="Class map (uint8 WorldCover codes, nodata 0)."),
-    out: Path = typer.Option(..., "--out", help="samples.csv, .geojson or .gpkg to write."),
+    map_path: str = typer.Option(..., "--map", help="Class map (uint8 WorldCover codes, nodata 0)."),
+    out: str = typer.Option(..., "--out", help="samples.csv, .geojson or .gpkg to write."),
     n: Optional[int] = typer.Option(None, "--n", help="Total sample size (default: from --target-se)."),
     min_per_class: int = typer.Option(50, "--min-per-class", help="Floor of sample units per map class."),
     target_se: float = typer.Option(0.01, "--target-se", help="Target standard error of overall accuracy."),
@@ -39,7 +38,9 @@ def design(
     from worldcover.validation.design import design_sample, parse_conjectured_ua
     from worldcover.validation.tables import SAMPLE_FORMATS, write_samples
 
-    if out.suffix.lower() not in SAMPLE_FORMATS:
+    from worldcover import storage
+
+    if storage.path(out).suffix.lower() not in SAMPLE_FORMATS:
         from worldcover.errors import InputError
 
         raise InputError(f"--out {out}: expected a .csv, .geojson or .gpkg file name")
@@ -67,8 +68,8 @@ def design(
 
 @app.command("estimate")
 def estimate(
-    counts: Path = typer.Option(..., "--counts", help="COUNTS.csv: map classes as rows, reference classes as columns."),
-    mapped_area: Path = typer.Option(..., "--mapped-area", help="AREA.csv: class,mapped_pixels or class,mapped_area_ha."),
+    counts: str = typer.Option(..., "--counts", help="COUNTS.csv: map classes as rows, reference classes as columns."),
+    mapped_area: str = typer.Option(..., "--mapped-area", help="AREA.csv: class,mapped_pixels or class,mapped_area_ha."),
     pixel_area_ha: Optional[float] = typer.Option(None, "--pixel-area-ha", help="Area of one pixel in ha (for mapped_pixels)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
@@ -98,10 +99,10 @@ def estimate(
 
 @app.command("report")
 def report(
-    map_path: Path = typer.Option(..., "--map", help="The assessed map (the one the design was drawn on)."),
-    reference: Path = typer.Option(..., "--reference", help="Design output with reference_class filled (codes or names)."),
-    out: Path = typer.Option(..., "--out", help="Directory for report.html, metrics.json, error_matrix.csv."),
-    compare: Optional[Path] = typer.Option(None, "--compare", help="A second map (or stage) to assess with the same sample."),
+    map_path: str = typer.Option(..., "--map", help="The assessed map (the one the design was drawn on)."),
+    reference: str = typer.Option(..., "--reference", help="Design output with reference_class filled (codes or names)."),
+    out: str = typer.Option(..., "--out", help="Directory for report.html, metrics.json, error_matrix.csv."),
+    compare: Optional[str] = typer.Option(None, "--compare", help="A second map (or stage) to assess with the same sample."),
     title: Optional[str] = typer.Option(None, "--title", help="Report title."),
 ) -> None:
     """Write an HTML accuracy report with plots, plus metrics.json and error_matrix.csv."""
