@@ -1,0 +1,88 @@
+"""The container image every Argo pod runs (Containerfile, ``make image``), checked by running it with podman.
+
+Each container runs like a restricted pod (``--read-only`` root, ``/tmp`` a
+tmpfs) and sees no source tree: the package, its default model and its DAG
+modules come from the install inside the image. On a machine where podman
+cannot build or run the image these tests fail with one line saying why.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.image import package_version, run_in_image
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    from tests.image import ensure_image
+
+    return ensure_image()
+
+
+def run(image: str, *cmd: str, **kw):
+    proc = run_in_image(image, *cmd, **kw)
+    assert proc.returncode == 0, f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.strip()[-2000:]}"
+    return proc
+
+
+def test_version(image):
+    assert run(image, "worldcover", "--version").stdout.strip() == package_version()
+
+
+def test_runs_as_non_root_user_1000_in_tmp(image):
+    from worldcover.engines.argo.parts import RenderConfig
+
+    out = run(image, "sh", "-c", "id -u; id -g; pwd").stdout.split()
+    assert out == [str(RenderConfig().run_as_user)] * 2 + ["/tmp"]  # the pods' runAsUser, WORKDIR /tmp
+
+
+def test_packaged_model_loads_and_nothing_comes_from_a_source_tree(image):
+    script = """
+import json, worldcover, worldcover.dags
+from worldcover.model import Model
+from worldcover.model.default import DEFAULT_MODEL_DIR
+from worldcover.campaign.estimate import measured_throughput
+m = Model.load(DEFAULT_MODEL_DIR)
+print(json.dumps({"package": worldcover.__file__, "dags": worldcover.dags.__file__, "model": str(DEFAULT_MODEL_DIR),
+                  "name": m.card.name, "features": len(m.card.feature_names), "throughput": measured_throughput()[1]}))
+"""
+    doc = json.loads(run(image, "python", "-c", script).stdout.strip().splitlines()[-1])
+    site = "/opt/venv/lib/python3.11/site-packages/worldcover/"
+    assert doc["package"] == site + "__init__.py"
+    assert doc["dags"] == site + "dags/__init__.py"
+    assert doc["model"] == site + "model/default_model"
+    assert doc["name"] == "worldcover-default-sim" and doc["features"] == 131
+    assert doc["throughput"].startswith("make bench")  # the packaged figure, not the fallback
+
+
+def test_campaign_render_inside_the_image(image):
+    out = run(image, "sh", "-c", "worldcover campaign render --stage 1pct --year 2021 --out /tmp/argo "
+              "&& find /tmp/argo -name '*.yaml' | sort").stdout
+    assert "valid against Argo" in out
+    files = [ln for ln in out.splitlines() if ln.endswith(".yaml")]
+    assert "/tmp/argo/templates/worldcover-process-tile.yaml" in files and len(files) == 4
+
+
+def test_only_runtime_dependencies(image):
+    script = """
+import importlib.util, json
+print(json.dumps({m: importlib.util.find_spec(m) is not None
+                  for m in ("pytest", "hypothesis", "moto", "lightgbm", "hera", "s3fs", "upath")}))
+"""
+    found = json.loads(run(image, "python", "-c", script).stdout.strip().splitlines()[-1])
+    assert found == {"pytest": False, "hypothesis": False, "moto": False,
+                     "lightgbm": True, "hera": True, "s3fs": True, "upath": True}
+    # every installed distribution satisfies the others, at the versions of constraints.txt
+    out = run(image, "sh", "-c", "pip check && pip freeze").stdout
+    assert "No broken requirements" in out
+    frozen = set(out.split())
+    from tests.image import REPO
+
+    pinned = {ln.strip() for ln in (REPO / "constraints.txt").read_text().splitlines()
+              if ln.strip() and not ln.startswith("#")}
+    assert pinned <= frozen, f"not at the pinned version in the image: {sorted(pinned - frozen)[:5]}"
