@@ -15,6 +15,7 @@ import pytest
 from tests.image import package_version, run_in_image
 
 pytestmark = pytest.mark.slow
+DIGEST = "sha256:" + "0123456789abcdef" * 4
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +49,7 @@ from worldcover.model import Model
 from worldcover.model.default import DEFAULT_MODEL_DIR
 from worldcover.campaign.estimate import measured_throughput
 m = Model.load(DEFAULT_MODEL_DIR)
+assert Model.load("default").card.version == m.card.version  # the keyword plans and pods use
 print(json.dumps({"package": worldcover.__file__, "dags": worldcover.dags.__file__, "model": str(DEFAULT_MODEL_DIR),
                   "name": m.card.name, "features": len(m.card.feature_names), "throughput": measured_throughput()[1]}))
 """
@@ -86,3 +88,28 @@ print(json.dumps({m: importlib.util.find_spec(m) is not None
     pinned = {ln.strip() for ln in (REPO / "constraints.txt").read_text().splitlines()
               if ln.strip() and not ln.startswith("#")}
     assert pinned <= frozen, f"not at the pinned version in the image: {sorted(pinned - frozen)[:5]}"
+
+
+# -- the image the rendered YAML names (no podman needed) ------------------------------------------
+
+def test_rendered_image_reference_comes_from_one_setting(monkeypatch):
+    from worldcover.engines.argo import parts
+    from worldcover.engines.argo.render import render_templates
+    from worldcover.errors import InputError
+
+    monkeypatch.delenv(parts.IMAGE_REPOSITORY_ENV, raising=False)
+    monkeypatch.delenv(parts.IMAGE_DIGEST_ENV, raising=False)
+    version = package_version()
+    assert parts.default_image() == f"ghcr.io/worldcover/worldcover:{version}"
+    monkeypatch.setenv(parts.IMAGE_REPOSITORY_ENV, "registry.example.org:5000/eo/worldcover")
+    monkeypatch.setenv(parts.IMAGE_DIGEST_ENV, DIGEST)
+    pinned = f"registry.example.org:5000/eo/worldcover:{version}@{DIGEST}"
+    assert parts.RenderConfig().image == pinned
+    images = {c["image"] for o in render_templates(parts.RenderConfig())
+              for t in o.obj["spec"]["templates"] for c in [t.get("script") or t.get("container")] if c}
+    assert images == {pinned}
+    assert parts.RenderConfig(image="localhost/worldcover:dev").image == "localhost/worldcover:dev"  # --image
+    for repo, digest in (("ghcr.io/x/y:1.0", None), ("Upper/case", None), ("ok/name", "sha256:abc"),
+                         ("ok/name\n", None)):
+        with pytest.raises(InputError):
+            parts.image_reference(repo, digest)
