@@ -379,3 +379,175 @@ def test_kill_rule_matching():
     assert not cond.due(10)
     flag["on"] = True
     assert cond.due(0)
+
+
+# =================================================================================================
+# The replay: the rendered campaign in the built image, pod by pod, against loopback STAC and S3
+# =================================================================================================
+
+BLOCK = 120
+#: two blocks per tile, so that a kill after the first block record leaves a block to resume from
+SPEC = "r150c150"
+PERIOD = ("2021-05-01", "2021-06-30")  # the demo's quick form: two months of acquisitions
+KILLED = "N45E003"
+
+
+def _built_image() -> str:
+    """The worldcover image (tests/image.py builds it); a clear failure when that helper is not there."""
+    try:
+        from tests.image import ensure_image
+    except ImportError as exc:
+        pytest.fail(f"the replay needs the worldcover image: tests/image.py with ensure_image() is missing ({exc})")
+    return ensure_image()
+
+
+@pytest.fixture(scope="module")
+def replay_archive(tmp_path_factory):
+    from worldcover import sim
+    from worldcover.grid import Tile
+
+    root = tmp_path_factory.mktemp("replay") / "archive"
+    rc = [tuple(map(int, b[1:].split("c"))) for b in SPEC.split(",")]
+    blocks = [Tile.parse(t).block(r, c, BLOCK) for t in TILES for r, c in rc]
+    sim.generate(blocks, YEAR, root, seed=3, period=PERIOD)
+    return root
+
+
+def _publish_archive(archive, url: str, served):
+    """The simulated archive on object storage, as the real one is: every file uploaded under ``url``, and a
+    copy of its STAC JSON whose hrefs name the objects (``served``, for the loopback STAC API)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    import boto3
+
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    client = boto3.client("s3")
+    files = [p for p in Path(archive).rglob("*") if p.is_file()]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda p: client.upload_file(str(p), bucket, f"{prefix}/{p.relative_to(archive)}"), files))
+    for p in Path(archive).glob("stac/*/*.json"):
+        target = Path(served) / p.relative_to(archive)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(p.read_text().replace(f"{archive}/", f"{url}/"))
+    return Path(served)
+
+
+def _keys(bucket: str, prefix: str) -> list[str]:
+    import boto3
+
+    pages = boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+
+def _print_window(bucket: str, prefix: str) -> None:
+    """When each tile's first block record and its STAC item reached the bucket (the window a kill hits)."""
+    import boto3
+
+    pages = boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    objs = [o for page in pages for o in page.get("Contents", [])]
+    for tile in TILES:
+        blocks = [o["LastModified"] for o in objs if f"/{tile}/blocks/" in o["Key"] and o["Key"].endswith(".json")]
+        items = [o["LastModified"] for o in objs if o["Key"].endswith(f"_{tile}.json")]
+        if blocks and items:
+            print(f"{tile}: STAC item {(max(items) - min(blocks)).total_seconds():.1f} s after the first block record")
+
+
+def _read(location: str):
+    import numpy as np
+    import rasterio
+
+    from worldcover import storage
+
+    with rasterio.open(storage.gdal_path(location)) as src:
+        return src.read(), src.transform, src.crs, src.nodata, np.dtype(src.dtypes[0])
+
+
+def test_the_rendered_campaign_replayed_pod_by_pod_equals_the_local_engine(replay_archive, s3_server, s3_bucket,
+                                                                           tmp_path):
+    """Rendered objects -> podman pods in the image -> S3 products identical to the local engine's."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from worldcover import storage
+    from worldcover.engines.local import run_campaign
+    from worldcover.mosaic.build import MosaicPaths
+    from worldcover.products import tile_paths
+    from worldcover.sources.local_api import LocalStacApi
+
+    image = _built_image()
+    from tests.argo_replay import podman_problem
+
+    problem = podman_problem(image)
+    if problem:
+        pytest.fail(problem)
+    bucket = s3_bucket.removeprefix("s3://")
+    env = s3_server.env()
+    keys = {"access-key-id": env.pop("AWS_ACCESS_KEY_ID"), "secret-access-key": env.pop("AWS_SECRET_ACCESS_KEY")}
+    blocks_prefix = storage.uri(tile_paths(f"{s3_bucket}/argo", KILLED, YEAR).blocks_dir)
+    blocks_prefix = blocks_prefix.removeprefix(f"{s3_bucket}/").rstrip("/") + "/"
+
+    def first_block_recorded() -> bool:
+        return any(k.endswith(".json") for k in _keys(bucket, blocks_prefix))
+
+    # pods share nothing but object storage: the archive (the stand-in for Planetary Computer's blob storage)
+    # is read from the bucket, the STAC API on loopback points at it, outputs go to the bucket
+    archive_url = f"{s3_bucket}/archive"
+    served = _publish_archive(replay_archive, archive_url, tmp_path / "served")
+    with LocalStacApi(served) as api:
+        plan = CampaignPlan.create("wc-replay", YEAR, tiles=list(TILES), source=api.url, out_root=f"{s3_bucket}/argo",
+                                   block_size=BLOCK, blocks=SPEC, batch_size=1, reference=f"sim:{archive_url}")
+        rendering = render(plan)
+        kill = KillRule(task=KILLED.lower(), template="process-tile", when=first_block_recorded, poll_s=0.2)
+        settings = Settings(image=image, secrets={"worldcover-s3": keys}, env=env, kills=[kill],
+                            work_dir=tmp_path / "pods", log=print)
+        replay = Replay(rendering.objects, settings)
+        runs = replay.run()
+        print("\npods:\n" + format_pods(replay.pods))
+        problems = "\n".join(f"--- {r.workflow} {r.task}({r.attempt}) {r.phase}: {r.message}\n{r.stderr_tail}"
+                             for r in replay.pods if r.phase != "Succeeded" and not r.killed)
+        print(problems)
+        _print_window(bucket, "argo/tiles/")
+        local = run_campaign(replace(plan, out_root=f"{s3_bucket}/local"), workers=1, threads=2, retries=0,
+                             progress=False)
+
+    # every workflow and pod succeeded, except the killed attempt, which Argo's retry resumed
+    assert [w.phase for w in runs] == ["Succeeded"], \
+        f"{[(w.name, w.phase, w.message) for w in replay.workflows]}\n{problems}"
+    assert all(w.phase == "Succeeded" for w in replay.workflows), problems
+    assert kill.fired, "the kill condition never held: the tile finished before its first block record was seen"
+    killed = [r for r in replay.pods if r.killed]
+    assert [(r.task, r.attempt, r.phase) for r in killed] == [(KILLED.lower(), 0, "Error")]
+    retried = [r for r in replay.pods if r.task == KILLED.lower()]
+    assert [(r.attempt, r.phase) for r in retried] == [(0, "Error"), (1, "Succeeded")]
+    resumed = json.loads(retried[1].result.strip().splitlines()[-1])
+    assert resumed["status"] == "done" and resumed["blocks_reused"] >= 1, resumed
+    assert all(r.phase == "Succeeded" for r in replay.pods if not r.killed)
+    assert {r.task for r in replay.pods if r.kind == "resource"} == {"b000", "b001"}
+
+    # the mosaic and the validation report are in the bucket, pixel-identical to the local engine's run
+    assert all(s.ok for s in local.steps), [(s.call.name, s.error) for s in local.steps if not s.ok]
+    argo_root, local_root = f"{s3_bucket}/argo", f"{s3_bucket}/local"
+    listing = _keys(bucket, "argo/")
+    print("\nbucket:\n" + "\n".join(listing))
+    assert any(k.endswith("validation/report.html") for k in listing)
+    for tile in TILES:
+        a, b = tile_paths(argo_root, tile, YEAR), tile_paths(local_root, tile, YEAR)
+        for product in ("map", "prob", "quality"):
+            pa, pb = _read(storage.uri(getattr(a, product))), _read(storage.uri(getattr(b, product)))
+            assert np.array_equal(pa[0], pb[0]), (tile, product)
+            assert pa[1:] == pb[1:], (tile, product)
+    ma, mb = MosaicPaths(argo_root, YEAR), MosaicPaths(local_root, YEAR)
+    levels = [k for k in listing if "/mosaic/" in k and k.endswith(".tif")]
+    assert levels
+    for key in levels:
+        other = key.replace("argo/", "local/", 1)
+        pa, pb = _read(f"s3://{bucket}/{key}"), _read(f"s3://{bucket}/{other}")
+        assert np.array_equal(pa[0], pb[0]), key
+    assert np.array_equal(_read(storage.uri(ma.vrt))[0], _read(storage.uri(mb.vrt))[0])  # the 10 m mosaic
+    metrics = [k for k in listing if k.endswith("validation/metrics.json")]
+    assert metrics
+    got = storage.read_text(f"s3://{bucket}/{metrics[0]}").replace(f"{bucket}/argo", f"{bucket}/local")
+    want = storage.read_text(f"s3://{bucket}/{metrics[0].replace('argo/', 'local/', 1)}")
+    assert json.loads(got) == json.loads(want)
