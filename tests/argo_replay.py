@@ -49,6 +49,11 @@ under ``argo/``) on one machine, without Kubernetes:
   parameters are read from their ``valueFrom.path`` after the container ends.
   Exit 0 -> Succeeded; other codes -> Failed; killed, timed out, a signal
   (exit > 128) or a pod that cannot start -> Error.
+* **Not replayed** (refused when present, since nothing renders them): ``steps``
+  templates (so no ``{{steps.*}}``), artifacts, ``onExit``/hooks, sidecars and
+  init containers, daemons, ``suspend``/``http``/``data``/``containerSet``
+  templates, ``podSpecPatch``, memoization, expression tags ``{{=...}}``,
+  env ``fieldRef``/``configMapKeyRef``, volumes other than ``emptyDir``.
 * **Refusal.** Every key of every object (and of every child Workflow a
   resource template creates) is walked against an explicit allow-list:
   fields the harness implements, and cluster-only fields that do not change

@@ -493,8 +493,12 @@ def test_the_rendered_campaign_replayed_pod_by_pod_equals_the_local_engine(repla
 
     # pods share nothing but object storage: the archive (the stand-in for Planetary Computer's blob storage)
     # is read from the bucket, the STAC API on loopback points at it, outputs go to the bucket
+    import time
+
+    t0 = time.monotonic()
     archive_url = f"{s3_bucket}/archive"
     served = _publish_archive(replay_archive, archive_url, tmp_path / "served")
+    print(f"archive published to {archive_url} in {time.monotonic() - t0:.1f} s")
     with LocalStacApi(served) as api:
         plan = CampaignPlan.create("wc-replay", YEAR, tiles=list(TILES), source=api.url, out_root=f"{s3_bucket}/argo",
                                    block_size=BLOCK, blocks=SPEC, batch_size=1, reference=f"sim:{archive_url}")
@@ -503,14 +507,18 @@ def test_the_rendered_campaign_replayed_pod_by_pod_equals_the_local_engine(repla
         settings = Settings(image=image, secrets={"worldcover-s3": keys}, env=env, kills=[kill],
                             work_dir=tmp_path / "pods", log=print)
         replay = Replay(rendering.objects, settings)
+        t0 = time.monotonic()
         runs = replay.run()
+        print(f"replay: {len(replay.pods)} pods in {time.monotonic() - t0:.1f} s")
         print("\npods:\n" + format_pods(replay.pods))
         problems = "\n".join(f"--- {r.workflow} {r.task}({r.attempt}) {r.phase}: {r.message}\n{r.stderr_tail}"
                              for r in replay.pods if r.phase != "Succeeded" and not r.killed)
         print(problems)
         _print_window(bucket, "argo/tiles/")
+        t0 = time.monotonic()
         local = run_campaign(replace(plan, out_root=f"{s3_bucket}/local"), workers=1, threads=2, retries=0,
                              progress=False)
+        print(f"local engine: {time.monotonic() - t0:.1f} s")
 
     # every workflow and pod succeeded, except the killed attempt, which Argo's retry resumed
     assert [w.phase for w in runs] == ["Succeeded"], \
