@@ -94,8 +94,13 @@ def path(location) -> Location:
         return location
     from upath import UPath
 
-    # listings are never cached: another pod may have written since we last looked
-    return UPath(text, use_listings_cache=False) if s == "s3" else UPath(text)
+    if s != "s3":
+        return UPath(text)
+    # Listings are never cached: another pod may have written since we last looked. The endpoint
+    # is read from the standard variables each time, so fsspec's per-options cache of clients
+    # never hands out a client of an endpoint the environment no longer names.
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    return UPath(text, use_listings_cache=False, **({"endpoint_url": endpoint} if endpoint else {}))
 
 
 def absolute(location: str | os.PathLike) -> str:
@@ -109,8 +114,14 @@ def uri(location) -> str:
 
 
 def gdal_path(location) -> str:
-    """The name GDAL (rasterio) opens: the URL itself for object storage, the path for local files."""
-    return str(location)
+    """The name GDAL (rasterio) opens: ``/vsis3/bucket/key`` for ``s3://bucket/key``, the path for local files.
+
+    GDAL's own virtual-file-system names work everywhere (rasterio.open, copy,
+    VRT sources), where ``s3://`` URLs are understood by rasterio.open only.
+    Schemes GDAL cannot read (``memory://``) are returned as they are.
+    """
+    text = str(location)
+    return vsi_path(text) if scheme(text) in _GDAL_PREFIX else text
 
 
 def relpath(target, start) -> str:

@@ -24,7 +24,8 @@ def label_from_truth(samples_csv: str | Path, archive: str | Path, out_csv: str 
     truth_files = sorted(Path(archive).glob("truth/*/*_truth.tif"))
     if not truth_files:
         raise InputError(f"no truth rasters under {archive}/truth: expected a `worldcover sim generate` archive")
-    df = pd.read_csv(storage.gdal_path(samples_csv))
+    with storage.path(samples_csv).open("rb") as f:
+        df = pd.read_csv(f)
     lon, lat = df["lon"].to_numpy(float), df["lat"].to_numpy(float)
     truth = np.zeros(len(df), dtype="uint8")
     for path in truth_files:  # points outside a raster read 0, so the maximum keeps the covering one

@@ -319,7 +319,8 @@ def read_labelled(path: str | Path) -> pd.DataFrame:
     if not path.exists():
         raise InputError(f"labelled samples {path}: file not found")
     try:
-        df = pd.read_csv(storage.gdal_path(path), dtype={"reference_class": str}, keep_default_na=False, encoding="utf-8-sig")
+        with path.open("rb") as f:
+            df = pd.read_csv(f, dtype={"reference_class": str}, keep_default_na=False, encoding="utf-8-sig")
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise InputError(f"labelled samples {path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
     df.columns = [str(c).strip() for c in df.columns]
