@@ -266,3 +266,36 @@ def test_endpoint_lost_mid_tile_then_back(api, archive, s3_server, s3_bucket, mo
         assert is_finished(paths)
     finally:
         proxy.stop()
+
+
+def test_published_archive_is_served_and_read_from_s3(archive, s3_bucket, tmp_path):
+    """`sim publish` uploads the archive with hrefs naming the objects; a campaign reads only from S3
+    (the local archive is moved away) and maps what the local archive gives."""
+    from worldcover.sim.publish import publish
+    from worldcover.tile.run import run_tile
+    from worldcover.validation.simulated import label_from_truth
+
+    url = publish(archive, f"{s3_bucket}/archive")
+    items = json.loads(storage.read_text(f"{url}/stac/items/sentinel-2-l2a.json"))["features"]
+    hrefs = {a["href"] for i in items for a in i["assets"].values()}
+    assert hrefs and all(h.startswith(f"{url}/data/") for h in hrefs)
+    with LocalStacApi(archive) as api:
+        run_tile(TILES[0], YEAR, api.url, MODEL, tmp_path / "from-disk", block_size=BLOCK, blocks=SPEC)
+    hidden = archive.with_name("archive-moved-away")
+    archive.rename(hidden)
+    try:
+        with LocalStacApi(url) as api:
+            run = run_tile(TILES[0], YEAR, api.url, MODEL, f"{s3_bucket}/from-s3", block_size=BLOCK, blocks=SPEC)
+        assert run.status == "done"
+        assert np.array_equal(_read(tile_paths(f"{s3_bucket}/from-s3", TILES[0], YEAR).map),
+                              _read(tile_paths(tmp_path / "from-disk", TILES[0], YEAR).map))
+        samples = tmp_path / "samples.csv"
+        block = Tile.parse(TILES[0]).block(300, 300, BLOCK)
+        w, s, e, n = block.geobox.boundingbox
+        samples.write_text(f"lon,lat,map_class\n{(w + e) / 2},{(s + n) / 2},10\n{w - 1},{s},10\n")
+        labelled = label_from_truth(samples, url, f"{s3_bucket}/labelled.csv")  # truth read from the bucket
+        rows = storage.read_text(labelled).splitlines()
+        assert rows[0].endswith("reference_class") and len(rows) == 2  # the point outside any truth is dropped
+        assert int(rows[1].split(",")[-1]) in {10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100}
+    finally:
+        hidden.rename(archive)

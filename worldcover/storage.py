@@ -272,6 +272,16 @@ def put_file(local: str | os.PathLike, location) -> None:
     p.fs.put_file(str(local), p.path)
 
 
+def put_copy(local: str | os.PathLike, location) -> None:
+    """Store a copy of a complete local file at ``location`` (the local file stays), whole."""
+    p = path(location)
+    if is_remote(p):
+        p.fs.put_file(str(local), p.path)
+        return
+    with atomic_path(p) as tmp:
+        shutil.copyfile(local, tmp)
+
+
 @contextmanager
 def atomic_path(dest, suffix: str | None = None) -> Iterator[Path]:
     """Yield a local temporary path for ``dest``; move it onto ``dest`` only on success.
@@ -505,6 +515,6 @@ def _object_lock(lock_obj, ttl_s: float) -> Iterator[Location]:
 __all__ = [
     "LOCK_NAME", "Location", "LockBusy", "SCHEMES", "absolute", "atomic_path", "atomic_workdir",
     "atomic_write_text", "check_location", "configure_gdal", "gdal_path", "is_remote", "is_temp_name",
-    "local_copy", "lock", "makedirs", "path", "put_file", "read_json", "read_text", "relpath", "remove", "remove_temps",
+    "local_copy", "lock", "makedirs", "path", "put_copy", "put_file", "read_json", "read_text", "relpath", "remove", "remove_temps",
     "remove_tree", "scheme", "sha256", "size", "stamp", "uri", "vsi_path",
 ]

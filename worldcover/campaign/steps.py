@@ -156,7 +156,7 @@ def validate(out_root: str, campaign: str, year: int, reference: str = "", n: in
     if reference.startswith("sim:"):
         from worldcover.validation.simulated import label_from_truth
 
-        labelled = label_from_truth(samples, Path(reference[4:]), vdir / "reference.csv")
+        labelled = label_from_truth(samples, reference[4:], vdir / "reference.csv")
     else:
         labelled = storage.path(reference)
     report = build_report(mosaic, labelled, vdir, title=f"WorldCover {year}: campaign {campaign}")

@@ -73,3 +73,18 @@ def generate(
     w = summary["items_written"]
     console.print(f"wrote {w['sentinel-2-l2a']} S2, {w['sentinel-1-rtc']} S1 and {w['cop-dem-glo-30']} DEM items, "
                   f"{summary['bytes'] / 1e6:.1f} MB in {summary['elapsed_s']:.1f} s to {summary['out']}")
+
+
+@app.command("publish")
+def publish(
+    archive: Path = typer.Argument(..., help="Archive written by `worldcover sim generate`."),
+    to: str = typer.Option(..., "--to", help="Object-store URL to publish to, e.g. s3://bucket/archive."),
+) -> None:
+    """Upload an archive to object storage with its STAC hrefs naming the uploaded objects.
+
+    Pods read the published archive (through GDAL's /vsis3/); serve its catalogue
+    with `worldcover stac serve URL`.
+    """
+    from worldcover.sim.publish import publish as publish_archive
+
+    console.print(f"published {archive} to {publish_archive(archive, to)}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import typer
 
@@ -14,7 +13,7 @@ app = typer.Typer(no_args_is_help=True)
 
 @app.command("serve")
 def serve(
-    archive: Path = typer.Argument(..., help="Archive written by `worldcover sim generate`."),
+    archive: str = typer.Argument(..., help="Archive written by `worldcover sim generate` (or its `sim publish` URL)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Loopback address to bind."),
     port: int = typer.Option(7822, "--port", help="Port (0 picks a free one)."),
 ) -> None:

@@ -15,11 +15,13 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from worldcover import storage
 from worldcover.errors import DataError, InputError
 
 LOOPBACK = "127.0.0.1"
@@ -71,7 +73,9 @@ class LocalStacApi:
 
     def __init__(self, archive: str | os.PathLike, host: str = LOOPBACK, port: int | None = None,
                  startup_timeout: float = 30.0) -> None:
-        self.archive = Path(archive)
+        self.source = str(archive)
+        self._fetched: tempfile.TemporaryDirectory | None = None
+        self.archive = Path(archive) if not storage.is_remote(archive) else Path()
         self.host = _check_loopback(host)
         self.port = port or free_port(self.host)
         self.startup_timeout = startup_timeout
@@ -83,6 +87,11 @@ class LocalStacApi:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> "LocalStacApi":
+        if storage.is_remote(self.source):  # a published archive: serve a local copy of its catalogue
+            from worldcover.sim.publish import fetch_catalogue
+
+            self._fetched = tempfile.TemporaryDirectory(prefix="worldcover-stac-")
+            self.archive = fetch_catalogue(self.source, self._fetched.name)
         hrefs = archive_hrefs(self.archive)
         cmd = [rustac_executable(), "serve", "--addr", f"{self.host}:{self.port}", *map(str, hrefs)]
         self._log = self.archive / "stac" / f".serve-{self.port}.log"
@@ -119,6 +128,9 @@ class LocalStacApi:
         self._proc = None
         if self._log is not None:
             self._log.unlink(missing_ok=True)
+        if self._fetched is not None:
+            self._fetched.cleanup()
+            self._fetched = None
 
     def __enter__(self) -> "LocalStacApi":
         return self.start()

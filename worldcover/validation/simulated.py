@@ -21,7 +21,7 @@ from worldcover.validation.report import sample_raster
 
 def label_from_truth(samples_csv: str | Path, archive: str | Path, out_csv: str | Path) -> Path:
     """Fill ``reference_class`` of a design from truth rasters; drop samples no truth covers."""
-    truth_files = sorted(Path(archive).glob("truth/*/*_truth.tif"))
+    truth_files = sorted(storage.path(archive).glob("truth/*/*_truth.tif"), key=str)
     if not truth_files:
         raise InputError(f"no truth rasters under {archive}/truth: expected a `worldcover sim generate` archive")
     with storage.path(samples_csv).open("rb") as f:
