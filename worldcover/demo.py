@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -86,7 +86,12 @@ def cluster_plan(plan):
     """The demo plan as Argo runs it: outputs, simulated archive and model in object storage."""
     from dataclasses import replace
 
+    from worldcover import storage
     from worldcover.model.default import DEFAULT_MODEL_DIR
+
+    if storage.is_remote(plan.out_root):  # the demo ran on object storage: Argo uses the same locations
+        packaged = not storage.is_remote(plan.model) and Path(plan.model).resolve() == DEFAULT_MODEL_DIR.resolve()
+        return replace(plan, model="default" if packaged else plan.model).validate()
 
     prefix = f"{DEMO_BUCKET}/{plan.name}"
     local_model = Path(plan.model).resolve() if plan.model != "default" else DEFAULT_MODEL_DIR.resolve()
@@ -96,7 +101,7 @@ def cluster_plan(plan):
     return replace(plan, out_root=f"{prefix}/campaign", model=model, reference=reference).validate()
 
 
-def run(out: Path, n_tiles: int = 3, n_blocks: int = 2, year: int = DEMO_YEAR, seed: int = DEMO_SEED,
+def run(out, n_tiles: int = 3, n_blocks: int = 2, year: int = DEMO_YEAR, seed: int = DEMO_SEED,
         model: Path = DEMO_MODEL, fresh: bool = True, block_size: int = DEMO_BLOCK_SIZE,
         period: tuple[str, str] | None = None) -> dict:
     """The demo; ``block_size`` and ``period`` (simulate only acquisitions between two ISO dates) make it
@@ -111,11 +116,16 @@ def run(out: Path, n_tiles: int = 3, n_blocks: int = 2, year: int = DEMO_YEAR, s
     from worldcover.grid import parse_blocks
     from worldcover.sources.local_api import LocalStacApi
 
+    from worldcover import storage
+
     t0 = time.perf_counter()
-    out = Path(out)
+    out = storage.path(out)
     if fresh and out.exists():
-        shutil.rmtree(out)
+        storage.remove_tree(out)
     archive, root = out / "archive", out / "campaign"
+    # the simulator writes to local disk; on object storage the archive is simulated in scratch and published
+    scratch = tempfile.TemporaryDirectory(prefix="worldcover-demo-") if storage.is_remote(out) else None
+    sim_dir = Path(scratch.name) / "archive" if scratch else archive
 
     console.rule("1. Plan")
     console.print(stage_table(2021))
@@ -128,11 +138,16 @@ def run(out: Path, n_tiles: int = 3, n_blocks: int = 2, year: int = DEMO_YEAR, s
                   f"{block_size} px from {len(tiles)} of its tiles: {', '.join(t.id for t in tiles)}")
 
     console.rule(f"2. Simulating {len(blocks)} blocks for {year}")
-    generated = sim.generate(blocks, year, archive, seed=seed, **({"period": period} if period else {}))
+    generated = sim.generate(blocks, year, sim_dir, seed=seed, **({"period": period} if period else {}))
+    if scratch:
+        from worldcover.sim.publish import publish
+
+        publish(sim_dir, str(archive))
+        scratch.cleanup()
     console.print(f"   {generated['items_written']} -> {archive}")
 
     console.rule("3-4. STAC API on loopback, campaign on the local dask engine")
-    with LocalStacApi(archive) as api:
+    with LocalStacApi(str(archive)) as api:
         console.print(search_table(api.url, blocks, year))
         plan = CampaignPlan.create(
             "wc-1pct-2021", year, stage="1pct", tiles=[t.id for t in tiles], model=str(model), source=api.url,
@@ -168,7 +183,7 @@ def run(out: Path, n_tiles: int = 3, n_blocks: int = 2, year: int = DEMO_YEAR, s
         "quicklook": mosaic_out.get("quicklook"), "report": validate.get("report"),
         "overall_accuracy": validate.get("overall_accuracy"), "gate": gate,
     }
-    (out / "demo-summary.json").write_text(json.dumps(result, indent=1, default=str))
+    storage.atomic_write_text(out / "demo-summary.json", json.dumps(result, indent=1, default=str))
     console.rule("Done")
     console.print(f"   map (10 m VRT): {result['map']}")
     console.print(f"   quicklook:      {result['quicklook']}")
@@ -179,7 +194,7 @@ def run(out: Path, n_tiles: int = 3, n_blocks: int = 2, year: int = DEMO_YEAR, s
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="demo-output", help="output folder (replaced)")
+    parser.add_argument("--out", default="demo-output", help="output folder or s3:// prefix (replaced)")
     parser.add_argument("--tiles", type=int, default=3, help="number of 1pct tiles")
     parser.add_argument("--blocks", type=int, default=2, help="blocks per tile")
     parser.add_argument("--model", default=str(DEMO_MODEL), help="model directory")
@@ -190,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     period = tuple(args.period.split(",", 1)) if args.period else None
     if period is not None and len(period) != 2:
         parser.error("--period: expected START,END (ISO dates)")
-    result = run(Path(args.out), n_tiles=args.tiles, n_blocks=args.blocks, model=Path(args.model),
+    result = run(args.out, n_tiles=args.tiles, n_blocks=args.blocks, model=Path(args.model),
                  block_size=args.block_size, period=period)
     if result["failed_tiles"] or not result["report"]:
         raise SystemExit(1)

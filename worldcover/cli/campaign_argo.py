@@ -78,7 +78,7 @@ def _table(rows: list[dict], columns: list[str]) -> None:
 
 @app.command("render")
 def render_cmd(
-    out: Path = typer.Option(..., "--out", help="Folder to write the YAML into."),
+    out: str = typer.Option(..., "--out", help="Folder (or s3:// prefix) to write the YAML into."),
     stage: Optional[str] = _stage, year: int = _year, tiles: Optional[str] = _tiles, name: Optional[str] = _name,
     image: Optional[str] = _image, batch_size: int = _batch, out_root: str = _out_root, model: str = _model,
     source: str = _source, max_cloud: Optional[float] = _max_cloud,

@@ -318,9 +318,11 @@ def render(plan, cfg: RenderConfig | None = None, *, prefix: str | None = None, 
     return Rendering(objects, stats, time.perf_counter() - start)
 
 
-def write(objects: Iterable[ArgoObject], out_dir: str | Path) -> list[Path]:
-    """Write each object's YAML under ``out_dir`` (each file atomically: temp name, then rename)."""
-    out = Path(out_dir)
+def write(objects: Iterable[ArgoObject], out_dir) -> list:
+    """Write each object's YAML under ``out_dir`` (a folder or an object-store prefix), each file whole."""
+    from worldcover import storage
+
+    out = storage.path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"output {str(out)!r} exists and is not a directory")
     written = []
