@@ -5,6 +5,19 @@ from hera.workflows import Script, WorkflowTemplate
 from worldcover.engines.argo import entry, parts as p
 
 
+def bookkeeping_step(cfg: p.RenderConfig, name: str, source, deadline_s: int) -> Script:
+    """A small campaign step (JSON in the output root, no pixels): a quarter core, 512 MiB."""
+    return Script(
+        name=name,
+        source=source,
+        resources=p.resources(cpu="250m", memory="512Mi", cpu_limit="1", memory_limit="1Gi", disk="1Gi"),
+        retry_strategy=p.retry(cfg),
+        active_deadline_seconds=deadline_s,
+        env=p.base_env() + p.credentials_env(cfg),
+        **p.script_kwargs(cfg, disk="1Gi"),
+    )
+
+
 def build(cfg: p.RenderConfig) -> WorkflowTemplate:
     with WorkflowTemplate(
         name=p.TEMPLATE_PROCESS_TILE,
@@ -28,22 +41,6 @@ def build(cfg: p.RenderConfig) -> WorkflowTemplate:
             env=p.base_env() + p.credentials_env(cfg),
             **p.script_kwargs(cfg, disk="40Gi"),
         )
-        Script(
-            name="write-plan",
-            source=entry.write_plan,
-            resources=p.resources(cpu="250m", memory="512Mi", cpu_limit="1", memory_limit="1Gi", disk="1Gi"),
-            retry_strategy=p.retry(cfg),
-            active_deadline_seconds=600,
-            env=p.base_env() + p.credentials_env(cfg),
-            **p.script_kwargs(cfg, disk="1Gi"),
-        )
-        Script(
-            name="collect-failures",
-            source=entry.collect_failures,
-            resources=p.resources(cpu="250m", memory="512Mi", cpu_limit="1", memory_limit="1Gi", disk="1Gi"),
-            retry_strategy=p.retry(cfg),
-            active_deadline_seconds=3600,
-            env=p.base_env() + p.credentials_env(cfg),
-            **p.script_kwargs(cfg, disk="1Gi"),
-        )
+        bookkeeping_step(cfg, "write-plan", entry.write_plan, deadline_s=600)
+        bookkeeping_step(cfg, "collect-failures", entry.collect_failures, deadline_s=3600)
     return wt
