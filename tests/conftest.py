@@ -72,3 +72,20 @@ def s3_bucket(s3_env, request) -> str:
     name = (re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-") or "wc") + "-" + uuid.uuid4().hex[:8]
     make_bucket(name)
     return f"s3://{name}"
+
+
+@pytest.fixture(scope="session")
+def small_archive(tmp_path_factory) -> Path:
+    """The simulated archive of tests/small_campaign.py, generated once per session."""
+    from tests.small_campaign import generate
+
+    return generate(tmp_path_factory.mktemp("small") / "archive")
+
+
+@pytest.fixture(scope="session")
+def small_api(small_archive):
+    """A STAC API on loopback over ``small_archive``."""
+    from worldcover.sources.local_api import LocalStacApi
+
+    with LocalStacApi(small_archive) as server:
+        yield server

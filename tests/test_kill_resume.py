@@ -35,36 +35,18 @@ import psutil
 import pytest
 import rasterio
 
-from worldcover import sim
+from tests.small_campaign import BLOCK, TILES, TWO_BLOCKS, YEAR, blocks
 from worldcover.cog import is_temp_name
-from worldcover.grid import Tile
 from worldcover.products import is_finished, tile_paths
-from worldcover.sources.local_api import LocalStacApi
 from worldcover.tile.products import block_done
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "models" / "default"
-YEAR = 2021
-BLOCK = 60
-TILES = ("N45E003", "S24E021")
-SPEC = "r300c300,r300c301"
-PERIOD = ("2021-05-01", "2021-06-30")  # two months keep the simulation and the chain fast
+SPEC = TWO_BLOCKS
 
 pytestmark = pytest.mark.skipif(not (MODEL / "card.json").exists(), reason="models/default not trained")
 
 
-@pytest.fixture(scope="module")
-def archive(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("kill") / "archive"
-    blocks = [Tile.parse(t).block(300, 300 + k, BLOCK) for t in TILES for k in range(2)]
-    sim.generate(blocks, YEAR, root, seed=11, period=PERIOD)
-    return root
-
-
-@pytest.fixture(scope="module")
-def api(archive):
-    with LocalStacApi(archive) as server:
-        yield server
 
 
 def _cli_args(url: str, out: Path) -> list[str]:
@@ -81,9 +63,7 @@ def _start(url: str, out: Path, cwd: Path) -> subprocess.Popen:
 
 # -- what is on disk ------------------------------------------------------------------------------
 
-def _blocks(tile: str):
-    t = Tile.parse(tile)
-    return [t.block(300, 300 + k, BLOCK) for k in range(2)]
+_blocks = blocks
 
 
 def _state(out: Path) -> dict:
@@ -186,7 +166,7 @@ def _kill_when(proc: subprocess.Popen, out: Path, condition, what: str, timeout:
     pytest.fail(f"timed out waiting for {what}")
 
 
-def test_sigkill_mid_campaign_then_rerun_redoes_only_unfinished_work(api, archive, tmp_path):
+def test_sigkill_mid_campaign_then_rerun_redoes_only_unfinished_work(small_api, small_archive, tmp_path):
     from typer.testing import CliRunner
 
     from worldcover.cli import app
@@ -196,14 +176,14 @@ def test_sigkill_mid_campaign_then_rerun_redoes_only_unfinished_work(api, archiv
     lock = out / ".worldcover.lock"
 
     # -- run 1: a second run on the same root is refused while this one holds it; then kill 1
-    proc = _start(api.url, out, tmp_path)
+    proc = _start(small_api.url, out, tmp_path)
     t0 = time.monotonic()
     while not (lock.exists() and lock.read_text().strip() == str(proc.pid)):
         assert proc.poll() is None, proc.communicate()[1][-2000:]
         assert time.monotonic() - t0 < 120, "the run never took the lock"
         time.sleep(0.05)
     plan_before = (out / "campaign.json").read_bytes() if (out / "campaign.json").exists() else None
-    second = CliRunner().invoke(app, _cli_args(api.url, out))
+    second = CliRunner().invoke(app, _cli_args(small_api.url, out))
     assert second.exit_code == 2, second.output
     message = second.stderr.strip()
     assert message.count("\n") == 0 and "Traceback" not in second.output
@@ -225,7 +205,7 @@ def test_sigkill_mid_campaign_then_rerun_redoes_only_unfinished_work(api, archiv
     assert done1, "the first kill came before any block was done"
 
     # -- run 2: resumes; kill while a tile is being assembled (or once a tile is finished and another started)
-    proc = _start(api.url, out, tmp_path)
+    proc = _start(small_api.url, out, tmp_path)
 
     def assembling_or_next_tile(s):
         next_tile = len(s["finished"]) >= 1 and any(s["blocks"][t] for t in TILES if t not in s["finished"])
@@ -239,7 +219,7 @@ def test_sigkill_mid_campaign_then_rerun_redoes_only_unfinished_work(api, archiv
     assert len(done2) > len(done1)
 
     # -- run 3: finishes the tiles; kill during the merge
-    proc = _start(api.url, out, tmp_path)
+    proc = _start(small_api.url, out, tmp_path)
     faults.append(_kill_when(proc, out, lambda s: s["merging"], "merge in progress"))
     checks.append(_check_no_partial_taken_as_complete(out))
     for rel, ident in done2.items():
@@ -248,7 +228,7 @@ def test_sigkill_mid_campaign_then_rerun_redoes_only_unfinished_work(api, archiv
     assert all(is_finished(tile_paths(out, t, YEAR)) for t in TILES)
 
     # -- run 4: uninterrupted to the end
-    proc = _start(api.url, out, tmp_path)
+    proc = _start(small_api.url, out, tmp_path)
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr[-3000:]
     summary = json.loads(stdout)
@@ -262,7 +242,7 @@ def test_sigkill_mid_campaign_then_rerun_redoes_only_unfinished_work(api, archiv
 
     # -- the same campaign without interruption gives the same products
     ref = tmp_path / "reference"
-    proc = _start(api.url, ref, tmp_path)
+    proc = _start(small_api.url, ref, tmp_path)
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr[-3000:]
     lost = []

@@ -23,7 +23,9 @@ import pytest
 import rasterio
 import rasterio.windows
 
-from worldcover import sim, storage
+from tests.small_campaign import BLOCK, TILES, TWO_BLOCKS, YEAR
+from tests.small_campaign import ONE_BLOCK as SPEC
+from worldcover import storage
 from worldcover.campaign import CampaignPlan
 from worldcover.engines.local import run_campaign
 from worldcover.errors import InputError
@@ -33,31 +35,13 @@ from worldcover.sources.local_api import LocalStacApi
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "models" / "default"
-YEAR = 2021
-BLOCK = 60
-TILES = ("N45E003", "S24E021")
-SPEC = "r300c300"
-TWO_BLOCKS = "r300c300,r300c301"
-PERIOD = ("2021-05-01", "2021-06-30")
 
 
-@pytest.fixture(scope="module")
-def archive(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("s3") / "archive"
-    blocks = [Tile.parse(t).block(300, 300 + k, BLOCK) for t in TILES for k in range(2)]
-    sim.generate(blocks, YEAR, root, seed=11, period=PERIOD)
-    return root
 
 
-@pytest.fixture(scope="module")
-def api(archive):
-    with LocalStacApi(archive) as server:
-        yield server
-
-
-def _plan(api, archive, out: str, blocks: str = SPEC) -> CampaignPlan:
-    return CampaignPlan.create("s3-test", YEAR, tiles=list(TILES), model=str(MODEL), source=api.url, out_root=out,
-                               block_size=BLOCK, blocks=blocks, reference=f"sim:{archive}")
+def _plan(small_api, small_archive, out: str, blocks: str = SPEC) -> CampaignPlan:
+    return CampaignPlan.create("s3-test", YEAR, tiles=list(TILES), model=str(MODEL), source=small_api.url, out_root=out,
+                               block_size=BLOCK, blocks=blocks, reference=f"sim:{small_archive}")
 
 
 def _keys(bucket_url: str) -> list[str]:
@@ -120,11 +104,11 @@ def test_object_lock_is_exclusive_and_taken_over_when_stale(s3_bucket):
 
 # -- a campaign on S3 equals the same campaign on local disk ------------------------------------
 
-def test_campaign_on_s3_equals_local_disk(api, archive, s3_bucket, tmp_path):
+def test_campaign_on_s3_equals_local_disk(small_api, small_archive, s3_bucket, tmp_path):
     root = f"{s3_bucket}/run1"
     local = tmp_path / "local"
-    on_s3 = run_campaign(_plan(api, archive, root), workers=1, threads=2, retries=0, progress=False)
-    on_disk = run_campaign(_plan(api, archive, str(local)), workers=1, threads=2, retries=0, progress=False)
+    on_s3 = run_campaign(_plan(small_api, small_archive, root), workers=1, threads=2, retries=0, progress=False)
+    on_disk = run_campaign(_plan(small_api, small_archive, str(local)), workers=1, threads=2, retries=0, progress=False)
     assert on_s3.failed_tiles == [] == on_disk.failed_tiles
     assert all(s.ok for s in on_s3.steps), [s.error for s in on_s3.steps if not s.ok]
     keys = _keys(s3_bucket)
@@ -174,12 +158,12 @@ def test_campaign_on_s3_equals_local_disk(api, archive, s3_bucket, tmp_path):
 
 # -- faults -------------------------------------------------------------------------------------
 
-def test_sigkill_mid_campaign_resumes_on_s3(api, archive, s3_bucket, tmp_path, s3_env):
+def test_sigkill_mid_campaign_resumes_on_s3(small_api, small_archive, s3_bucket, tmp_path, s3_env):
     """SIGKILL once a first block is stored: the rerun takes over the dead run's lock, keeps the stored
     blocks and finishes; the result equals an uninterrupted local run."""
     root = f"{s3_bucket}/killed"
     args = [sys.executable, "-m", "worldcover", "campaign", "run", "--tiles", ",".join(TILES), "--year", str(YEAR),
-            "--source", api.url, "--model", str(MODEL), "--out", root, "--block-size", str(BLOCK),
+            "--source", small_api.url, "--model", str(MODEL), "--out", root, "--block-size", str(BLOCK),
             "--blocks", TWO_BLOCKS, "--workers", "1", "--threads", "1", "--retries", "0", "--json", "--tiles-only"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     first_block = None
@@ -209,11 +193,11 @@ def test_sigkill_mid_campaign_resumes_on_s3(api, archive, s3_bucket, tmp_path, s
     from worldcover.tile.run import run_tile
 
     for t in TILES:
-        run_tile(t, YEAR, api.url, MODEL, local, block_size=BLOCK, blocks=TWO_BLOCKS)
+        run_tile(t, YEAR, small_api.url, MODEL, local, block_size=BLOCK, blocks=TWO_BLOCKS)
         assert np.array_equal(_read(tile_paths(root, t, YEAR).map), _read(tile_paths(local, t, YEAR).map))
 
 
-def test_injected_500s_fail_the_tile_cleanly_and_a_rerun_completes(api, archive, s3_server, s3_bucket, monkeypatch):
+def test_injected_500s_fail_the_tile_cleanly_and_a_rerun_completes(small_api, small_archive, s3_server, s3_bucket, monkeypatch):
     from tests.s3 import FaultyProxy
     from worldcover.tile.run import run_tile
 
@@ -224,7 +208,7 @@ def test_injected_500s_fail_the_tile_cleanly_and_a_rerun_completes(api, archive,
             monkeypatch.setenv(k, v)
         proxy.fail("PUT", r"_Map\.tif")  # every upload of the Map COG fails, retries included
         with pytest.raises(Exception):
-            run_tile(tile, YEAR, api.url, MODEL, root, block_size=BLOCK, blocks=SPEC)
+            run_tile(tile, YEAR, small_api.url, MODEL, root, block_size=BLOCK, blocks=SPEC)
         assert proxy.failed, "no request was failed: the fault did not hit"
         paths = tile_paths(root, tile, YEAR)
         assert not is_finished(paths) and not paths.item.exists() and not paths.map.exists()
@@ -232,12 +216,12 @@ def test_injected_500s_fail_the_tile_cleanly_and_a_rerun_completes(api, archive,
         assert paths.block_record("r300c300").exists()  # the block survived: the rerun reuses it
         proxy.clear()
         proxy.fail("PUT", r"\.json", times=1)  # a transient 500 is retried by the client
-        run = run_tile(tile, YEAR, api.url, MODEL, root, block_size=BLOCK, blocks=SPEC)
+        run = run_tile(tile, YEAR, small_api.url, MODEL, root, block_size=BLOCK, blocks=SPEC)
         assert run.status == "done" and run.blocks_reused == 1 and run.blocks_computed == 0
         assert is_finished(paths) and not paths.failure.exists()
 
 
-def test_endpoint_lost_mid_tile_then_back(api, archive, s3_server, s3_bucket, monkeypatch):
+def test_endpoint_lost_mid_tile_then_back(small_api, small_archive, s3_server, s3_bucket, monkeypatch):
     """The S3 endpoint goes away after the first block is stored: the tile fails (nothing finished-looking
     is left) and, with the endpoint back, a rerun finishes it from the stored block."""
     from tests.s3 import FaultyProxy
@@ -257,35 +241,34 @@ def test_endpoint_lost_mid_tile_then_back(api, archive, s3_server, s3_bucket, mo
                 proxy.stop()
 
         with pytest.raises(Exception):
-            run_tile(tile, YEAR, api.url, MODEL, root, block_size=BLOCK, blocks=TWO_BLOCKS, on_block=drop_after_first)
+            run_tile(tile, YEAR, small_api.url, MODEL, root, block_size=BLOCK, blocks=TWO_BLOCKS, on_block=drop_after_first)
         proxy.start()
         paths = tile_paths(root, tile, YEAR)
         assert not is_finished(paths) and not paths.item.exists()
-        run = run_tile(tile, YEAR, api.url, MODEL, root, block_size=BLOCK, blocks=TWO_BLOCKS)
+        run = run_tile(tile, YEAR, small_api.url, MODEL, root, block_size=BLOCK, blocks=TWO_BLOCKS)
         assert run.status == "done" and run.blocks_reused == 1 and run.blocks_computed == 1
         assert is_finished(paths)
     finally:
         proxy.stop()
 
 
-def test_published_archive_is_served_and_read_from_s3(archive, s3_bucket, tmp_path):
+def test_published_archive_is_served_and_read_from_s3(small_api, small_archive, s3_bucket, tmp_path):
     """`sim publish` uploads the archive with hrefs naming the objects; a campaign reads only from S3
     (the local archive is moved away) and maps what the local archive gives."""
     from worldcover.sim.publish import publish
     from worldcover.tile.run import run_tile
     from worldcover.validation.simulated import label_from_truth
 
-    url = publish(archive, f"{s3_bucket}/archive")
+    url = publish(small_archive, f"{s3_bucket}/archive")
     items = json.loads(storage.read_text(f"{url}/stac/items/sentinel-2-l2a.json"))["features"]
     hrefs = {a["href"] for i in items for a in i["assets"].values()}
     assert hrefs and all(h.startswith(f"{url}/data/") for h in hrefs)
-    with LocalStacApi(archive) as api:
-        run_tile(TILES[0], YEAR, api.url, MODEL, tmp_path / "from-disk", block_size=BLOCK, blocks=SPEC)
-    hidden = archive.with_name("archive-moved-away")
-    archive.rename(hidden)
+    run_tile(TILES[0], YEAR, small_api.url, MODEL, tmp_path / "from-disk", block_size=BLOCK, blocks=SPEC)
+    hidden = small_archive.with_name("archive-moved-away")
+    small_archive.rename(hidden)
     try:
-        with LocalStacApi(url) as api:
-            run = run_tile(TILES[0], YEAR, api.url, MODEL, f"{s3_bucket}/from-s3", block_size=BLOCK, blocks=SPEC)
+        with LocalStacApi(url) as published:
+            run = run_tile(TILES[0], YEAR, published.url, MODEL, f"{s3_bucket}/from-s3", block_size=BLOCK, blocks=SPEC)
         assert run.status == "done"
         assert np.array_equal(_read(tile_paths(f"{s3_bucket}/from-s3", TILES[0], YEAR).map),
                               _read(tile_paths(tmp_path / "from-disk", TILES[0], YEAR).map))
@@ -298,4 +281,4 @@ def test_published_archive_is_served_and_read_from_s3(archive, s3_bucket, tmp_pa
         assert rows[0].endswith("reference_class") and len(rows) == 2  # the point outside any truth is dropped
         assert int(rows[1].split(",")[-1]) in {10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100}
     finally:
-        hidden.rename(archive)
+        hidden.rename(small_archive)
