@@ -282,3 +282,17 @@ def test_published_archive_is_served_and_read_from_s3(small_api, small_archive, 
         assert int(rows[1].split(",")[-1]) in {10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100}
     finally:
         hidden.rename(small_archive)
+
+
+def test_sweep_aborts_a_dead_runs_multipart_uploads(s3_bucket):
+    """A killed upload leaves an unfinished multipart upload; the sweep under the lock aborts those under
+    the root, and only those."""
+    import boto3
+
+    client = boto3.client("s3")
+    bucket = s3_bucket.removeprefix("s3://")
+    mine = client.create_multipart_upload(Bucket=bucket, Key="run/tiles/N00E006/x_Map.tif")
+    other = client.create_multipart_upload(Bucket=bucket, Key="elsewhere/y.tif")
+    assert storage.remove_temps(f"{s3_bucket}/run", recursive=True) == 1
+    left = {u["UploadId"] for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])}
+    assert left == {other["UploadId"]} and mine["UploadId"] not in left

@@ -374,10 +374,12 @@ def remove_temps(folder, recursive: bool = False) -> int:
 
     Only call this where no other process is writing (e.g. under the campaign
     lock): a live write's temporary file looks the same as a dead one's.
-    Object storage has no leftovers to sweep: an object appears whole or not at all.
+    On object storage an object appears whole or not at all; what a killed
+    upload leaves is an unfinished multipart upload (invisible, but billed),
+    which is aborted here.
     """
     if is_remote(folder):
-        return 0
+        return _abort_multipart_uploads(path(folder))
     folder = Path(folder)
     if not folder.is_dir():
         return 0
@@ -396,6 +398,19 @@ def remove_temps(folder, recursive: bool = False) -> int:
                     os.unlink(target)
                 except FileNotFoundError:
                     continue
+            n += 1
+    return n
+
+
+def _abort_multipart_uploads(prefix) -> int:
+    """Abort the unfinished multipart uploads under an S3 prefix; returns how many."""
+    if scheme(str(prefix)) != "s3":
+        return 0
+    bucket, _, key = prefix.path.partition("/")
+    n = 0
+    for upload in prefix.fs.list_multipart_uploads(bucket):
+        if upload.get("Key", "").startswith(key.rstrip("/") + "/" if key else ""):
+            prefix.fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
             n += 1
     return n
 
