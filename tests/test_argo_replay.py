@@ -532,6 +532,7 @@ def test_the_rendered_campaign_replayed_pod_by_pod_equals_the_local_engine(repla
     assert [(r.attempt, r.phase) for r in retried] == [(0, "Error"), (1, "Succeeded")]
     resumed = json.loads(retried[1].result.strip().splitlines()[-1])
     assert resumed["status"] == "done" and resumed["blocks_reused"] >= 1, resumed
+    print(f"{KILLED} killed {kill.fired_after_s} s into attempt 0, after its first block record; attempt 1: {resumed}")
     assert all(r.phase == "Succeeded" for r in replay.pods if not r.killed)
     assert {r.task for r in replay.pods if r.kind == "resource"} == {"b000", "b001"}
 
