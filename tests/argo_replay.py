@@ -1288,6 +1288,7 @@ class Replay:
         self.workflows: list[WorkflowRun] = []
         self._rng = random.Random(self.settings.seed)
         self._executor: Any = None
+        self._pending_backoff = 0.0  # Argo's backoff before the next attempt, recorded on its first pod
 
     # -- entry points -------------------------------------------------------------------------------
 
@@ -1473,8 +1474,6 @@ class Replay:
             return 0.0
         wait = duration_s(b["duration"]) * float(quantity(b.get("factor", 1))) ** (attempt - 1)
         return wait
-
-    _pending_backoff = 0.0
 
     def _execute_once(self, ctx: _Ctx, tmpl: dict, values: dict, inputs: list[dict], *, node_name: str,
                       task: str, attempt: int) -> NodeOutcome:

@@ -481,7 +481,7 @@ def test_the_rendered_campaign_replayed_pod_by_pod_equals_the_local_engine(repla
 
     problem = podman_problem(image)
     if problem:
-        pytest.fail(problem)
+        pytest.fail(problem, pytrace=False)
     bucket = s3_bucket.removeprefix("s3://")
     env = s3_server.env()
     keys = {"access-key-id": env.pop("AWS_ACCESS_KEY_ID"), "secret-access-key": env.pop("AWS_SECRET_ACCESS_KEY")}
