@@ -565,3 +565,15 @@ def test_the_rendered_campaign_replayed_pod_by_pod_equals_the_local_engine(repla
         m["metadata"].pop("created_utc")
     assert got == want
     print(f"validation: OA {got['overall_accuracy']['estimate']:.3f} on {got['n']} samples in both runs")
+
+
+def test_podman_that_cannot_run_containers_is_reported_in_one_line(tmp_path):
+    from tests.argo_replay import podman_problem
+
+    fake = tmp_path / "podman"
+    fake.write_text("#!/bin/sh\necho 'Error: runc: runc create failed: unable to start container process' >&2\n"
+                    "exit 126\n")
+    fake.chmod(0o755)
+    problem = podman_problem("localhost/worldcover:test", podman=(str(fake),))
+    assert problem and "\n" not in problem and "runc create failed" in problem and "exit 126" in problem
+    assert "not installed" in podman_problem("x", podman=(str(tmp_path / "nope"),))
