@@ -111,6 +111,7 @@ def test_model_without_card_is_refused(tmp_path, command, no_card):
     ("--out-root", "/data/campaigns", "output root '/data/campaigns'"),
     ("--out-root", "memory://bucket/c", "output root 'memory://bucket/c'"),
     ("--model", "models/default", "model 'models/default'"),
+    ("--reference", "sim:/data/archive", "reference '/data/archive'"),
 ])
 def test_argo_refuses_local_locations(tmp_path, command, option, value, what):
     _refused(tmp_path, _with(command, option, value), what, "for Argo", "object storage", "s3://")
@@ -276,3 +277,17 @@ def test_write_plan_and_collect_failures_on_object_storage(s3_bucket, s3_env):
 
     assert storage.read_json(f"{root}/failed_tiles.json")["failed"] == list(plan.tiles)
     assert CampaignPlan.load(f"{root}/campaign.json") == plan
+
+
+def test_reference_option_reaches_the_validate_step(tmp_path):
+    """`--reference` travels in the plan to the validate step, on both engines."""
+    args = ["campaign", "render", "--tiles", "N45E003", "--out", "OUT", "--out-root", "s3://wc-bucket/c",
+            "--reference", "sim:s3://wc-bucket/archive", "--source", "http://127.0.0.1:9/stac"]
+    result, work = _invoke(tmp_path, args)
+    assert result.exit_code == 0, result.output
+    text = "".join(p.read_text() for p in (work / "out").rglob("*.yaml"))
+    assert "sim:s3://wc-bucket/archive" in text
+    (tmp_path / "b").mkdir()
+    result, _ = _invoke(tmp_path / "b", ["campaign", "plan", "--tiles", "N45E003", "--reference", "labels.csv", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["plan"]["reference"].endswith("/work/labels.csv")  # absolute for the workers

@@ -20,15 +20,19 @@ MODEL_HELP = "Model directory (model.txt + card.json), s3:// prefix, or 'default
 
 def build_plan(name: str, year: int, stage: Optional[str], tiles: Optional[str], bbox: Optional[str],
                model: str, source: str, out: str, block_size: int, blocks: str, batch_size: int,
-               max_cloud: Optional[float], seed: int):
+               max_cloud: Optional[float], seed: int, reference: str = ""):
     from worldcover.campaign import CampaignPlan
 
     return CampaignPlan.create(  # for the local engine: local paths made absolute, the model checked
         name, year, stage=stage, tiles=[t for t in tiles.split(",") if t] if tiles else None,
         bbox=parse_bbox(bbox) if bbox else None, model=model, source=source, out_root=out,
         block_size=block_size, blocks=blocks, batch_size=batch_size, max_cloud=max_cloud, seed=seed,
-        engine="local",
+        reference=reference, engine="local",
     )
+
+
+ReferenceOpt = typer.Option("", "--reference", help="Labelled samples for the validate step (a CSV, or "
+                           "sim:ARCHIVE for a simulated archive's truth); empty: stop at the sampling design.")
 
 
 @app.command("plan")
@@ -39,6 +43,7 @@ def plan_cmd(
     out: str = typer.Option("campaigns", "--out", "--out-root", help="Campaign output root."), block_size: int = typer.Option(3000, "--block-size"),
     blocks: str = typer.Option("all", "--blocks"), batch_size: int = typer.Option(50, "--batch-size"),
     max_cloud: Optional[float] = typer.Option(None, "--max-cloud"), seed: int = typer.Option(2021, "--seed"),
+    reference: str = ReferenceOpt,
     price: float = typer.Option(0.04, "--price-per-core-hour", help="USD per core-hour for the cost line."),
     save: Optional[str] = typer.Option(None, "--save", help="Write the plan as JSON here (a path or s3:// URL)."),
     as_json: bool = typer.Option(False, "--json"),
@@ -47,7 +52,7 @@ def plan_cmd(
     from worldcover.campaign.estimate import estimate
 
     plan = build_plan(name or f"wc-{stage or 'custom'}-{year}", year, stage, tiles, bbox, model, source, out,
-                      block_size, blocks, batch_size, max_cloud, seed)
+                      block_size, blocks, batch_size, max_cloud, seed, reference)
     est = estimate(plan, price_per_core_hour=price)
     if save:
         plan.save(save)
@@ -78,7 +83,7 @@ def run_cmd(
     model: str = typer.Option("default", "--model", help=MODEL_HELP), source: str = typer.Option("planetary-computer", "--source"),
     out: str = typer.Option("campaigns", "--out", "--out-root", help="Campaign output root."), block_size: int = typer.Option(3000, "--block-size"),
     blocks: str = typer.Option("all", "--blocks"), max_cloud: Optional[float] = typer.Option(None, "--max-cloud"),
-    seed: int = typer.Option(2021, "--seed"),
+    seed: int = typer.Option(2021, "--seed"), reference: str = ReferenceOpt,
     engine: str = typer.Option("local", "--engine", help="local (dask). For Argo use `campaign submit`."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="tcp://host:port of an existing dask cluster."),
     workers: int = typer.Option(1, "--workers"), threads: int = typer.Option(2, "--threads"),
@@ -92,7 +97,7 @@ def run_cmd(
     if engine != "local":
         raise InputError(f"unknown engine {engine!r} for `run`: expected local (use `campaign submit` for Argo)")
     plan = build_plan(name or f"wc-{stage or 'custom'}-{year}", year, stage, tiles, bbox, model, source, out,
-                      block_size, blocks, 50, max_cloud, seed)
+                      block_size, blocks, 50, max_cloud, seed, reference)
     outcome = run_campaign(plan, scheduler=scheduler, workers=workers, threads=threads, retries=retries,
                            progress=not as_json, finish=not no_finish)
     summary = summarise(outcome)

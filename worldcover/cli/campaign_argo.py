@@ -32,6 +32,8 @@ _out_root = typer.Option(DEFAULT_OUT_ROOT, "--out-root", help="Where tiles and m
 _model = typer.Option("default", "--model", help="'default' (the model packaged in the image) or an s3:// URI.")
 _source = typer.Option("planetary-computer", "--source", help="Catalogue preset or STAC API URL.")
 _max_cloud = typer.Option(None, "--max-cloud", help="Skip scenes above this cloud cover (%).")
+_reference = typer.Option("", "--reference", help="Labelled samples for the validate step (s3:// CSV, or "
+                          "sim:s3://ARCHIVE for a simulated archive's truth); empty: stop at the sampling design.")
 _server = typer.Option(None, "--argo-server", help=f"Argo Server URL (default ${SERVER_ENV}).")
 _namespace = typer.Option(None, "--namespace", "-n", help=f"Namespace (default ${NAMESPACE_ENV} or 'argo').")
 _token_file = typer.Option(None, "--token-file", help="File holding the Argo token (default $ARGO_TOKEN).")
@@ -39,12 +41,12 @@ _insecure = typer.Option(False, "--insecure-skip-verify", help="Do not verify th
 _json = typer.Option(False, "--json", help="Print JSON.")
 
 
-def _plan(stage, year, tiles, name, batch_size, out_root, model, source, max_cloud):
+def _plan(stage, year, tiles, name, batch_size, out_root, model, source, max_cloud, reference=""):
     from worldcover.campaign.plan import CampaignPlan
 
     tile_list = [t.strip() for t in tiles.split(",") if t.strip()] if tiles else None
     name = name or f"wc-{stage or 'custom'}-{year}"  # as `worldcover campaign plan`
-    opts = {"batch_size": batch_size}
+    opts = {"batch_size": batch_size, "reference": reference}
     if max_cloud is not None:
         opts["max_cloud"] = max_cloud
     return CampaignPlan.create(name, year, stage=stage, tiles=tile_list, model=model, source=source,
@@ -81,7 +83,7 @@ def render_cmd(
     out: str = typer.Option(..., "--out", help="Folder (or s3:// prefix) to write the YAML into."),
     stage: Optional[str] = _stage, year: int = _year, tiles: Optional[str] = _tiles, name: Optional[str] = _name,
     image: Optional[str] = _image, batch_size: int = _batch, out_root: str = _out_root, model: str = _model,
-    source: str = _source, max_cloud: Optional[float] = _max_cloud,
+    source: str = _source, max_cloud: Optional[float] = _max_cloud, reference: str = _reference,
     schema: str = typer.Option("v4.1.2", "--schema", help="Argo schema to validate against (v4.1.2, v3.7.18)."),
     as_json: bool = _json,
 ) -> None:
@@ -89,7 +91,7 @@ def render_cmd(
     from worldcover.engines.argo.render import render, write
 
     start = time.perf_counter()
-    plan = _plan(stage, year, tiles, name, batch_size, out_root, model, source, max_cloud)
+    plan = _plan(stage, year, tiles, name, batch_size, out_root, model, source, max_cloud, reference)
     rendering = render(plan, _config(image), version=schema)
     files = write(rendering.objects, out)
     seconds = time.perf_counter() - start
@@ -118,14 +120,14 @@ def render_cmd(
 def submit_cmd(
     stage: Optional[str] = _stage, year: int = _year, tiles: Optional[str] = _tiles, name: Optional[str] = _name,
     image: Optional[str] = _image, batch_size: int = _batch, out_root: str = _out_root, model: str = _model,
-    source: str = _source, max_cloud: Optional[float] = _max_cloud,
+    source: str = _source, max_cloud: Optional[float] = _max_cloud, reference: str = _reference,
     server: Optional[str] = _server, namespace: Optional[str] = _namespace,
     token_file: Optional[Path] = _token_file, insecure: bool = _insecure, as_json: bool = _json,
 ) -> None:
     """Render, validate and submit a campaign to an Argo Server."""
     from worldcover.engines.argo import submit as s
 
-    plan = _plan(stage, year, tiles, name, batch_size, out_root, model, source, max_cloud)
+    plan = _plan(stage, year, tiles, name, batch_size, out_root, model, source, max_cloud, reference)
     svc, server, namespace = _service(server, namespace, token_file, insecure)
     result = s.submit(plan, svc, namespace, _config(image))
     if as_json:
