@@ -14,7 +14,8 @@ IMAGE      ?= localhost/worldcover:$(VERSION)
 # extra `podman build` options (labels, --no-cache, ...)
 IMAGE_BUILD_ARGS ?=
 
-.PHONY: demo test install bench argo lock image image-base clean
+# test-fast: the quick loop (no end-to-end runs, no image build), under 3 minutes
+.PHONY: demo test test-fast install bench argo lock image image-base clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +32,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not live"
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

@@ -463,6 +463,7 @@ def _read(location: str):
         return src.read(), src.transform, src.crs, src.nodata, np.dtype(src.dtypes[0])
 
 
+@pytest.mark.slow
 def test_the_rendered_campaign_replayed_pod_by_pod_equals_the_local_engine(replay_archive, s3_server, s3_bucket,
                                                                            tmp_path):
     """Rendered objects -> podman pods in the image -> S3 products identical to the local engine's."""

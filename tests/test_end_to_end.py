@@ -57,6 +57,7 @@ def _an_s2_asset(archive: Path, tile: str) -> Path:
     return Path(item["assets"]["B04"]["href"].removeprefix("file://"))
 
 
+@pytest.mark.slow
 def test_campaign_isolates_a_corrupt_tile_and_retries_only_it(api, archive, tmp_path):
     out = tmp_path / "campaign"
     bad = _an_s2_asset(archive, TILES[1])

@@ -166,6 +166,7 @@ def _kill_when(proc: subprocess.Popen, out: Path, condition, what: str, timeout:
     pytest.fail(f"timed out waiting for {what}")
 
 
+@pytest.mark.slow
 def test_sigkill_mid_campaign_then_rerun_redoes_only_unfinished_work(small_api, small_archive, tmp_path):
     from typer.testing import CliRunner
 

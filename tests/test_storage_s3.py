@@ -104,6 +104,7 @@ def test_object_lock_is_exclusive_and_taken_over_when_stale(s3_bucket):
 
 # -- a campaign on S3 equals the same campaign on local disk ------------------------------------
 
+@pytest.mark.slow
 def test_campaign_on_s3_equals_local_disk(small_api, small_archive, s3_bucket, tmp_path):
     root = f"{s3_bucket}/run1"
     local = tmp_path / "local"
@@ -158,6 +159,7 @@ def test_campaign_on_s3_equals_local_disk(small_api, small_archive, s3_bucket, t
 
 # -- faults -------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_sigkill_mid_campaign_resumes_on_s3(small_api, small_archive, s3_bucket, tmp_path, s3_env):
     """SIGKILL once a first block is stored: the rerun takes over the dead run's lock, keeps the stored
     blocks and finishes; the result equals an uninterrupted local run."""
@@ -197,6 +199,7 @@ def test_sigkill_mid_campaign_resumes_on_s3(small_api, small_archive, s3_bucket,
         assert np.array_equal(_read(tile_paths(root, t, YEAR).map), _read(tile_paths(local, t, YEAR).map))
 
 
+@pytest.mark.slow
 def test_injected_500s_fail_the_tile_cleanly_and_a_rerun_completes(small_api, small_archive, s3_server, s3_bucket, monkeypatch):
     from tests.s3 import FaultyProxy
     from worldcover.tile.run import run_tile
@@ -221,6 +224,7 @@ def test_injected_500s_fail_the_tile_cleanly_and_a_rerun_completes(small_api, sm
         assert is_finished(paths) and not paths.failure.exists()
 
 
+@pytest.mark.slow
 def test_endpoint_lost_mid_tile_then_back(small_api, small_archive, s3_server, s3_bucket, monkeypatch):
     """The S3 endpoint goes away after the first block is stored: the tile fails (nothing finished-looking
     is left) and, with the endpoint back, a rerun finishes it from the stored block."""
@@ -252,6 +256,7 @@ def test_endpoint_lost_mid_tile_then_back(small_api, small_archive, s3_server, s
         proxy.stop()
 
 
+@pytest.mark.slow
 def test_published_archive_is_served_and_read_from_s3(small_api, small_archive, s3_bucket, tmp_path):
     """`sim publish` uploads the archive with hrefs naming the objects; a campaign reads only from S3
     (the local archive is moved away) and maps what the local archive gives."""
