@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import rasterio
 from odc.geo.geobox import GeoBox
 from rasterio.io import MemoryFile
 from rio_cogeo.cogeo import cog_translate, cog_validate

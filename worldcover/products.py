@@ -19,7 +19,6 @@ are complete, so an interrupted run is never taken for a finished one.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 
 from worldcover import storage

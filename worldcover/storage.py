@@ -38,13 +38,16 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Union
+from typing import TYPE_CHECKING, Iterator, Union
 from urllib.parse import urlsplit
 
 from worldcover.errors import InputError
 
-#: A location as the code holds it: a local Path or an fsspec-backed UPath.
-Location = Union[Path, "UPath"]  # noqa: F821 (upath is imported lazily)
+if TYPE_CHECKING:
+    from upath import UPath
+
+#: A location as the code holds it: a local Path or an fsspec-backed UPath (imported lazily).
+Location = Union[Path, "UPath"]
 
 _URL = re.compile(r"^([a-z][a-z0-9+.-]*)://")
 #: URL schemes accepted for data locations (fsspec implementations installed with the package).

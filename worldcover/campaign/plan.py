@@ -11,7 +11,6 @@ import json
 import re
 from dataclasses import MISSING, asdict, dataclass, field, replace
 from datetime import datetime, timezone
-from pathlib import Path
 
 from worldcover.errors import InputError
 from worldcover.grid import DEFAULT_BLOCK_SIZE, Tile, check_block_size, land_tiles

@@ -11,7 +11,6 @@ stdout: the runner's stdout is the step's result.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from worldcover import storage
 from worldcover.errors import DataError

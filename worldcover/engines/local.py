@@ -10,11 +10,9 @@ the block records the tiles write, so workers need no channel back to us.
 from __future__ import annotations
 
 import json
-import os
 import time
 import traceback
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from worldcover import storage
 from worldcover.campaign.calls import StepCall, phases, step_calls

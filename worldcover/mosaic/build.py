@@ -207,7 +207,7 @@ def _grid(extent: tuple[int, int, int, int], factor: int = 1) -> tuple[int, int,
 # --- steps -------------------------------------------------------------------------------
 
 
-def write_level(paths: MosaicPaths, level: Level, records: dict[str, dict], extent: tuple[int, int, int, int]) -> Path:
+def write_level(paths: MosaicPaths, level: Level, records: dict[str, dict], extent: tuple[int, int, int, int]) -> storage.Location:
     """Assemble one level COG from the cached pieces of every tile (VRT of pieces -> COG driver).
 
     The coarser level COGs, already written, are the VRT's overviews: the COG
@@ -231,7 +231,7 @@ def write_level(paths: MosaicPaths, level: Level, records: dict[str, dict], exte
     return write_level_cog(src, paths.level(level))
 
 
-def write_map_vrt(paths: MosaicPaths, records: dict[str, dict], extent: tuple[int, int, int, int]) -> Path:
+def write_map_vrt(paths: MosaicPaths, records: dict[str, dict], extent: tuple[int, int, int, int]) -> storage.Location:
     """The 10 m VRT of the tile Map COGs, with the level COGs as its overviews."""
     width, height, transform = _grid(extent)
     sources = []

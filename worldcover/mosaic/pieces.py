@@ -19,7 +19,6 @@ whatever the number of tiles.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -26,7 +26,6 @@ the classes we write also satisfy v2.0.0 (``name`` is machine-readable).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources

@@ -10,7 +10,6 @@ memory stays at a few blocks whatever the tile size.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field

@@ -22,7 +22,6 @@ import re
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
