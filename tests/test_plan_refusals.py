@@ -127,9 +127,9 @@ def test_argo_model_in_object_storage(tmp_path, s3_bucket, s3_env, no_card):
     from worldcover import storage
 
     half, full = f"{s3_bucket}/models/half", f"{s3_bucket}/models/full"
-    storage.put_file(_copy(no_card / "model.txt", tmp_path / "a"), f"{half}/model.txt")
+    storage.put_copy(no_card / "model.txt", f"{half}/model.txt")
     for name in ("model.txt", "card.json"):
-        storage.put_file(_copy(DEFAULT_MODEL_DIR / name, tmp_path / f"b-{name}"), f"{full}/{name}")
+        storage.put_copy(DEFAULT_MODEL_DIR / name, f"{full}/{name}")
     _refused(tmp_path, _with("render", "--model", half), f"model '{half}'", "no card.json", env=s3_env)
     (tmp_path / "ok").mkdir()
     result, _ = _invoke(tmp_path / "ok", _with("render", "--model", full), s3_env)
@@ -138,11 +138,6 @@ def test_argo_model_in_object_storage(tmp_path, s3_bucket, s3_env, no_card):
     from worldcover.model import Model
 
     assert Model.load(full).version == Model.load("default").version
-
-
-def _copy(src: Path, dest: Path) -> Path:
-    dest.write_bytes(src.read_bytes())
-    return dest
 
 
 def test_good_plans_still_pass(tmp_path):

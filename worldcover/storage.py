@@ -196,22 +196,6 @@ def read_json(location):
     return json.loads(read_text(location))
 
 
-@contextmanager
-def local_copy(location) -> Iterator[Path]:
-    """A local file holding ``location``'s bytes: the file itself on local disk, a scratch download otherwise."""
-    p = path(location)
-    if not is_remote(p):
-        yield Path(p)
-        return
-    work = Path(tempfile.mkdtemp(prefix="worldcover-get-"))
-    try:
-        dest = work / p.name
-        p.fs.get_file(p.path, str(dest))
-        yield dest
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
 def sha256(location, chunk: int = 1 << 20) -> str:
     """sha256 hex digest of a file or object, streamed."""
     h = hashlib.sha256()
@@ -263,16 +247,6 @@ _TEMP_RE = re.compile(r"^\..+\.[A-Za-z0-9_]{6,}\.part(\.[A-Za-z0-9]+)?$")
 def is_temp_name(name: str) -> bool:
     """True for the temporary names :func:`atomic_path` writes (never a finished file's name)."""
     return bool(_TEMP_RE.fullmatch(name))
-
-
-def put_file(local: str | os.PathLike, location) -> None:
-    """Store a complete local file at ``location``: a rename on local disk, one upload on object storage."""
-    p = path(location)
-    if not is_remote(p):
-        makedirs(Path(p).parent)
-        os.replace(local, p)
-        return
-    p.fs.put_file(str(local), p.path)
 
 
 def put_copy(local: str | os.PathLike, location) -> None:
@@ -533,6 +507,6 @@ def _object_lock(lock_obj, ttl_s: float) -> Iterator[Location]:
 __all__ = [
     "LOCK_NAME", "Location", "LockBusy", "SCHEMES", "absolute", "atomic_path", "atomic_workdir",
     "atomic_write_text", "check_location", "configure_gdal", "gdal_path", "is_remote", "is_temp_name",
-    "local_copy", "lock", "makedirs", "path", "put_copy", "put_file", "read_json", "read_text", "relpath", "remove", "remove_temps",
+    "lock", "makedirs", "path", "put_copy", "read_json", "read_text", "relpath", "remove", "remove_temps",
     "remove_tree", "scheme", "sha256", "size", "stamp", "uri", "vsi_path",
 ]
