@@ -75,7 +75,8 @@ def card_summary_lines(card) -> list[str]:
 
 @app.command("info")
 def info(
-    model_dir: Path = typer.Argument(..., help="A model directory holding model.txt and card.json."),
+    model_dir: str = typer.Argument(..., help="'default' (the packaged model), or a model directory (or s3:// "
+                                    "prefix) holding model.txt and card.json."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole card as JSON."),
 ) -> None:
     """Summarise a model's card after checking model.txt matches it."""
