@@ -61,9 +61,7 @@ _GDAL_PREFIX = {"s3": "/vsis3/", "gs": "/vsigs/", "gcs": "/vsigs/", "az": "/vsia
 
 def scheme(location: str | os.PathLike) -> str:
     """``"s3"`` for ``s3://b/k``, ``""`` for a local path (``file://`` counts as local)."""
-    m = _URL.match(str(location)) if isinstance(location, str) else None
-    if m is None and not isinstance(location, (str, os.PathLike)):
-        m = _URL.match(str(location))  # a UPath
+    m = _URL.match(str(location))  # a Path's text has no scheme; a UPath's has its own
     return "" if m is None or m.group(1) == "file" else m.group(1)
 
 
