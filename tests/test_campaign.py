@@ -12,7 +12,8 @@ from worldcover.campaign.calls import StepCall, normalise, step_calls
 from worldcover.campaign.estimate import estimate, tile_area_km2
 from worldcover.campaign.promote import PromotionRefused, promote
 from worldcover.campaign import steps
-from worldcover.engines.local import campaign_lock, run_step
+from worldcover.engines.local import run_step
+from worldcover.storage import lock as campaign_lock
 from worldcover.errors import InputError
 from worldcover.grid import Tile
 from worldcover.stages import stage_tiles

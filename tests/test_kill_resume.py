@@ -274,7 +274,7 @@ def test_every_local_writer_refuses_a_root_in_use(tmp_path):
     from typer.testing import CliRunner
 
     from worldcover.cli import app
-    from worldcover.engines.local import campaign_lock
+    from worldcover.storage import lock as campaign_lock
 
     root = tmp_path / "root"
     commands = [

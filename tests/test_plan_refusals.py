@@ -221,11 +221,10 @@ def test_write_plan_is_the_first_call_and_collect_failures_reads_it(tmp_path):
 
 
 def test_write_plan_keeps_extends_and_refuses_like_the_local_engine(tmp_path):
-    from worldcover.engines.local import record_plan
 
     root = tmp_path / "root"
     full = _plan(root, stage="1pct", tiles=("N45E024", "N39E054"))
-    assert record_plan(full)["status"] == "written"  # the local engine's record is the same step
+    assert plan_call(full)()["status"] == "written"  # the local engine runs this same call first
     before = (root / "campaign.json").read_bytes()
     retry = full.with_tiles(["N39E054"])
     assert steps.write_plan(str(root), retry.name, retry.to_json())["status"] == "kept"

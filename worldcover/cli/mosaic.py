@@ -32,15 +32,13 @@ def build(
     Only tiles that are new or changed since the last build are read again; with
     nothing changed, nothing is recomputed. Prints a JSON summary on stdout.
     """
-    from worldcover.engines.local import campaign_lock
+    from worldcover import storage
     from worldcover.errors import InputError
     from worldcover.mosaic import build_mosaic
-
-    from worldcover import storage
 
     storage.check_location(campaign, "campaign root")
     if not storage.path(campaign).is_dir():
         raise InputError(f"campaign root {str(campaign)!r} does not exist or is not a folder")
     log = None if quiet else (lambda msg: console.print(msg, highlight=False))
-    with campaign_lock(campaign):  # never beside a running campaign or another build on this root
+    with storage.lock(campaign):  # never beside a running campaign or another build on this root
         echo_json(build_mosaic(campaign, year, force=force, workers=workers, validate=not no_validate, log=log))

@@ -29,7 +29,7 @@ def run(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from worldcover.campaign.plan import check_blocks, check_model, check_source, check_uri, check_year
-    from worldcover.engines.local import campaign_lock
+    from worldcover import storage
     from worldcover.grid import Tile, parse_blocks
     from worldcover.tile.run import run_tile
 
@@ -40,7 +40,7 @@ def run(
     check_uri(out, "output root")
     check_model(model)
     total = len(parse_blocks(t, blocks, block_size))
-    with campaign_lock(out), Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    with storage.lock(out), Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=as_json) as bar:
         task = bar.add_task(f"{t.id} blocks", total=total)
         result = run_tile(t, year, source, model, out, block_size=block_size, blocks=blocks, max_cloud=max_cloud,

@@ -80,20 +80,6 @@ def run_step(call_json: str, retries: int = 2, backoff_s: float = 1.0) -> dict:
             time.sleep(backoff_s * 2 ** (attempt - 1))
 
 
-def campaign_lock(out_root):
-    """An exclusive lock on the output root, released on exit (also when the process dies):
-    ``flock`` on local disk, a conditionally created lock object on object storage."""
-    return storage.lock(out_root)
-
-
-def record_plan(plan: CampaignPlan) -> dict:
-    """Write ROOT/campaign.json: the campaign's first step, :func:`worldcover.campaign.steps.write_plan`
-    (a root holding another campaign is refused; a staged plan of the same year extends the tile list)."""
-    from worldcover.campaign.calls import plan_call
-
-    return plan_call(plan)()
-
-
 def _blocks_done(out_root: str, tile: str) -> int:
     d = storage.path(out_root) / "tiles" / tile / "blocks"
     try:
@@ -120,7 +106,7 @@ def run_campaign(plan: CampaignPlan, *, scheduler: str | None = None, workers: i
 
     setup, tile_calls, after = phases(step_calls(plan))
     outcomes: list[StepOutcome] = []
-    with campaign_lock(plan.out_root):
+    with storage.lock(plan.out_root):
         for call in setup:  # write_plan, here under the lock: a refusal stops the run before any tile
             outcomes.append(StepOutcome(call, True, call()))
         remove_temps(plan.out_root, recursive=True)  # under the lock, any temporary file is a dead run's
