@@ -74,13 +74,25 @@ def feature_config_of(model):
     return config
 
 
-def classify_block(block: Block, year: int, inputs: BlockInputs, model, params: ChainParams) -> BlockResult:
-    """The science chain on one block's inputs; computes with dask threads."""
+@dataclass(frozen=True)
+class ChainFeatures:
+    """One block's lazy features and the observation counts the products need."""
+
+    features: xr.DataArray  # (feature, y, x) float32, dask
+    quality: xr.Dataset  # s2_obs, s2_valid, s2_discarded_pct (y, x)
+    n_s1: xr.DataArray  # S1 observations per pixel (zeros when the config uses no S1)
+
+
+def chain_features(block: Block, year: int, inputs: BlockInputs, config, params: ChainParams) -> ChainFeatures:
+    """Preprocess one block's inputs and compute ``config``'s features, lazily.
+
+    Shared by classification and by training from reference points, so a
+    model is trained on exactly the features it will be applied to.
+    """
     from worldcover.features import compute_features
     from worldcover.preprocess.s1 import preprocess_s1
     from worldcover.preprocess.s2 import S2MaskConfig, preprocess_s2
 
-    config = feature_config_of(model)
     if inputs.s2 is None:
         raise DataError(f"block {block.id}: no Sentinel-2 data")
     s2 = preprocess_s2(inputs.s2, year, S2MaskConfig(dilation_radius=params.cloud_dilation_px))
@@ -93,9 +105,14 @@ def classify_block(block: Block, year: int, inputs: BlockInputs, model, params: 
         s1, n_s1 = s1r.db, s1r.count
     if config.terrain and inputs.dem is None:
         raise DataError(f"block {block.id}: the model needs a DEM but the source has none")
-    feats = compute_features(s2.composites, s1, inputs.dem, config)
+    return ChainFeatures(compute_features(s2.composites, s1, inputs.dem, config), s2.quality, n_s1)
+
+
+def classify_block(block: Block, year: int, inputs: BlockInputs, model, params: ChainParams) -> BlockResult:
+    """The science chain on one block's inputs; computes with dask threads."""
+    chain = chain_features(block, year, inputs, feature_config_of(model), params)
+    feats, q, n_s1 = chain.features, chain.quality, chain.n_s1
     codes, prob = model.predict_block(feats, lazy=True)
-    q = s2.quality
     with dask.config.set(scheduler="threads", num_workers=params.threads):
         codes, prob, n_s1, n_s2, n_clear, pct = dask.compute(
             codes, prob, n_s1, q["s2_obs"], q["s2_valid"], q["s2_discarded_pct"])
@@ -196,4 +213,4 @@ def _describe(exc: BaseException) -> str:
     return redact(f"{type(exc).__name__}: {exc}")[:500]
 
 
-__all__ = ["ChainParams", "TileRun", "classify_block", "feature_config_of", "open_source", "run_tile"]
+__all__ = ["ChainFeatures", "ChainParams", "TileRun", "chain_features", "classify_block", "feature_config_of", "open_source", "run_tile"]
