@@ -127,7 +127,8 @@ def test_default_params_train(tables):
     small = train_df.groupby("code").head(30)
     model = train(small, list(NAMES), num_threads=1)
     assert model.card.hyperparameters == {**DEFAULT_PARAMS, "objective": "multiclass", "num_class": len(CLASSES),
-                                          "deterministic": True, "force_row_wise": True}
+                                          "deterministic": True, "force_row_wise": True, "use_missing": True,
+                                          "zero_as_missing": False}
 
 
 def test_train_from_blocks_runs_the_whole_recipe():

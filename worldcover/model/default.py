@@ -177,13 +177,17 @@ def block_features(source, block: Block, year: int, configs: dict) -> dict[str, 
 def train_default_model(out_dir: str | os.PathLike = DEFAULT_MODEL_DIR, *, year: int = 2021, sim_seed: int = 0,
                         max_per_class: int = 200, seed: int = 0, num_threads: int | None = None,
                         work_dir: str | os.PathLike | None = None, design: TrainingDesign | None = None,
-                        progress=None) -> dict:
-    """Simulate, serve, load, featurise, train the default and the summer-only baseline; save the default."""
+                        progress=None, missing_groups: dict | None = None) -> dict:
+    """Simulate, serve, load, featurise, train the default and the summer-only baseline; save the default.
+
+    ``missing_groups`` (default :data:`~worldcover.model.training.DEFAULT_MISSING_GROUPS`; ``{}`` for none):
+    the default model's training rows with S1 / the DEM set missing, so it maps pixels without them.
+    """
     import tempfile
 
     from worldcover import sim
     from worldcover.features import FeatureConfig
-    from worldcover.model.training import train_from_tables
+    from worldcover.model.training import DEFAULT_MISSING_GROUPS, train_from_tables
     from worldcover.model.sampling import build_training_table
     from worldcover.sources.local_api import LocalStacApi
     from worldcover.sources.stac import StacSource
@@ -216,7 +220,9 @@ def train_default_model(out_dir: str | os.PathLike = DEFAULT_MODEL_DIR, *, year:
         results[name] = train_from_tables(
             train_df, test_df, seed=seed, num_threads=num_threads,
             name=DEFAULT_MODEL_NAME if name == "default" else f"{DEFAULT_MODEL_NAME}-summer-baseline",
-            provenance=provenance)
+            provenance=provenance,  # the summer baseline has no S1 or DEM features to mask
+            missing_groups=(DEFAULT_MISSING_GROUPS if missing_groups is None else missing_groups)
+            if name == "default" else None)
     model, baseline = results["default"], results["summer"]
     maps = {name: held_out_map_metrics(results[name], items[name], test_ids) for name in configs}
     card = model.card

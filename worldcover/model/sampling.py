@@ -271,3 +271,70 @@ def split_blocks(
     test = tuple(sorted(b for b in ids if regions[b] in test_regions))
     train = tuple(sorted(b for b in ids if regions[b] not in test_regions))
     return BlockSplit(train=train, test=test, rule=by)
+
+
+# --- input groups missing at random ---------------------------------------------------
+
+#: Input groups that can be missing at a pixel in production, and how their
+#: features are named: Sentinel-1 has gaps (2022-2024 coverage, swath edges,
+#: HH/HV-only modes) and DEMs have voids; Sentinel-2 is required.
+MISSING_GROUPS: dict[str, str] = {"s1": "s1_* (Sentinel-1 backscatter)", "dem": "dem, slope (terrain)"}
+
+
+def group_features(group: str, names: Sequence[str]) -> list[str]:
+    """The feature names of ``names`` that come from input ``group`` (``s1``: ``s1_*``; ``dem``: dem, slope)."""
+    if group == "s1":
+        return [n for n in names if n.startswith("s1_")]
+    if group == "dem":
+        return [n for n in names if n in ("dem", "slope")]
+    raise InputError(f"unknown input group {group!r}: expected one of {sorted(MISSING_GROUPS)}")
+
+
+def check_missing_groups(shares, names: Sequence[str]) -> dict[str, float]:
+    """``{group: share}`` validated against the model's feature ``names``; sorted by group.
+
+    Each share is the fraction of training rows in [0, 1) whose group features
+    are set to NaN; a group the features do not have is an error (nothing to mask).
+    """
+    if shares is None:
+        return {}
+    if not hasattr(shares, "items"):
+        raise InputError(f"missing_groups must be a dict {{group: share}}, e.g. {{'s1': 0.15}}, got {shares!r}")
+    out: dict[str, float] = {}
+    for group, share in sorted(shares.items()):
+        if not group_features(group, names):
+            raise InputError(f"missing_groups names {group!r} but the features have none of its ({MISSING_GROUPS[group]})")
+        if isinstance(share, bool) or not isinstance(share, (int, float, np.integer, np.floating)) \
+                or not 0.0 <= float(share) < 1.0:
+            raise InputError(f"invalid missing_groups share {share!r} for {group!r}: expected a number in [0, 1)")
+        out[group] = float(share)
+    return out
+
+
+def mask_missing_groups(table: pd.DataFrame, shares, seed: int = 0,
+                        names: Sequence[str] | None = None) -> tuple[pd.DataFrame, dict]:
+    """A copy of ``table`` whose group features are NaN in a random share of rows, and a record of what was masked.
+
+    ``names``: the feature columns the groups are looked up in (default: :func:`feature_columns`).
+
+    Rows are masked in place rather than duplicated: each pixel still counts
+    once (class balance, ``min_data_in_leaf`` and the card's sample counts
+    keep their meaning, training costs the same), at the price of the masked
+    rows' S1/DEM values, negligible with thousands of rows. Groups draw
+    independently (a row can miss both), exactly ``round(share * rows)`` rows
+    each, from a generator seeded by ``(seed, group)``; so LightGBM sees NaN
+    in those features and learns where missing values go (instead of reading
+    NaN as 0 at prediction, which it does for features that had no NaN in training).
+    """
+    names = feature_columns(table) if names is None else list(names)
+    shares = check_missing_groups(shares, names)
+    out = table.copy()
+    record: dict[str, dict] = {}
+    n = len(out)
+    for group, share in shares.items():
+        cols = group_features(group, names)
+        digest = int.from_bytes(hashlib.sha256(group.encode()).digest()[:8], "little")
+        rows = np.random.default_rng([int(seed), digest]).permutation(n)[: int(round(share * n))]
+        out.iloc[np.sort(rows), [out.columns.get_loc(c) for c in cols]] = np.nan
+        record[group] = {"share": share, "rows": int(rows.size), "features": cols}
+    return out, record

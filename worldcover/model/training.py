@@ -25,7 +25,7 @@ from worldcover.model.card import ModelCard, check_json
 from worldcover.model.classifier import Model, check_num_threads, table_codes, table_matrix, thread_limit
 from worldcover.model.sampling import (
     BLOCK_COLUMN, COL_COLUMN, DEFAULT_MAX_PER_CLASS, ROW_COLUMN, build_training_table, feature_columns,
-    split_blocks,
+    group_features, mask_missing_groups, split_blocks,
 )
 from worldcover.model.schema import check_feature_names
 
@@ -76,7 +76,18 @@ _FIXED = {
     "seed", "random_seed", "random_state", "deterministic", "force_row_wise", "force_col_wise",
     "num_threads", "num_thread", "nthread", "nthreads", "n_jobs", "verbosity", "verbose",
     "boosting", "boosting_type", "boost", "device_type", "device",
+    "use_missing", "zero_as_missing",
 }
+
+# NaN is "missing" and goes down each split's learnt side; never 0. LightGBM's
+# defaults, pinned because the chain relies on them: S1 gaps and DEM voids
+# reach the model as NaN (see ``missing_groups`` in :func:`train`).
+MISSING_VALUE_PARAMS: dict[str, Any] = {"use_missing": True, "zero_as_missing": False}
+
+# The default model's training rows without S1 / without a DEM. 15 % and 10 %:
+# enough NaN rows (thousands in the default design) for every class to learn
+# its no-S1 / no-DEM splits, few enough that complete rows dominate.
+DEFAULT_MISSING_GROUPS: dict[str, float] = {"s1": 0.15, "dem": 0.10}
 
 
 def resolve_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -135,6 +146,7 @@ def train(
     num_threads: int | None = None,
     name: str = DEFAULT_MODEL_NAME,
     provenance: Mapping[str, Any] | None = None,
+    missing_groups: Mapping[str, float] | None = None,
 ) -> Model:
     """Train a LightGBM multiclass model on a training table.
 
@@ -142,6 +154,12 @@ def train(
     name in ``feature_names`` (which fixes the model's feature order);
     ``params`` override :data:`DEFAULT_PARAMS`. The returned model's card
     has no held-out metrics; use :func:`train_from_tables` for those.
+
+    ``missing_groups`` (e.g. ``{"s1": 0.15, "dem": 0.1}``) sets each input
+    group's features to NaN in that share of the training rows
+    (:func:`~worldcover.model.sampling.mask_missing_groups`, seeded by
+    ``seed``), so the model learns to classify pixels without S1 or a DEM;
+    what was masked is recorded in the card's provenance under ``"missing_groups"``.
     """
     names = check_feature_names(feature_names)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
@@ -150,6 +168,9 @@ def train(
     hyper = resolve_params(params)
     provenance = check_json(dict(provenance or {}), "provenance")
     table = _canonical_order(table)
+    if missing_groups:
+        table, masked = mask_missing_groups(table, missing_groups, seed, names=names)
+        provenance["missing_groups"] = masked
     matrix = table_matrix(table, names)
     codes = table_codes(table)
     if codes.size == 0:
@@ -169,7 +190,7 @@ def train(
     import lightgbm
 
     fixed = {"objective": "multiclass", "num_class": int(classes.size), "deterministic": True,
-             "force_row_wise": True}
+             "force_row_wise": True, **MISSING_VALUE_PARAMS}
     lgb_params = {**hyper, **fixed, "seed": int(seed), "verbosity": -1}
     rounds = int(lgb_params.pop("num_iterations"))
     dataset = lightgbm.Dataset(matrix, label=labels, feature_name=list(names), free_raw_data=True)
@@ -203,12 +224,16 @@ def train_from_tables(
     num_threads: int | None = None,
     name: str = DEFAULT_MODEL_NAME,
     provenance: Mapping[str, Any] | None = None,
+    missing_groups: Mapping[str, float] | None = None,
 ) -> Model:
     """Train on ``train_df``, evaluate on ``test_df``, return the model with metrics in its card.
 
     ``feature_names`` default: every non-metadata column of ``train_df``, in
     order. The tables must not share a block (that would be spatial leakage
     into the held-out metrics); see :func:`~worldcover.model.sampling.split_blocks`.
+    ``missing_groups`` as in :func:`train`; the card's metrics are then on
+    complete test rows, and each masked group's record adds the held-out
+    overall accuracy with that group missing on every test row.
     """
     names = feature_columns(train_df) if feature_names is None else list(feature_names)
     shared = sorted(set(_blocks_of(train_df)) & set(_blocks_of(test_df)))
@@ -217,10 +242,23 @@ def train_from_tables(
     if len(test_df) == 0:
         raise DataError("test table is empty: held-out metrics need test samples")
     _check_labels(table_codes(test_df), "test table")
-    model = train(train_df, names, params, seed, num_threads=num_threads, name=name, provenance=provenance)
+    model = train(train_df, names, params, seed, num_threads=num_threads, name=name, provenance=provenance,
+                  missing_groups=missing_groups)
     metrics = model.evaluate(test_df)
-    card = model.card.replace(test_blocks=_blocks_of(test_df), metrics=metrics.to_dict())
+    prov = dict(model.card.provenance)
+    if "missing_groups" in prov:
+        prov["missing_groups"] = {g: {**rec, "held_out_overall_accuracy_without": _accuracy_without(model, test_df, g)}
+                                  for g, rec in prov["missing_groups"].items()}
+    card = model.card.replace(test_blocks=_blocks_of(test_df), metrics=metrics.to_dict(), provenance=prov)
     return model.with_card(card)
+
+
+def _accuracy_without(model: Model, test_df: pd.DataFrame, group: str) -> float:
+    """Held-out overall accuracy when input ``group`` is missing (NaN) on every test row."""
+    cols = group_features(group, model.feature_names)
+    blank = test_df.copy()
+    blank[cols] = np.nan
+    return float(model.evaluate(blank).overall_accuracy)
 
 
 def train_from_blocks(
@@ -234,6 +272,7 @@ def train_from_blocks(
     num_threads: int | None = None,
     name: str = DEFAULT_MODEL_NAME,
     provenance: Mapping[str, Any] | None = None,
+    missing_groups: Mapping[str, float] | None = None,
 ) -> Model:
     """The whole recipe from labelled blocks ``(block_id, features, truth)``.
 
@@ -253,7 +292,7 @@ def train_from_blocks(
         "split": {"rule": split.rule, "test_fraction": test_fraction, "seed": seed},
     }
     return train_from_tables(train_df, test_df, params=params, seed=seed, num_threads=num_threads,
-                             name=name, provenance=prov)
+                             name=name, provenance=prov, missing_groups=missing_groups)
 
 
 def train_default_model(*args: Any, **kwargs: Any):
