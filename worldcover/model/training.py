@@ -147,6 +147,7 @@ def train(
     name: str = DEFAULT_MODEL_NAME,
     provenance: Mapping[str, Any] | None = None,
     missing_groups: Mapping[str, float] | None = None,
+    weight_column: str | None = None,
 ) -> Model:
     """Train a LightGBM multiclass model on a training table.
 
@@ -160,6 +161,8 @@ def train(
     (:func:`~worldcover.model.sampling.mask_missing_groups`, seeded by
     ``seed``), so the model learns to classify pixels without S1 or a DEM;
     what was masked is recorded in the card's provenance under ``"missing_groups"``.
+    ``weight_column`` names a column of positive sample weights (e.g. a
+    reference point's weight), passed to LightGBM as the rows' weights.
     """
     names = check_feature_names(feature_names)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
@@ -186,6 +189,7 @@ def train(
     if classes.size < 2:
         raise DataError(f"training table holds only class {classes.tolist()}: a classifier needs at least two")
     labels = np.searchsorted(classes, codes)
+    weights = _sample_weights(table, weight_column)
 
     import lightgbm
 
@@ -193,7 +197,7 @@ def train(
              "force_row_wise": True, **MISSING_VALUE_PARAMS}
     lgb_params = {**hyper, **fixed, "seed": int(seed), "verbosity": -1}
     rounds = int(lgb_params.pop("num_iterations"))
-    dataset = lightgbm.Dataset(matrix, label=labels, feature_name=list(names), free_raw_data=True)
+    dataset = lightgbm.Dataset(matrix, label=labels, weight=weights, feature_name=list(names), free_raw_data=True)
     try:
         with thread_limit(num_threads):
             booster = lightgbm.train(lgb_params, dataset, num_boost_round=rounds)
@@ -214,6 +218,18 @@ def train(
     return Model(text, card.sealed(text), num_threads=num_threads)
 
 
+def _sample_weights(table: pd.DataFrame, column: str | None) -> np.ndarray | None:
+    """The rows' weights from ``column`` (None: unweighted); DataError unless finite and > 0."""
+    if column is None:
+        return None
+    if column not in table.columns:
+        raise DataError(f"training table has no weight column {column!r}")
+    w = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    if not (np.isfinite(w) & (w > 0)).all():
+        raise DataError(f"weight column {column!r} must hold finite weights > 0")
+    return w
+
+
 def train_from_tables(
     train_df: pd.DataFrame,
     test_df: pd.DataFrame,
@@ -225,6 +241,7 @@ def train_from_tables(
     name: str = DEFAULT_MODEL_NAME,
     provenance: Mapping[str, Any] | None = None,
     missing_groups: Mapping[str, float] | None = None,
+    weight_column: str | None = None,
 ) -> Model:
     """Train on ``train_df``, evaluate on ``test_df``, return the model with metrics in its card.
 
@@ -243,7 +260,7 @@ def train_from_tables(
         raise DataError("test table is empty: held-out metrics need test samples")
     _check_labels(table_codes(test_df), "test table")
     model = train(train_df, names, params, seed, num_threads=num_threads, name=name, provenance=provenance,
-                  missing_groups=missing_groups)
+                  missing_groups=missing_groups, weight_column=weight_column)
     metrics = model.evaluate(test_df)
     prov = dict(model.card.provenance)
     if "missing_groups" in prov:
