@@ -70,13 +70,23 @@ def _cycle(doy: float, sow: np.ndarray, length: np.ndarray, jitter: np.ndarray, 
     inside = delta < length
     x = delta / length
     grow = sigmoid((x - 0.32) / 0.07)
-    # Winter cereals sit dormant through the cold months.
-    grow = np.where(winter & (x < 0.6), grow * (0.3 + 0.7 * g_temp), grow)
+    # Winter cereals emerge and tiller in autumn (a partial green cover), then sit
+    # dormant through the cold months.
+    tiller = 0.5 * sigmoid((delta - 25.0) / 7.0)
+    grow = np.where(winter & (x < 0.6), np.maximum(grow, tiller) * (0.3 + 0.7 * g_temp), grow)
     sen = sigmoid((x - 0.80) / 0.04)
     green = np.where(inside, grow * (1 - sen), 0)
     ripe = np.where(inside, grow * sen, 0)
     since = np.where(inside, np.nan, delta - length)
     return green, ripe, since, np.where(inside, x, np.nan)
+
+
+def _catch_crop(doy: float, since: np.ndarray, next_sow: np.ndarray, cover: np.ndarray, g_temp: np.ndarray):
+    """Green cover of a catch crop: sown ~3 weeks after harvest, ploughed in ~3 weeks before the next sowing."""
+    to_sow = np.mod(next_sow - np.float32(doy), YEAR_DAYS)
+    grown = sigmoid((np.nan_to_num(since, nan=-99.0) - 40.0) / 8.0)
+    kept = sigmoid((to_sow - 25.0) / 5.0)
+    return np.where(np.isfinite(since), cover * grown * kept * (0.4 + 0.6 * g_temp), 0).astype(np.float32)
 
 
 def state_at(s: Surface, when: date, weather: Weather | None = None) -> State:
@@ -87,13 +97,16 @@ def state_at(s: Surface, when: date, weather: Weather | None = None) -> State:
     # Phenology and snow follow the seasonal cycle with a ~12-day lag.
     clim = s.t_mean + s.t_amp * np.cos(TWO_PI * (doy - 12 - s.t_peak) / YEAR_DAYS)
     temp = clim + np.asarray(w.d_temp, f32)
-    g_temp = sigmoid((temp - 5.0 - 0.04 * s.pheno_shift) / 2.0)
+    # Grass and winter cereals keep their leaves green through mild winters (real
+    # Flemish meadows read NDVI 0.86-0.92 in January at +3 C); frost browns them.
+    g_temp = sigmoid((temp - 1.0 - 0.04 * s.pheno_shift) / 1.5)
     theta_r = TWO_PI * (doy - s.rain_peak - 25 - s.pheno_shift) / YEAR_DAYS
     g_rain = (1 - s.rain_seas) + s.rain_seas * np.exp(s.rain_k * (np.cos(theta_r) - 1))
     green = np.clip(g_temp * g_rain * s.pheno_amp, 0, 1)
     leaf_rain = (1 - s.rain_seas) + s.rain_seas * np.exp(0.5 * s.rain_k * (np.cos(theta_r) - 1))
     leaf = sigmoid((temp - 7.0 - s.pheno_shift / 6.0) / 2.0) * leaf_rain
-    snow = sigmoid((0.5 + s.snow_off - temp) / 1.0) * np.clip((s.moisture - 0.08) / 0.17, 0, 1)
+    # Snow lies where the day's mean stays below about -1 C, not on mild lowland winters.
+    snow = sigmoid((-1.0 + s.snow_off - temp) / 1.0) * np.clip((s.moisture - 0.08) / 0.17, 0, 1)
     frozen = sigmoid((-2.0 - temp) / 1.0)
     ice_snow = 1 - 0.6 * sigmoid(temp / 1.5)
 
@@ -137,9 +150,10 @@ def state_at(s: Surface, when: date, weather: Weather | None = None) -> State:
         residue = np.where(active | ~np.isfinite(since), 0,
                            np.where(since < plough, 0.45 * np.exp(-np.nan_to_num(since) / 50.0), 0.05))
         peak = s.crop_peak[crop]
-        crop_green[crop] = peak * np.maximum(g1, g2)
+        catch = _catch_crop(doy, since, s.sow1[crop] + jitter, s.cover_crop[crop], gt)
+        crop_green[crop] = np.maximum(peak * np.maximum(g1, g2), catch)
         crop_dry[crop] = peak * np.maximum(r1, r2)
-        crop_res[crop] = residue
+        crop_res[crop] = residue * (1 - catch)
         paddy = (ct == RICE) & np.isfinite(x1) & (np.nan_to_num(x1, nan=1.0) < 0.45)
         crop_water[crop] = np.where(paddy, 0.7 * (1 - np.maximum(g1, g2)), 0)
 

@@ -86,7 +86,44 @@ def _land_table_padded() -> np.ndarray:
 
 def land_fraction_at(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     """Bilinear interpolation of the per-tile land fraction at tile centres: a smooth field."""
-    t = _land_table_padded()
+    return _bilinear(_land_table_padded(), lon, lat)
+
+
+# Upwind reach of the ocean's hold on winter temperatures (e-folding distance, km).
+MARITIME_REACH_KM = 1200.0
+
+
+@functools.lru_cache(maxsize=1)
+def _oceanity_table_padded() -> np.ndarray:
+    """Share of ocean upwind of every 3-degree cell, distance-weighted (0 continental .. 1 maritime).
+
+    Winds blow from the west poleward of ~30 degrees (westerlies) and from the
+    east nearer the equator (trades); an upwind ocean keeps winters mild, which
+    is why Flanders (3 E 51 N) has January at +3 C while the zonal mean at 50 N
+    (Siberia and Canada weigh in) is -7 C.
+    """
+    ocean = 1.0 - land_fraction_table().astype(np.float64)
+    lat = 90.0 - 1.5 - 3.0 * np.arange(ocean.shape[0])
+    cell_km = np.maximum(333.0 * np.cos(np.radians(lat)), 50.0)[:, None]
+    westerly = smoothstep(np.abs(lat), 25.0, 35.0)[:, None]
+    total = np.zeros_like(ocean)
+    weights = np.zeros_like(cell_km)
+    for k in range(1, 41):  # np.roll(ocean, k)[:, c] is the cell k steps west of c
+        w = np.exp(-k * cell_km / MARITIME_REACH_KM)
+        total += w * (westerly * np.roll(ocean, k, axis=1) + (1 - westerly) * np.roll(ocean, -k, axis=1))
+        weights = weights + w
+    t = (total / weights).astype(np.float32)
+    t = np.concatenate([t[:, -1:], t, t[:, :1]], axis=1)
+    return np.concatenate([t[:1], t, t[-1:]], axis=0)
+
+
+def oceanity_at(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Upwind ocean share at points (smooth, bilinear between cell centres)."""
+    return _bilinear(_oceanity_table_padded(), lon, lat)
+
+
+def _bilinear(t: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Bilinear lookup in a padded (60+2, 120+2) table of 3-degree cell centres."""
     r = (90.0 - np.asarray(lat, np.float64)) / 3.0 - 0.5 + 1.0
     c = ((np.asarray(lon, np.float64) + 180.0) % 360.0) / 3.0 - 0.5 + 1.0
     r = np.clip(r, 0, t.shape[0] - 1.000001)
@@ -147,6 +184,7 @@ class Surface:
     len2: np.ndarray
     crop_peak: np.ndarray
     plough: np.ndarray  # days after harvest until ploughing
+    cover_crop: np.ndarray  # peak green cover of the catch crop sown after harvest (0 = none)
     mow1: np.ndarray  # meadow cut dates (day of year; NaN = none)
     mow2: np.ndarray
     field_edge: np.ndarray  # 1 on parcel borders (tracks, hedges), 0 inside
@@ -166,8 +204,14 @@ def _climate(lon, lat, dom: Domain, elev, seed):
     lapse = LAPSE_RATE * elev / 1000.0
     t_warm = _interp_lat(abslat, T_WARM_LAT) + 1.5 * fbm(dom, key(seed, "t-summer"), 500.0, 2) - lapse
     # Continentality moves winters much more than summers; southern winters are oceanic (milder).
-    t_cold = _interp_lat(abslat, T_COLD_LAT) + 5.0 * fbm(dom, key(seed, "t-winter"), 900.0, 2) - lapse
+    t_cold = _interp_lat(abslat, T_COLD_LAT) + 3.0 * fbm(dom, key(seed, "t-winter"), 900.0, 2) - lapse
     t_cold = np.where(south, t_cold + 0.35 * (t_warm - t_cold), t_cold)
+    # The zonal means mix both: an upwind ocean (share above the ~0.25 typical of
+    # land) narrows the seasons, mostly by milder winters; a continent upwind widens them.
+    maritime = (oceanity_at(lon, lat) - 0.25) * np.where(south, 0.5, 1.0)
+    t_range = t_warm - t_cold
+    t_cold = t_cold + 0.9 * maritime * t_range
+    t_warm = t_warm - 0.1 * maritime * t_range
     t_cold = np.minimum(t_cold, t_warm - 0.5)
     t_mean = 0.5 * (t_warm + t_cold)
     t_amp = 0.5 * (t_warm - t_cold)
@@ -299,7 +343,7 @@ def surface_at(lon: np.ndarray, lat: np.ndarray, seed: int = 0) -> Surface:
 
     # --- phenology per pixel -------------------------------------------------------
     pheno_shift = 8.0 * fbm(dom, key(seed, "pheno-shift"), 4.0, 3) + 4.0 * px2
-    pheno_amp = np.clip(0.85 + 0.12 * fbm(dom, key(seed, "pheno-amp"), 1.0, 4), 0.4, 1.0)
+    pheno_amp = np.clip(0.95 + 0.08 * fbm(dom, key(seed, "pheno-amp"), 1.0, 4), 0.4, 1.0)
     snow_off = 1.5 * fbm(dom, key(seed, "snow-line"), 1.5, 4)
 
     # --- settlements ---------------------------------------------------------------
@@ -331,6 +375,7 @@ def surface_at(lon: np.ndarray, lat: np.ndarray, seed: int = 0) -> Surface:
     sow1, len1, sow2, len2 = nanf.copy(), nanf.copy(), nanf.copy(), nanf.copy()
     crop_peak = np.zeros(shape, f32)
     plough = np.zeros(shape, f32)
+    cover_crop = np.zeros(shape, f32)
     mow1, mow2 = nanf.copy(), nanf.copy()
     field_edge = np.zeros(shape, f32)
     if agri.any():
@@ -339,7 +384,7 @@ def surface_at(lon: np.ndarray, lat: np.ndarray, seed: int = 0) -> Surface:
         use[agri] = p["use"]
         crop_type[agri] = p["crop_type"]
         for name, arr in (("sow1", sow1), ("len1", len1), ("sow2", sow2), ("len2", len2), ("crop_peak", crop_peak),
-                          ("plough", plough), ("mow1", mow1), ("mow2", mow2), ("field_edge", field_edge)):
+                          ("plough", plough), ("cover_crop", cover_crop), ("mow1", mow1), ("mow2", mow2), ("field_edge", field_edge)):
             arr[agri] = p[name]
         fallow_herb = np.zeros(shape, f32)
         fallow_herb[agri] = p["fallow_herb"]
@@ -352,7 +397,7 @@ def surface_at(lon: np.ndarray, lat: np.ndarray, seed: int = 0) -> Surface:
         tree = np.where(woodlot, 0.85, np.where(managed, 0.0, tree))
         shrub = np.where(managed | woodlot, 0.0, shrub)
         lichen = np.where(managed | woodlot, 0.0, lichen)
-        herb = np.where(meadow, 0.92, np.where(fallow, fallow_herb, np.where(use == USE_CROP, 0.0, herb)))
+        herb = np.where(meadow, 0.97, np.where(fallow, fallow_herb, np.where(use == USE_CROP, 0.0, herb)))
         evergreen = np.where(woodlot, np.clip(evergreen + 0.3, 0, 1), evergreen)
 
     # --- class rules -------------------------------------------------------------
@@ -383,7 +428,7 @@ def surface_at(lon: np.ndarray, lat: np.ndarray, seed: int = 0) -> Surface:
         soil_bright=soil_bright.astype(f32), rough=rough.astype(f32),
         pheno_shift=pheno_shift.astype(f32), pheno_amp=pheno_amp.astype(f32), snow_off=snow_off.astype(f32),
         use=use, crop_type=crop_type, sow1=sow1, len1=len1, sow2=sow2, len2=len2, crop_peak=crop_peak,
-        plough=plough, mow1=mow1, mow2=mow2, field_edge=field_edge,
+        plough=plough, cover_crop=cover_crop, mow1=mow1, mow2=mow2, field_edge=field_edge,
     )
 
 
@@ -418,7 +463,8 @@ def _parcels(seed, dom: Domain, t_mean, t_amp, moist, rain_seas, rain_peak, lat)
     u1, u2, u3, u4, u5, u6 = (u(f"u{i}") for i in range(1, 7))
     south = lat < 0
     hemi = np.where(south, 182.0, 0.0).astype(f32)
-    temp_limited = (t_amp > 6.0) & (t_mean < 20.0) & (rain_seas < 0.5)
+    # A cold month below ~10 C sets the calendar (maritime climates too, whose seasons are narrow).
+    temp_limited = ((t_amp > 6.0) & (t_mean < 20.0) | (t_mean - t_amp < 10.0)) & (rain_seas < 0.5)
     continental = (t_amp > 16.0) | (t_mean < 4.0)
     p_winter = np.where(continental, 0.05, 0.38)
     p_spring = np.where(continental, 0.35, 0.17)
@@ -437,6 +483,10 @@ def _parcels(seed, dom: Domain, t_mean, t_amp, moist, rain_seas, rain_peak, lat)
     mow1 = np.where(temp_limited, (150 + 25 * u2 + hemi) % 365.0, np.nan)
     mow2 = np.where(temp_limited & (u4 < 0.7), (mow1 + 45 + 20 * u3) % 365.0, np.nan)
     crop = use == USE_CROP
+    # Catch crops between harvest and the next sowing where winters are mild and
+    # wet (EU rules make them common in western Europe): fields stay green in winter.
+    mild_wet = temp_limited & (t_mean - t_amp > -6.0) & (moist > 0.3) & (crop_type != WINTER)
+    cover_crop = np.where(crop & mild_wet & (u("cover") < 0.8), 0.5 + 0.4 * u("cover-peak"), 0)
     return {
         "use": use,
         "crop_type": np.where(crop, crop_type, NO_CROP).astype(np.int8),
@@ -444,8 +494,9 @@ def _parcels(seed, dom: Domain, t_mean, t_amp, moist, rain_seas, rain_peak, lat)
         "len1": np.where(crop, len1, np.nan).astype(f32),
         "sow2": np.where(crop, sow2, np.nan).astype(f32),
         "len2": np.where(crop, len2, np.nan).astype(f32),
-        "crop_peak": np.where(crop, 0.75 + 0.2 * u5, 0).astype(f32),
+        "crop_peak": np.where(crop, 0.82 + 0.16 * u5, 0).astype(f32),
         "plough": (10 + 60 * u6).astype(f32),
+        "cover_crop": cover_crop.astype(f32),
         "mow1": np.where(use == USE_MEADOW, mow1, np.nan).astype(f32),
         "mow2": np.where(use == USE_MEADOW, mow2, np.nan).astype(f32),
         "field_edge": (1 - smoothstep(edge, 0.003, 0.008)).astype(f32),
