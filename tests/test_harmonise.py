@@ -72,7 +72,14 @@ def test_dn_to_reflectance_equals_the_xarray_expression_bit_for_bit(offset):
     dn = np.random.default_rng(-offset).integers(0, 20000, (5, 40, 30)).astype("uint16")
     dn[:, :3] = 0
     a = xr.DataArray(dn)
-    expected = ((a.astype("float32") + np.float32(offset)) / np.float32(S2_QUANTIFICATION)).where(a > 0)
+    clipped = a.astype("float32").clip(min=-offset)  # DN below the offset: reflectance 0, not negative
+    expected = ((clipped + np.float32(offset)) / np.float32(S2_QUANTIFICATION)).where(a > 0)
     got = dn_to_reflectance(dn, offset)
     assert got.dtype == np.float32 and np.isnan(got[:, :3]).all()
     np.testing.assert_array_equal(got, expected.astype("float32").values)
+    valid = dn > 0
+    assert np.nanmin(got) == 0.0 if offset else np.nanmin(got) > 0  # never negative
+    if offset:  # DN 1..999 under the offset are clipped to 0, DN 1000 is 0 too, DN 1001 is 0.0001
+        assert (got[valid & (dn <= 1000)] == 0).all() and (dn[valid] < 1000).any()
+        np.testing.assert_allclose(dn_to_reflectance(np.array([999, 1000, 1001, 0], "uint16"), offset)[:3],
+                                   [0.0, 0.0, 0.0001], atol=1e-8)

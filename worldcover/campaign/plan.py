@@ -64,6 +64,10 @@ def check_source(value: str) -> str:
     if not known:
         raise InputError(f"invalid source {value!r}: expected a catalogue preset "
                          f"({', '.join(source_presets()[:-1])}), sentinelhub or an http(s):// STAC API URL")
+    from worldcover.sources.catalogues import PRESETS, check_s1_geocoded
+
+    if value in PRESETS:  # a preset whose S1 is radar-geometry GRD is refused before any network access
+        check_s1_geocoded(PRESETS[value])
     return value
 
 

@@ -6,14 +6,22 @@ catalogues already removed the offset (Earth Search's
 ``earthsearch:boa_offset_applied``) and some carry offset metadata that
 contradicts the baseline, so the baseline decides and disagreements are
 reported, not silently trusted.
+
+The metadata can also be wrong about the data: Earth Search served items whose
+offset had been removed while ``earthsearch:boa_offset_applied`` said false
+(element84/earth-search issues 66 and 71). :func:`offset_already_removed` checks
+a small sample of each offset item's DN: under the offset a valid DN below 1000
+is a negative reflectance, rare; without it, dark land is mostly below 1000.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import numpy as np
 import pystac
 
 from worldcover.bands import S2_BOA_OFFSET_DN, S2_QUANTIFICATION, baseline_has_offset, parse_baseline
@@ -31,6 +39,18 @@ class Harmonisation:
     offset_dn: int
     source: str  # what decided it: baseline, product_uri, raster:bands, offset-applied flag
     metadata_disagrees: bool = False
+    dn_below_offset: float | None = None  # fraction of sampled valid DN < 1000, when sampled
+
+
+log = logging.getLogger(__name__)
+
+# Share of sampled valid DN below 1000 above which an item declaring the offset is taken to
+# have had it removed already. Real 04.00+ data go below 1000 only in deep shadow or over
+# dark water in the NIR/SWIR (a few percent at most in the blue band we sample); offset-free
+# data of vegetation, water or most soils are mostly below it.
+OFFSET_REMOVED_FRACTION = 0.05
+# Fewer valid sampled pixels than this (a cloudless edge sliver, an empty swath) decide nothing.
+OFFSET_SAMPLE_MIN = 50
 
 
 def _fields(item: pystac.Item | dict) -> tuple[str, dict, dict]:
@@ -118,3 +138,40 @@ def harmonisation(item: pystac.Item | dict, asset_key: str | None = None) -> Har
         f"item {item_id!r} has no s2:processing_baseline, product URI or raster:bands offset: "
         "cannot tell whether its DN carry the baseline-04.00 offset"
     )
+
+
+def fraction_below_offset(dn: np.ndarray, clear: np.ndarray | None = None) -> np.ndarray:
+    """Per item (axis 0) of a DN sample: the fraction of valid DN below the 1000 offset.
+
+    Valid: non-zero and, when ``clear`` (same shape, bool) is given, clear of
+    cloud (a cloud is bright with or without the offset and would hide it).
+    NaN where fewer than ``OFFSET_SAMPLE_MIN`` pixels are valid. Vectorised
+    over items: ``dn`` is (item, y, x) uint16.
+    """
+    flat = np.asarray(dn).reshape(len(dn), -1)
+    ok = flat > 0
+    if clear is not None:
+        ok &= np.asarray(clear).reshape(flat.shape)
+    valid = ok.sum(axis=1)
+    low = (ok & (flat < -S2_BOA_OFFSET_DN)).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = low / valid
+    return np.where(valid >= OFFSET_SAMPLE_MIN, frac, np.nan)
+
+
+def offset_already_removed(decision: Harmonisation, fraction: float) -> Harmonisation:
+    """``decision`` corrected to offset 0 when its DN sample shows the offset already removed.
+
+    Only items that would have 1000 subtracted are candidates; the correction is
+    logged as a warning naming the item and recorded in the decision (source
+    ``dn-sample``, ``metadata_disagrees``, the measured fraction).
+    """
+    if decision.offset_dn != S2_BOA_OFFSET_DN or not np.isfinite(fraction):
+        return decision
+    if fraction <= OFFSET_REMOVED_FRACTION:
+        return replace(decision, dn_below_offset=round(float(fraction), 4))
+    log.warning("Sentinel-2 item %r declares the baseline-04.00 offset (%s) but %.0f %% of its sampled valid DN "
+                "are below 1000: the offset was already removed; reading its DN without it",
+                decision.item_id, decision.source, 100 * fraction)
+    return replace(decision, offset_dn=0, source=f"dn-sample (declared by {decision.source})",
+                   metadata_disagrees=True, dn_below_offset=round(float(fraction), 4))

@@ -8,8 +8,11 @@ NaN for missing and SCL as uint8, S1 as linear power, the DEM in metres.
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import odc.stac
@@ -17,11 +20,19 @@ import pystac
 import xarray as xr
 from odc.geo.geobox import GeoBox
 
-from worldcover.bands import S1_POLARISATIONS, S2_ASSET_KEYS, S2_BANDS, S2_QUANTIFICATION, SCL, to_yx
+from worldcover.bands import (
+    S1_POLARISATIONS, S2_BANDS, S2_BOA_OFFSET_DN, S2_QUANTIFICATION, SCL, s2_asset_keys, to_yx,
+)
 from worldcover.errors import DataError
 from worldcover.grid import Block
-from worldcover.sources.catalogues import CataloguePreset, open_client, resolve, search_items, signer
-from worldcover.sources.harmonise import Harmonisation, harmonisation
+from worldcover.sources.catalogues import (
+    AUTO, CataloguePreset, check_s1_geocoded, choose_s1_collection, open_client, resolve, search_items, signer,
+)
+from worldcover.sources.harmonise import (
+    Harmonisation, fraction_below_offset, harmonisation, offset_already_removed,
+)
+
+log = logging.getLogger(__name__)
 
 # Spatial dask chunk of a block's load (pixels). Each chunk holds a year of 13
 # bands in flight (~1 GB at 512 px), so peak memory depends on the chunk, not on
@@ -31,13 +42,20 @@ DEFAULT_CHUNK = 512
 
 @dataclass
 class BlockInputs:
-    """Everything one block needs, plus the provenance of where it came from."""
+    """Everything one block needs, plus the provenance of where it came from.
+
+    ``s2_skipped``: S2 items left out because they lack a band the model needs
+    ({item id: missing bands}); ``s1_info``: the S1 collection, its backscatter
+    kind (gamma0-rtc, gamma0-terrain, sigma0) and the orbit directions used.
+    """
 
     s2: xr.Dataset | None
     s1: xr.Dataset | None
     dem: xr.DataArray | None
     items: dict[str, list[str]] = field(default_factory=dict)
     harmonisation: list[Harmonisation] = field(default_factory=list)
+    s2_skipped: dict[str, list[str]] = field(default_factory=dict)
+    s1_info: dict = field(default_factory=dict)
 
 
 def _year_range(year: int) -> str:
@@ -51,12 +69,23 @@ def _chunks(geobox: GeoBox, chunk: int | None) -> dict[str, int] | None:
 
 
 def load_s2(items: list[pystac.Item], geobox: GeoBox, layout: str = "planetary-computer",
-            chunk: int | None = DEFAULT_CHUNK) -> tuple[xr.Dataset, list[Harmonisation]]:
-    """Harmonised S2 reflectance + SCL on ``geobox``; items grouped by solar day."""
+            chunk: int | None = DEFAULT_CHUNK, bands: Sequence[str] | None = None,
+            check_offset: bool = True) -> tuple[xr.Dataset, list[Harmonisation]]:
+    """Harmonised S2 reflectance of ``bands`` (default: all) + SCL on ``geobox``; items grouped by solar day.
+
+    With ``check_offset`` a small DN sample of every item that declares the
+    baseline-04.00 offset is checked for an offset already removed
+    (:func:`worldcover.sources.harmonise.offset_already_removed`).
+    """
     if not items:
         raise DataError("no Sentinel-2 items to load")
-    keys = S2_ASSET_KEYS[layout]
-    decisions = [harmonisation(i, keys["B04"]) for i in items]
+    keys = s2_asset_keys(layout, S2_BANDS if bands is None else bands)
+    _check_assets(items, list(keys.values()))
+    ref = keys.get("B04", next(iter(keys.values())))  # raster:bands offset is read from one reflectance asset
+    decisions = [harmonisation(i, ref) for i in items]
+    if check_offset:
+        check_s2_headers(items, keys)  # before sampling: a wrong COG is named as such, not as an offset
+        decisions = sample_offsets(items, decisions, geobox, keys)
     parts = []
     for offset in sorted({d.offset_dn for d in decisions}):
         group = [i for i, d in zip(items, decisions) if d.offset_dn == offset]
@@ -65,19 +94,50 @@ def load_s2(items: list[pystac.Item], geobox: GeoBox, layout: str = "planetary-c
     return ds, decisions
 
 
+# Bands sampled for the offset check, darkest over land first (blue is the lowest for soil and vegetation).
+_OFFSET_SAMPLE_BANDS = ("B02", "B03", "B04", "B05", "B08", "B8A", "B11", "B12")
+OFFSET_SAMPLE_PX = 64
+# SCL classes whose DN tell the offset apart: dark features, vegetation, soil, water, unclassified.
+_SCL_CLEAR = frozenset({2, 4, 5, 6, 7})
+
+
+def sample_offsets(items: list[pystac.Item], decisions: list[Harmonisation], geobox: GeoBox,
+                   keys: dict[str, str], size: int = OFFSET_SAMPLE_PX) -> list[Harmonisation]:
+    """Check the DN of the items that declare the 04.00 offset on a coarse (``size`` px) grid of the block.
+
+    One odc-stac read of one band (one slice per item, COG overviews serve it)
+    and one vectorised count: cheap next to the block's load.
+    """
+    todo = [k for k, d in enumerate(decisions) if d.offset_dn == S2_BOA_OFFSET_DN]
+    band = next((b for b in _OFFSET_SAMPLE_BANDS if b in keys), None)
+    if not todo or band is None:
+        return decisions
+    coarse = geobox.zoom_to((min(size, geobox.shape[0]), min(size, geobox.shape[1])))
+    picked = [items[k] for k in todo]
+    raw = odc.stac.load(picked, bands=[keys[band], keys[SCL]], geobox=coarse, groupby="id", resampling="nearest",
+                        dtype="uint16", nodata=0, fail_on_error=True)
+    clear = np.isin(raw[keys[SCL]].values, list(_SCL_CLEAR))
+    if raw.sizes["time"] != len(picked):  # groupby="id": one slice per item, in the order given
+        raise DataError(f"offset sample: {raw.sizes['time']} slices for {len(picked)} Sentinel-2 items")
+    fractions = fraction_below_offset(raw[keys[band]].values, clear)
+    out = list(decisions)
+    for k, frac in zip(todo, fractions):
+        out[k] = offset_already_removed(decisions[k], float(frac))
+    return out
+
+
 def _load_s2_group(items, geobox, keys, offset, chunk) -> xr.Dataset:
-    assets = [keys[b] for b in [*S2_BANDS, SCL]]
-    _check_assets(items, assets)
+    bands = [b for b in keys if b != SCL]
     check_s2_headers(items, keys)
     raw = odc.stac.load(
-        items, bands=assets, geobox=geobox, groupby="solar_day", chunks=_chunks(geobox, chunk),
+        items, bands=list(keys.values()), geobox=geobox, groupby="solar_day", chunks=_chunks(geobox, chunk),
         resampling={"*": "bilinear", keys[SCL]: "nearest"},
         dtype="uint16", nodata=0,  # one dtype: odc-stac's dask path rejects a per-band dict
         fail_on_error=True,
     )
-    raw = to_yx(raw).rename({keys[b]: b for b in [*S2_BANDS, SCL]})
+    raw = to_yx(raw).rename({key: b for b, key in keys.items()})
     out = xr.Dataset(attrs={"harmonisation_offset_dn": offset})
-    for band in S2_BANDS:
+    for band in bands:
         out[band] = xr.apply_ufunc(dn_to_reflectance, raw[band], kwargs={"offset": offset}, dask="parallelized",
                                    output_dtypes=[np.float32], keep_attrs=True)
     out[SCL] = raw[SCL].astype("uint8")
@@ -85,13 +145,19 @@ def _load_s2_group(items, geobox, keys, offset, chunk) -> xr.Dataset:
 
 
 def dn_to_reflectance(dn: np.ndarray, offset: float) -> np.ndarray:
-    """(DN + offset) / 10000 as float32, NaN where DN is 0 (nodata); one output array, no temporaries.
+    """(max(DN, -offset) + offset) / 10000 as float32, NaN where DN is 0 (nodata); one output array.
+
+    DN are clipped to the offset (1000 from baseline 04.00) before it is removed:
+    reflectance >= 0, as before 04.00, where uint16 DN could not go negative;
+    otherwise dark water and shadow would change with the processing date.
 
     The obvious xarray expression makes four block-sized copies (astype, +, /,
     where); on a year of 13 bands that was 13 % of a block's time and most of
     its peak memory. Same float32 operations, same bits.
     """
     out = dn.astype(np.float32)
+    if offset < 0:
+        np.maximum(out, np.float32(-offset), out=out)
     out += np.float32(offset)
     out /= np.float32(S2_QUANTIFICATION)
     out[dn == 0] = np.nan
@@ -108,7 +174,7 @@ def _fuse_days(ds: xr.Dataset) -> xr.Dataset:
 
 
 def check_s2_headers(items: list[pystac.Item], keys: dict[str, str], sample: int = 2) -> None:
-    """Refuse S2 COGs that are not L2A digital numbers: the loader would read them as DN without a word.
+    """Refuse S2 COGs (of the bands in ``keys``, {band: asset key}) that are not L2A digital numbers: the loader would read them as DN without a word.
 
     odc-stac casts whatever it reads to uint16, so a float reflectance COG
     becomes zeros (nodata) and a COG without a CRS is placed by the item's
@@ -121,8 +187,7 @@ def check_s2_headers(items: list[pystac.Item], keys: dict[str, str], sample: int
     half = max(1, sample // 2)
     picks = sorted({*range(min(half, len(items))), *range(max(0, len(items) - half), len(items))})
     for item in (items[k] for k in picks):
-        for band in [*S2_BANDS, SCL]:
-            key = keys[band]
+        for band, key in keys.items():
             href = item.assets[key].href
             try:
                 with rasterio.open(href) as src:
@@ -138,6 +203,50 @@ def check_s2_headers(items: list[pystac.Item], keys: dict[str, str], sample: int
                 raise DataError(f"item {item.id!r} asset {key!r} has no CRS")
             if nodata not in (None, 0):
                 raise DataError(f"item {item.id!r} asset {key!r} declares nodata {nodata:g}, expected 0 (or none)")
+
+
+def split_by_assets(items: list[pystac.Item], keys: dict[str, str]) -> tuple[list[pystac.Item], dict[str, list[str]]]:
+    """(items holding every asset of ``keys``, {id of any other item: the bands it lacks})."""
+    kept, skipped = [], {}
+    for item in items:
+        missing = [b for b, key in keys.items() if key not in item.assets]
+        if missing:
+            skipped[item.id] = missing
+        else:
+            kept.append(item)
+    return kept, skipped
+
+
+def _missing_summary(skipped: dict[str, list[str]]) -> str:
+    """'B04 (3 items), SCL (1 item)': what the skipped items lack, for an error message."""
+    counts = Counter(b for bands in skipped.values() for b in bands)
+    return ", ".join(f"{b} ({n} item{'s' if n > 1 else ''})" for b, n in sorted(counts.items()))
+
+
+def dominant_orbit(items: list[pystac.Item]) -> tuple[list[pystac.Item], dict[str, int], str | None]:
+    """Only the S1 items of the most frequent ``sat:orbit_state`` (ties: ascending), with the counts.
+
+    Backscatter depends on the look direction (slopes face or turn away from the
+    sensor), so a percentile over a mix of passes depends on the mix; the
+    simulated world the model learnt from has one direction per MGRS tile.
+    Items without the property count as "unknown" and are kept only if they
+    are all there is.
+    """
+    states = [str(i.properties.get("sat:orbit_state") or "unknown") for i in items]
+    counts = dict(sorted(Counter(states).items()))
+    if not counts:
+        return items, counts, None
+    known = {s: n for s, n in counts.items() if s != "unknown"} or counts
+    used = max(sorted(known), key=lambda s: known[s])
+    return [i for i, s in zip(items, states) if s == used], counts, used
+
+
+def _backscatter(items: list[pystac.Item], collection_kind: str | None) -> str | None:
+    """The backscatter kind the items declare (``worldcover:backscatter``), else the collection's."""
+    declared = sorted({str(v) for i in items if (v := i.properties.get("worldcover:backscatter"))})
+    if not declared:
+        return collection_kind
+    return "+".join(declared)
 
 
 def _check_assets(items: list[pystac.Item], assets: list[str]) -> None:
@@ -184,22 +293,49 @@ def local_hrefs_as_uris(item: pystac.Item) -> pystac.Item:
 
 
 class StacSource:
-    """A STAC API (preset or URL) as a provider of block inputs."""
+    """A STAC API (preset or URL) as a provider of block inputs.
+
+    ``s2_bands``: the S2 bands to load (default all; the tile chain passes the
+    model's :func:`worldcover.bands.required_s2_bands`); items lacking one are
+    skipped. ``need_s1``: refuse a preset whose S1 is radar-geometry GRD (with
+    False, such a preset's S1 is simply not loaded).
+    """
 
     kind = "stac"
 
     def __init__(self, source: str, layout: str = "planetary-computer", max_cloud: float | None = None,
-                 chunk: int | None = DEFAULT_CHUNK) -> None:
+                 chunk: int | None = DEFAULT_CHUNK, s2_bands: Sequence[str] | None = None,
+                 need_s1: bool = True) -> None:
         self.preset: CataloguePreset = resolve(source, layout)
+        if need_s1:
+            check_s1_geocoded(self.preset)
         self.max_cloud = max_cloud
         self.chunk = chunk
+        self.s2_bands = tuple(S2_BANDS) if s2_bands is None else tuple(s2_bands)
+        unknown = [b for b in self.s2_bands if b not in S2_BANDS]
+        if unknown:
+            raise DataError(f"unknown Sentinel-2 band(s) {', '.join(unknown)}: expected some of {', '.join(S2_BANDS)}")
+        self.need_s1 = need_s1
         self._client = None
+        self._s1: tuple[str | None, str | None] | None = None
 
     @property
     def client(self):
         if self._client is None:
             self._client = open_client(self.preset.url)
         return self._client
+
+    def s1_collection(self) -> tuple[str | None, str | None]:
+        """(collection, backscatter kind): the preset's, or for a custom API what it offers (asked once)."""
+        if self._s1 is None:
+            p = self.preset
+            if p.s1_collection == AUTO:
+                self._s1 = choose_s1_collection(self.client)
+            elif p.s1_backscatter == "grd" or p.s1_collection is None:
+                self._s1 = (None, None)  # radar geometry is never loaded (refused when S1 is needed)
+            else:
+                self._s1 = (p.s1_collection, p.s1_backscatter)
+        return self._s1
 
     def search(self, collection: str | None, block: Block, datetime: str) -> list[pystac.Item]:
         if collection is None:
@@ -212,13 +348,26 @@ class StacSource:
 
     def load_block(self, block: Block, year: int) -> BlockInputs:
         p = self.preset
-        s2_items = self.search(p.s2_collection, block, _year_range(year))
-        s1_items = self.search(p.s1_collection, block, _year_range(year))
-        dem_items = self.search(p.dem_collection, block, "1900-01-01T00:00:00Z/2100-01-01T00:00:00Z")
-        if not s2_items:
+        s2_found = self.search(p.s2_collection, block, _year_range(year))
+        if not s2_found:
             raise DataError(f"no Sentinel-2 items for block {block.id} in {year} at {p.url}")
-        s2, decisions = load_s2(s2_items, block.geobox, p.layout, self.chunk)
+        keys = s2_asset_keys(p.layout, self.s2_bands)
+        s2_items, skipped = split_by_assets(s2_found, keys)
+        if skipped:
+            log.warning("block %s: %d of %d Sentinel-2 items skipped, lacking %s", block.id, len(skipped),
+                        len(s2_found), _missing_summary(skipped))
+        if not s2_items:
+            raise DataError(f"block {block.id}: none of the {len(s2_found)} Sentinel-2 items at {p.url} has every "
+                            f"band the model needs; missing: {_missing_summary(skipped)}")
+        s1_coll, s1_kind = self.s1_collection()
+        s1_found = self.search(s1_coll, block, _year_range(year))
+        s1_items, orbits, orbit_used = dominant_orbit(s1_found)
+        dem_items = self.search(p.dem_collection, block, "1900-01-01T00:00:00Z/2100-01-01T00:00:00Z")
+        s2, decisions = load_s2(s2_items, block.geobox, p.layout, self.chunk, bands=self.s2_bands)
         s1 = load_s1(s1_items, block.geobox, self.chunk, p.s1_assets) if s1_items else None
         dem = load_dem(dem_items, block.geobox, p.dem_asset) if dem_items else None
         ids = {"s2": [i.id for i in s2_items], "s1": [i.id for i in s1_items], "dem": [i.id for i in dem_items]}
-        return BlockInputs(s2=s2, s1=s1, dem=dem, items=ids, harmonisation=decisions)
+        s1_info = {"collection": s1_coll, "backscatter": _backscatter(s1_items, s1_kind) if s1_items else None,
+                   "orbit_states": orbits, "orbit_state_used": orbit_used}
+        return BlockInputs(s2=s2, s1=s1, dem=dem, items=ids, harmonisation=decisions, s2_skipped=skipped,
+                           s1_info=s1_info)

@@ -50,15 +50,29 @@ class ChainParams:
         return asdict(self)
 
 
-def open_source(source: str, max_cloud: float | None = None, chunk: int = DEFAULT_CHUNK) -> Source:
-    """A provider by name: ``sentinelhub``, a STAC preset, or a STAC API URL."""
+def open_source(source: str, max_cloud: float | None = None, chunk: int = DEFAULT_CHUNK,
+                s2_bands: tuple[str, ...] | None = None, need_s1: bool = True) -> Source:
+    """A provider by name: ``sentinelhub``, a STAC preset, or a STAC API URL.
+
+    ``s2_bands``: the S2 bands to load (None: all), ``need_s1``: refuse a
+    radar-geometry S1 collection (see :func:`source_needs`).
+    """
     if source == "sentinelhub":
         from worldcover.sources.sentinelhub import SentinelHubSource
 
         return SentinelHubSource(max_cloud=max_cloud)
     from worldcover.sources.stac import StacSource
 
-    return StacSource(source, max_cloud=max_cloud, chunk=chunk)
+    return StacSource(source, max_cloud=max_cloud, chunk=chunk, s2_bands=s2_bands, need_s1=need_s1)
+
+
+def source_needs(model) -> dict:
+    """What a model needs from a source: only its features' S2 bands (B01/B09 only for s2cloudless,
+    which the chain's mask leaves off), and whether it uses S1."""
+    from worldcover.bands import required_s2_bands
+
+    config = feature_config_of(model)
+    return {"s2_bands": required_s2_bands(config, cloud_probability=False), "need_s1": config.s1}
 
 
 def feature_config_of(model):
@@ -124,6 +138,7 @@ def classify_block(block: Block, year: int, inputs: BlockInputs, model, params: 
         n_s1=np.asarray(n_s1, dtype="int16"), n_s2=np.asarray(n_s2, dtype="int16"),
         pct_discarded=np.nan_to_num(np.rint(np.asarray(pct)), nan=100).astype("int16"),
         provenance={"items": inputs.items,
+                    "s2_skipped": inputs.s2_skipped, "s1": inputs.s1_info,
                     "harmonisation": [asdict(h) for h in inputs.harmonisation],
                     "s2_acquisitions": int(inputs.s2.sizes.get("time", 0)),
                     "s1_acquisitions": int(inputs.s1.sizes.get("time", 0)) if inputs.s1 is not None else 0},
@@ -167,7 +182,7 @@ def run_tile(tile: str | Tile, year: int, source: str | Source, model: str | Pat
     run = TileRun(tile.id, "failed", blocks_total=len(todo))
     try:
         clf = Model.load(model)
-        src = open_source(source, max_cloud, params.chunk) if isinstance(source, str) else source
+        src = open_source(source, max_cloud, params.chunk, **source_needs(clf)) if isinstance(source, str) else source
         for block in todo:
             if block_done(paths, block):
                 run.blocks_reused += 1
@@ -213,4 +228,5 @@ def _describe(exc: BaseException) -> str:
     return redact(f"{type(exc).__name__}: {exc}")[:500]
 
 
-__all__ = ["ChainFeatures", "ChainParams", "TileRun", "chain_features", "classify_block", "feature_config_of", "open_source", "run_tile"]
+__all__ = ["ChainFeatures", "ChainParams", "TileRun", "chain_features", "classify_block", "feature_config_of", "open_source", "run_tile",
+           "source_needs"]
