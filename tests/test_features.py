@@ -71,13 +71,19 @@ def make_dem(tile="N45E006", seed=2) -> xr.DataArray:
 
 def test_feature_names_are_stable_and_documented():
     names = F.feature_names()
-    assert len(names) == len(set(names)) == 131
+    assert len(names) == len(set(names)) == 129
     for n in ("s2_B04_p50", "s2_B8A_p10", "ndvi_p90", "ndvi_m07", "ndrei_p50", "ireci_p25", "cire_p75",
               "evi_p50", "mndwi_p10", "s1_vh_db_p90", "s1_ratio_db_p50", "s1_vv_db_std", "dem", "slope",
-              "lat_sin", "lon_cos"):
+              "lat_sin"):
         assert n in names
+    assert "lon_sin" not in names and "lon_cos" not in names  # longitude is opt-in
     assert names[:5] == ["s2_B02_p10", "s2_B02_p25", "s2_B02_p50", "s2_B02_p75", "s2_B02_p90"]
-    assert names[-6:] == ["dem", "slope", "lat_sin", "lat_cos", "lon_sin", "lon_cos"]
+    assert names[-4:] == ["dem", "slope", "lat_sin", "lat_cos"]
+    with_lon = F.feature_names(F.FeatureConfig(longitude=True))
+    assert with_lon[-2:] == ["lon_sin", "lon_cos"] and len(with_lon) == 131
+    # cards written before the switch (no "longitude" key) keep all four encodings
+    old = {k: v for k, v in F.FeatureConfig().to_dict().items() if k != "longitude"}
+    assert F.feature_names(F.FeatureConfig.from_dict(old))[-2:] == ["lon_sin", "lon_cos"]
     assert F.feature_names() == names  # deterministic
     summer = F.feature_names(F.FeatureConfig.summer_only())
     assert len(summer) == 19 and summer[0] == "s2_B02_summer" and "ndvi_summer" in summer

@@ -21,7 +21,7 @@ Names, in order::
     s1_{var}_p{NN}         S1 percentiles of vv_db, vh_db, ratio_db
     s1_{var}_std           and their temporal standard deviation
     dem, slope             metres, degrees
-    lat_sin lat_cos lon_sin lon_cos   location encodings
+    lat_sin lat_cos [lon_sin lon_cos] location encodings (longitude only with ``longitude=True``)
 
 Indices are evaluated with the formulas of spyndex's Awesome Spectral Indices
 catalogue (``spyndex.computeIndex``), with S2 bands mapped through spyndex's own
@@ -80,6 +80,7 @@ DEFAULT_INDICES = ("NDVI", "EVI", "NDMI", "NBR", "MNDWI", "NDWI", "NDREI", "IREC
 DEFAULT_PERCENTILES = (10, 25, 50, 75, 90)
 S1_VARIABLES = ("vv_db", "vh_db", "ratio_db")
 LOCATION_NAMES = ("lat_sin", "lat_cos", "lon_sin", "lon_cos")
+LATITUDE_NAMES = LOCATION_NAMES[:2]
 
 # WGS84, for metres per degree at a latitude.
 _WGS84_A = 6378137.0
@@ -181,6 +182,9 @@ class FeatureConfig:
     s1_std: bool = True
     terrain: bool = True
     location: bool = True
+    # Longitude lets a model memorise where the training blocks were instead of what
+    # the pixels look like; latitude stands for climate zone and season (off by default).
+    longitude: bool = False
 
     def __post_init__(self) -> None:
         for b in self.bands:
@@ -215,6 +219,9 @@ class FeatureConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise InputError(f"unknown FeatureConfig keys {unknown}: expected some of {sorted(known)}")
+        d = dict(d)
+        # Cards written before the longitude switch used all four location encodings.
+        d.setdefault("longitude", bool(d.get("location", True)))
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
     @classmethod
@@ -256,7 +263,7 @@ def _plan(config: FeatureConfig) -> list[tuple[str, dict, list[str]]]:
     if config.terrain:
         plan.append(("terrain", {}, ["dem", "slope"]))
     if config.location:
-        plan.append(("location", {}, list(LOCATION_NAMES)))
+        plan.append(("location", {}, list(LOCATION_NAMES if config.longitude else LATITUDE_NAMES)))
     return plan
 
 
@@ -369,17 +376,17 @@ def slope_degrees(dem: xr.DataArray) -> xr.DataArray:
     return s.astype(np.float32).rename("slope")
 
 
-def location_features(template: xr.DataArray) -> xr.DataArray:
-    """lat_sin, lat_cos, lon_sin, lon_cos of the pixel centres: (feature, y, x) float32."""
+def location_features(template: xr.DataArray, longitude: bool = True) -> xr.DataArray:
+    """lat_sin, lat_cos (and lon_sin, lon_cos) of the pixel centres: (feature, y, x) float32."""
     lon, lat = lonlat(template)
     ydim, xdim = spatial_dims(template)
     zero = xr.zeros_like(template.transpose(ydim, xdim), dtype=np.float32)
     if is_dask(zero) and not is_dask(lat) and lat.ndim == 2:
         lon, lat = lon.chunk(zero.chunksizes), lat.chunk(zero.chunksizes)
     rlat, rlon = np.deg2rad(lat), np.deg2rad(lon)
-    parts = [np.sin(rlat), np.cos(rlat), np.sin(rlon), np.cos(rlon)]
+    parts = [np.sin(rlat), np.cos(rlat)] + ([np.sin(rlon), np.cos(rlon)] if longitude else [])
     return xr.concat([(p + zero).astype(np.float32) for p in parts], dim=FEATURE).assign_coords(
-        {FEATURE: list(LOCATION_NAMES)}
+        {FEATURE: list(LOCATION_NAMES[:len(parts)])}
     )
 
 
@@ -462,7 +469,7 @@ def compute_features(
             d = _on_grid(dem, template, "DEM").astype(np.float32, copy=False)
             parts.append(xr.concat([d, slope_degrees(d)], dim=FEATURE).assign_coords({FEATURE: names}))
         elif kind == "location":
-            parts.append(location_features(template))
+            parts.append(location_features(template, longitude=config.longitude))
     if not parts:
         raise InputError("FeatureConfig selects no features")
     parts = [
