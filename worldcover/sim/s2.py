@@ -128,6 +128,7 @@ def render_s2(world: "BlockWorld", acq: S2Acquisition, baseline: str | None = No
     refl = (spectra.MATRIX.T @ frac.reshape(e, -1)).reshape(len(spectra.BANDS), h, w)
     del frac
     refl *= world.texture[None] * illumination(world.slope_x, world.slope_y, zen, az)[None]
+    refl *= world.spectral_drift[:, None, None]
     refl = _blur(refl, PSF)[(slice(None), *world.crop)]
     surface = None
     if keep_surface:

@@ -140,6 +140,7 @@ class BlockWorld:
             for i in range(2)
         )
         self.centre = mgrs_centre(self.grid.mgrs)
+        self.spectral_drift = spectral_drift(self.centre[0], self.centre[1], self.seed)
         self._climate = surface_at(np.array([self.centre[0]]), np.array([self.centre[1]]), self.seed)
         o = self.options
         period = o.period_dates()
@@ -221,6 +222,26 @@ class BlockWorld:
     def s1(self, acq: S1Acquisition, keep_clean: bool | None = None) -> S1Scene:
         keep = self.options.keep_surface if keep_clean is None else keep_clean
         return render_s1(self, acq, keep_clean=keep)
+
+
+# Regional reflectance gain (a few %): soils, canopies and atmospheric correction
+# differ between regions in ways the class rules do not capture, so a model must
+# not rely on an exact reflectance level. Smooth in wavelength: an overall level,
+# a visible-vs-NIR tilt and a SWIR offset, each varying over hundreds of km.
+SPECTRAL_DRIFT = 0.025
+SPECTRAL_DRIFT_KM = 800.0
+# centre wavelengths (um) of spectra.BANDS
+_WAVELENGTH = np.array([0.443, 0.49, 0.56, 0.665, 0.704, 0.74, 0.783, 0.842, 0.865, 0.945, 1.61, 2.19], np.float32)
+_DRIFT_BASIS = np.stack([np.ones_like(_WAVELENGTH), np.tanh((_WAVELENGTH - 0.72) / 0.05),
+                         (_WAVELENGTH > 1.5).astype(np.float32)])
+
+
+def spectral_drift(lon: float, lat: float, seed: int) -> np.ndarray:
+    """Per-band reflectance gain of the region around (lon, lat), shape (band,)."""
+    dom = domain(np.array([lon], np.float64), np.array([lat], np.float64))
+    amp = np.array([float(fbm(dom, key(seed, "spectral-drift", i), SPECTRAL_DRIFT_KM, 2)[0]) for i in range(3)],
+                   np.float32)
+    return (1.0 + SPECTRAL_DRIFT * amp @ _DRIFT_BASIS).astype(np.float32)
 
 
 def zlib_crc(text: str) -> int:
