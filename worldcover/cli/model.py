@@ -90,27 +90,89 @@ def info(
         typer.echo(line)
 
 
-# TODO(lead): `worldcover model train` -> worldcover.model.train_default_model(out_dir, ...)
-# once the simulator and feature module are in; `worldcover model evaluate` can wait.
-
-
 @app.command("train")
 def train(
-    out: Path = typer.Option(Path("models/default"), "--out", help="Model directory to (over)write."),
-    year: int = typer.Option(2021, "--year", help="Simulated year."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Model directory to (over)write (default models/default "
+                                       "without --points; required with --points)."),
+    points: Optional[str] = typer.Option(None, "--points", help="Train from reference points instead of the simulated "
+                                         "world: CSV, GeoParquet or GeoJSON with lon, lat, class (WorldCover code), "
+                                         "year, optional weight and group."),
+    source: Optional[str] = typer.Option(None, "--source", help="With --points: STAC API URL or preset the features "
+                                         "are loaded from (as tile run)."),
+    year: Optional[int] = typer.Option(None, "--year", help="Year (simulated: default 2021; with --points: default "
+                                       "the file's only year)."),
+    group_by: str = typer.Option("tile", "--group-by", help="With --points: spatial groups of the train/test split: "
+                                 "tile, cell (1 degree), chip, or column (the file's group column)."),
+    chip_size: int = typer.Option(64, "--chip-size", help="With --points: chip (block) size in px; each chip is "
+                                  "loaded once."),
+    test_fraction: float = typer.Option(0.25, "--test-fraction", help="With --points: share of the groups held out."),
+    features: str = typer.Option("default", "--features", help="With --points: default (S2 + S1 + DEM), no-dem, or "
+                                 "s2-only."),
     sim_seed: int = typer.Option(0, "--sim-seed", help="Seed of the simulated world."),
-    seed: int = typer.Option(0, "--seed", help="Sampling and LightGBM seed."),
-    max_per_class: int = typer.Option(200, "--max-per-class", help="Training points per class per block."),
+    seed: int = typer.Option(0, "--seed", help="Sampling, split and LightGBM seed."),
+    max_per_class: int = typer.Option(200, "--max-per-class", help="Training points per class per block (simulated)."),
     work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Keep the simulated archive here."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
+    """Reproduce the default model on the simulated world, or, with --points, train on reference points."""
+    from worldcover.cli._common import parse_year
+
+    if year is not None:
+        parse_year(year)
+    if points is not None:
+        _train_points(points, source, out, year, group_by, chip_size, test_fraction, features, seed, as_json)
+        return
+    if source is not None:
+        from worldcover.errors import InputError
+
+        raise InputError("--source is for training from --points; the default model trains on the simulated world")
+    _train_default(out or Path("models/default"), year or 2021, sim_seed, seed, max_per_class, work_dir, as_json)
+
+
+def _train_points(points: str, source: Optional[str], out: Optional[Path], year: Optional[int], group_by: str,
+                  chip_size: int, test_fraction: float, features: str, seed: int, as_json: bool) -> None:
+    """``model train --points``: features through the production chain, split by spatial group, carded."""
+    from rich.progress import Progress
+
+    from worldcover.cli._common import console
+    from worldcover.errors import InputError
+    from worldcover.model.points import train_from_points
+
+    if source is None:
+        raise InputError("--points needs --source URL: the STAC API (or preset) the point features are loaded from")
+    if out is None:
+        raise InputError("--points needs --out DIR: the model directory to write (models/default is the simulated "
+                         "world's model)")
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("loading chips", total=None)
+
+        def step(done: int, total: int, chip: str) -> None:
+            bar.update(task, completed=done, total=total, description=f"featurised chip {chip}")
+
+        result = train_from_points(points, source, out, year=year, group_by=group_by, chip_size=chip_size,
+                                   test_fraction=test_fraction, seed=seed, features=features, progress=step)
+    if as_json:
+        echo_json(result)
+        return
+    ref, split, m = result["reference"], result["split"], result["metrics"]
+    console.print(f"model -> {result['model_dir']} ({result['name']} {result['version'][:12]})")
+    console.print(f"reference {ref['file']} sha256 {ref['sha256'][:16]}...: {ref['points_used']} of "
+                  f"{ref['rows']} points used (year {result['year']}; {ref['points_without_clear_observation']} "
+                  f"without a clear observation, {ref['points_in_failed_chips']} in chips without data)")
+    console.print(f"split by {split['by']}: {len(split['train_groups'])} train groups ({split['train_points']} "
+                  f"points), {len(split['test_groups'])} test groups ({split['test_points']} points)")
+    console.print(f"held-out OA {_fmt(m['overall_accuracy'])} kappa {_fmt(m['kappa'])} on {m['n']} points; "
+                  f"see `worldcover model info {result['model_dir']}`")
+
+
+def _train_default(out: Path, year: int, sim_seed: int, seed: int, max_per_class: int, work_dir: Optional[Path],
+                   as_json: bool) -> None:
     """Reproduce the default model: simulate, serve, load with odc-stac, train; report vs a summer-only baseline."""
     from rich.progress import Progress
 
-    from worldcover.cli._common import console, echo_json, parse_year
+    from worldcover.cli._common import console
     from worldcover.model.default import train_default_model
 
-    parse_year(year)
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("featurising simulated blocks", total=None)
 
