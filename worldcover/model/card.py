@@ -91,6 +91,8 @@ class ModelCard:
     test_blocks: tuple[str, ...] = ()
     metrics: Mapping[str, Any] | None = field(default=None, hash=False)  # ClassificationMetrics.to_dict()
     provenance: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    # probability calibration applied at prediction ({"method": "temperature", "temperature": T, ...})
+    calibration: Mapping[str, Any] = field(default_factory=dict, hash=False)
     classes: tuple[int, ...] = CODES
     worldcover_version: str = ""
     lightgbm_version: str = ""
@@ -118,6 +120,10 @@ class ModelCard:
         set_("test_blocks", tuple(str(b) for b in self.test_blocks))
         set_("hyperparameters", check_json(dict(self.hyperparameters), "hyperparameters"))
         set_("provenance", check_json(dict(self.provenance), "provenance"))
+        set_("calibration", check_json(dict(self.calibration), "calibration"))
+        t = self.calibration.get("temperature", 1.0)
+        if not (isinstance(t, (int, float)) and 0.05 <= t <= 20):
+            raise DataError(f"calibration temperature {t!r}: expected a number 0.05..20")
         if self.metrics is not None:
             set_("metrics", check_json(dict(self.metrics), "metrics"))
         wc, lgb = _versions()
@@ -188,6 +194,8 @@ class ModelCard:
             "hyperparameters": dict(self.hyperparameters),
             "metrics": None if self.metrics is None else dict(self.metrics),
             "provenance": dict(self.provenance),
+            # only when set, so cards written before calibration keep their version hash
+            **({"calibration": dict(self.calibration)} if self.calibration else {}),
         }
 
     def to_json(self) -> str:
@@ -217,6 +225,7 @@ class ModelCard:
                 test_blocks=tuple(d.get("test_blocks", ())),
                 metrics=d.get("metrics"),
                 provenance=d.get("provenance") or {},
+                calibration=d.get("calibration") or {},
                 classes=tuple(d.get("classes", CODES)),
                 worldcover_version=d.get("worldcover_version", "") or "?",
                 lightgbm_version=d.get("lightgbm_version", "") or "?",

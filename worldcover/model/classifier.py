@@ -157,9 +157,21 @@ class Model:
             raise DataError(f"expected a (pixels, {len(self.feature_names)}) matrix, got shape {matrix.shape}")
         if matrix.shape[0] == 0:
             return np.zeros((0, len(self.trained_classes)), dtype=np.float64)
+        temperature = float(self._card.calibration.get("temperature", 1.0))
         with thread_limit(self.num_threads):
-            proba = self._booster.predict(matrix)
+            if temperature == 1.0:
+                proba = self._booster.predict(matrix)
+            else:  # temperature scaling of the softmax: same argmax, calibrated confidence
+                proba = softmax(np.asarray(self._booster.predict(matrix, raw_score=True), np.float64)
+                                .reshape(matrix.shape[0], -1) / temperature)
         return np.asarray(proba, dtype=np.float64).reshape(matrix.shape[0], -1)
+
+    def raw_scores(self, matrix: np.ndarray) -> np.ndarray:
+        """LightGBM's raw multiclass scores (pixels, trained classes): the softmax logits."""
+        matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        with thread_limit(self.num_threads):
+            raw = self._booster.predict(matrix, raw_score=True)
+        return np.asarray(raw, dtype=np.float64).reshape(matrix.shape[0], -1)
 
     def predict_matrix(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(codes uint8, probability uint8 0..100) for a (pixels, features) matrix in card order.
@@ -336,6 +348,13 @@ class Model:
             raise DataError(f"cannot read model directory {d}: {exc}") from None
         card = ModelCard.from_json(card_text, where=str(card_path))
         return cls(model_text, card, num_threads=num_threads, source=str(d))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, stable for large logits."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def table_matrix(table: pd.DataFrame, feature_names: tuple[str, ...] | list[str]) -> np.ndarray:

@@ -25,6 +25,8 @@ from worldcover.stages import ZONES, stage_tiles, stratum
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 DEFAULT_MODEL_NAME = "worldcover-default-sim"
 TRAIN_BLOCK_SIZE = 240
+#: share of training labels relabelled at random (see :func:`with_label_noise`)
+DEFAULT_LABEL_NOISE = 0.02
 #: what a plan or the CLI says for the packaged model: every dask worker and pod has it at its own install path
 DEFAULT_MODEL_KEYWORD = "default"
 
@@ -177,7 +179,8 @@ def block_features(source, block: Block, year: int, configs: dict) -> dict[str, 
 def train_default_model(out_dir: str | os.PathLike = DEFAULT_MODEL_DIR, *, year: int = 2021, sim_seed: int = 0,
                         max_per_class: int = 200, seed: int = 0, num_threads: int | None = None,
                         work_dir: str | os.PathLike | None = None, design: TrainingDesign | None = None,
-                        progress=None, missing_groups: dict | None = None) -> dict:
+                        progress=None, missing_groups: dict | None = None,
+                        label_noise: float = DEFAULT_LABEL_NOISE) -> dict:
     """Simulate, serve, load, featurise, train the default and the summer-only baseline; save the default.
 
     ``missing_groups`` (default :data:`~worldcover.model.training.DEFAULT_MISSING_GROUPS`; ``{}`` for none):
@@ -187,6 +190,7 @@ def train_default_model(out_dir: str | os.PathLike = DEFAULT_MODEL_DIR, *, year:
 
     from worldcover import sim
     from worldcover.features import FeatureConfig
+    from worldcover.model.calibration import calibrate
     from worldcover.model.training import DEFAULT_MISSING_GROUPS, train_from_tables
     from worldcover.model.sampling import build_training_table
     from worldcover.sources.local_api import LocalStacApi
@@ -210,11 +214,14 @@ def train_default_model(out_dir: str | os.PathLike = DEFAULT_MODEL_DIR, *, year:
                 progress(i + 1, len(blocks), block)
     test_ids = {b.id for b in design.test}
     results = {}
+    tables = {}
     for name, cfg in configs.items():
         table = build_training_table(items[name], max_per_class=max_per_class, seed=seed)
-        train_df = table[~table["block_id"].isin(test_ids)]
+        tables[name] = table
+        save_table(table, work / "tables" / f"{name}.parquet")
+        train_df = with_label_noise(table[~table["block_id"].isin(test_ids)], label_noise, seed)
         test_df = table[table["block_id"].isin(test_ids)]
-        provenance = {"source": "worldcover.sim", "simulator_seed": sim_seed, "year": year,
+        provenance = {"source": "worldcover.sim", "simulator_seed": sim_seed, "year": year, "label_noise": label_noise,
                       "feature_config": cfg.to_dict(), "chain": "sim COGs -> rustac STAC API -> odc-stac -> preprocess",
                       "block_size": blocks[0].size}
         results[name] = train_from_tables(
@@ -224,6 +231,9 @@ def train_default_model(out_dir: str | os.PathLike = DEFAULT_MODEL_DIR, *, year:
             missing_groups=(DEFAULT_MISSING_GROUPS if missing_groups is None else missing_groups)
             if name == "default" else None)
     model, baseline = results["default"], results["summer"]
+    # Temperature on every other held-out block, reliability judged on the rest.
+    default_test = tables["default"][tables["default"]["block_id"].isin(test_ids)]
+    model = calibrate(model, default_test, sorted(test_ids)[::2])
     maps = {name: held_out_map_metrics(results[name], items[name], test_ids) for name in configs}
     card = model.card
     model = model.with_card(card.replace(provenance={
@@ -236,6 +246,42 @@ def train_default_model(out_dir: str | os.PathLike = DEFAULT_MODEL_DIR, *, year:
     return {"model_dir": str(out_dir), "default": dict(model.card.metrics), "baseline": dict(baseline.card.metrics),
             "default_map": maps["default"], "baseline_map": maps["summer"],
             "train_blocks": [b.id for b in design.train], "test_blocks": [b.id for b in design.test]}
+
+
+def save_table(table, path: Path) -> None:
+    """A training table as Parquet (atomic), so benchmarks can retrain variants without re-simulating."""
+    from worldcover.storage import atomic_path
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        table.to_parquet(tmp, index=False)
+
+
+def with_label_noise(table, share: float, seed: int = 0):
+    """A copy of a training table with ``share`` of its rows relabelled to another class present (seeded).
+
+    Real reference labels are wrong now and then (WorldCover's own were ~5-10 %
+    off); training on a perfect simulated truth makes over-confident models.
+    Test rows are never relabelled.
+    """
+    from worldcover.model.classifier import CODE_COLUMN
+
+    if not 0 <= share < 0.5:
+        raise ValueError(f"label_noise {share!r}: expected a share 0 <= share < 0.5")
+    out = table.copy()
+    if share == 0 or len(out) == 0:
+        return out
+    rng = np.random.default_rng(seed + 7919)
+    codes = out[CODE_COLUMN].to_numpy()
+    classes = np.unique(codes)
+    flip = rng.random(len(codes)) < share
+    # a uniformly chosen *other* class: shift by 1..k-1 places in the sorted class list
+    pos = np.searchsorted(classes, codes[flip])
+    new = classes[(pos + rng.integers(1, len(classes), flip.sum())) % len(classes)] if len(classes) > 1 else codes[flip]
+    codes = codes.copy()
+    codes[flip] = new
+    out[CODE_COLUMN] = codes.astype(table[CODE_COLUMN].dtype)
+    return out
 
 
 def held_out_map_metrics(model, items: list, test_ids: set[str]) -> dict:
