@@ -11,6 +11,13 @@ Layout under a campaign output root::
     ROOT/mosaic/...                                      merged products
     ROOT/validation/...                                  accuracy reports
 
+With ``naming="esa"`` (``worldcover tile run --naming esa``) the products
+take ESA's file names instead, ``ESA_WorldCover_10m_2021_v010_N00E006_Map.tif``
+(``v010`` is this package's version, 0.1.0, written as ESA writes V2.0.0:
+``v200``), and the item ``ESA_WorldCover_10m_2021_v010_N00E006.json``; the
+folders stay the same. :func:`find_tile_paths` finds a tile under either
+naming, so the campaign tools and the mosaic need not be told.
+
 A tile is finished when its STAC item exists and every asset it lists has
 the recorded sha256 checksum: the item is written only after all assets
 are complete, so an interrupted run is never taken for a finished one.
@@ -19,13 +26,51 @@ are complete, so an interrupted run is never taken for a finished one.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
-from worldcover import storage
+from worldcover import __version__, storage
+from worldcover.errors import InputError
 from worldcover.grid import Tile
 from worldcover.storage import Location
 
 PRODUCTS = ("Map", "Prob", "InputQuality")
+NAMINGS = ("worldcover", "esa")
+ESA_PREFIX = "ESA_WorldCover_10m"
+# a product or item file name in either naming: year, (ESA) version token, tile id, (product)
+FILE_NAME = re.compile(
+    r"^(?:worldcover_(?P<year>\d{4})|ESA_WorldCover_10m_(?P<esa_year>\d{4})_(?P<version>v\d+))"
+    r"_(?P<tile>[NS]\d{2}[EW]\d{3})(?:_(?P<product>[A-Za-z]+))?\.(?:tif|json)$"
+)
+
+
+def product_version(version: str = __version__) -> str:
+    """'V0.1.0': the package release as the product's version, written as ESA writes 'V2.0.0'."""
+    release = re.match(r"^(\d+)(?:\.(\d+))?(?:\.(\d+))?", version)  # PEP 440's release segment
+    parts = [int(n or 0) for n in release.groups()] if release else [0, 0, 0]
+    return "V" + ".".join(map(str, parts))
+
+
+def version_token(version: str = __version__) -> str:
+    """'v010': the version part of ESA's file names ('V2.0.0' is 'v200')."""
+    return "v" + product_version(version)[1:].replace(".", "")
+
+
+def check_naming(naming: str) -> str:
+    """Refuse a file naming other than ours or ESA's, naming the option."""
+    if naming not in NAMINGS:
+        raise InputError(f"--naming {naming!r}: expected one of {', '.join(NAMINGS)}")
+    return naming
+
+
+def parse_file_name(name: str) -> dict | None:
+    """Year, tile, naming, version token and product of a tile product or item file name; None if neither naming."""
+    m = FILE_NAME.match(name)
+    if m is None:
+        return None
+    esa = m.group("esa_year") is not None
+    return {"year": int(m.group("esa_year") or m.group("year")), "tile": m.group("tile"),
+            "naming": "esa" if esa else "worldcover", "version": m.group("version"), "product": m.group("product")}
 RACY_NS = 2_000_000_000  # checksums of files younger than this are not remembered
 
 
@@ -36,6 +81,11 @@ class TilePaths:
     root: Location
     tile: Tile
     year: int
+    naming: str = "worldcover"  # or "esa": ESA_WorldCover_10m_<year>_<version>_<tile>_<product>.tif
+    version: str = version_token()  # the version token of ESA names
+
+    def __post_init__(self) -> None:
+        check_naming(self.naming)
 
     @property
     def dir(self) -> Location:
@@ -43,6 +93,8 @@ class TilePaths:
 
     @property
     def stem(self) -> str:
+        if self.naming == "esa":
+            return f"{ESA_PREFIX}_{self.year}_{self.version}_{self.tile.id}"
         return f"worldcover_{self.year}_{self.tile.id}"
 
     def product(self, name: str) -> Location:
@@ -82,8 +134,22 @@ class TilePaths:
         return self.dir / "FAILED.json"
 
 
-def tile_paths(root, tile: Tile | str, year: int) -> TilePaths:
-    return TilePaths(storage.path(root), tile if isinstance(tile, Tile) else Tile.parse(tile), year)
+def tile_paths(root, tile: Tile | str, year: int, naming: str = "worldcover") -> TilePaths:
+    return TilePaths(storage.path(root), tile if isinstance(tile, Tile) else Tile.parse(tile), year, naming)
+
+
+def find_tile_paths(root, tile: Tile | str, year: int) -> TilePaths:
+    """The tile's paths in the naming its STAC item was written with: ours if that item exists, else ESA's
+    (the highest version present), else ours. Readers use this so they need not know how a tile was run."""
+    ours = tile_paths(root, tile, year)
+    if ours.item.exists():
+        return ours
+    found = [parse_file_name(p.name) for p in ours.dir.glob(f"{ESA_PREFIX}_{year}_v*_{ours.tile.id}.json")]
+    versions = [f["version"] for f in found if f and f["product"] is None and f["year"] == year]
+    if not versions:
+        return ours
+    best = max(versions, key=lambda v: int(v[1:]))
+    return TilePaths(ours.root, ours.tile, year, "esa", best)
 
 
 def multihash_sha256(hexdigest: str) -> str:
@@ -162,7 +228,7 @@ def finished_tiles(root, year: int) -> list[str]:
     out = []
     for d in sorted((p for p in base.iterdir() if p.is_dir()), key=lambda p: p.name):
         try:
-            paths = tile_paths(root, d.name, year)
+            paths = find_tile_paths(root, d.name, year)
         except ValueError:
             continue
         if is_finished(paths):

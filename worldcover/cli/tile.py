@@ -23,6 +23,8 @@ def run(
     blocks: str = typer.Option("all", "--blocks", help="all, first:N or r0c0,r0c1,..."),
     block_size: int = typer.Option(3000, "--block-size", help="Block size in pixels."),
     max_cloud: Optional[float] = typer.Option(None, "--max-cloud", help="Skip S2 items above this cloud cover (%)."),
+    naming: str = typer.Option("worldcover", "--naming", help="Product file names: worldcover "
+                               "(worldcover_2021_N00E006_Map.tif) or esa (ESA_WorldCover_10m_2021_v010_N00E006_Map.tif)."),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
 ) -> None:
     """Load, preprocess, classify and write Map / Prob / InputQuality COGs and a STAC item."""
@@ -31,6 +33,7 @@ def run(
     from worldcover.campaign.plan import check_blocks, check_model, check_source, check_uri, check_year
     from worldcover import storage
     from worldcover.grid import Tile, parse_blocks
+    from worldcover.products import check_naming
     from worldcover.tile.run import run_tile
 
     check_year(year)
@@ -39,12 +42,13 @@ def run(
     check_source(source)
     check_uri(out, "output root")
     check_model(model)
+    check_naming(naming)
     total = len(parse_blocks(t, blocks, block_size))
     with storage.lock(out), Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=as_json) as bar:
         task = bar.add_task(f"{t.id} blocks", total=total)
         result = run_tile(t, year, source, model, out, block_size=block_size, blocks=blocks, max_cloud=max_cloud,
-                          on_block=lambda b, how: bar.advance(task))
+                          on_block=lambda b, how: bar.advance(task), naming=naming)
     if as_json:
         echo_json(result.to_dict())
         return

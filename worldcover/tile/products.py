@@ -21,6 +21,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from odc.geo.geobox import GeoBox
+from rasterio.rio.overview import get_maximum_overview_level
 from rasterio.windows import Window
 from rio_cogeo.cogeo import cog_translate, cog_validate
 from rio_cogeo.profiles import cog_profiles
@@ -30,13 +31,86 @@ from worldcover.cog import atomic_path, atomic_workdir, atomic_write_text, remov
 from worldcover.errors import DataError
 from worldcover.grid import CRS, QUALITY_PIXELS_PER_DEGREE, PIXELS_PER_DEGREE, Block, Tile
 from worldcover.legend import CLASSES, NODATA, colormap
-from worldcover.products import TilePaths, multihash_sha256
+from worldcover.products import TilePaths, multihash_sha256, product_version
 
 # Bands of a block result GeoTIFF (int16 so one file holds them all).
 BLOCK_BANDS = ("map", "prob", "n_s1", "n_s2", "pct_discarded")
 QUALITY_BANDS = ("n_s1_observations", "n_s2_observations", "pct_s2_discarded")
 QUALITY_NODATA = -1
 QUALITY_FACTOR = PIXELS_PER_DEGREE // QUALITY_PIXELS_PER_DEGREE  # 6 map pixels per quality pixel
+# What the InputQuality bands hold, in the words of the real product's ``description`` tag.
+QUALITY_DESCRIPTIONS = {
+    "n_s1_observations": "Number of Sentinel-1 backscatter observations (RTC gamma0 or geocoded sigma0) used in "
+                         "the classification workflow",
+    "n_s2_observations": "Number of Sentinel-2 L2A observations used in the classification workflow",
+    "pct_s2_discarded": "Percentage (0-100) of invalid S2 observations discarded in the classification workflow "
+                        "(after cloud and cloud shadow filtering)",
+}
+
+# The real product's COG layout (ESA WorldCover v100/v200 Map and InputQuality tiles): 1024 px internal
+# blocks; overviews halve the raster until it fits in one block (2..64 on a 36000 px Map, 2, 4, 8 on a
+# 6000 px InputQuality), which is rio-cogeo's rule at that block size.
+PRODUCT_BLOCKSIZE = 1024
+PRODUCT_LICENSE = "CC-BY 4.0 - https://creativecommons.org/licenses/by/4.0/"  # the real tiles' tag, verbatim
+PRODUCT_TYPES = {"Map": "LandCover Map", "Prob": "Class Probability Layer", "InputQuality": "Input Quality Layer"}
+
+
+def cog_layout(height: int, width: int, blocksize: int = PRODUCT_BLOCKSIZE) -> tuple[int, list[int]]:
+    """Internal block size and overview factors of a product COG of this size.
+
+    A full tile gets the real product's 1024 px blocks and overviews 2..64. A partial tile (a few
+    blocks) keeps 1024 px blocks when it is that large, else the largest power of two that fits
+    (>= 16), and the same rule for overviews: halve until the raster fits in one block.
+    """
+    side = min(height, width)
+    size = blocksize if side >= blocksize else max(16, 1 << int(np.log2(max(side, 1))))
+    return size, [2**i for i in range(1, get_maximum_overview_level(width, height, minsize=size) + 1)]
+
+
+def legend_tag() -> str:
+    """The ``legend`` tag exactly as the real v200 Map carries it: one 'CODE NAME' line per class."""
+    return "".join(f"{c.code:<3} {c.name.replace(' / ', '/')}\n" for c in CLASSES)
+
+
+def quality_description() -> str:
+    """The InputQuality ``description`` tag, in the real product's wording, for our bands."""
+    lines = [f"Band {i}: {QUALITY_DESCRIPTIONS.get(name, name)}" for i, name in enumerate(QUALITY_BANDS, 1)]
+    return (",\n".join(lines) + ".\n\nCombining Band 2 and Band 3 yields the total absolute number of valid "
+            "Sentinel-2 L2A observations used in the classification workflow.")
+
+
+def product_tags(paths: TilePaths, product: str, model_card: dict, created: datetime | None = None) -> dict[str, str]:
+    """GeoTIFF metadata of one tile product: the real product's keys and formats, our values.
+
+    Keys as on ESA's tiles (algorithm_version, copyright, creation_time, legend or description,
+    license, product_crs/grid/tile/type/version, reference, time_start/end, title); the values
+    name this package, its version and the model, and the Copernicus attribution CC-BY 4.0 asks for.
+    """
+    year, name = paths.year, model_card.get("name") or "unnamed model"
+    created = created or datetime.now(timezone.utc)
+    tags = {
+        "algorithm_version": f"{name} {str(model_card.get('version') or '')[:12]}".strip(),
+        "copyright": f"worldcover {__version__} / Contains modified Copernicus Sentinel data ({year}) "
+                     "processed with worldcover",
+        "creation_time": created.strftime("%Y-%m-%d %H:%M:%S.%f"),
+        "license": PRODUCT_LICENSE,
+        "product_crs": CRS,
+        "product_grid": "3x3 degree tiling grid",
+        "product_tile": paths.tile.id,
+        "product_type": PRODUCT_TYPES[product],
+        "product_version": product_version(),
+        "reference": "https://esa-worldcover.org (the method followed; this product is not ESA's)",
+        "time_end": f"{year}-12-31T23:59:59Z",
+        "time_start": f"{year}-01-01T00:00:00Z",
+        "title": f"worldcover product at 10m resolution for year {year}",
+    }
+    if product == "Map":
+        tags["legend"] = legend_tag()
+    elif product == "InputQuality":
+        tags["description"] = quality_description()
+    else:
+        tags["description"] = "Probability (0-100 %) the classifier gave the mapped class; 0 where the map has no data."
+    return dict(sorted(tags.items()))
 
 
 @dataclass
@@ -117,16 +191,16 @@ def _window_geobox(tile: Tile, window: tuple[int, int, int, int], factor: int = 
     return GeoBox(((r1 - r0) // factor, (c1 - c0) // factor), Affine(res, 0, x0, 0, -res, y0), CRS)
 
 
-def _to_cog(src_path: Path, dest: storage.Location, overview_resampling: str, cmap: dict | None = None) -> None:
+def _to_cog(src_path: Path, dest: storage.Location, overview_resampling: str, cmap: dict | None = None,
+            tags: dict[str, str] | None = None) -> None:
     profile = cog_profiles.get("deflate")
-    profile.update(blockxsize=512, blockysize=512)
     # on disk, rio-cogeo writes its own temporary file beside its output: keep it in a hidden scratch folder
     with rasterio.open(src_path) as src, atomic_workdir(dest) as tmp:
-        if min(src.shape) < 512:
-            size = max(16, 1 << int(np.log2(min(src.shape))))
-            profile.update(blockxsize=size, blockysize=size)
+        size, overviews = cog_layout(*src.shape)
+        profile.update(blockxsize=size, blockysize=size)
         cog_translate(src, tmp, profile, overview_resampling=overview_resampling, in_memory=False, quiet=True,
-                      colormap=cmap, forward_band_tags=True)
+                      colormap=cmap, forward_band_tags=True, overview_level=len(overviews),
+                      additional_cog_metadata=tags)
         ok, errors, _ = cog_validate(tmp, quiet=True)
         if not ok:
             raise DataError(f"{dest.name} is not a valid COG: {'; '.join(errors)}")
@@ -149,8 +223,9 @@ def assemble_tile(paths: TilePaths, blocks: Sequence[Block], *, model_card: dict
     qwin = union_window(blocks, QUALITY_FACTOR)
     gb, qgb = _window_geobox(tile, win), _window_geobox(tile, qwin, QUALITY_FACTOR)
     full_q = _window_geobox(tile, qwin)  # 10 m grid of the quality window, for aggregation
+    tags = {p: product_tags(paths, p, model_card) for p in PRODUCT_TYPES}
     with _scratch_folder(paths) as folder:
-        _assemble_cogs(paths, blocks, folder, win, qwin, gb, qgb, full_q)
+        _assemble_cogs(paths, blocks, folder, win, qwin, gb, qgb, full_q, tags)
     item = tile_item(paths, blocks, gb, qgb, model_card=model_card, params=params, source=source)
     atomic_write_text(paths.item, json.dumps(item, indent=1))
     return item
@@ -169,7 +244,7 @@ def _scratch_folder(paths: TilePaths) -> Iterator[Path]:
 
 
 def _assemble_cogs(paths: TilePaths, blocks: Sequence[Block], folder: Path, win, qwin, gb: GeoBox, qgb: GeoBox,
-                   full_q: GeoBox) -> None:
+                   full_q: GeoBox, tags: dict[str, dict[str, str]]) -> None:
     """Stream the block results into scratch rasters, then the Map, Prob and InputQuality COGs."""
     scratch = {
         "map": _scratch(folder, gb, 1, "uint8", NODATA, "map"),
@@ -190,9 +265,9 @@ def _assemble_cogs(paths: TilePaths, blocks: Sequence[Block], folder: Path, win,
                 valid = data[0] > 0
                 q.write(np.where(valid, data[2:5], QUALITY_NODATA).astype("int16"), window=wq)
         quality = _coarsen_quality(scratch["q10"], qgb)
-        _to_cog(scratch["map"], paths.map, "mode", colormap())
-        _to_cog(scratch["prob"], paths.prob, "average")
-        _to_cog(quality, paths.quality, "average")
+        _to_cog(scratch["map"], paths.map, "mode", colormap(), tags["Map"])
+        _to_cog(scratch["prob"], paths.prob, "average", tags=tags["Prob"])
+        _to_cog(quality, paths.quality, "average", tags=tags["InputQuality"])
         scratch["q"] = quality
     finally:
         for s in scratch.values():

@@ -165,15 +165,18 @@ class TileRun:
 
 def run_tile(tile: str | Tile, year: int, source: str | Source, model: str | Path, out_root: str | Path,
              *, block_size: int = 3000, blocks: str = "all", max_cloud: float | None = None,
-             params: ChainParams = ChainParams(), on_block: Callable[[Block, str], None] | None = None) -> TileRun:
-    """Process one tile (idempotent): skip if finished, resume at unfinished blocks."""
+             params: ChainParams = ChainParams(), on_block: Callable[[Block, str], None] | None = None,
+             naming: str = "worldcover") -> TileRun:
+    """Process one tile (idempotent): skip if finished, resume at unfinished blocks.
+
+    ``naming`` "esa" writes the products under ESA's file names (see :mod:`worldcover.products`)."""
     from worldcover.model import Model
 
     t0 = time.perf_counter()
     tile = tile if isinstance(tile, Tile) else Tile.parse(tile)
     check_block_size(block_size)
     todo = parse_blocks(tile, blocks, block_size)
-    paths = tile_paths(out_root, tile, year)
+    paths = tile_paths(out_root, tile, year, naming)
     if is_finished(paths):
         return TileRun(tile.id, "skipped", blocks_total=len(todo), blocks_reused=len(todo),
                        seconds=time.perf_counter() - t0, outputs=_outputs(paths))
