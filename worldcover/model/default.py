@@ -10,6 +10,7 @@ points, so the card shows what the temporal and radar features buy.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ import numpy as np
 import rasterio
 import xarray as xr
 
+from worldcover.cog import atomic_write_text
 from worldcover.grid import Block, Tile
 from worldcover.stages import ZONES, stage_tiles, stratum
 
@@ -230,6 +232,8 @@ def train_default_model(out_dir: str | os.PathLike = DEFAULT_MODEL_DIR, *, year:
             provenance=provenance,  # the summer baseline has no S1 or DEM features to mask
             missing_groups=(DEFAULT_MISSING_GROUPS if missing_groups is None else missing_groups)
             if name == "default" else None)
+    atomic_write_text(work / "tables" / "split.json", json.dumps(
+        {"train_blocks": [b.id for b in design.train], "test_blocks": sorted(test_ids)}, indent=1) + "\n")
     model, baseline = results["default"], results["summer"]
     # Temperature on every other held-out block, reliability judged on the rest.
     default_test = tables["default"][tables["default"]["block_id"].isin(test_ids)]
