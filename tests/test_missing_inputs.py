@@ -12,10 +12,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
-from worldcover.errors import InputError
+from worldcover import sim
+from worldcover.errors import DataError, InputError
+from worldcover.features import FeatureConfig, feature_names
+from worldcover.grid import Tile
 from worldcover.model import train, train_from_tables
 from worldcover.model.sampling import group_features, mask_missing_groups
+from worldcover.sources.local_api import LocalStacApi
+from worldcover.sources.stac import BlockInputs, StacSource
+from worldcover.tile.products import missing_inputs
+from worldcover.tile.run import ChainParams, chain_features
 
 S1_NAMES = ["s1_vv_db_p10", "s1_vv_db_p90", "s1_vh_db_p50", "s1_ratio_db_std"]
 NAMES = ["s2_B04_p50", "ndvi_p90", *S1_NAMES, "dem", "slope", "lat_sin"]
@@ -113,3 +121,106 @@ def test_training_with_missing_groups_is_recorded_and_routes_nan_apart_from_zero
     q_zero, _ = plain.predict_table(zero_rows)
     assert (q_nan == q_zero).all()
     assert "missing_groups" not in dict(plain.card.provenance)
+
+
+# --- the chain: S1 gaps, no S1, no DEM, DEM voids ---------------------------------------------
+
+YEAR, BLOCK, HALF = 2021, 60, 30
+SPECKLE_RADIUS = ChainParams().s1_speckle_window // 2  # S1 pixels this close to the gap mix in fewer neighbours
+CONFIG = FeatureConfig()
+S1_FEATURES = group_features("s1", feature_names(CONFIG))
+
+
+@pytest.fixture(scope="module")
+def one_block(tmp_path_factory) -> tuple[object, BlockInputs]:
+    """One simulated 60 px block (two months of 2021) loaded through the loopback STAC API."""
+    block = Tile.parse("N45E003").block(300, 300, BLOCK)
+    root = tmp_path_factory.mktemp("missing-one") / "archive"
+    sim.generate([block], YEAR, root, seed=11, period=("2021-05-01", "2021-06-30"))
+    with LocalStacApi(root) as api:
+        inputs = StacSource(api.url, chunk=None).load_block(block, YEAR)
+        inputs = BlockInputs(s2=inputs.s2.load(), s1=inputs.s1.load(), dem=inputs.dem.load(), items=inputs.items,
+                             harmonisation=inputs.harmonisation)
+    return block, inputs
+
+
+def west_half_without_s1(inputs: BlockInputs) -> BlockInputs:
+    """The same inputs with S1 missing (NaN, as odc-stac loads no coverage) on the west half of every acquisition."""
+    west = xr.DataArray(np.arange(inputs.s1.sizes["x"]) < HALF, dims="x")
+    s1 = inputs.s1.where(~west)
+    return BlockInputs(s2=inputs.s2, s1=s1, dem=inputs.dem, items=inputs.items, harmonisation=inputs.harmonisation)
+
+
+def _features(block, inputs, missing_ok=()):
+    """Computed (feature, y, x) features and the S1 count of the production chain."""
+    chain = chain_features(block, YEAR, inputs, CONFIG, ChainParams(), missing_ok=missing_ok)
+    feats, n_s1 = xr.align(*[chain.features.compute(), chain.n_s1.compute()], join="override")
+    return feats, np.asarray(n_s1)
+
+
+@pytest.fixture(scope="module")
+def full_features(one_block):
+    return _features(*one_block)
+
+
+def test_half_s1_block_gives_nan_s1_features_on_the_uncovered_half_never_zero(one_block, full_features):
+    block, inputs = one_block
+    full, n_full = full_features
+    half, n_half = _features(block, west_half_without_s1(inputs))
+    s1 = half.sel(feature=S1_FEATURES).values
+    assert np.isnan(s1[:, :, :HALF]).all()  # uncovered: NaN on every S1 feature
+    assert np.isfinite(s1[:, :, HALF:]).all()  # covered: every S1 feature observed
+    assert not (s1 == 0).any()  # no S1 feature is 0 dB (or 0 std) anywhere
+    assert (n_half[:, :HALF] == 0).all() and (n_half[:, HALF:] > 0).all()  # the InputQuality S1 count
+    assert (n_half[:, HALF:] == n_full[:, HALF:]).all()
+    # away from the gap (the speckle window) the covered half is exactly the full-coverage features
+    east = slice(HALF + SPECKLE_RADIUS, None)
+    np.testing.assert_array_equal(s1[:, :, east], full.sel(feature=S1_FEATURES).values[:, :, east])
+    # the S2, terrain and location features do not depend on S1
+    others = [str(n) for n in half["feature"].values if str(n) not in S1_FEATURES]
+    np.testing.assert_array_equal(half.sel(feature=others).values, full.sel(feature=others).values)
+
+
+def test_a_block_without_s1_or_dem_is_refused_unless_the_model_can_map_without(one_block, full_features):
+    block, inputs = one_block
+    bare = BlockInputs(s2=inputs.s2, s1=None, dem=None, items=inputs.items, harmonisation=inputs.harmonisation)
+    with pytest.raises(DataError, match=r"needs Sentinel-1 but the source has none for 2021 \(a model trained with "
+                                        r"missing_groups=\{'s1': \.\.\.\} maps without it\)"):
+        chain_features(block, YEAR, bare, CONFIG, ChainParams(), missing_ok={"dem"})
+    with pytest.raises(DataError, match=r"needs a DEM but the source has none"):
+        chain_features(block, YEAR, bare, CONFIG, ChainParams(), missing_ok={"s1"})
+    feats, n_s1 = _features(block, bare, missing_ok={"s1", "dem"})
+    full, _ = full_features
+    assert np.isnan(feats.sel(feature=S1_FEATURES).values).all() and (n_s1 == 0).all()
+    assert np.isnan(feats.sel(feature=["dem", "slope"]).values).all()
+    others = [str(n) for n in feats["feature"].values if str(n) not in S1_FEATURES + ["dem", "slope"]]
+    np.testing.assert_array_equal(feats.sel(feature=others).values, full.sel(feature=others).values)
+
+
+def test_dem_voids_give_nan_dem_and_slope_there_only(one_block):
+    block, inputs = one_block
+    dem = inputs.dem.copy()
+    dem[20:30, 10:20] = np.nan  # a void, as odc-stac loads the DEM's nodata
+    holed = BlockInputs(s2=inputs.s2, s1=inputs.s1, dem=dem, items=inputs.items, harmonisation=inputs.harmonisation)
+    feats, _ = _features(block, holed)
+    d, s = feats.sel(feature="dem").values, feats.sel(feature="slope").values
+    void = np.zeros(d.shape, bool)
+    void[20:30, 10:20] = True
+    assert np.array_equal(np.isnan(d), void)
+    ring = np.zeros(d.shape, bool)  # central differences reach one pixel into the void
+    ring[19:31, 9:21] = True
+    assert np.isnan(s[void]).all() and np.isfinite(s[~ring]).all()
+    assert not (d[void] == 0).any() and not (s[void] == 0).any()
+
+
+def test_missing_inputs_record_sums_blocks_over_mapped_pixels():
+    records = [
+        {"missing_inputs": {"mapped_pixels": 3600, "s1": 1800, "dem": 0}, "model_trained_missing": {"s1": 0.15, "dem": 0.1}},
+        {"missing_inputs": {"mapped_pixels": 400, "s1": 0, "dem": 100}, "model_trained_missing": {"s1": 0.15, "dem": 0.1}},
+        {},  # a block recorded before missing inputs were counted
+    ]
+    assert missing_inputs(records) == {
+        "dem": {"pixels": 100, "fraction": 0.025, "model_trained_missing_share": 0.1},
+        "s1": {"pixels": 1800, "fraction": 0.45, "model_trained_missing_share": 0.15},
+    }
+    assert missing_inputs([{}]) == {}

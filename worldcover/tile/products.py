@@ -308,8 +308,9 @@ def tile_item(paths: TilePaths, blocks: Sequence[Block], gb: GeoBox, qgb: GeoBox
     w, s, e, n = (gb.extent.boundingbox.left, gb.extent.boundingbox.bottom, gb.extent.boundingbox.right,
                   gb.extent.boundingbox.top)
     inputs: dict[str, set] = {}
-    for b in blocks:
-        for coll, ids in block_provenance(paths, b).get("items", {}).items():
+    records = [block_provenance(paths, b) for b in blocks]
+    for rec in records:
+        for coll, ids in rec.get("items", {}).items():
             inputs.setdefault(coll, set()).update(ids)
     classes = [{"value": c.code, "name": c.name.lower().replace(" / ", "-").replace(" ", "-"),
                 "description": c.name, "color_hint": c.colour} for c in CLASSES]
@@ -337,6 +338,7 @@ def tile_item(paths: TilePaths, blocks: Sequence[Block], gb: GeoBox, qgb: GeoBox
             "worldcover:source": source,
             "worldcover:parameters": params,
             "worldcover:input_items": {k: sorted(v) for k, v in sorted(inputs.items())},
+            "worldcover:missing_inputs": missing_inputs(records),
             "worldcover:model": {k: model_card.get(k) for k in ("name", "version", "created")},
             "worldcover:software": {"worldcover": __version__},
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
@@ -358,6 +360,19 @@ def tile_item(paths: TilePaths, blocks: Sequence[Block], gb: GeoBox, qgb: GeoBox
             }),
         },
     }
+
+
+def missing_inputs(records: Sequence[dict]) -> dict:
+    """Per input group (s1, dem): mapped pixels whose features missed it, their share, and the share of
+    training rows the model learnt that group missing in (0: the model read the missing values as 0)."""
+    mapped = sum(r.get("missing_inputs", {}).get("mapped_pixels", 0) for r in records)
+    out = {}
+    for group in sorted({g for r in records for g in r.get("model_trained_missing", {})}):
+        n = sum(r.get("missing_inputs", {}).get(group, 0) for r in records)
+        trained = max(r.get("model_trained_missing", {}).get(group, 0.0) for r in records)
+        out[group] = {"pixels": n, "fraction": round(n / mapped, 6) if mapped else 0.0,
+                      "model_trained_missing_share": trained}
+    return out
 
 
 def cleanup_scratch(paths: TilePaths) -> None:

@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Collection, Protocol
 
 import dask
 import numpy as np
@@ -97,11 +97,15 @@ class ChainFeatures:
     n_s1: xr.DataArray  # S1 observations per pixel (zeros when the config uses no S1)
 
 
-def chain_features(block: Block, year: int, inputs: BlockInputs, config, params: ChainParams) -> ChainFeatures:
+def chain_features(block: Block, year: int, inputs: BlockInputs, config, params: ChainParams,
+                   missing_ok: Collection[str] = ()) -> ChainFeatures:
     """Preprocess one block's inputs and compute ``config``'s features, lazily.
 
     Shared by classification and by training from reference points, so a
     model is trained on exactly the features it will be applied to.
+    An input group of ``missing_ok`` (``"s1"``, ``"dem"``) that the source
+    lacks gives NaN features (S1 count 0) instead of a :class:`DataError`;
+    gaps within a block are NaN either way.
     """
     from worldcover.features import compute_features
     from worldcover.preprocess.s1 import preprocess_s1
@@ -112,27 +116,64 @@ def chain_features(block: Block, year: int, inputs: BlockInputs, config, params:
     s2 = preprocess_s2(inputs.s2, year, S2MaskConfig(dilation_radius=params.cloud_dilation_px))
     s1 = None
     n_s1 = xr.zeros_like(s2.quality["s2_obs"])
+    template = s2.quality["s2_obs"].astype(np.float32)
     if config.s1:
-        if inputs.s1 is None:
-            raise DataError(f"block {block.id}: the model needs Sentinel-1 but the source has none for {year}")
-        s1r = preprocess_s1(inputs.s1, year, window=params.s1_speckle_window)
+        raw_s1 = inputs.s1
+        if raw_s1 is None:
+            if "s1" not in missing_ok:
+                raise DataError(f"block {block.id}: the model needs Sentinel-1 but the source has none for {year} "
+                                "(a model trained with missing_groups={'s1': ...} maps without it)")
+            raw_s1 = _absent_s1(template, year)
+        s1r = preprocess_s1(raw_s1, year, window=params.s1_speckle_window)
         s1, n_s1 = s1r.db, s1r.count
-    if config.terrain and inputs.dem is None:
-        raise DataError(f"block {block.id}: the model needs a DEM but the source has none")
-    return ChainFeatures(compute_features(s2.composites, s1, inputs.dem, config), s2.quality, n_s1)
+    dem = inputs.dem
+    if config.terrain and dem is None:
+        if "dem" not in missing_ok:
+            raise DataError(f"block {block.id}: the model needs a DEM but the source has none "
+                            "(a model trained with missing_groups={'dem': ...} maps without it)")
+        dem = xr.full_like(template, np.nan).rename("dem")
+    return ChainFeatures(compute_features(s2.composites, s1, dem, config), s2.quality, n_s1)
+
+
+def _absent_s1(template: xr.DataArray, year: int) -> xr.Dataset:
+    """One all-NaN S1 acquisition on the block grid: the chain then gives NaN S1 features and a count of 0."""
+    nan = xr.full_like(template, np.nan).expand_dims(time=[np.datetime64(f"{year}-07-01", "ns")])
+    return xr.Dataset({"vv": nan, "vh": nan})
+
+
+def missing_shares(model) -> dict[str, float]:
+    """{group: share of training rows it was missing in}, from the model's card (empty: trained on complete rows)."""
+    recorded = dict(model.card.provenance).get("missing_groups") or {}
+    return {str(g): float(r.get("share", 0.0)) for g, r in recorded.items()}
+
+
+def _missing_masks(feats: xr.DataArray) -> dict[str, xr.DataArray]:
+    """Lazy (y, x) masks of the pixels where any feature of an input group is NaN: what the model saw missing."""
+    from worldcover.model.sampling import MISSING_GROUPS, group_features
+
+    names = [str(n) for n in feats["feature"].values]
+    return {g: feats.sel(feature=cols).isnull().any("feature")
+            for g in MISSING_GROUPS if (cols := group_features(g, names))}
 
 
 def classify_block(block: Block, year: int, inputs: BlockInputs, model, params: ChainParams) -> BlockResult:
     """The science chain on one block's inputs; computes with dask threads."""
-    chain = chain_features(block, year, inputs, feature_config_of(model), params)
+    # an input the source lacks entirely is NaN only for a model that learnt to classify without it;
+    # any other would read those NaN as 0 (LightGBM, for features with no NaN in training)
+    trained_missing = missing_shares(model)
+    chain = chain_features(block, year, inputs, feature_config_of(model), params,
+                           missing_ok={g for g, share in trained_missing.items() if share > 0})
     feats, q, n_s1 = chain.features, chain.quality, chain.n_s1
     codes, prob = model.predict_block(feats, lazy=True)
     with dask.config.set(scheduler="threads", num_workers=params.threads):
-        codes, prob, n_s1, n_s2, n_clear, pct = dask.compute(
-            codes, prob, n_s1, q["s2_obs"], q["s2_valid"], q["s2_discarded_pct"])
+        codes, prob, n_s1, n_s2, n_clear, pct, missing = dask.compute(
+            codes, prob, n_s1, q["s2_obs"], q["s2_valid"], q["s2_discarded_pct"], _missing_masks(feats))
     codes = np.asarray(codes, dtype="uint8")
     no_clear = np.asarray(n_clear) == 0
     codes[no_clear] = NODATA  # no clear observation all year: nodata, never a guessed class
+    mapped = codes != NODATA
+    missing_inputs = {"mapped_pixels": int(mapped.sum()),
+                      **{g: int((np.asarray(m) & mapped).sum()) for g, m in missing.items()}}
     return BlockResult(
         block=block, codes=codes, prob=np.where(codes > 0, np.asarray(prob), 0).astype("uint8"),
         n_s1=np.asarray(n_s1, dtype="int16"), n_s2=np.asarray(n_s2, dtype="int16"),
@@ -141,7 +182,9 @@ def classify_block(block: Block, year: int, inputs: BlockInputs, model, params: 
                     "s2_skipped": inputs.s2_skipped, "s1": inputs.s1_info,
                     "harmonisation": [asdict(h) for h in inputs.harmonisation],
                     "s2_acquisitions": int(inputs.s2.sizes.get("time", 0)),
-                    "s1_acquisitions": int(inputs.s1.sizes.get("time", 0)) if inputs.s1 is not None else 0},
+                    "s1_acquisitions": int(inputs.s1.sizes.get("time", 0)) if inputs.s1 is not None else 0,
+                    "missing_inputs": missing_inputs,
+                    "model_trained_missing": {g: trained_missing.get(g, 0.0) for g in missing}},
     )
 
 
