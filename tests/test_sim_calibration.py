@@ -157,3 +157,14 @@ def test_targets_json_is_compact_per_feature():
     text = cal.TARGETS_PATH.read_text()
     line = next(ln for ln in text.splitlines() if '"ndvi_p50": {' in ln)
     assert json.loads("{" + line.strip().rstrip(",") + "}")["ndvi_p50"]["n"] > 0
+
+
+def test_thin_months_keeps_the_real_calendar():
+    s = _series(t=24, p=200)
+    share = [0.0] * 12
+    share[6], share[7] = 0.5, 0.25  # July all, August half, nothing else
+    thin = cal.thin_months(s, share, seed=1)
+    kept = thin.clear.sum(axis=1)
+    assert kept[s.months == 7].min() == 200 and kept[~np.isin(s.months, (7, 8))].max() == 0
+    assert 60 < kept[s.months == 8].mean() < 140
+    assert np.isnan(thin.s1["vv"][s.s1_months == 1]).all()

@@ -78,17 +78,23 @@ class Region:
     kind: str  # "acquisitions" (individual S2/S1 scenes) or "monthly" (monthly composites per point)
     sim_year: int
     period: str  # of the real data
+    notes: str = ""
+    thin_months: bool = False  # the real data cover only some months by design: weigh the simulated months alike
 
 
 REGIONS: dict[str, Region] = {r.name: r for r in (
     Region("flanders", "Flanders farmland patch (BE)", "worldcereal-flanders-A", "acquisitions", 2018,
-           "2017-12-01..2018-11-30"),
+           "2017-12-01..2018-11-30",
+           "S1 is geocoded sigma0 at 20 m (Earth Engine), the simulator's RTC gamma0 reads about 0.5-1.5 dB higher "
+           "on flat ground; the simulated blocks are farmland of the region, not the patch itself"),
     Region("uganda", "WorldCereal points, Uganda/Kenya/South Sudan", "worldcereal-points", "monthly", 2017,
-           "2016-12..2017-11"),
+           "2016-12..2017-11", "monthly composites; the simulated side is made of monthly medians of clear scenes"),
     Region("us-lakes", "Dynamic World points, US lakes", "dynamicworld-points/algae_blooms", "monthly", 2021,
-           "unknown year (presto)"),
+           "unknown year (presto)", "Dynamic World labels are model proxies; points with a stable label only"),
     Region("us-west", "Dynamic World points, western US", "dynamicworld-points/fuel_moisture", "monthly", 2021,
-           "unknown year (presto), 3 months per point"),
+           "unknown year (presto), 3 months per point",
+           "Dynamic World labels are model proxies; 3 months per point, mostly summer: the simulated months are "
+           "thinned to the real month shares (month_share); no yearly NDVI percentiles", thin_months=True),
 )}
 
 FLANDERS_LC = {11: 40, 12: 40, 10: 40, 13: 30, 20: 30, 30: 20, 40: 10, 41: 10, 42: 10, 50: 60, 60: 50, 70: 80, 80: 70}
@@ -172,6 +178,24 @@ def series_features(s: Series) -> dict[str, np.ndarray]:
             hit = (np.isin(s.scl, codes) & valid).sum(axis=0)
             out[f"scl_{k}"] = (hit[n > 0] / n[n > 0]).astype(np.float32)
     return {k: a[np.isfinite(a)].astype(np.float64) for k, a in out.items()}
+
+
+def month_share(s: Series) -> list[float]:
+    """Share of the real observations (steps with data) falling in each calendar month."""
+    counts = np.array([np.isfinite(s.refl["B04"][s.months == m]).sum() for m in range(1, 13)], float)
+    return (counts / max(counts.sum(), 1)).round(4).tolist()
+
+
+def thin_months(s: Series, share, seed: int = 0) -> Series:
+    """Drop observations at random so that the months' weights follow ``share`` (the real data's):
+    an observation of month m is kept with probability share[m] / max(share)."""
+    keep_p = np.asarray(share, float) / max(max(share), 1e-12)
+    rng = np.random.default_rng(seed)
+    keep = rng.random(s.clear.shape) < keep_p[s.months - 1][:, None]
+    keep1 = rng.random(next(iter(s.s1.values())).shape) < keep_p[s.s1_months - 1][:, None] if s.s1 else None
+    refl = {b: np.where(keep, a, np.nan) for b, a in s.refl.items()}
+    s1 = {p: np.where(keep1, a, np.nan) for p, a in s.s1.items()}
+    return Series(s.months, refl, s.clear & keep, s.s1_months, s1, s.scl, s.year_min)
 
 
 def merge_samples(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -319,6 +343,15 @@ def dynamicworld_series(root: Path, region: str) -> tuple[dict[int, Series], np.
     return out, latlon[:, ::-1].astype(np.float64)  # (lat, lon) -> (lon, lat)
 
 
+def _concat_series(parts: list[Series]) -> Series:
+    """Series of one calendar (same months) side by side along the pixel axis."""
+    first = parts[0]
+    cat = lambda arrs: np.concatenate(arrs, axis=1)  # noqa: E731
+    return Series(first.months, {b: cat([p.refl[b] for p in parts]) for b in first.refl},
+                  cat([p.clear for p in parts]), first.s1_months, {k: cat([p.s1[k] for p in parts]) for k in first.s1},
+                  None, first.year_min)
+
+
 # --- targets: compute, store, load ------------------------------------------------------
 
 
@@ -365,9 +398,12 @@ def compute_real_targets(root: Path | None = None) -> dict:
                 "features": {f: summarise(a) for f, a in sorted(feats.items()) if a.size >= MIN_SAMPLES},
             }
         regions[name] = {"title": reg.title, "source": f"realdata/{reg.source}", "kind": reg.kind,
-                         "period": reg.period, "sim_year": reg.sim_year,
+                         "period": reg.period, "sim_year": reg.sim_year, "notes": reg.notes,
                          "sites": _sites(pts) if name != "flanders" else np.round(pts, 3).tolist(),
                          "classes": classes}
+        if reg.kind == "monthly":  # all classes pooled: the calendar of the data set, not of a class
+            regions[name]["month_share"] = month_share(_concat_series(list(series.values())))
+            regions[name]["thin_months"] = reg.thin_months
     return {
         "version": 1,
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -571,9 +607,14 @@ def simulated_samples(doc: dict, region: str, blocks: list, max_pixels: int = 15
     r = doc["regions"][region]
     classes = [int(c) for c in r["classes"]]
     parts: dict[int, list] = {c: [] for c in classes}
+    share = r.get("month_share") if r.get("thin_months") else None
     for b in blocks:
         for cls, s in simulated_series(b, r["sim_year"], classes, max_pixels, seed, **options).items():
-            parts[cls].append(series_features(monthly_composite(s) if r["kind"] == "monthly" else s))
+            if r["kind"] == "monthly":
+                s = monthly_composite(s)
+                if share is not None:  # the real calendar is partial by design (us-west)
+                    s = thin_months(s, share, seed)
+            parts[cls].append(series_features(s))
     return {c: merge_samples(p) for c, p in parts.items() if p}
 
 
