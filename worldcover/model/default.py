@@ -47,7 +47,8 @@ class TrainingDesign:
 
 
 def training_design(train_per_zone: int = 3, test_per_zone: int = 1, blocks_per_tile: int = 1,
-                    block_size: int = TRAIN_BLOCK_SIZE, seed: int = 2021, complete: bool = True) -> TrainingDesign:
+                    block_size: int = TRAIN_BLOCK_SIZE, seed: int = 2021, complete: bool = True,
+                    maritime_farmland: int = 2) -> TrainingDesign:
     """Tiles outside the 10pct stage, per latitude zone; test tiles never share a tile or a 9x9-degree cell with train.
 
     With ``complete`` every legend class the zone blocks miss gets a train and a test block of its own.
@@ -68,9 +69,42 @@ def training_design(train_per_zone: int = 3, test_per_zone: int = 1, blocks_per_
         test_tiles = [t for t in chosen[train_per_zone:] if (t.lat // 9, t.lon // 9) not in region][:test_per_zone]
         train += [b for t in train_tiles for b in _centre_blocks(t, blocks_per_tile, block_size)]
         test += [b for t in test_tiles for b in _centre_blocks(t, blocks_per_tile, block_size)]
+    if maritime_farmland:
+        farm = _maritime_farmland_blocks(ten | {b.tile.id for b in train + test}, block_size, seed, maritime_farmland + 1)
+        train += farm[:-1]
+        test += farm[-1:]
     if complete:
         train, test = _add_missing_classes(train, test, ten, block_size, seed)
     return TrainingDesign(tuple(train), tuple(test))
+
+
+def _maritime_farmland_blocks(exclude: set[str], block_size: int, seed: int, n: int) -> list[Block]:
+    """Cropland-rich blocks of mild, ocean-facing mid-latitude tiles, in different 9-degree cells.
+
+    Random zone tiles at 35-66 N are mostly continental (Siberia, Canada); western
+    Europe's green-winter farmland (crops and meadows that stay green from
+    November to March) would otherwise be rare in training.
+    """
+    from worldcover.legend import CROP
+    from worldcover.sim.world import oceanity_at
+
+    pool = [t for t in stage_tiles("100pct", seed) if t.id not in exclude and 40 <= abs(t.center[1]) <= 56
+            and t.land_fraction > 0.6 and float(oceanity_at(np.array(t.center[0]), np.array(t.center[1]))) > 0.6]
+    order = np.random.default_rng(seed + 2).permutation(len(pool))
+    found: list[Block] = []
+    regions: set[tuple[int, int]] = set()
+    for i in order:
+        tile = pool[i]
+        region = (tile.lat // 9, tile.lon // 9)
+        if region in regions:
+            continue
+        block = _richest_block(tile, CROP, block_size)
+        if block is not None:
+            found.append(block)
+            regions.add(region)
+        if len(found) == n:
+            break
+    return found
 
 
 # A block must hold at least this share of a rare class to teach it (240 px: ~580 pixels).

@@ -72,7 +72,7 @@ def _cycle(doy: float, sow: np.ndarray, length: np.ndarray, jitter: np.ndarray, 
     grow = sigmoid((x - 0.32) / 0.07)
     # Winter cereals emerge and tiller in autumn (a partial green cover), then sit
     # dormant through the cold months.
-    tiller = 0.5 * sigmoid((delta - 25.0) / 7.0)
+    tiller = 0.6 * sigmoid((delta - 25.0) / 7.0)
     grow = np.where(winter & (x < 0.6), np.maximum(grow, tiller) * (0.3 + 0.7 * g_temp), grow)
     sen = sigmoid((x - 0.80) / 0.04)
     green = np.where(inside, grow * (1 - sen), 0)
@@ -99,7 +99,7 @@ def state_at(s: Surface, when: date, weather: Weather | None = None) -> State:
     temp = clim + np.asarray(w.d_temp, f32)
     # Grass and winter cereals keep their leaves green through mild winters (real
     # Flemish meadows read NDVI 0.86-0.92 in January at +3 C); frost browns them.
-    g_temp = sigmoid((temp - 1.0 - 0.04 * s.pheno_shift) / 1.5)
+    g_temp = sigmoid((temp + 1.5 - 0.04 * s.pheno_shift) / 1.5)
     theta_r = TWO_PI * (doy - s.rain_peak - 25 - s.pheno_shift) / YEAR_DAYS
     g_rain = (1 - s.rain_seas) + s.rain_seas * np.exp(s.rain_k * (np.cos(theta_r) - 1))
     green = np.clip(g_temp * g_rain * s.pheno_amp, 0, 1)

@@ -210,7 +210,7 @@ def _climate(lon, lat, dom: Domain, elev, seed):
     # land) narrows the seasons, mostly by milder winters; a continent upwind widens them.
     maritime = (oceanity_at(lon, lat) - 0.25) * np.where(south, 0.5, 1.0)
     t_range = t_warm - t_cold
-    t_cold = t_cold + 0.9 * maritime * t_range
+    t_cold = t_cold + 1.0 * maritime * t_range
     t_warm = t_warm - 0.1 * maritime * t_range
     t_cold = np.minimum(t_cold, t_warm - 0.5)
     t_mean = 0.5 * (t_warm + t_cold)
@@ -486,7 +486,7 @@ def _parcels(seed, dom: Domain, t_mean, t_amp, moist, rain_seas, rain_peak, lat)
     # Catch crops between harvest and the next sowing where winters are mild and
     # wet (EU rules make them common in western Europe): fields stay green in winter.
     mild_wet = temp_limited & (t_mean - t_amp > -6.0) & (moist > 0.3) & (crop_type != WINTER)
-    cover_crop = np.where(crop & mild_wet & (u("cover") < 0.8), 0.5 + 0.4 * u("cover-peak"), 0)
+    cover_crop = np.where(crop & mild_wet & (u("cover") < 0.85), 0.6 + 0.35 * u("cover-peak"), 0)
     return {
         "use": use,
         "crop_type": np.where(crop, crop_type, NO_CROP).astype(np.int8),
