@@ -67,9 +67,9 @@ def measure(doc: dict, regions: list[str], block_size: int, n_blocks: int, max_p
         blocks = region_blocks(doc, region, n_blocks, block_size, seed)
         sim[region] = simulated_samples(doc, region, blocks, max_pixels, seed)
         used[region] = [b.id for b in blocks]
-        found = {c: int(next(iter(s.values())).size) if s else 0 for c, s in sim[region].items()}
+        found = {c: int(s["B04"].size) if "B04" in s else 0 for c, s in sim[region].items()}
         log(f"{region}: {len(blocks)} blocks {', '.join(used[region])} in {time.perf_counter() - t0:.0f} s; "
-            f"simulated classes {found}")
+            f"clear B04 observations per simulated class {found}")
     return sim, used
 
 

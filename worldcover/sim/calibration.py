@@ -111,6 +111,14 @@ def realdata_root() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "realdata"
 
 
+def lookup(table: dict[int, int], values: np.ndarray) -> np.ndarray:
+    """Map integer class codes through ``table`` (0 for codes it lacks), as an array lookup."""
+    values = np.asarray(values, np.int64)
+    lut = np.zeros(max(int(values.max(initial=0)), max(table)) + 1, np.int64)
+    lut[list(table)] = list(table.values())
+    return lut[values]
+
+
 # --- the common feature definitions -----------------------------------------------------
 
 
@@ -257,7 +265,7 @@ def flanders_series(root: Path) -> dict[int, Series]:
           for p in ("VV", "VH")}
     db = {p: up(a) for p, a in db.items()}
     months1 = (s1.timestamp.values[k1].astype("datetime64[M]").astype(int) % 12) + 1
-    codes = np.vectorize(lambda c: FLANDERS_LC.get(int(c), 0))(lab["LC"].values)
+    codes = lookup(FLANDERS_LC, lab["LC"].values)
     valid_all = np.all([np.isfinite(a) for a in refl.values()], axis=0)
     clear = np.isin(scl, CLEAR_SCL) & valid_all
     out = {}
@@ -276,7 +284,8 @@ def worldcereal_series(root: Path) -> tuple[dict[int, Series], np.ndarray]:
     folder = root / REGIONS["uganda"].source
     df = pd.read_parquet(folder / "test_public_extractions.parquet")
     mapping = json.loads((folder / "class_mappings.json").read_text())["LANDCOVER10"]
-    codes = np.array([WORLDCEREAL_LC.get(mapping.get(str(int(c)), "ignore"), 0) for c in df["ewoc_code"]])
+    names = df["ewoc_code"].astype("int64").astype(str).map(mapping)
+    codes = names.map(WORLDCEREAL_LC).fillna(0).to_numpy(np.int64)
     starts = pd.to_datetime(df["start_date"]).dt.month.unique()
     if len(starts) != 1:
         raise InputError(f"{folder}: expected one start_date month for all samples, found {sorted(starts)}")
@@ -315,7 +324,7 @@ def dynamicworld_series(root: Path, region: str) -> tuple[dict[int, Series], np.
     counts = np.stack([(dw == k).sum(axis=1) for k in range(9)], axis=1)
     mode = counts.argmax(axis=1)
     stable = counts.max(axis=1) >= math.ceil(2 * t / 3)
-    codes = np.where(stable, np.vectorize(DYNAMICWORLD_LC.get)(mode), 0)
+    codes = np.where(stable, lookup(DYNAMICWORLD_LC, mode), 0)
     # (T, N) arrays with per-point months: Series wants one month per step, so steps are
     # re-ordered per point into calendar months (a point has at most one step per month).
     order = np.argsort(month, axis=1)
