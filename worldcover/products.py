@@ -189,8 +189,8 @@ def is_finished(paths: TilePaths, verify: bool = True) -> bool:
 class _ChecksumMemo:
     """sha256 of the files of one folder, keyed by their storage stamp; saved atomically."""
 
-    def __init__(self, folder: Location) -> None:
-        self.path = folder / ".checksums.json"
+    def __init__(self, folder: Location, name: str = ".checksums.json") -> None:
+        self.path = folder / name
         try:
             self.known = json.loads(self.path.read_text())
         except (OSError, ValueError):

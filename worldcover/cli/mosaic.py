@@ -20,8 +20,11 @@ def _group() -> None:
 
 @app.command("build")
 def build(
-    campaign: str = typer.Option(..., "--campaign", help="Campaign output root (holds campaign.json and tiles/): a folder or s3://bucket/prefix."),
-    year: Optional[int] = typer.Option(None, "--year", help="Map year (default: the year in campaign.json)."),
+    campaign: Optional[str] = typer.Option(None, "--campaign", help="Campaign output root (holds campaign.json and tiles/): a folder or s3://bucket/prefix."),
+    maps: Optional[str] = typer.Option(None, "--maps", help="Instead of a campaign: a folder of tile *_Map.tif files "
+                                       "(ESA's WorldCover tiles, or ours), mosaicked into --out."),
+    out: Optional[str] = typer.Option(None, "--out", help="With --maps: the output root (the mosaic goes to OUT/mosaic/YEAR)."),
+    year: Optional[int] = typer.Option(None, "--year", help="Map year (default: the year in campaign.json, or of the maps)."),
     force: bool = typer.Option(False, "--force", help="Recompute every tile's cached pieces."),
     workers: int = typer.Option(1, "--workers", min=1, help="Processes computing tile pieces in parallel."),
     no_validate: bool = typer.Option(False, "--no-validate", help="Skip the offline STAC validation."),
@@ -36,9 +39,20 @@ def build(
     from worldcover.errors import InputError
     from worldcover.mosaic import build_mosaic
 
-    storage.check_location(campaign, "campaign root")
-    if not storage.path(campaign).is_dir():
+    if (campaign is None) == (maps is None):
+        raise InputError("mosaic build: expected either --campaign ROOT or --maps FOLDER --out ROOT")
+    if maps is not None and out is None:
+        raise InputError("mosaic build --maps: expected --out ROOT for the mosaic")
+    if campaign is not None and out is not None:
+        raise InputError("mosaic build --campaign: the mosaic goes under the campaign root; --out is for --maps")
+    root = campaign if campaign is not None else out
+    storage.check_location(root, "campaign root" if campaign is not None else "output root")
+    if campaign is not None and not storage.path(campaign).is_dir():
         raise InputError(f"campaign root {str(campaign)!r} does not exist or is not a folder")
+    if maps is not None:
+        storage.check_location(maps, "maps folder")
+        storage.makedirs(storage.path(out))
     log = None if quiet else (lambda msg: console.print(msg, highlight=False))
-    with storage.lock(campaign):  # never beside a running campaign or another build on this root
-        echo_json(build_mosaic(campaign, year, force=force, workers=workers, validate=not no_validate, log=log))
+    with storage.lock(root):  # never beside a running campaign or another build on this root
+        echo_json(build_mosaic(root, year, maps=maps, force=force, workers=workers, validate=not no_validate,
+                               log=log))

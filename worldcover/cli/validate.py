@@ -97,6 +97,18 @@ def estimate(
     Console().print(table)
 
 
+@app.command("label")
+def label(
+    samples: str = typer.Option(..., "--samples", help="Design output (samples.csv) to label."),
+    from_map: str = typer.Option(..., "--from-map", help="A second class map whose class becomes the reference."),
+    out: str = typer.Option(..., "--out", help="labelled.csv to write (samples off the map's data are dropped)."),
+) -> None:
+    """Label a design from another map (e.g. WorldCover v200): the report then measures map agreement."""
+    from worldcover.validation.labels import label_from_map
+
+    echo_json(label_from_map(samples, from_map, out))
+
+
 @app.command("report")
 def report(
     map_path: str = typer.Option(..., "--map", help="The assessed map (the one the design was drawn on)."),

@@ -13,6 +13,11 @@ Outputs, under ``ROOT/mosaic/<YEAR>/`` (see :class:`MosaicPaths`)::
     cache/<TILE>/                     per-tile pieces and areas, keyed by the Map checksum
     manifest.json                     the build key and outputs, written last
 
+Inputs: a campaign root's finished tiles (under either file naming, see
+:func:`worldcover.products.find_tile_paths`), or with ``maps=FOLDER`` a plain
+folder of tile ``*_Map.tif`` files such as ESA's own WorldCover tiles
+(:mod:`worldcover.mosaic.maps`); the mosaic then goes under the output root.
+
 Incremental and idempotent: the per-tile cache is keyed by each Map COG's
 sha256 (from the tile's STAC item, which :func:`worldcover.products.finished_tiles`
 has verified), so adding tiles computes only the new tiles' pieces. The build
@@ -29,7 +34,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -48,14 +52,16 @@ from worldcover.grid import PIXEL_SIZE, PIXELS_PER_DEGREE, TILE_DEGREES, Tile
 from worldcover.legend import CODES
 from worldcover.mosaic import stac as mstac
 from worldcover.mosaic.areas import ALL, write_area_tables, tile_stages
+from worldcover.mosaic.maps import MapFile, find_map_files
 from worldcover.mosaic.overviews import LEVELS, Level, write_level_cog
 from worldcover.mosaic.pieces import CACHE_VERSION, cache_dir, compute_tile_pieces, map_checksum, tile_pieces
 from worldcover.mosaic.quicklook import pick_level, render_quicklook
 from worldcover.mosaic.vrt import VrtSource, write_vrt
-from worldcover.products import finished_tiles, tile_paths
+from worldcover.products import TilePaths, find_tile_paths, finished_tiles, parse_file_name
 from worldcover.stages import DEFAULT_SEED
 
 Log = Callable[[str], None]
+TileSource = TilePaths | MapFile  # where a tile's Map COG is, and its item (if any)
 
 
 @dataclass(frozen=True)
@@ -129,9 +135,8 @@ class MosaicPaths:
 
 
 def _years_present(root) -> list[int]:
-    pattern = re.compile(r"^worldcover_(\d{4})_")
-    years = {int(m.group(1)) for p in (root / "tiles").glob("*/*.json") if (m := pattern.match(p.name))}
-    return sorted(years)
+    names = (parse_file_name(p.name) for p in (root / "tiles").glob("*/*.json"))
+    return sorted({n["year"] for n in names if n and n["product"] is None})
 
 
 def resolve_inputs(root, year: int | None) -> tuple[storage.Location, int, CampaignPlan | None, list[str]]:
@@ -153,6 +158,21 @@ def resolve_inputs(root, year: int | None) -> tuple[storage.Location, int, Campa
         hint = f" (tile items found for {', '.join(map(str, present))})" if present else ""
         raise InputError(f"no finished tiles for year {year} under {root / 'tiles'}{hint}")
     return root, year, plan, tiles
+
+
+def resolve_sources(root, year: int | None, maps=None) -> tuple[storage.Location, int, CampaignPlan | None,
+                                                                  dict[str, TileSource]]:
+    """Output root, year, plan and {tile: source}: a campaign's finished tiles, or the Map files of ``maps``."""
+    if maps is None:
+        root, year, plan, tiles = resolve_inputs(root, year)
+        return root, year, plan, {t: find_tile_paths(root, t, year) for t in tiles}
+    root = storage.path(root)
+    if root.exists() and not root.is_dir():
+        raise InputError(f"output root {str(root)!r} is not a folder")
+    year, sources = find_map_files(maps, year)
+    check_year(year)
+    storage.relpath(maps, root)  # the VRT names the maps relative to itself: same store, or a clear error
+    return root, year, None, sources
 
 
 def build_key(checksums: dict[str, str], plan: CampaignPlan | None) -> str:
@@ -231,22 +251,22 @@ def write_level(paths: MosaicPaths, level: Level, records: dict[str, dict], exte
     return write_level_cog(src, paths.level(level))
 
 
-def write_map_vrt(paths: MosaicPaths, records: dict[str, dict], extent: tuple[int, int, int, int]) -> storage.Location:
+def write_map_vrt(paths: MosaicPaths, records: dict[str, dict], extent: tuple[int, int, int, int],
+                  sources: dict[str, TileSource]) -> storage.Location:
     """The 10 m VRT of the tile Map COGs, with the level COGs as its overviews."""
     width, height, transform = _grid(extent)
-    sources = []
+    vrt_sources = []
     for t, rec in sorted(records.items()):
         tile = Tile.parse(t)
         col, row = _tile_offset(tile, extent)
         r, c, h, w = rec["window"]
-        sources.append(VrtSource(tile_paths(paths.root, tile, paths.year).map, (col + c, row + r), (w, h),
-                                 tuple(rec["map_block"])))
-    return write_vrt(paths.vrt, width=width, height=height, transform=transform, sources=sources,
+        vrt_sources.append(VrtSource(sources[t].map, (col + c, row + r), (w, h), tuple(rec["map_block"])))
+    return write_vrt(paths.vrt, width=width, height=height, transform=transform, sources=vrt_sources,
                      overviews=[paths.level(lv) for lv in LEVELS], description="land cover class (10 m)")
 
 
-def write_stac(paths: MosaicPaths, plan: CampaignPlan | None, tiles: list[str], checksums: dict[str, str],
-               extent: tuple[int, int, int, int], validate: bool = True) -> dict:
+def write_stac(paths: MosaicPaths, plan: CampaignPlan | None, sources: dict[str, TileSource],
+               checksums: dict[str, str], extent: tuple[int, int, int, int], validate: bool = True) -> dict:
     """Items for the tiles and the collection with the mosaic assets, each validated offline before it is
     written (one item at a time: memory does not grow with the tiles); items of tiles no longer in the
     mosaic are removed."""
@@ -262,8 +282,9 @@ def write_stac(paths: MosaicPaths, plan: CampaignPlan | None, tiles: list[str], 
             not_vendored.update(report.not_vendored)
         return d
 
+    tiles = sorted(sources)
     for t in tiles:
-        item = mstac.tile_item(tile_paths(paths.root, t, paths.year), paths.items, cid, checksums[t])
+        item = mstac.tile_item(sources[t], paths.items, cid, checksums[t])
         mstac.write_json(paths.items / f"{t}.json", check(item))
     assets = [
         mstac.MosaicAsset("map", paths.vrt, mstac.MEDIA_VRT, ("data",), "Land cover map, 10 m (GDAL VRT mosaic)",
@@ -293,25 +314,23 @@ def write_stac(paths: MosaicPaths, plan: CampaignPlan | None, tiles: list[str], 
             "not_vendored": sorted(not_vendored), "validated": validate}
 
 
-def _one_tile_pieces(root, year: int, tile: str, checksum: str, force: bool,
+def _one_tile_pieces(tp: TileSource, mosaic_dir: storage.Location, checksum: str, force: bool,
                      gdal_cache_mb: int) -> tuple[dict, bool]:
     """The cached pieces of one tile, computed if stale (or ``force``); runs in a worker process too."""
-    tp = tile_paths(root, tile, year)
-    mosaic_dir = MosaicPaths(root, year).dir
     with rasterio.Env(GDAL_CACHEMAX=int(gdal_cache_mb)):
         if force:
             return compute_tile_pieces(tp, cache_dir(mosaic_dir, tp.tile), checksum), True
         return tile_pieces(tp, mosaic_dir, checksum)
 
 
-def _all_pieces(paths: MosaicPaths, tiles: list[str], checksums: dict[str, str], force: bool,
+def _all_pieces(paths: MosaicPaths, sources: dict[str, TileSource], checksums: dict[str, str], force: bool,
                 workers: int, gdal_cache_mb: int) -> Iterator[tuple[dict, bool]]:
     """Pieces of every tile, in order; with ``workers`` > 1 computed in that many processes.
 
     Each worker holds one tile's pass at a time, so memory is ``workers`` x one tile.
     """
-    args = [(paths.root, paths.year, t, checksums[t], force, gdal_cache_mb) for t in tiles]
-    if workers <= 1 or len(tiles) < 2:
+    args = [(sources[t], paths.dir, checksums[t], force, gdal_cache_mb) for t in sorted(sources)]
+    if workers <= 1 or len(args) < 2:
         yield from (_one_tile_pieces(*a) for a in args)
         return
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
@@ -322,6 +341,7 @@ def build_mosaic(
     root,
     year: int | None = None,
     *,
+    maps=None,
     force: bool = False,
     workers: int = 1,
     validate: bool = True,
@@ -330,16 +350,18 @@ def build_mosaic(
 ) -> dict:
     """Build (or bring up to date) the mosaic of a campaign year; return a JSON-able summary.
 
-    ``force`` recomputes every tile's pieces; ``workers`` > 1 computes tile
+    ``maps`` mosaics the ``*_Map.tif`` files of that folder (ESA's tiles, say) instead of a
+    campaign's finished tiles, into ``root``/mosaic/<year>; ``force`` recomputes every tile's pieces; ``workers`` > 1 computes tile
     pieces in that many processes; ``validate`` validates the STAC collection
     and items offline before writing them; ``gdal_cache_mb`` bounds GDAL's
     block cache (the level COGs stream through it).
     """
     t0 = time.perf_counter()
     say = log or (lambda _msg: None)
-    root, year, plan, tiles = resolve_inputs(root, year)
+    root, year, plan, sources = resolve_sources(root, year, maps)
+    tiles = sorted(sources)
     paths = MosaicPaths(root, year)
-    checksums = {t: map_checksum(tile_paths(root, t, year)) for t in tiles}
+    checksums = {t: map_checksum(sources[t], memo_folder=paths.cache) for t in tiles}
     key = build_key(checksums, plan)
     if not force and (manifest := _up_to_date(paths, key)) is not None:
         say(f"mosaic {year}: up to date ({len(tiles)} tiles)")
@@ -347,7 +369,7 @@ def build_mosaic(
                 "seconds": round(time.perf_counter() - t0, 3)}
     with rasterio.Env(GDAL_CACHEMAX=int(gdal_cache_mb), GDAL_NUM_THREADS="ALL_CPUS"):
         records, computed = {}, []
-        pieces = _all_pieces(paths, tiles, checksums, force, workers, gdal_cache_mb)
+        pieces = _all_pieces(paths, sources, checksums, force, workers, gdal_cache_mb)
         for i, (t, (rec, done)) in enumerate(zip(tiles, pieces), 1):
             if done:
                 computed.append(t)
@@ -357,23 +379,24 @@ def build_mosaic(
         for lv in sorted(LEVELS, key=lambda lv: -lv.factor):  # coarse first: they are the finer ones' overviews
             say(f"level {lv.name}: writing COG")
             write_level(paths, lv, records, extent)
-        write_map_vrt(paths, records, extent)
+        write_map_vrt(paths, records, extent, sources)
         stages_of = tile_stages(tiles, plan.seed if plan else DEFAULT_SEED)
         meta = {"year": year, "campaign": plan.name if plan else None, "campaign_stage": plan.stage if plan else None}
         groups = write_area_tables(paths.areas_csv, paths.areas_json, records, stages_of, meta)
         say("quicklook")
-        outlines = [(t, Tile.parse(t).bbox, tile_paths(root, t, year).map) for t in tiles]
+        outlines = [(t, Tile.parse(t).bbox, sources[t].map) for t in tiles]
         render_quicklook(paths.quicklook, pick_level([paths.level("1km"), paths.level("10km")]),
                          f"Land cover {year}" + (f", campaign {plan.name}" if plan else "") + f" ({len(tiles)} tiles)",
                          tiles=outlines)
         say("STAC collection")
-        stac_info = write_stac(paths, plan, tiles, checksums, extent, validate)
+        stac_info = write_stac(paths, plan, sources, checksums, extent, validate)
         if stac_info["not_vendored"]:
             say(f"warning: STAC extensions not validated (no schema offline): {', '.join(stac_info['not_vendored'])}")
     total = next(g for g in groups if g["stage"] == ALL and g["continent"] == ALL)
     summary = {
         "status": "built",
         "root": str(root),
+        "maps": str(storage.path(maps)) if maps is not None else None,
         "year": year,
         "campaign": plan.name if plan else None,
         "campaign_stage": plan.stage if plan else None,

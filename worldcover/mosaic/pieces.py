@@ -89,8 +89,15 @@ def map_window(src: rasterio.DatasetReader, tile: Tile, name: str) -> PixelBox:
     return box
 
 
-def map_checksum(paths: TilePaths) -> str:
-    """The Map COG's sha256 multihash as recorded in the tile's STAC item (hashing the file if absent)."""
+def map_checksum(paths: TilePaths, memo_folder: Path | None = None) -> str:
+    """The Map COG's sha256 multihash as recorded in the tile's STAC item (hashing the file if absent).
+
+    A plain Map file (:class:`worldcover.mosaic.maps.MapFile`) has no item: it is hashed, and the
+    hash remembered in ``memo_folder`` while the file is unchanged."""
+    if paths.item is None:
+        from worldcover.mosaic.maps import map_file_checksum
+
+        return map_file_checksum(paths, memo_folder if memo_folder is not None else paths.dir)
     item = json.loads(paths.item.read_text())
     for asset in item.get("assets", {}).values():
         if str(asset.get("href", "")).rsplit("/", 1)[-1] == paths.map.name and asset.get("file:checksum"):

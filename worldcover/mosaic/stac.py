@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pystac
 import rasterio
@@ -43,6 +43,9 @@ from worldcover.cog import atomic_write_text
 from worldcover.errors import DataError
 from worldcover.legend import CLASSES, NODATA
 from worldcover.products import TilePaths
+
+if TYPE_CHECKING:
+    from worldcover.mosaic.maps import MapFile
 
 PROJECTION = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
 RASTER = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
@@ -232,14 +235,19 @@ def year_interval(year: int) -> tuple[datetime, datetime]:
     return (datetime(year, 1, 1, tzinfo=timezone.utc), datetime(year, 12, 31, 23, 59, 59, tzinfo=timezone.utc))
 
 
-def tile_item(paths: TilePaths, items_dir: Path, collection_id: str, map_checksum: str) -> dict:
+def tile_item(paths: TilePaths | MapFile, items_dir: Path, collection_id: str, map_checksum: str) -> dict:
     """The collection's item for one tile: the tile's own item, re-homed and extended.
 
     Links are replaced by the collection's; asset hrefs become relative to
     ``items_dir``; raster assets get projection/raster fields from their
     headers, and the Map asset the legend (classification).
     """
-    src = json.loads(paths.item.read_text())
+    if paths.item is None:  # a plain Map file (e.g. ESA's own tile): an item from its header
+        from worldcover.mosaic.maps import map_file_item
+
+        src = map_file_item(paths)
+    else:
+        src = json.loads(paths.item.read_text())
     item = pystac.Item.from_dict(src, preserve_dict=True, migrate=True)
     item.clear_links()
     item.collection_id = collection_id
