@@ -176,4 +176,5 @@ class SentinelHubSource:
             s2[b] = s2[b].where(s2[b] > 0).astype("float32")
         s1 = _to_dataset(np.asarray(s1_resp["default.tif"]), s1_resp["userdata.json"]["dates"],
                          list(S1_POLARISATIONS), block)
-        return BlockInputs(s2=s2, s1=s1, dem=None, items={"s2": [], "s1": [], "dem": []})
+        return BlockInputs(s2=s2, s1=s1, dem=None, items={"s2": [], "s1": [], "dem": []},
+                           s1_info={"collection": "SENTINEL1_IW", "backscatter": "gamma0-terrain"})
