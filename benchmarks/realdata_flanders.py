@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from worldcover.errors import WorldCoverError
+from worldcover.model import Model
 from worldcover.sources.local_api import LocalStacApi
 from worldcover.sources.worldcereal import import_extraction
 from worldcover.storage import atomic_write_text
@@ -61,25 +62,16 @@ def evaluate(model: str = "default", archive: str | Path = CACHE, source_dir: st
             run = run_tile(tile, YEAR, source, model, out_root, block_size=block_size, blocks=blocks_spec(blocks))
         t_run = time.perf_counter() - t1
         predicted = sample_map(run.outputs["map"], points["lon"].to_numpy(), points["lat"].to_numpy())
-        card = _card(run.outputs["item"])
     metrics = score(points["class"].to_numpy(), predicted)
+    card = Model.load(model).card
     return {
-        "model": str(model), "model_card": card, "tile": tile.id, "year": YEAR, "block_size": block_size,
+        "model": str(model), "model_card": {"name": card.name, "version": card.version, "created": card.created}, "tile": tile.id, "year": YEAR, "block_size": block_size,
         "blocks": blocks_spec(blocks), "archive": str(archive), "source_commit": record["source_commit"],
         "labelled_pixels": int(len(points)), "metrics": metrics.to_dict(),
         "seconds": {"import": round(t_import, 1), "tile_run": round(t_run, 1),
                     "total": round(time.perf_counter() - t0, 1)},
         "_metrics": metrics,
     }
-
-
-def _card(item_path: str) -> dict:
-    """The model name/version recorded in the tile's STAC item (what actually ran)."""
-    try:
-        props = json.loads(Path(item_path).read_text()).get("properties", {})
-    except (OSError, ValueError):
-        return {}
-    return {k: v for k, v in props.items() if "model" in k and not isinstance(v, (dict, list))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,7 +98,7 @@ def report(result: dict) -> str:
     """The compact text printed by ``main``."""
     s = result["seconds"]
     head = (f"Flanders patch ({result['tile']} {result['blocks']} @ {result['block_size']} px, {result['year']}), "
-            f"model {result['model']}: tile run {s['tile_run']} s, import {s['import']} s")
+            f"model {result['model']} ({result['model_card']['name']} {result['model_card']['version'][:12]}): tile run {s['tile_run']} s, import {s['import']} s")
     return head + "\n" + format_metrics(result["_metrics"])
 
 

@@ -20,6 +20,7 @@ simulated ``sentinel-1-rtc`` assets are encoded, but in collection
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ import xarray as xr
 from affine import Affine
 from odc.geo.geobox import GeoBox
 
-from worldcover.bands import S2_BANDS, S2_QUANTIFICATION, SCL
+from worldcover.bands import S2_QUANTIFICATION, SCL
 from worldcover.cog import atomic_write_text, write_cog
 from worldcover.errors import DataError, InputError
 from worldcover.sim.stac import EXTENSIONS_S1, EXTENSIONS_S2, S2_BAND_INFO
@@ -102,10 +103,8 @@ def find_files(src_dir: str | os.PathLike) -> Extraction:
 
 def open_netcdf(path: Path) -> xr.Dataset:
     """One extraction file, raw (no fill masking or scaling: the DN are written as they are)."""
-    try:
-        import h5netcdf  # noqa: F401  (xarray's engine; a clear message beats xarray's own)
-    except ImportError:
-        raise InputError("reading WorldCereal NetCDF needs h5netcdf: pip install 'h5netcdf[h5py]'") from None
+    if importlib.util.find_spec("h5netcdf") is None or importlib.util.find_spec("h5py") is None:
+        raise InputError("reading WorldCereal NetCDF needs h5netcdf: pip install 'h5netcdf[h5py]'")
     try:
         return xr.open_dataset(path, mask_and_scale=False, engine="h5netcdf")
     except (OSError, ValueError) as exc:
