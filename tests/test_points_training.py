@@ -33,8 +33,8 @@ from worldcover.model.points import (
 YEAR = 2021
 BLOCK = 48
 PERIOD = ("2021-05-01", "2021-06-30")
-# Mixed blocks of the simulated world (grass/crop/bare/wetland at N51E003, tree/crop at N45E012).
-BLOCKS = (("N51E003", 375, 375), ("N51E003", 376, 375), ("N45E012", 375, 375), ("N45E012", 375, 376))
+# Mixed blocks of the simulated world (seed 0): grass/crop/bare and tree/grass/crop at N51E003, tree/crop at N45E012.
+BLOCKS = (("N51E003", 375, 375), ("N51E003", 376, 375), ("N51E003", 600, 600), ("N45E012", 375, 375))
 PER_CLASS = 40  # reference points per class per block
 
 root = typer.Typer(cls=_FriendlyErrors)
@@ -221,7 +221,7 @@ def world(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("points-world")
     blocks = [Tile.parse(t).block(r, c, BLOCK) for t, r, c in BLOCKS]
-    sim.generate(blocks, YEAR, root / "archive", seed=5, period=PERIOD)
+    sim.generate(blocks, YEAR, root / "archive", seed=0, period=PERIOD)
     rng = np.random.default_rng(0)
     parts = []
     for block in blocks:
@@ -240,6 +240,7 @@ def world(tmp_path_factory):
             # a "field": the 24 px quadrant of the block, so groups are smaller than the loaded chips
             "group": [f"{block.id}_q{r // 24}{c // 24}" for r, c in zip(rows, cols)]}))
     points = pd.concat(parts, ignore_index=True)
+    assert points["class"].nunique() >= 3, f"the simulated blocks changed: classes {points['class'].unique()}"
     points.to_csv(root / "reference.csv", index=False)
     write_geojson(points, root / "reference.geojson")
     with LocalStacApi(root / "archive") as api:
@@ -295,9 +296,9 @@ def test_card_records_the_reference_and_a_disjoint_split(world, trained):
 def test_held_out_groups_are_classified(trained):
     result, _ = trained
     m = result["metrics"]
-    # measured 2026-11-23 on this world: see the report; the bar leaves room for simulator changes
+    # measured: OA 0.911, kappa 0.844 on 79 held-out points (4 of 16 groups); the bar leaves room for simulator changes
     assert m["overall_accuracy"] >= 0.80, m
-    assert m["n"] >= 100
+    assert m["n"] >= 50 and len([c for c, v in m["per_class"].items() if v["support"]]) >= 2
 
 
 @pytest.mark.slow
@@ -316,8 +317,8 @@ def test_geojson_gives_the_same_model(world, trained):
 def test_tile_run_maps_what_the_model_predicts_at_the_points(world, trained, tmp_path):
     """The model runs in ``tile run``, and its map at the points equals its prediction from the training features."""
     from worldcover.model import Model
-    from worldcover.model.points import chip_samples, feature_config
-    from worldcover.sources.stac import StacSource
+    from worldcover.model.points import chip_samples, feature_config, source_needs
+    from worldcover.tile.run import open_source
     from worldcover.validation.points import sample_map
 
     _, out = trained
@@ -331,7 +332,8 @@ def test_tile_run_maps_what_the_model_predicts_at_the_points(world, trained, tmp
     pts = pts[pts["chip"] == block.id]
     model = Model.load(out)
     values, clear, names = chip_samples(block, YEAR, pts["row"].to_numpy(), pts["col"].to_numpy(),
-                                        StacSource(world["url"]), feature_config("no-dem"))
+                                        open_source(world["url"], **source_needs(feature_config("no-dem"))),
+                                        feature_config("no-dem"))
     assert names == model.feature_names
     predicted, _ = model.predict_matrix(values)
     on_map = sample_map(mapped, pts["lon"].to_numpy(), pts["lat"].to_numpy())

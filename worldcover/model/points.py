@@ -441,6 +441,13 @@ def extract_features(located: pd.DataFrame, source, year: int, config, chip_size
 # --- the whole recipe --------------------------------------------------------------------
 
 
+def source_needs(config) -> dict:
+    """What the features of ``config`` need from a source, as ``tile run`` asks it (only the bands used)."""
+    from worldcover.bands import required_s2_bands
+
+    return {"s2_bands": required_s2_bands(config, cloud_probability=False), "need_s1": config.s1}
+
+
 FEATURE_SETS = ("default", "no-dem", "s2-only")
 
 
@@ -512,7 +519,7 @@ def train_from_points(points_file: str | os.PathLike, source: str, out_dir: str 
     points, year = select_year(raw, year, reference["file"])
     located = locate(points, chip_size)
     spatial_groups(located, group_by)  # refuse a missing group column before any loading
-    src = source_obj if source_obj is not None else open_source(source)
+    src = source_obj if source_obj is not None else open_source(source, **source_needs(config))
     pf = extract_features(located, src, year, config, chip_size, progress=progress)
     groups = spatial_groups(pf.table, group_by)
     split = split_groups(groups, pf.table[CLASS], group_by, test_fraction, seed)
