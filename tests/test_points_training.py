@@ -151,6 +151,9 @@ def test_bad_files_and_options_are_refused(tmp_path):
         assert r.exit_code == 2, (args, r.output)
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and expected in lines[0], (args, r.stderr)
+    frame.iloc[:2].to_csv(tmp_path / "onetile.csv", index=False)
+    r = invoke("train", "--points", tmp_path / "onetile.csv", "--source", "http://127.0.0.1:9", "--out", tmp_path / "m")
+    assert r.exit_code == 2 and "all points fall in one tile (N48E003)" in r.stderr and "--group-by cell" in r.stderr
     frame.drop(columns=["group"]).to_csv(tmp_path / "nogroup.csv", index=False)
     r = invoke("train", "--points", tmp_path / "nogroup.csv", "--source", "x", "--out", tmp_path / "m",
                "--group-by", "column")

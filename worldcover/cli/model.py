@@ -40,7 +40,8 @@ def card_summary_lines(card) -> list[str]:
     if metrics:
         lines.append(
             f"{'held-out':16s} OA {_fmt(metrics.get('overall_accuracy'))}  kappa {_fmt(metrics.get('kappa'))}  "
-            f"n {metrics.get('n')} (class-balanced sample: the per-class figures below)"
+            f"n {metrics.get('n')} ({dict(card.provenance).get('metrics_unit') or 'class-balanced sample'}: "
+            "the per-class figures below)"
         )
         held = dict(card.provenance).get("held_out_map")
         if held:

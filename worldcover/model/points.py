@@ -518,7 +518,8 @@ def train_from_points(points_file: str | os.PathLike, source: str, out_dir: str 
     raw, reference = read_points(points_file)
     points, year = select_year(raw, year, reference["file"])
     located = locate(points, chip_size)
-    spatial_groups(located, group_by)  # refuse a missing group column before any loading
+    # refuse a missing group column, a bad fraction or a single group before minutes of loading
+    split_groups(spatial_groups(located, group_by), located[CLASS], group_by, test_fraction, seed)
     src = source_obj if source_obj is not None else open_source(source, **source_needs(config))
     pf = extract_features(located, src, year, config, chip_size, progress=progress)
     groups = spatial_groups(pf.table, group_by)
