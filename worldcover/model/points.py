@@ -336,8 +336,9 @@ def split_groups(groups: pd.Series, codes: pd.Series, by: str, test_fraction: fl
         raise InputError(f"invalid test fraction {test_fraction!r}: expected a number between 0 and 1")
     names = sorted(pd.unique(groups))
     if len(names) < 2:
+        others = ", ".join(g for g in ("cell", "chip", "column (a field or parcel id)") if not g.startswith(by))
         raise DataError(f"all points fall in one {by} ({names[0] if names else '-'}): a spatial train/test split "
-                        "needs at least two groups; use --group-by cell, chip or column (a field or parcel id)")
+                        f"needs at least two groups; use --group-by {others}")
     majority = (pd.DataFrame({"g": groups.to_numpy(), "c": codes.to_numpy()})
                 .groupby(["g", "c"]).size().reset_index(name="n")
                 .sort_values(["g", "n", "c"], ascending=[True, False, True]).drop_duplicates("g")
