@@ -36,7 +36,8 @@ TRUE_SHADOW_DEPTH = 0.3
 SCL_MEDIUM_PROB = 0.25
 SCL_HIGH_PROB = 0.6
 SCL_CIRRUS_OPACITY = 0.06
-SCL_SHADOW_DEPTH = 0.4
+# Real Sen2Cor flags only the darkest shadows (1-2 % of Flemish observations).
+SCL_SHADOW_DEPTH = 0.6
 
 
 @dataclass

@@ -37,6 +37,7 @@ class Weather:
     wet: np.ndarray | float = 0.5  # soil wetness 0..1 (recent rain)
     wind: np.ndarray | float = 0.2  # 0 calm .. 1 gale (water roughness)
     tide: np.ndarray | float = 0.5  # 0 low .. 1 high tide
+    drought: np.ndarray | float = 0.0  # 0 normal .. 1 severe summer drought of the year
 
 
 @dataclass
@@ -72,9 +73,9 @@ def _cycle(doy: float, sow: np.ndarray, length: np.ndarray, jitter: np.ndarray, 
     grow = sigmoid((x - 0.32) / 0.07)
     # Winter cereals emerge and tiller in autumn (a partial green cover), then sit
     # dormant through the cold months.
-    tiller = 0.6 * sigmoid((delta - 25.0) / 7.0)
+    tiller = 0.7 * sigmoid((delta - 25.0) / 7.0)
     grow = np.where(winter & (x < 0.6), np.maximum(grow, tiller) * (0.3 + 0.7 * g_temp), grow)
-    sen = sigmoid((x - 0.80) / 0.04)
+    sen = sigmoid((x - 0.84) / 0.04)
     green = np.where(inside, grow * (1 - sen), 0)
     ripe = np.where(inside, grow * sen, 0)
     since = np.where(inside, np.nan, delta - length)
@@ -84,9 +85,9 @@ def _cycle(doy: float, sow: np.ndarray, length: np.ndarray, jitter: np.ndarray, 
 def _catch_crop(doy: float, since: np.ndarray, next_sow: np.ndarray, cover: np.ndarray, g_temp: np.ndarray):
     """Green cover of a catch crop: sown ~3 weeks after harvest, ploughed in ~3 weeks before the next sowing."""
     to_sow = np.mod(next_sow - np.float32(doy), YEAR_DAYS)
-    grown = sigmoid((np.nan_to_num(since, nan=-99.0) - 40.0) / 8.0)
+    grown = sigmoid((np.nan_to_num(since, nan=-99.0) - 35.0) / 7.0)
     kept = sigmoid((to_sow - 25.0) / 5.0)
-    return np.where(np.isfinite(since), cover * grown * kept * (0.4 + 0.6 * g_temp), 0).astype(np.float32)
+    return np.where(np.isfinite(since), cover * grown * kept * (0.6 + 0.4 * g_temp), 0).astype(np.float32)
 
 
 def state_at(s: Surface, when: date, weather: Weather | None = None) -> State:
@@ -103,10 +104,12 @@ def state_at(s: Surface, when: date, weather: Weather | None = None) -> State:
     theta_r = TWO_PI * (doy - s.rain_peak - 25 - s.pheno_shift) / YEAR_DAYS
     g_rain = (1 - s.rain_seas) + s.rain_seas * np.exp(s.rain_k * (np.cos(theta_r) - 1))
     green = np.clip(g_temp * g_rain * s.pheno_amp, 0, 1)
+    # A summer drought browns shallow-rooted grass while it is warm (crops and trees hold on).
+    green = green * (1 - 0.55 * np.asarray(w.drought, f32) * sigmoid((temp - 13.0) / 2.0))
     leaf_rain = (1 - s.rain_seas) + s.rain_seas * np.exp(0.5 * s.rain_k * (np.cos(theta_r) - 1))
     leaf = sigmoid((temp - 7.0 - s.pheno_shift / 6.0) / 2.0) * leaf_rain
-    # Snow lies where the day's mean stays below about -1 C, not on mild lowland winters.
-    snow = sigmoid((-1.0 + s.snow_off - temp) / 1.0) * np.clip((s.moisture - 0.08) / 0.17, 0, 1)
+    # Snow lies where the day's mean stays below about -2 C, not on mild lowland winters.
+    snow = sigmoid((-2.0 + s.snow_off - temp) / 1.0) * np.clip((s.moisture - 0.08) / 0.17, 0, 1)
     frozen = sigmoid((-2.0 - temp) / 1.0)
     ice_snow = 1 - 0.6 * sigmoid(temp / 1.5)
 

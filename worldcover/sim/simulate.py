@@ -23,7 +23,7 @@ from worldcover.grid import Block
 from worldcover.sim import dem as dem_mod
 from worldcover.sim.dynamics import Weather
 from worldcover.sim.mgrs import ChipGrid, chip_grid, mgrs_centre
-from worldcover.sim.noise import domain, fbm, key, mix32, unit
+from worldcover.sim.noise import domain, fbm, key, mix32, smoothstep, unit
 from worldcover.sim.s1 import S1Scene, render_s1
 from worldcover.sim.s2 import S2Scene, render_s2, upsample
 from worldcover.sim.schedule import S1Acquisition, S2Acquisition, day_key, s1_schedule, s2_schedule
@@ -198,6 +198,8 @@ class BlockWorld:
         d_temp = 3.0 * fbm(dom, key(self.seed, "weather-temperature", dk), 800.0, 2)
         wet = np.clip(0.35 + 0.3 * fbm(dom, key(self.seed, "weather-rain", dk), 60.0, 3) + 0.25 * (rain - 0.5), 0, 1)
         wind = np.clip(0.25 + 0.3 * fbm(dom, key(self.seed, "weather-wind", dk), 100.0, 2), 0, 1)
+        # Some summers are dry over a whole region (north-west Europe in 2018): meadows brown.
+        drought = smoothstep(fbm(dom, key(self.seed, "summer-drought", day.year), 1000.0, 2), 0.4, 1.4)
         hours = (day - date(2015, 1, 1)).days * 24.0 + hour
         tide = 0.5 + 0.5 * np.sin(2 * np.pi * hours / 12.42 + np.radians(lon60) * 2.0)
         cut = 6 - HALO  # one 60 m cell of padding -> HALO pixels of 10 m
@@ -205,7 +207,8 @@ class BlockWorld:
         def to10(a: np.ndarray) -> np.ndarray:
             return upsample(a.astype(np.float32), 6)[cut:-cut, cut:-cut]
 
-        return Weather(d_temp=to10(d_temp), wet=to10(wet), wind=to10(wind), tide=to10(tide))
+        return Weather(d_temp=to10(d_temp), wet=to10(wet), wind=to10(wind), tide=to10(tide),
+                       drought=to10(drought))
 
     # --- products --------------------------------------------------------------------
 

@@ -68,12 +68,13 @@ S1_DB = {
     #                  VV      VH
     "water_calm":    (-23.0, -29.0),
     "water_windy":   (-13.0, -24.0),
-    "soil_smooth":   (-18.0, -26.0),
+    "soil_smooth":   (-17.0, -25.0),
     "soil_rough":    (-10.0, -18.0),
     "soil_wet_gain": (5.0, 4.0),  # dB added by a fully wet soil
-    "herb_dry":      (-13.5, -22.0),
-    "herb_green":    (-11.5, -18.5),  # grass: little volume
-    "crop_green":    (-10.0, -14.5),  # a crop at full biomass (maize, rape) scatters much more
+    # herbaceous values raised ~1.5 dB towards real Flemish grass and crops (sigma0 VV -10 to -11, VH -17)
+    "herb_dry":      (-12.0, -20.0),
+    "herb_green":    (-10.0, -17.0),  # grass: little volume
+    "crop_green":    (-9.0, -14.0),  # a crop at full biomass (maize, rape) scatters much more
     "shrub":         (-9.5, -15.5),  # woody volume
     "broadleaf":     (-7.5, -13.0),
     "needleleaf":    (-7.0, -12.5),

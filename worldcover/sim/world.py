@@ -210,7 +210,7 @@ def _climate(lon, lat, dom: Domain, elev, seed):
     # land) narrows the seasons, mostly by milder winters; a continent upwind widens them.
     maritime = (oceanity_at(lon, lat) - 0.25) * np.where(south, 0.5, 1.0)
     t_range = t_warm - t_cold
-    t_cold = t_cold + 1.0 * maritime * t_range
+    t_cold = t_cold + 1.1 * maritime * t_range
     t_warm = t_warm - 0.1 * maritime * t_range
     t_cold = np.minimum(t_cold, t_warm - 0.5)
     t_mean = 0.5 * (t_warm + t_cold)
@@ -466,14 +466,15 @@ def _parcels(seed, dom: Domain, t_mean, t_amp, moist, rain_seas, rain_peak, lat)
     # A cold month below ~10 C sets the calendar (maritime climates too, whose seasons are narrow).
     temp_limited = ((t_amp > 6.0) & (t_mean < 20.0) | (t_mean - t_amp < 10.0)) & (rain_seas < 0.5)
     continental = (t_amp > 16.0) | (t_mean < 4.0)
-    p_winter = np.where(continental, 0.05, 0.38)
-    p_spring = np.where(continental, 0.35, 0.17)
+    # Maritime farming (western Europe) is mostly summer crops (maize, potatoes, beet) and winter cereals.
+    p_winter = np.where(continental, 0.05, 0.30)
+    p_spring = np.where(continental, 0.35, 0.12)
     t_type = np.where(u1 < p_winter, WINTER, np.where(u1 < p_winter + p_spring, SPRING, SUMMER))
     r_type = np.where((u1 < 0.3) & (moist > 0.5), DOUBLE, np.where((u1 > 0.85) & (moist > 0.6), RICE, SUMMER))
     crop_type = np.where(temp_limited, t_type, r_type).astype(np.int8)
 
     t_sow = np.select([crop_type == WINTER, crop_type == SPRING], [275 + 25 * u2, 85 + 25 * u2], 115 + 30 * u2) + hemi
-    t_len = np.select([crop_type == WINTER, crop_type == SPRING], [285 + 20 * u3, 120 + 15 * u3], 130 + 30 * u3)
+    t_len = np.select([crop_type == WINTER, crop_type == SPRING], [285 + 20 * u3, 120 + 15 * u3], 140 + 30 * u3)
     r_sow = rain_peak - 50 + 30 * u2
     r_len = np.where(crop_type == RICE, 120 + 20 * u3, np.where(crop_type == DOUBLE, 95 + 15 * u3, 105 + 30 * u3))
     sow1 = np.where(temp_limited, t_sow, r_sow) % 365.0
@@ -486,7 +487,7 @@ def _parcels(seed, dom: Domain, t_mean, t_amp, moist, rain_seas, rain_peak, lat)
     # Catch crops between harvest and the next sowing where winters are mild and
     # wet (EU rules make them common in western Europe): fields stay green in winter.
     mild_wet = temp_limited & (t_mean - t_amp > -6.0) & (moist > 0.3) & (crop_type != WINTER)
-    cover_crop = np.where(crop & mild_wet & (u("cover") < 0.85), 0.6 + 0.35 * u("cover-peak"), 0)
+    cover_crop = np.where(crop & mild_wet & (u("cover") < 0.85), 0.7 + 0.3 * u("cover-peak"), 0)
     return {
         "use": use,
         "crop_type": np.where(crop, crop_type, NO_CROP).astype(np.int8),
