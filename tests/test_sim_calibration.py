@@ -65,7 +65,10 @@ def _series(t: int = 24, p: int = 10) -> cal.Series:
     clear[0] = False
     refl["B08"][0] = 0.1  # a cloudy date with NDVI 0: must not count
     scl = np.full((t, p), 4, np.uint8)
-    scl[0], scl[1] = 9, 11
+    scl[0] = 9
+    scl[1:4] = 11  # snow: not clear, but the production chain keeps it
+    clear[1:4] = False
+    refl["B08"][1:4] = 0.1
     db = {"vv": np.full((t, p), -10.0, np.float32), "vh": np.full((t, p), -17.0, np.float32)}
     return cal.Series(months, refl, clear, months, db, scl, cal.MIN_CLEAR_OBS)
 
@@ -73,10 +76,12 @@ def _series(t: int = 24, p: int = 10) -> cal.Series:
 def test_series_features_follow_the_definitions():
     f = cal.series_features(_series())
     np.testing.assert_allclose(f["ndvi_p10"], 0.5, atol=1e-6)
+    np.testing.assert_allclose(f["ndvi_chain_p10"], 0.1, atol=1e-6)  # 3 snowy zeros among 23 kept dates
+    np.testing.assert_allclose(f["ndvi_chain_p50"], 0.5, atol=1e-6)
     np.testing.assert_allclose(f["ndvi_m02"], 0.5, atol=1e-6)
-    assert f["B08"].size == 23 * 10  # every clear observation, the cloudy date left out
+    assert f["B08"].size == 20 * 10  # every clear observation, the cloudy and snowy dates left out
     np.testing.assert_allclose(f["scl_cloud"], 1 / 24)
-    np.testing.assert_allclose(f["scl_snow"], 1 / 24)
+    np.testing.assert_allclose(f["scl_snow"], 3 / 24)
     np.testing.assert_allclose(f["scl_shadow"], 0)
     np.testing.assert_allclose(f["vv_db_djf"], -10)
     assert f["vh_db_jja"].size == 6 * 10

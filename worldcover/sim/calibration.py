@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from worldcover.bands import SCL_INVALID
 from worldcover.errors import InputError
 
 TARGETS_PATH = Path(__file__).parent / "data" / "real_targets.json"
@@ -48,6 +49,8 @@ MIN_CLEAR_OBS = 3  # ... or this many clear acquisitions (acquisition series)
 
 FEATURES: dict[str, str] = {
     **{f"ndvi_p{p}": f"per pixel, {p}th percentile of NDVI over the year's clear observations" for p in (10, 50, 90)},
+    **{f"ndvi_chain_p{p}": f"per pixel, {p}th percentile of NDVI over the observations the production chain keeps "
+       "(SCL not 0/1/3/8/9/10: snow, dark and unclassified included; acquisition series only)" for p in (10, 50, 90)},
     **{f"ndvi_m{m:02d}": f"per pixel, median NDVI of the clear observations of month {m:02d}" for m in range(1, 13)},
     **{b: f"{b} surface reflectance of every clear observation" for b in BANDS},
     **{f"{pol}_db_{s}": f"S1 {pol.upper()} backscatter (dB) of every observation in {s.upper()}"
@@ -162,14 +165,19 @@ def _per_pixel_median(values: np.ndarray) -> np.ndarray:
 def series_features(s: Series) -> dict[str, np.ndarray]:
     """Every feature's sample (1-D, finite) from one class's series; see ``FEATURES``."""
     out: dict[str, np.ndarray] = {}
-    v = ndvi(s.refl["B08"], s.refl["B04"])
-    v = np.where(s.clear, v, np.nan)
-    if s.year_min is not None:
-        enough = np.isfinite(v).sum(axis=0) >= s.year_min
+    raw = ndvi(s.refl["B08"], s.refl["B04"])
+    v = np.where(s.clear, raw, np.nan)
+    masks = {"ndvi": v}
+    if s.scl is not None:  # what the feature chain sees: snow and Sen2Cor's misses included
+        masks["ndvi_chain"] = np.where(np.isin(s.scl, list(SCL_INVALID)), np.nan, raw)
+    for name, vals in masks.items():
+        if s.year_min is None:
+            break
+        enough = np.isfinite(vals).sum(axis=0) >= s.year_min
         if enough.any():
-            pct = np.nanpercentile(v[:, enough], (10, 50, 90), axis=0)
+            pct = np.nanpercentile(vals[:, enough], (10, 50, 90), axis=0)
             for p, row in zip((10, 50, 90), pct):
-                out[f"ndvi_p{p}"] = row
+                out[f"{name}_p{p}"] = row
     for m in range(1, 13):
         sel = s.months == m
         if sel.any():
