@@ -170,9 +170,7 @@ def series_features(s: Series) -> dict[str, np.ndarray]:
     masks = {"ndvi": v}
     if s.scl is not None:  # what the feature chain sees: snow and Sen2Cor's misses included
         masks["ndvi_chain"] = np.where(np.isin(s.scl, list(SCL_INVALID)), np.nan, raw)
-    for name, vals in masks.items():
-        if s.year_min is None:
-            break
+    for name, vals in masks.items() if s.year_min is not None else ():
         enough = np.isfinite(vals).sum(axis=0) >= s.year_min
         if enough.any():
             pct = np.nanpercentile(vals[:, enough], (10, 50, 90), axis=0)
