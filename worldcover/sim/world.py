@@ -48,6 +48,10 @@ LAT_NODES = np.array([0, 10, 20, 30, 40, 50, 60, 70, 80, 90], dtype=np.float64)
 # Mean temperature of the warmest and of the coldest month at sea level, deg C.
 T_WARM_LAT = np.array([26.5, 27.0, 28.0, 27.5, 24.0, 19.5, 16.0, 10.5, 4.5, 0.0])
 T_COLD_LAT = np.array([26.0, 24.0, 19.0, 11.0, 2.0, -7.0, -16.0, -25.0, -31.0, -33.0])
+# The mildest winters (coldest month, deg C) that an ocean upwind gives at each latitude
+# (western coasts: Lisbon ~10, Brest ~7, Flanders ~3, Bergen ~1): the maritime
+# warming of a zonal-mean winter stops there.
+T_COLD_MARITIME_LAT = np.array([26.0, 24.0, 19.0, 12.0, 8.0, 4.0, 0.0, -5.0, -15.0, -25.0])
 MOIST_LAT = np.array([0.85, 0.68, 0.30, 0.22, 0.40, 0.60, 0.62, 0.52, 0.42, 0.40])  # 0 desert .. 1 rainforest
 LAPSE_RATE = 6.5  # deg C per km
 
@@ -210,7 +214,9 @@ def _climate(lon, lat, dom: Domain, elev, seed):
     # land) narrows the seasons, mostly by milder winters; a continent upwind widens them.
     maritime = (oceanity_at(lon, lat) - 0.25) * np.where(south, 0.5, 1.0)
     t_range = t_warm - t_cold
-    t_cold = t_cold + 1.1 * maritime * t_range
+    mild = _interp_lat(abslat, T_COLD_MARITIME_LAT) + 1.0 * fbm(dom, key(seed, "t-winter"), 900.0, 2) - lapse
+    t_cold = np.where(maritime > 0, np.minimum(t_cold + 1.1 * maritime * t_range, np.maximum(t_cold, mild)),
+                      t_cold + 1.1 * maritime * t_range)
     t_warm = t_warm - 0.1 * maritime * t_range
     t_cold = np.minimum(t_cold, t_warm - 0.5)
     t_mean = 0.5 * (t_warm + t_cold)
