@@ -74,6 +74,15 @@ def test_masking_hits_the_requested_share_of_rows_and_only_the_group_features():
     assert not (other[S1_NAMES].isna().all(axis=1) == s1_rows).all()
 
 
+def test_masking_never_leaves_a_row_without_any_feature():
+    table = _table(200)
+    others = [n for n in NAMES if n not in S1_NAMES]
+    table.loc[:99, others] = np.nan  # half the rows carry S1 only (no clear S2 observation, say)
+    masked, record = mask_missing_groups(table, {"s1": 0.3}, seed=0)
+    assert not masked[NAMES].isna().all(axis=1).any()
+    assert record["s1"]["rows"] == 60 and masked.loc[100:, S1_NAMES].isna().all(axis=1).sum() == 60
+
+
 @pytest.mark.parametrize("shares, message", [
     ({"s1": 1.0}, r"invalid missing_groups share 1.0 for 's1': expected a number in \[0, 1\)"),
     ({"s1": -0.1}, "invalid missing_groups share -0.1"),

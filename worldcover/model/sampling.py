@@ -325,6 +325,8 @@ def mask_missing_groups(table: pd.DataFrame, shares, seed: int = 0,
     each, from a generator seeded by ``(seed, group)``; so LightGBM sees NaN
     in those features and learns where missing values go (instead of reading
     NaN as 0 at prediction, which it does for features that had no NaN in training).
+    Rows whose other features are all NaN are never drawn: masking them would
+    leave a row with no information.
     """
     names = feature_columns(table) if names is None else list(names)
     shares = check_missing_groups(shares, names)
@@ -333,8 +335,11 @@ def mask_missing_groups(table: pd.DataFrame, shares, seed: int = 0,
     n = len(out)
     for group, share in shares.items():
         cols = group_features(group, names)
+        rest = [c for c in names if c not in cols]
+        eligible = out[rest].notna().to_numpy().any(axis=1)
         digest = int.from_bytes(hashlib.sha256(group.encode()).digest()[:8], "little")
-        rows = np.random.default_rng([int(seed), digest]).permutation(n)[: int(round(share * n))]
+        order = np.random.default_rng([int(seed), digest]).permutation(n)
+        rows = order[eligible[order]][: int(round(share * n))]
         out.iloc[np.sort(rows), [out.columns.get_loc(c) for c in cols]] = np.nan
         record[group] = {"share": share, "rows": int(rows.size), "features": cols}
     return out, record
