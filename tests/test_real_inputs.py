@@ -343,3 +343,22 @@ def test_presets_spell_their_s1():
     assert resolve("planetary-computer").s1_backscatter == "gamma0-rtc"
     assert {resolve(p).s1_backscatter for p in ("earth-search", "copernicus-dataspace")} == {"grd"}
     assert resolve("http://127.0.0.1:9/").s1_collection == "auto"
+
+
+def test_tile_item_summarises_what_the_loader_decided():
+    """Skipped S2 items, the S1 kind and orbit, and harmonisation decisions reach the tile's STAC item."""
+    from worldcover.tile.products import input_summary
+
+    records = [
+        {"s2_skipped": {"S2A_1": ["B05"]}, "s1": {"collection": "sentinel-1-sigma0", "backscatter": "sigma0",
+                                                  "orbit_state_used": "ascending"},
+         "harmonisation": [{"item_id": "S2A_1", "offset_dn": 0}, {"item_id": "S2B_2", "offset_dn": -1000}]},
+        {"s2_skipped": {}, "s1": {}, "harmonisation": [{"item_id": "S2B_3", "offset_dn": 0,
+                                                         "metadata_disagrees": True}]},
+    ]
+    out = input_summary(records)
+    assert out["worldcover:s2_items_skipped"] == {"count": 1, "items": {"S2A_1": ["B05"]}}
+    assert out["worldcover:s1"] == {"collections": ["sentinel-1-sigma0"], "backscatter": ["sigma0"],
+                                    "orbit_states_used": ["ascending"]}
+    assert out["worldcover:harmonisation"] == {"items_by_offset_dn": {"-1000": 1, "0": 2},
+                                               "metadata_disagrees": ["S2B_3"]}

@@ -339,6 +339,7 @@ def tile_item(paths: TilePaths, blocks: Sequence[Block], gb: GeoBox, qgb: GeoBox
             "worldcover:parameters": params,
             "worldcover:input_items": {k: sorted(v) for k, v in sorted(inputs.items())},
             "worldcover:missing_inputs": missing_inputs(records),
+            **input_summary(records),
             "worldcover:model": {k: model_card.get(k) for k in ("name", "version", "created")},
             "worldcover:software": {"worldcover": __version__},
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
@@ -359,6 +360,32 @@ def tile_item(paths: TilePaths, blocks: Sequence[Block], gb: GeoBox, qgb: GeoBox
                 **proj(qgb),
             }),
         },
+    }
+
+
+def input_summary(records: Sequence[dict]) -> dict:
+    """What the loader decided over the tile's blocks: S2 items skipped for missing bands, S1 kind and
+    orbit, and how DN were harmonised (items whose metadata disagreed with their data are named)."""
+    skipped: dict[str, list[str]] = {}
+    s1 = {"collections": set(), "backscatter": set(), "orbit_states_used": set()}
+    offsets: dict[str, set] = {}
+    disagree: set[str] = set()
+    for rec in records:
+        skipped.update(rec.get("s2_skipped") or {})
+        info = rec.get("s1") or {}
+        for key, value in (("collections", info.get("collection")), ("backscatter", info.get("backscatter")),
+                           ("orbit_states_used", info.get("orbit_state_used"))):
+            if value:
+                s1[key].add(value)
+        for h in rec.get("harmonisation") or []:
+            offsets.setdefault(str(h.get("offset_dn")), set()).add(h.get("item_id"))
+            if h.get("metadata_disagrees"):
+                disagree.add(h.get("item_id"))
+    return {
+        "worldcover:s2_items_skipped": {"count": len(skipped), "items": dict(sorted(skipped.items()))},
+        "worldcover:s1": {k: sorted(v) for k, v in s1.items()},
+        "worldcover:harmonisation": {"items_by_offset_dn": {k: len(v) for k, v in sorted(offsets.items())},
+                                     "metadata_disagrees": sorted(disagree)},
     }
 
 
