@@ -133,8 +133,8 @@ def test_distance_is_zero_for_the_same_sample_and_measures_a_shift():
 
 def test_pick_blocks_covers_the_classes_first():
     shares = {"a": {30: 0.9}, "b": {30: 0.5, 40: 0.5}, "c": {40: 0.2, 50: 0.1}, "d": {80: 1.0}}
-    assert cal.pick_blocks(shares, [30, 40, 50], 3) == ["a", "b", "c"]
-    assert "d" not in cal.pick_blocks(shares, [30, 40, 50], 10)
+    assert cal.pick_blocks(shares, [30, 40, 50], 2) == ["b", "c"]  # two blocks, all three classes
+    assert cal.pick_blocks(shares, [30, 40, 50], 10) == ["b", "c", "a"]  # d has none of them
 
 
 def test_simulated_series_of_a_small_block():

@@ -506,15 +506,22 @@ def class_shares(block, seed: int = 0, n: int = 24) -> dict[int, float]:
     return {int(c): float(k) / counts.sum() for c, k in zip(codes, counts)}
 
 
-def pick_blocks(shares: dict, classes: list[int], n_blocks: int) -> list:
-    """Greedy choice of ``n_blocks`` blocks covering ``classes``: in turn, the class with the least
-    share collected so far takes the unused block richest in it (ties by order; deterministic)."""
-    chosen, got = [], {c: 0.0 for c in classes}
+def pick_blocks(shares: dict, classes: list[int], n_blocks: int, cap: float = 0.25) -> list:
+    """Greedy choice of ``n_blocks`` blocks covering ``classes`` (deterministic).
+
+    Each step takes the block with the largest gain sum_c w_c * min(share_c, cap), where
+    w_c = 1 / (1 + 20 * share of c collected so far): a block holding a little of a missing
+    class beats one holding much of a class already there, so few blocks cover many classes.
+    """
+    chosen, got = [], dict.fromkeys(classes, 0.0)
     pool = dict(shares)
+
+    def gain(b) -> float:
+        return sum(min(pool[b].get(c, 0.0), cap) / (1 + 20 * got[c]) for c in classes)
+
     while pool and len(chosen) < n_blocks:
-        need = min(classes, key=lambda c: (got[c], classes.index(c)))
-        blk = max(pool, key=lambda b: (pool[b].get(need, 0.0), sum(pool[b].get(c, 0.0) for c in classes)))
-        if pool[blk].get(need, 0.0) == 0 and not any(pool[blk].get(c, 0.0) for c in classes):
+        blk = max(pool, key=gain)  # max keeps the first of equals: the sites' order
+        if gain(blk) <= 0:
             break
         chosen.append(blk)
         for c in classes:
