@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--block-size", type=int, default=BLOCK_SIZE)
     ap.add_argument("--out", default=None, help="keep the tile outputs in this (fresh) folder")
     ap.add_argument("--json", default=None, help="also write the figures as JSON here")
+    ap.add_argument("--record", action="store_true",
+                    help="write the figures into the model's card (provenance.real_data) and re-save it")
     args = ap.parse_args(argv)
     try:
         result = evaluate(args.model, args.archive, args.source, args.block_size, args.out)
@@ -89,9 +91,33 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     print(report(result))
+    if args.record:
+        record_in_card(args.model, result)
     if args.json:
         atomic_write_text(args.json, json.dumps({k: v for k, v in result.items() if not k.startswith("_")}, indent=1))
     return 0
+
+
+def record_in_card(model: str, result: dict) -> None:
+    """Add the evaluation to the model card's provenance (``real_data.flanders``) and re-save the model.
+
+    The patch only *evaluates* the model: no real pixel is in its training set.
+    """
+    from worldcover.model.default import resolve_model
+
+    directory = resolve_model(model)
+    m = Model.load(directory)
+    metrics = result["metrics"]
+    entry = {"dataset": "WorldCereal worldcereal-flanders-A (2018, 640 m, LPIS parcel labels)",
+             "source_commit": result["source_commit"], "chain": "tile run on the imported archive (STAC API on loopback)",
+             "labelled_pixels": result["labelled_pixels"], "overall_accuracy": metrics["overall_accuracy"],
+             "kappa": metrics["kappa"],
+             "recall": {c: r["recall"] for c, r in metrics["per_class"].items() if r.get("support")},
+             "confusion_matrix": metrics.get("confusion_matrix"), "used_for_training": False}
+    prov = dict(m.card.provenance)
+    prov["real_data"] = {**prov.get("real_data", {}), "flanders": entry}
+    m.with_card(m.card.replace(provenance=prov)).save(directory, overwrite=True)
+    print(f"recorded in {directory}/card.json (provenance.real_data.flanders)")
 
 
 def report(result: dict) -> str:
