@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--train-per-zone", type=int, default=2)
     ap.add_argument("--max-per-class", type=int, default=200)
     ap.add_argument("--work", type=Path, default=Path("/tmp/worldcover-missing-inputs"))
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)  # 2 OpenMP threads on a loaded 2-core box spin for minutes
     ap.add_argument("--zones", default="", help="only these latitude zones (comma-separated), to keep it short")
     args = ap.parse_args(argv)
 
