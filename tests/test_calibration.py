@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -84,3 +86,18 @@ def test_label_noise_relabels_the_share_asked_to_other_classes():
     np.testing.assert_array_equal(with_label_noise(table, 0.05, seed=3)["code"], noisy["code"])  # seeded
     with pytest.raises(ValueError, match="label_noise"):
         with_label_noise(table, 0.7)
+
+
+def test_training_tables_are_reused_only_for_the_same_design(tmp_path):
+    """A work directory's tables serve a rerun of the same design and sampling, never another one."""
+    from worldcover.model.default import _cached_tables, save_table
+
+    key = {"train_blocks": ["N00E006_r0c0"], "test_blocks": ["N03E006_r0c0"], "year": 2021, "max_per_class": 200}
+    table = pd.DataFrame({"block_id": ["N00E006_r0c0"], "code": np.array([10], np.uint8), "f": [0.5]})
+    assert _cached_tables(tmp_path, key, ["default"]) is None  # nothing there yet
+    save_table(table, tmp_path / "default.parquet")
+    (tmp_path / "split.json").write_text(json.dumps(key))
+    again = _cached_tables(tmp_path, key, ["default"])
+    pd.testing.assert_frame_equal(again["default"], table)
+    assert _cached_tables(tmp_path, {**key, "max_per_class": 100}, ["default"]) is None
+    assert _cached_tables(tmp_path, key, ["default", "summer"]) is None  # a table missing

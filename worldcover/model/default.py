@@ -27,8 +27,12 @@ from worldcover.stages import ZONES, stage_tiles, stratum
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 DEFAULT_MODEL_NAME = "worldcover-default-sim"
 TRAIN_BLOCK_SIZE = 240
-#: share of training labels relabelled at random (see :func:`with_label_noise`)
-DEFAULT_LABEL_NOISE = 0.02
+#: share of training labels relabelled at random (see :func:`with_label_noise`). Off: 2 % noise lowered the
+#: simulated held-out OA (0.828 vs 0.833, class-balanced) and the real Flanders OA (77.4 vs 79.2 %).
+DEFAULT_LABEL_NOISE = 0.0
+#: LightGBM settings of the default model over DEFAULT_PARAMS: larger leaves and half the features per tree,
+#: so no single reflectance level decides (the real world drifts from the simulated one).
+DEFAULT_MODEL_PARAMS = {"min_data_in_leaf": 40, "feature_fraction": 0.5}
 #: what a plan or the CLI says for the packaged model: every dask worker and pod has it at its own install path
 DEFAULT_MODEL_KEYWORD = "default"
 
@@ -216,7 +220,7 @@ def train_default_model(out_dir: str | os.PathLike = DEFAULT_MODEL_DIR, *, year:
                         max_per_class: int = 200, seed: int = 0, num_threads: int | None = None,
                         work_dir: str | os.PathLike | None = None, design: TrainingDesign | None = None,
                         progress=None, missing_groups: dict | None = None,
-                        label_noise: float = DEFAULT_LABEL_NOISE) -> dict:
+                        label_noise: float = DEFAULT_LABEL_NOISE, params: dict | None = None) -> dict:
     """Simulate, serve, load, featurise, train the default and the summer-only baseline; save the default.
 
     ``missing_groups`` (default :data:`~worldcover.model.training.DEFAULT_MISSING_GROUPS`; ``{}`` for none):
@@ -238,23 +242,32 @@ def train_default_model(out_dir: str | os.PathLike = DEFAULT_MODEL_DIR, *, year:
     blocks = list(design.train) + list(design.test)
     sim.generate(blocks, year, archive, seed=sim_seed)
     configs = {"default": FeatureConfig(), "summer": FeatureConfig.summer_only()}
+    key = {"train_blocks": [b.id for b in design.train], "test_blocks": sorted(b.id for b in design.test),
+           "year": year, "sim_seed": sim_seed, "max_per_class": max_per_class, "seed": seed,
+           "feature_configs": {name: cfg.to_dict() for name, cfg in configs.items()}}
+    cached = _cached_tables(work / "tables", key, list(configs))
+    # With the tables of an earlier run of the same design, only the test blocks are featurised (for the map OA).
+    todo = list(design.test) if cached else blocks
     items: dict[str, list] = {"default": [], "summer": []}
     with LocalStacApi(archive) as api:
         source = StacSource(api.url, chunk=None)
-        for i, block in enumerate(blocks):
+        for i, block in enumerate(todo):
             feats = block_features(source, block, year, configs)
             truth = read_truth(archive, block)
             for name in configs:
                 items[name].append((block.id, feats[name], truth))
             if progress:
-                progress(i + 1, len(blocks), block)
+                progress(i + 1, len(todo), block)
     test_ids = {b.id for b in design.test}
     results = {}
     tables = {}
     for name, cfg in configs.items():
-        table = build_training_table(items[name], max_per_class=max_per_class, seed=seed)
+        if cached:
+            table = cached[name]
+        else:
+            table = build_training_table(items[name], max_per_class=max_per_class, seed=seed)
+            save_table(table, work / "tables" / f"{name}.parquet")
         tables[name] = table
-        save_table(table, work / "tables" / f"{name}.parquet")
         train_df = with_label_noise(table[~table["block_id"].isin(test_ids)], label_noise, seed)
         test_df = table[table["block_id"].isin(test_ids)]
         provenance = {"source": "worldcover.sim", "simulator_seed": sim_seed, "year": year, "label_noise": label_noise,
@@ -262,12 +275,12 @@ def train_default_model(out_dir: str | os.PathLike = DEFAULT_MODEL_DIR, *, year:
                       "block_size": blocks[0].size}
         results[name] = train_from_tables(
             train_df, test_df, seed=seed, num_threads=num_threads,
+            params=DEFAULT_MODEL_PARAMS if params is None else params,
             name=DEFAULT_MODEL_NAME if name == "default" else f"{DEFAULT_MODEL_NAME}-summer-baseline",
             provenance=provenance,  # the summer baseline has no S1 or DEM features to mask
             missing_groups=(DEFAULT_MISSING_GROUPS if missing_groups is None else missing_groups)
             if name == "default" else None)
-    atomic_write_text(work / "tables" / "split.json", json.dumps(
-        {"train_blocks": [b.id for b in design.train], "test_blocks": sorted(test_ids)}, indent=1) + "\n")
+    atomic_write_text(work / "tables" / "split.json", json.dumps(key, indent=1) + "\n")
     model, baseline = results["default"], results["summer"]
     # Temperature on every other held-out block, reliability judged on the rest.
     default_test = tables["default"][tables["default"]["block_id"].isin(test_ids)]
@@ -284,6 +297,22 @@ def train_default_model(out_dir: str | os.PathLike = DEFAULT_MODEL_DIR, *, year:
     return {"model_dir": str(out_dir), "default": dict(model.card.metrics), "baseline": dict(baseline.card.metrics),
             "default_map": maps["default"], "baseline_map": maps["summer"],
             "train_blocks": [b.id for b in design.train], "test_blocks": [b.id for b in design.test]}
+
+
+def _cached_tables(folder: Path, key: dict, names: list[str]) -> dict | None:
+    """The training tables an earlier run left in ``folder`` if it ran the same design and sampling, else None.
+
+    Like the simulated archive beside them, they are reused as they are: delete
+    the work directory after changing the simulator or the chain.
+    """
+    import pandas as pd
+
+    split = folder / "split.json"
+    if not split.exists() or not all((folder / f"{n}.parquet").exists() for n in names):
+        return None
+    if json.loads(split.read_text()) != json.loads(json.dumps(key)):
+        return None
+    return {n: pd.read_parquet(folder / f"{n}.parquet") for n in names}
 
 
 def save_table(table, path: Path) -> None:
