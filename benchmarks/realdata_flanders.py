@@ -116,7 +116,10 @@ def record_in_card(model: str, result: dict) -> None:
              "confusion_matrix": metrics.get("confusion_matrix"), "used_for_training": False}
     prov = dict(m.card.provenance)
     prov["real_data"] = {**prov.get("real_data", {}), "flanders": entry}
-    m.with_card(m.card.replace(provenance=prov)).save(directory, overwrite=True)
+    sealed = m.with_card(m.card.replace(provenance=prov))
+    # model.txt is unchanged: only the (re-sealed) card is rewritten, beside whatever else the folder holds
+    atomic_write_text(Path(directory) / "card.json", sealed.card.to_json())
+    Model.load(directory)  # the new card verifies against the model text
     print(f"recorded in {directory}/card.json (provenance.real_data.flanders)")
 
 
