@@ -52,7 +52,10 @@ def test_calibrated_model_keeps_its_classes_and_records_reliability(trained, tmp
     cal = calibrate(model, test_df, fit_blocks)
     rec = cal.card.calibration
     assert rec["method"] == "temperature" and rec["fitted_on_blocks"] == fit_blocks
-    assert rec["temperature"] != 1.0
+    assert rec["fitted_temperature"] != 1.0
+    # applied only when it lowers the ECE on the blocks it was not fitted on
+    assert rec["applied"] == (rec["reliability_after"]["ece"] < rec["reliability_before"]["ece"])
+    assert rec["temperature"] == (rec["fitted_temperature"] if rec["applied"] else 1.0)
     judged = test_df[~test_df["block_id"].isin(fit_blocks)]
     assert rec["reliability_after"]["n"] == len(judged)
     # temperature scaling never changes the winning class, only its probability
@@ -62,7 +65,7 @@ def test_calibrated_model_keeps_its_classes_and_records_reliability(trained, tmp
     before, after = model.predict_proba(m), cal.predict_proba(m)
     np.testing.assert_array_equal(before.argmax(axis=1), after.argmax(axis=1))
     np.testing.assert_allclose(after.sum(axis=1), 1.0, rtol=1e-9)
-    assert not np.allclose(before.max(axis=1), after.max(axis=1))
+    assert rec["applied"] == (not np.allclose(before.max(axis=1), after.max(axis=1)))
     # the temperature travels with the saved model
     cal.save(tmp_path / "m")
     again = Model.load(tmp_path / "m")
@@ -101,3 +104,13 @@ def test_training_tables_are_reused_only_for_the_same_design(tmp_path):
     pd.testing.assert_frame_equal(again["default"], table)
     assert _cached_tables(tmp_path, {**key, "max_per_class": 100}, ["default"]) is None
     assert _cached_tables(tmp_path, key, ["default", "summer"]) is None  # a table missing
+
+
+def test_a_card_temperature_scales_the_predicted_probabilities(trained):
+    model, test_df, _ = trained
+    from worldcover.model.classifier import table_matrix
+
+    m = table_matrix(test_df, model.feature_names)
+    hot = model.with_card(model.card.replace(calibration={"method": "temperature", "temperature": 2.0}))
+    np.testing.assert_allclose(hot.predict_proba(m), softmax(model.raw_scores(m) / 2.0), rtol=1e-9)
+    np.testing.assert_allclose(model.predict_proba(m), softmax(model.raw_scores(m)), rtol=1e-6)

@@ -70,7 +70,8 @@ def calibrate(model: Model, table: pd.DataFrame, fit_blocks: Sequence[str]) -> M
     """``model`` with a temperature fitted on the rows of ``fit_blocks`` and reliability judged on the others.
 
     The card's ``calibration`` records the temperature, the blocks it was fitted
-    on, and the reliability curve before and after on the remaining blocks.
+    on, and the reliability curve before and after on the remaining blocks; the
+    temperature is applied only when it lowers the expected calibration error there.
     """
     fit = table["block_id"].isin(list(fit_blocks)).to_numpy()
     matrix = table_matrix(table, model.feature_names)
@@ -78,11 +79,17 @@ def calibrate(model: Model, table: pd.DataFrame, fit_blocks: Sequence[str]) -> M
     logits = model.raw_scores(matrix)
     temperature = fit_temperature(logits[fit], target[fit])
     judge = ~fit & (target >= 0)
+    before = reliability_curve(softmax(logits[judge]), target[judge])
+    after = reliability_curve(softmax(logits[judge] / temperature), target[judge])
+    # A temperature that does not help on blocks it was not fitted on is not applied.
+    applied = after["ece"] < before["ece"]
     record = {
         "method": "temperature",
-        "temperature": round(temperature, 4),
+        "temperature": round(temperature, 4) if applied else 1.0,
+        "fitted_temperature": round(temperature, 4),
+        "applied": bool(applied),
         "fitted_on_blocks": sorted(set(fit_blocks)),
-        "reliability_before": reliability_curve(softmax(logits[judge]), target[judge]),
-        "reliability_after": reliability_curve(softmax(logits[judge] / temperature), target[judge]),
+        "reliability_before": before,
+        "reliability_after": after,
     }
     return model.with_card(model.card.replace(calibration=record))
