@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -274,15 +275,25 @@ def flanders_series(root: Path) -> dict[int, Series]:
     codes = lookup(FLANDERS_LC, lab["LC"].values)
     valid_all = np.all([np.isfinite(a) for a in refl.values()], axis=0)
     clear = np.isin(scl, CLEAR_SCL) & valid_all
-    out = {}
-    for code in np.unique(codes[codes > 0]):
-        m = (codes == code).ravel()
-        if m.sum() < MIN_SAMPLES:
-            continue
+    def series(m: np.ndarray) -> Series:
         flat = lambda a: a.reshape(a.shape[0], -1)[:, m]  # noqa: E731
-        out[int(code)] = Series(months, {b: flat(a) for b, a in refl.items()}, flat(clear), months1,
-                                {p: flat(a) for p, a in db.items()}, flat(scl), MIN_CLEAR_OBS)
-    return out
+        return Series(months, {b: flat(a) for b, a in refl.items()}, flat(clear), months1,
+                      {p: flat(a) for p, a in db.items()}, flat(scl), MIN_CLEAR_OBS)
+
+    return _per_class(codes.ravel(), series)
+
+
+def _per_class(codes: np.ndarray, series: Callable[[np.ndarray], Series]) -> dict[int, Series]:
+    """``series(mask)`` of every class code (> 0) with at least MIN_SAMPLES samples in ``codes``."""
+    masks = {int(c): codes == c for c in np.unique(codes[codes > 0])}
+    return {c: series(m) for c, m in masks.items() if m.sum() >= MIN_SAMPLES}
+
+
+def _point_series(months: np.ndarray, refl: dict, clear: np.ndarray, db: dict,
+                  year_min: int | None) -> Callable[[np.ndarray], Series]:
+    """Series of the points selected by a mask, from (month, point) arrays of monthly composites."""
+    return lambda m: Series(months, {b: a[:, m] for b, a in refl.items()}, clear[:, m], months,
+                            {p: a[:, m] for p, a in db.items()}, None, year_min)
 
 
 def worldcereal_series(root: Path) -> tuple[dict[int, Series], np.ndarray]:
@@ -305,14 +316,8 @@ def worldcereal_series(root: Path) -> tuple[dict[int, Series], np.ndarray]:
     refl = {b: (stack(f"OPTICAL-{b}", res[b]) / 1e4).astype(np.float32) for b in BANDS}
     db = {p.lower(): (20 * np.log10(stack(f"SAR-{p}", "20m")) - 83).astype(np.float32) for p in ("VV", "VH")}
     clear = np.all([np.isfinite(a) for a in refl.values()], axis=0)
-    out = {}
-    for code in np.unique(codes[codes > 0]):
-        m = codes == code
-        if m.sum() < MIN_SAMPLES:
-            continue
-        out[int(code)] = Series(months, {b: a[:, m] for b, a in refl.items()}, clear[:, m], months,
-                                {p: a[:, m] for p, a in db.items()}, None, math.ceil(YEAR_SHARE * 12))
-    return out, df[["lon", "lat"]].to_numpy(np.float64)
+    series = _point_series(months, refl, clear, db, math.ceil(YEAR_SHARE * 12))
+    return _per_class(codes, series), df[["lon", "lat"]].to_numpy(np.float64)
 
 
 def dynamicworld_series(root: Path, region: str) -> tuple[dict[int, Series], np.ndarray]:
@@ -348,14 +353,8 @@ def dynamicworld_series(root: Path, region: str) -> tuple[dict[int, Series], np.
     months = np.arange(1, 13)
     clear = np.all([np.isfinite(a) for a in refl.values()], axis=0)
     year_min = math.ceil(YEAR_SHARE * 12) if t >= 12 else None
-    out = {}
-    for code in np.unique(codes[codes > 0]):
-        m = codes == code
-        if m.sum() < MIN_SAMPLES:
-            continue
-        out[int(code)] = Series(months, {b: a[:, m] for b, a in refl.items()}, clear[:, m], months,
-                                {p: a[:, m] for p, a in db.items()}, None, year_min)
-    return out, latlon[:, ::-1].astype(np.float64)  # (lat, lon) -> (lon, lat)
+    series = _point_series(months, refl, clear, db, year_min)
+    return _per_class(codes, series), latlon[:, ::-1].astype(np.float64)  # (lat, lon) -> (lon, lat)
 
 
 def _concat_series(parts: list[Series]) -> Series:
