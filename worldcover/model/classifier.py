@@ -158,12 +158,10 @@ class Model:
         if matrix.shape[0] == 0:
             return np.zeros((0, len(self.trained_classes)), dtype=np.float64)
         temperature = float(self._card.calibration.get("temperature", 1.0))
+        if temperature != 1.0:  # temperature scaling of the softmax: same argmax, calibrated confidence
+            return softmax(self.raw_scores(matrix) / temperature)
         with thread_limit(self.num_threads):
-            if temperature == 1.0:
-                proba = self._booster.predict(matrix)
-            else:  # temperature scaling of the softmax: same argmax, calibrated confidence
-                proba = softmax(np.asarray(self._booster.predict(matrix, raw_score=True), np.float64)
-                                .reshape(matrix.shape[0], -1) / temperature)
+            proba = self._booster.predict(matrix)
         return np.asarray(proba, dtype=np.float64).reshape(matrix.shape[0], -1)
 
     def raw_scores(self, matrix: np.ndarray) -> np.ndarray:

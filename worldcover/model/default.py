@@ -95,17 +95,23 @@ def _maritime_farmland_blocks(exclude: set[str], block_size: int, seed: int, n: 
     pool = [t for t in stage_tiles("100pct", seed) if t.id not in exclude and 40 <= abs(t.center[1]) <= 56
             and t.land_fraction > 0.6 and float(oceanity_at(np.array(t.center[0]), np.array(t.center[1]))) > 0.6]
     order = np.random.default_rng(seed + 2).permutation(len(pool))
+    return _blocks_rich_in(CROP, [pool[i] for i in order], block_size, n, used=set())
+
+
+def _blocks_rich_in(code: int, tiles: list[Tile], block_size: int, n: int, used: set[str]) -> list[Block]:
+    """Up to ``n`` blocks rich in ``code``, from ``tiles`` in order, one per 9-degree cell, skipping ``used``
+    tile ids (the tiles that give a block are added to ``used``)."""
     found: list[Block] = []
     regions: set[tuple[int, int]] = set()
-    for i in order:
-        tile = pool[i]
+    for tile in tiles:
         region = (tile.lat // 9, tile.lon // 9)
-        if region in regions:
+        if tile.id in used or region in regions:
             continue
-        block = _richest_block(tile, CROP, block_size)
+        block = _richest_block(tile, code, block_size)
         if block is not None:
             found.append(block)
             regions.add(region)
+            used.add(tile.id)
         if len(found) == n:
             break
     return found
@@ -134,22 +140,10 @@ def _add_missing_classes(train: list[Block], test: list[Block], exclude: set[str
     missing = sorted((set(CODES) - _classes_in(train)) | (set(CODES) - _classes_in(test)))
     pool = [t for t in stage_tiles("100pct", seed) if t.id not in exclude]
     order = np.random.default_rng(seed + 1).permutation(len(pool))
+    ordered = [pool[i] for i in order]
     used = {b.tile.id for b in train + test}
     for code in missing:
-        found: list[Block] = []
-        regions: set[tuple[int, int]] = set()
-        for i in order:
-            tile = pool[i]
-            region = (tile.lat // 9, tile.lon // 9)
-            if tile.id in used or region in regions:
-                continue
-            block = _richest_block(tile, code, block_size)
-            if block is not None:
-                found.append(block)
-                regions.add(region)
-                used.add(tile.id)
-            if len(found) == 2:
-                break
+        found = _blocks_rich_in(code, ordered, block_size, 2, used)
         if len(found) < 2:
             raise RuntimeError(f"the simulated world has fewer than two regions with class {code}")
         train.append(found[0])
