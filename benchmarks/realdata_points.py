@@ -29,7 +29,7 @@ from scipy import ndimage
 from benchmarks.realdata_flanders import CACHE, SOURCE
 from worldcover.sources.worldcereal import import_extraction
 from worldcover.sources.local_api import LocalStacApi
-from worldcover.validation.points import _label_raster, label_points
+from worldcover.validation.points import label_raster, label_points
 
 
 def parcel_groups(points: pd.DataFrame, labels: Path) -> pd.Series:
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> dict:
     archive = CACHE
     import_extraction(args.source, archive)  # cached: returns at once when already imported
     points = label_points(archive, year=2018)
-    points["group"] = parcel_groups(points, _label_raster(archive))
+    points["group"] = parcel_groups(points, label_raster(archive))
     rng = np.random.default_rng(0)
     sample = points.iloc[np.sort(rng.choice(len(points), len(points) // args.every, replace=False))]
     with tempfile.TemporaryDirectory(prefix="worldcover-points-") as tmp:

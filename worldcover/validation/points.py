@@ -30,7 +30,7 @@ def label_points(labels: str | os.PathLike, year: int = 2018, nodata: int = 0) -
     Accepts the raster itself or an archive written by :mod:`worldcover.sources.worldcereal`
     (its one ``labels/*_labels.tif``).
     """
-    path = _label_raster(Path(labels))
+    path = label_raster(Path(labels))
     with rasterio.open(path) as src:
         codes = src.read(1)
         transform, crs = src.transform, src.crs
@@ -42,7 +42,7 @@ def label_points(labels: str | os.PathLike, year: int = 2018, nodata: int = 0) -
                          "year": np.full(rows.size, int(year), dtype=np.int64), "x": xs, "y": ys})
 
 
-def _label_raster(path: Path) -> Path:
+def label_raster(path: Path) -> Path:
     if path.is_file():
         return path
     found = sorted((path / "labels").glob("*_labels.tif")) if path.is_dir() else []
