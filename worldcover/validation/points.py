@@ -43,6 +43,7 @@ def label_points(labels: str | os.PathLike, year: int = 2018, nodata: int = 0) -
 
 
 def label_raster(path: Path) -> Path:
+    """The label GeoTIFF itself, or the one label raster of an imported archive (labels/*_labels.tif)."""
     if path.is_file():
         return path
     found = sorted((path / "labels").glob("*_labels.tif")) if path.is_dir() else []
