@@ -7,6 +7,7 @@ Flow (DESIGN.md §3)::
     tables --train_from_tables--> Model (LightGBM text model + sealed ModelCard with held-out metrics)
     Model.save(dir) -> dir/model.txt + dir/card.json ; Model.load(dir) verifies them
     Model.predict_block(features) -> (codes uint8, probability uint8 0..100)
+    Model.compile() -> the trees compiled by lleaves and cached (:mod:`.compiled`): same output, faster
 
 Modules: :mod:`.schema` (feature names and matching), :mod:`.sampling`
 (training points, spatial split), :mod:`.training`, :mod:`.classifier`

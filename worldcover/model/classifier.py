@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import secrets
 import shutil
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -23,6 +25,7 @@ import xarray as xr
 from worldcover.errors import DataError, InputError
 from worldcover.legend import NODATA
 from worldcover.model.card import CARD_FILE, MODEL_FILE, ModelCard
+from worldcover.model.compiled import COMPILED_DIR, CompiledPredictor, CompileError
 from worldcover.model.metrics import ClassificationMetrics
 from worldcover.model.sampling import CODE_COLUMN
 from worldcover.model.schema import FEATURE_DIM, FeatureSchema
@@ -30,6 +33,24 @@ from worldcover.model.schema import FEATURE_DIM, FeatureSchema
 # Pixels per predict call: bounds the (pixels, features) float32 copy and the
 # (pixels, classes) float64 probabilities, e.g. 262144 px x 100 features = 100 MB.
 DEFAULT_CHUNK_PIXELS = 262_144
+
+log = logging.getLogger(__name__)
+
+#: how a model predicts when the caller does not say (:data:`PREDICTORS`); default "auto"
+PREDICTOR_ENV = "WORLDCOVER_PREDICTOR"
+#: "auto": the compiled code if cached, else LightGBM; "compile": compile it if not cached (once: it is cached);
+#: "lightgbm": LightGBM's own predictor only
+PREDICTORS = ("auto", "compile", "lightgbm")
+_UNRESOLVED = object()  # the compiled predictor has not been looked for yet
+
+
+def check_predictor(predictor: str | None) -> str:
+    """``predictor``, or $WORLDCOVER_PREDICTOR, or "auto"; :class:`InputError` unless one of :data:`PREDICTORS`."""
+    value = predictor if predictor is not None else (os.environ.get(PREDICTOR_ENV) or "auto")
+    if value not in PREDICTORS:
+        raise InputError(f"invalid predictor {value!r}" + ("" if predictor is not None else f" (${PREDICTOR_ENV})")
+                         + f": expected one of {', '.join(PREDICTORS)}")
+    return value
 
 
 def check_num_threads(num_threads: int | None) -> int | None:
@@ -87,10 +108,18 @@ class Model:
     and that the model's feature names and class count match the card.
     ``num_threads`` is a run-time setting (not part of the model); ``source``
     (e.g. the directory loaded from) only goes into error messages.
+
+    ``predictor`` (:data:`PREDICTORS`; None: $WORLDCOVER_PREDICTOR or "auto")
+    chooses between LightGBM and the same trees compiled by lleaves
+    (:mod:`worldcover.model.compiled`: equal probabilities to ~1e-16, several
+    times faster), looked for on the first prediction in ``model_dir``'s
+    ``compiled/`` folder and the user cache. Compiled code that is missing
+    (in "auto"), or that lleaves cannot make, means LightGBM, with one warning.
     """
 
     def __init__(
-        self, model_text: str, card: ModelCard, *, num_threads: int | None = None, source: str | None = None
+        self, model_text: str, card: ModelCard, *, num_threads: int | None = None, source: str | None = None,
+        predictor: str | None = None, model_dir: str | os.PathLike | None = None,
     ) -> None:
         import lightgbm
 
@@ -113,6 +142,17 @@ class Model:
         self._schema = FeatureSchema(card.feature_names)
         self._codes = np.asarray(card.trained_classes, dtype=np.uint8)
         self.num_threads = check_num_threads(num_threads)
+        self._predictor_mode = check_predictor(predictor)
+        self._model_dir = model_dir
+        self._compiled: CompiledPredictor | None | object = _UNRESOLVED
+        self._compiled_lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        """Pickled without the compiled code (native, process-bound): the copy looks for it again when it predicts."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_compiled", "_compiled_lock")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _compiled=_UNRESOLVED, _compiled_lock=threading.Lock())
 
     # --- identity ----------------------------------------------------------------
 
@@ -145,8 +185,52 @@ class Model:
                 f"classes={list(self.trained_classes)})")
 
     def with_card(self, card: ModelCard) -> "Model":
-        """The same model text under a new card (sealed here)."""
-        return Model(self._text, card.sealed(self._text), num_threads=self.num_threads)
+        """The same model text under a new card (sealed here); compiled code is keyed by the text, so it still fits."""
+        return Model(self._text, card.sealed(self._text), num_threads=self.num_threads,
+                     predictor=self._predictor_mode, model_dir=self._model_dir)
+
+    # --- predictor -------------------------------------------------------------------
+
+    @property
+    def predictor(self) -> str:
+        """What predicts: "lleaves" (the compiled trees) or "lightgbm"."""
+        return "lightgbm" if self._compiled_predictor() is None else "lleaves"
+
+    @property
+    def compiled(self) -> CompiledPredictor | None:
+        """The compiled predictor in use (its ``path``: the cached artefact), or None when LightGBM predicts."""
+        return self._compiled_predictor()
+
+    def compile(self) -> CompiledPredictor:
+        """Compile the trees with lleaves unless cached (an intact cached copy is reused), and predict with them.
+
+        :class:`~worldcover.model.compiled.CompileError` if lleaves is missing or fails.
+        """
+        from worldcover.model.compiled import load_or_compile
+
+        with self._compiled_lock:
+            self._compiled = load_or_compile(self._text, self._card.model_sha256, self._model_dir)
+            return self._compiled
+
+    def _compiled_predictor(self) -> CompiledPredictor | None:
+        """The compiled predictor, looked for (or, in "compile" mode, made) once; None means LightGBM."""
+        if self._compiled is _UNRESOLVED:
+            with self._compiled_lock:
+                if self._compiled is _UNRESOLVED:
+                    self._compiled = self._resolve_compiled()
+        return self._compiled  # type: ignore[return-value]
+
+    def _resolve_compiled(self) -> CompiledPredictor | None:
+        from worldcover.model.compiled import find_cached, load_or_compile
+
+        if self._predictor_mode == "lightgbm":
+            return None
+        find = load_or_compile if self._predictor_mode == "compile" else find_cached
+        try:
+            return find(self._text, self._card.model_sha256, self._model_dir)
+        except CompileError as exc:
+            log.warning("model %s predicts with LightGBM: %s", self.name, exc)
+            return None
 
     # --- prediction ----------------------------------------------------------------
 
@@ -158,7 +242,8 @@ class Model:
         if matrix.shape[0] == 0:
             return np.zeros((0, len(self.trained_classes)), dtype=np.float64)
         temperature = float(self._card.calibration.get("temperature", 1.0))
-        if temperature != 1.0:  # temperature scaling of the softmax: same argmax, calibrated confidence
+        # temperature scaling of the softmax: same argmax, calibrated confidence; the compiled trees give logits only
+        if temperature != 1.0 or self._compiled_predictor() is not None:
             return softmax(self.raw_scores(matrix) / temperature)
         with thread_limit(self.num_threads):
             proba = self._booster.predict(matrix)
@@ -167,6 +252,11 @@ class Model:
     def raw_scores(self, matrix: np.ndarray) -> np.ndarray:
         """LightGBM's raw multiclass scores (pixels, trained classes): the softmax logits."""
         matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        if matrix.shape[0] == 0:  # LightGBM's output of zero rows cannot be reshaped
+            return np.zeros((0, len(self.trained_classes)), dtype=np.float64)
+        compiled = self._compiled_predictor()
+        if compiled is not None:
+            return compiled.raw_scores(matrix, self.num_threads)
         with thread_limit(self.num_threads):
             raw = self._booster.predict(matrix, raw_score=True)
         return np.asarray(raw, dtype=np.float64).reshape(matrix.shape[0], -1)
@@ -288,7 +378,8 @@ class Model:
         is then renamed into place, so a crash leaves either the old pair,
         nothing, or the new pair, never a model beside a card that does not
         match it. An existing model directory is replaced only with
-        ``overwrite=True``, and only if it holds nothing but those two files.
+        ``overwrite=True``, and only if it holds nothing but those two files
+        (and the ``compiled/`` cache, dropped with the old model).
         """
         target = Path(directory)
         if target.exists():
@@ -297,7 +388,7 @@ class Model:
             present = sorted(os.listdir(target))
             if present and not overwrite:
                 raise InputError(f"{target} already holds files {present}: pass overwrite=True to replace the model")
-            others = sorted(set(present) - {MODEL_FILE, CARD_FILE})
+            others = sorted(set(present) - {MODEL_FILE, CARD_FILE, COMPILED_DIR})
             if others:
                 raise InputError(f"refusing to replace {target}: it holds files other than {MODEL_FILE} and {CARD_FILE}: {others}")
         parent = target.absolute().parent
@@ -326,9 +417,12 @@ class Model:
         return target
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, *, num_threads: int | None = None) -> "Model":
+    def load(cls, directory: str | os.PathLike, *, num_threads: int | None = None,
+             predictor: str | None = None) -> "Model":
         """Read a model directory (a local folder or an object-store prefix, or ``"default"`` for the packaged
-        model); :class:`DataError` if its files are missing, unreadable or do not match."""
+        model); :class:`DataError` if its files are missing, unreadable or do not match.
+
+        ``predictor``: see :class:`Model` (None: $WORLDCOVER_PREDICTOR or "auto": compiled code if cached)."""
         from worldcover import storage
         from worldcover.model.default import resolve_model
 
@@ -345,7 +439,7 @@ class Model:
         except (OSError, UnicodeDecodeError) as exc:
             raise DataError(f"cannot read model directory {d}: {exc}") from None
         card = ModelCard.from_json(card_text, where=str(card_path))
-        return cls(model_text, card, num_threads=num_threads, source=str(d))
+        return cls(model_text, card, num_threads=num_threads, source=str(d), predictor=predictor, model_dir=d)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
