@@ -22,7 +22,6 @@ from typing import Literal, NamedTuple
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import ndimage
 
 from worldcover.bands import (
     S2_BANDS,
@@ -170,10 +169,35 @@ def dekad_centres(year: int) -> pd.DatetimeIndex:
 # --- masking --------------------------------------------------------------------
 
 
-def _lut(codes: frozenset[int]) -> np.ndarray:
-    lut = np.zeros(256, dtype=bool)
-    lut[list(codes)] = True
-    return lut
+def _code_runs(codes: frozenset[int]) -> tuple[tuple[int, int], ...]:
+    """The codes as runs of consecutive values: {0, 1, 3, 8, 9, 10} -> ((0, 1), (3, 3), (8, 10))."""
+    runs: list[list[int]] = []
+    for c in sorted(int(c) for c in codes):
+        if runs and c == runs[-1][1] + 1:
+            runs[-1][1] = c
+        else:
+            runs.append([c, c])
+    return tuple((lo, hi) for lo, hi in runs)
+
+
+def _in_codes(s: np.ndarray, runs: tuple[tuple[int, int], ...], out: np.ndarray, scratch: np.ndarray) -> None:
+    """``out[...] = s in codes`` for a uint8 plane: one or two vectorised comparisons per run.
+
+    A 256-entry lookup table (``lut[s]``) gathers through intp indices, ~10x
+    slower than comparing bytes.  ``scratch`` is a uint8 plane like ``s``.
+    """
+    out.fill(False)
+    hit = scratch.view(bool)
+    for lo, hi in runs:
+        if lo == hi:
+            np.equal(s, lo, out=hit)
+        elif lo == 0:
+            np.less_equal(s, hi, out=hit)
+        else:
+            # s - lo wraps around below lo (uint8), so one comparison covers lo..hi
+            np.subtract(s, np.uint8(lo), out=scratch)
+            np.less_equal(scratch, hi - lo, out=hit)
+        np.logical_or(out, hit, out=out)
 
 
 @functools.lru_cache(maxsize=8)
@@ -181,6 +205,51 @@ def _disk(radius: int) -> np.ndarray:
     """A (1, 2r+1, 2r+1) disk: dilates in y/x only, every time slice at once."""
     yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
     return ((yy**2 + xx**2) <= radius**2)[None]
+
+
+@functools.lru_cache(maxsize=8)
+def _disk_rects(radius: int) -> tuple[tuple[int, int], ...]:
+    """:func:`_disk` as a union of centred rectangles ``(half_height, half_width)``, heights increasing.
+
+    Row ``dy`` of the disk spans ``|dx| <= w(dy)`` with ``w`` non-increasing
+    in ``|dy|``, so the disk is the union of one rectangle per distinct
+    width: radius 3 -> ((0, 3), (2, 2), (3, 0)).
+    """
+    d = _disk(radius)[0]
+    half = [int(np.count_nonzero(d[radius + dy])) // 2 for dy in range(radius + 1)]
+    return tuple((dy, half[dy]) for dy in range(radius + 1) if dy == radius or half[dy + 1] < half[dy])
+
+
+def _dilate_disk(seed: np.ndarray, radius: int) -> np.ndarray:
+    """Binary dilation of a 2-D bool plane by :func:`_disk`, nothing outside the plane.
+
+    Equal to ``ndimage.binary_dilation(seed, _disk(radius)[0])`` (tested), ~10x
+    faster: dilation distributes over the union of :func:`_disk_rects`, and a
+    rectangle is a row-wise OR of shifted columns followed by a column-wise OR
+    of shifted rows.  A taller rectangle only adds the row shifts beyond the
+    previous one's height (the wider one already covers the nearer rows), so a
+    radius costs 4r shifted ORs.
+    """
+    rects = _disk_rects(radius)
+    need = {w for _, w in rects}
+    wide: dict[int, np.ndarray] = {}  # the seed grown by w columns either side
+    cur = seed
+    for w in range(radius + 1):
+        if w:
+            cur = cur.copy()
+            cur[:, w:] |= seed[:, :-w]
+            cur[:, :-w] |= seed[:, w:]
+        if w in need:
+            wide[w] = cur
+    out = wide[rects[0][1]].copy()
+    done = 0
+    for h, w in rects[1:]:
+        src = wide[w]
+        for d in range(done + 1, h + 1):
+            out[d:] |= src[:-d]
+            out[:-d] |= src[d:]
+        done = h
+    return out
 
 
 def _valid_kernel(
@@ -194,26 +263,48 @@ def _valid_kernel(
     snow_min_fraction: float,
     threshold: float,
 ) -> np.ndarray:
-    """(T, y, x) SCL [+ cloud probability] -> (T, y, x) bool, True = usable."""
-    bad = _lut(invalid)[scl]
-    seed = _lut(dilate)[scl]
-    if prob is not None:
-        with np.errstate(invalid="ignore"):
-            seed |= prob > threshold  # NaN probability is no seed
-    if radius > 0 and seed.any():
-        # One call over the whole stack: the structure is flat in time.
-        seed = ndimage.binary_dilation(seed, structure=_disk(radius))
-    bad |= seed
-    if snow == "mask":
-        bad |= scl == SCL_SNOW
-    elif snow == "persistent":
-        is_snow = scl == SCL_SNOW
-        clear = ~bad
-        n_clear = clear.sum(axis=0)
-        n_snow = (is_snow & clear).sum(axis=0)
+    """(T, y, x) SCL [+ cloud probability] -> (T, y, x) bool, True = usable.
+
+    One time slice at a time: every temporary is a (y, x) plane that stays in
+    cache, and the per-pixel counts of the snow policy accumulate on the way.
+    """
+    valid = np.empty(scl.shape, dtype=bool)
+    if scl.size == 0:
+        return valid
+    bad_runs, seed_runs = _code_runs(invalid), _code_runs(dilate)
+    plane = scl.shape[1:]
+    bad, seed = np.empty(plane, bool), np.empty(plane, bool)
+    scratch = np.empty(plane, np.uint8)
+    persistent = snow == "persistent"
+    n_clear = np.zeros(plane, np.int32) if persistent else None
+    n_snow = np.zeros(plane, np.int32) if persistent else None
+    snowy = []  # slices with snow, for the persistent policy
+    for i in range(scl.shape[0]):
+        s = scl[i]
+        _in_codes(s, bad_runs, bad, scratch)
+        _in_codes(s, seed_runs, seed, scratch)
+        if prob is not None:
+            with np.errstate(invalid="ignore"):
+                seed |= prob[i] > threshold  # NaN probability is no seed
+        if radius > 0 and seed.any():
+            bad |= _dilate_disk(seed, radius)
+        else:
+            bad |= seed
+        if snow == "mask":
+            bad |= s == SCL_SNOW
+        np.logical_not(bad, out=valid[i])
+        if persistent:
+            n_clear += valid[i]
+            is_snow = np.equal(s, SCL_SNOW, out=seed)
+            if is_snow.any():
+                snowy.append(i)
+                n_snow += is_snow & valid[i]
+    if snowy:
+        # snow where it is under snow_min_fraction of the clear observations is transient
         transient = n_snow < snow_min_fraction * n_clear
-        bad |= is_snow & transient[None]
-    return ~bad
+        for i in snowy:
+            valid[i] &= ~((scl[i] == SCL_SNOW) & transient)
+    return valid
 
 
 def _as_scl(scl: xr.DataArray) -> xr.DataArray:
@@ -233,9 +324,8 @@ def valid_mask(
 
     Masks ``config.invalid``; grows ``config.dilate`` classes (and, if given,
     ``cloud_prob > config.cloud_threshold``) by a disk of
-    ``config.dilation_radius`` pixels with :func:`scipy.ndimage.binary_dilation`
-    (one call per block, flat structure in time = per time slice); applies the
-    snow policy.  On dask the dilation halo crosses chunk borders
+    ``config.dilation_radius`` pixels, per time slice (:func:`_dilate_disk`,
+    equal to :func:`scipy.ndimage.binary_dilation`); applies the snow policy.  On dask the dilation halo crosses chunk borders
     (map_overlap), so results do not depend on chunking.
     """
     scl = _as_scl(scl)
@@ -347,23 +437,126 @@ def cloud_probability(ds: xr.Dataset) -> xr.DataArray:
 
 
 def _composite_kernel(
-    a: np.ndarray, *, bounds: list[tuple[int, int]], centres: np.ndarray, interpolate: bool
+    a: np.ndarray,
+    valid: np.ndarray | None = None,
+    *,
+    bounds: list[tuple[int, int]],
+    centres: np.ndarray,
+    interpolate: bool,
 ) -> np.ndarray:
-    """(T, y, x) masked time series -> (36, y, x) dekad medians, gap-filled."""
-    out = group_median(a, bounds)
+    """(T, y, x) time series [+ valid mask] -> (36, y, x) dekad medians, gap-filled."""
+    out = group_median(a, bounds, valid=valid)
     return interpolate_gaps(out, centres) if interpolate else out
 
 
 def interpolate_gaps(a: np.ndarray, t: np.ndarray) -> np.ndarray:
     """Fill NaN along axis 0 linearly in ``t`` (nearest at both ends); all-NaN stays NaN.
 
-    Two sweeps over the (short) time axis, each vectorised over all pixels: the
-    forward sweep records, for every step, the last valid value and its time;
-    the backward sweep carries the next valid value and fills only the gap
-    pixels of each step; when under half the pixels have a gap, only those are
-    swept.  5-7x faster than gathering with running index maxima
-    (``np.maximum.accumulate`` + ``take_along_axis``), same result.
+    A gap at step i between valid steps j < i < k gets ``p + (q - p) * w`` with
+    ``w = (t_i - t_j) / (t_k - t_j)`` in float32, clamped to [min(p, q),
+    max(p, q)] (no 1-ulp overshoot); before the first valid step it gets q,
+    after the last p.  Two sweeps over the time axis, vectorised over strips
+    of pixels that stay in cache: the forward one carries the last valid value
+    and time, the backward one the next, and computes every step densely.
+    The carries are bitwise selects on the float32 bits (numpy's masked
+    ``copyto`` / ``where`` cost ~10x a SIMD pass); the formula needs no select
+    at all, because ``fmin(fmax(fill, min(p, q)), max(p, q))`` gives q when p is
+    missing (fill is NaN), p when q is, and the value itself at a valid step
+    (there p = q and fill is NaN).  Inputs with infinities or times not
+    strictly increasing (where NaN fills would differ) take the select form
+    (:func:`_interpolate_gaps_select`); results are identical.
     """
+    n = a.shape[0]
+    t32 = np.asarray(t, dtype=np.float32)  # days: small multiples of 0.5, exact in float32
+    if a.dtype != np.float32 or not (np.diff(t32) > 0).all() or a.size == 0:
+        return _interpolate_gaps_select(a, t)
+    # float32 without gaps (or all NaN) comes out equal to the input: no separate check pass
+    flat = a.reshape(n, -1)
+    out = np.empty(flat.shape, np.float32)
+    n_px = flat.shape[1]
+    step = max(1024, _GAP_STRIP_BYTES // (12 * n))
+    width = min(step, n_px)
+    fwd_v = np.empty((n, width), np.int32)  # last valid value (bits) at or before each step ...
+    fwd_t = np.empty((n, width), np.int32)  # ... and its time (NaN: none yet)
+    masks = np.empty((n, width), np.int32)  # -1 where the step is missing
+    rows = [np.empty(width, np.int32) for _ in range(4)]
+    for start in range(0, n_px, step):
+        stop = min(start + step, n_px)
+        res = out[:, start:stop]
+        k = stop - start
+        _fill_strip(flat[:, start:stop], t32, res, fwd_v[:, :k], fwd_t[:, :k], masks[:, :k], [r[:k] for r in rows])
+        if np.isinf(res).any():  # an infinite input: the select form's NaN arithmetic
+            res[...] = _interpolate_gaps_select(flat[:, start:stop], t)
+    return out.reshape(a.shape)
+
+
+# Pixels per strip in interpolate_gaps: the forward carries and masks of a strip
+# (three int32 arrays of T x strip) stay in the cache for the backward sweep.
+_GAP_STRIP_BYTES = 16 << 20
+_ABS_BITS = np.int32(0x7FFFFFFF)
+_INF_BITS = np.int32(0x7F800000)
+_NAN32 = np.float32(np.nan).view(np.int32)
+
+
+def _nan_bits_mask(bits: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """int32 -1 where the float32 ``bits`` are NaN, 0 elsewhere: (inf - |x|) >> 31, three SIMD passes."""
+    np.bitwise_and(bits, _ABS_BITS, out=out)
+    np.subtract(_INF_BITS, out, out=out)
+    return np.right_shift(out, 31, out=out)
+
+
+def _fill_strip(
+    x: np.ndarray,
+    t32: np.ndarray,
+    out: np.ndarray,
+    fwd_v: np.ndarray,
+    fwd_t: np.ndarray,
+    masks: np.ndarray,
+    rows: list[np.ndarray],
+) -> None:
+    """:func:`interpolate_gaps` of a (T, strip) float32 block into ``out``; carries are bitwise selects."""
+    xb = x.view(np.int32)
+    nv, nt, d, w = rows
+    tb = t32.view(np.int32)
+    prev_v = np.full(nv.shape, _NAN32, np.int32)
+    prev_t = np.full(nv.shape, _NAN32, np.int32)
+    for i in range(x.shape[0]):
+        m = _nan_bits_mask(xb[i], masks[i])  # where x is NaN keep the carry: x ^ ((x ^ carry) & m)
+        np.bitwise_xor(xb[i], prev_v, out=fwd_v[i])
+        fwd_v[i] &= m
+        fwd_v[i] ^= xb[i]
+        np.bitwise_xor(prev_t, tb[i], out=fwd_t[i])
+        fwd_t[i] &= m
+        fwd_t[i] ^= tb[i]
+        prev_v, prev_t = fwd_v[i], fwd_t[i]
+    nv.fill(_NAN32)
+    nt.fill(_NAN32)
+    q, tq = nv.view(np.float32), nt.view(np.float32)
+    df, wf = d.view(np.float32), w.view(np.float32)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        for i in range(x.shape[0] - 1, -1, -1):
+            m = masks[i]
+            np.bitwise_xor(xb[i], nv, out=d)
+            d &= m
+            np.bitwise_xor(d, xb[i], out=nv)
+            nt ^= tb[i]
+            nt &= m
+            nt ^= tb[i]
+            p, tp = fwd_v[i].view(np.float32), fwd_t[i].view(np.float32)
+            np.subtract(t32[i], tp, out=wf)
+            np.subtract(tq, tp, out=df)
+            wf /= df  # float32: the times are exact, w to 1 ulp
+            np.subtract(q, p, out=df)
+            df *= wf
+            df += p  # fill = p + (q - p) * w
+            np.fmin(p, q, out=wf)
+            np.fmax(df, wf, out=df)
+            np.fmax(p, q, out=wf)
+            np.fmin(df, wf, out=out[i])
+
+
+def _interpolate_gaps_select(a: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """:func:`interpolate_gaps` with explicit selects: gathers the gap pixels of each step."""
     n = a.shape[0]
     valid = ~np.isnan(a)
     if valid.all() or not valid.any():
@@ -429,6 +622,17 @@ def composite(ds: xr.Dataset, year: int | None = None, interpolate: bool = True)
     dekad mid-points: linear inside the year, nearest at both ends; pixels with
     no valid observation all year stay NaN.
     """
+    return _composites(ds, year, interpolate)
+
+
+def _composites(
+    ds: xr.Dataset, year: int | None, interpolate: bool, valid: xr.DataArray | None = None
+) -> xr.Dataset:
+    """:func:`composite`, or with ``valid`` that of ``apply_mask(ds, valid)`` with the mask fused in.
+
+    Fused, each band's kernel masks the 1-3 planes of a dekad as it reads them:
+    no masked copy of every band is made and kept (dask) until its composite.
+    """
     year = infer_year(ds) if year is None else int(year)
     ds = select_year(ds, year)
     didx = dekad_index(_times(ds))
@@ -441,8 +645,9 @@ def composite(ds: xr.Dataset, year: int | None = None, interpolate: bool = True)
     out = {}
     for band in reflectance_vars(ds):
         da = ds[band].astype(np.float32, copy=False)
+        masks = () if valid is None else (valid.transpose(*da.dims),)
         out[band] = apply_along_time(
-            _composite_kernel, da, out_dim="_dekad", out_size=N_DEKADS, kwargs=kw
+            _composite_kernel, da, *masks, out_dim="_dekad", out_size=N_DEKADS, kwargs=kw
         ).rename({"_dekad": TIME})
     res = xr.Dataset(out, attrs=ds.attrs)
     times = centres.values.astype("datetime64[ns]")
@@ -470,5 +675,8 @@ def preprocess_s2(
     prob = cloud_probability(ds) if config.cloud_probability else None
     valid = valid_mask(ds[SCL], config, cloud_prob=prob)
     quality = s2_quality(ds[SCL], valid)
-    comps = composite(apply_mask(ds, valid), year=year, interpolate=interpolate)
+    if all(ds[b].dtype == np.float32 for b in reflectance_vars(ds)):
+        comps = _composites(ds, year, interpolate, valid)
+    else:  # apply_mask's where promotes other dtypes before the cast: keep that order
+        comps = composite(apply_mask(ds, valid), year=year, interpolate=interpolate)
     return S2Result(comps, quality)
