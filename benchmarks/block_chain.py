@@ -120,14 +120,14 @@ class RssSampler:
         return self.peak / 1024**3
 
 
-def run_production(block_size: int, model_dir: Path, chunk: int | None = None) -> dict:
+def run_production(block_size: int, model_dir: Path, chunk: int | None = None, grid: str = "native") -> dict:
     """``run_tile`` on the benchmark block, as a campaign runs it: wall time and peak RSS."""
     from worldcover.sources.local_api import LocalStacApi
     from worldcover.tile.run import ChainParams, run_tile
 
     archive, sim_s = archive_for(block_size)
     block = bench_block(block_size)
-    params = ChainParams() if chunk is None else ChainParams(chunk=chunk)
+    params = ChainParams(grid=grid) if chunk is None else ChainParams(chunk=chunk, grid=grid)
     out = Path(tempfile.mkdtemp(prefix="wc-bench-tile-"))
     base = peak_rss_gb()
     with LocalStacApi(archive) as api, RssSampler() as rss:
@@ -146,8 +146,11 @@ def run_production(block_size: int, model_dir: Path, chunk: int | None = None) -
     }
 
 
-def run_stages(block_size: int, model_dir: Path, naive: bool = False) -> dict:
-    """Each stage computed before the next; the predict floor; optionally the naive reference."""
+def run_stages(block_size: int, model_dir: Path, naive: bool = False, grid: str = "native") -> dict:
+    """Each stage computed before the next; the predict floor; optionally the naive reference.
+
+    ``grid`` "native": the inputs are processed on their UTM grid and a ``regrid`` stage moves the
+    features to the product grid (:mod:`worldcover.regrid`); "product": the reference chain."""
     import dask
 
     from worldcover.features import compute_features
@@ -158,7 +161,7 @@ def run_stages(block_size: int, model_dir: Path, naive: bool = False) -> dict:
     from worldcover.sources.local_api import LocalStacApi
     from worldcover.sources.stac import StacSource
     from worldcover.tile.products import BlockResult, assemble_tile, write_block_result
-    from worldcover.tile.run import feature_config_of
+    from worldcover.tile.run import feature_config_of, source_needs
 
     archive, sim_s = archive_for(block_size)
     block = bench_block(block_size)
@@ -176,16 +179,19 @@ def run_stages(block_size: int, model_dir: Path, naive: bool = False) -> dict:
         return out
 
     with LocalStacApi(archive) as api:
-        src = StacSource(api.url, chunk=block_size)
-        inputs = timed("load", lambda: _load(src, block))
+        src = StacSource(api.url, chunk=block_size, **source_needs(model))
+        inputs = timed("load", lambda: _load(src, block, native=grid == "native"))
     s2 = timed("s2_preprocess", lambda: _persist_s2(preprocess_s2(inputs.s2, YEAR)))
     s1 = timed("s1_preprocess", lambda: preprocess_s1(inputs.s1, YEAR).db.persist())
     feats = timed("features", lambda: compute_features(s2.composites, s1, inputs.dem, config).persist())
+    quality = s2.quality
+    if grid == "native":
+        feats, quality = timed("regrid", lambda: _regrid(feats, s2.quality, inputs.geobox, block.geobox))
     codes, prob = timed("predict", lambda: model.predict_block(feats))
     paths = tile_paths(Path(tempfile.mkdtemp(prefix="wc-bench-stages-")), block.tile, YEAR)
 
     def write():
-        q = s2.quality
+        q = quality
         res = BlockResult(block, np.asarray(codes), np.asarray(prob), np.zeros(block.shape, "int16"),
                           np.asarray(q["s2_obs"]), np.nan_to_num(np.asarray(q["s2_discarded_pct"])).astype("int16"))
         write_block_result(paths, res)
@@ -217,10 +223,23 @@ def run_stages(block_size: int, model_dir: Path, naive: bool = False) -> dict:
     return result
 
 
-def _load(src, block):
+def _regrid(feats, quality, native, product):
+    """The native features (bilinear) and quality counts (nearest) on the product grid, as the tile chain does."""
+    import xarray as xr
+
+    from worldcover.regrid import Regrid
+
+    rg = Regrid(native, product)
+    dims = (feats.dims[0], *product.dimensions)
+    out = xr.DataArray(rg.bilinear(feats.values), dims=dims, coords={dims[0]: feats[dims[0]].values})
+    q = xr.Dataset({k: (product.dimensions, rg.nearest(np.asarray(v)[None])[0]) for k, v in quality.items()})
+    return out, q
+
+
+def _load(src, block, native: bool = False):
     import dask
 
-    inputs = src.load_block(block, YEAR)
+    inputs = src.load_block(block, YEAR, native=native)
     inputs.s2, inputs.s1, inputs.dem = dask.persist(inputs.s2, inputs.s1, inputs.dem)
     return inputs
 
@@ -281,13 +300,16 @@ def main() -> None:
     ap.add_argument("--model", default=str(REPO / "models" / "default"))
     ap.add_argument("--chunk", type=int, default=None, help="dask chunk (pixels) of the production path")
     ap.add_argument("--naive", action="store_true", help="stages mode: also time the naive reference")
+    ap.add_argument("--grid", choices=("native", "product"), default="native",
+                    help="where the inputs are processed (tile and stages modes)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     if args.mode == "tile":
-        result = run_production(args.block_size, Path(args.model), args.chunk)
+        result = run_production(args.block_size, Path(args.model), args.chunk, grid=args.grid)
     else:
-        result = run_stages(args.block_size, Path(args.model), naive=args.naive)
+        result = run_stages(args.block_size, Path(args.model), naive=args.naive, grid=args.grid)
+    result["grid"] = args.grid
     text = json.dumps(result, indent=1)
     print(text)
     if args.json:

@@ -302,3 +302,38 @@ if __name__ == "__main__":  # regenerate the shipped table: python -m worldcover
     dest = Path(__file__).parent / "data" / _LAND_TABLE
     np.save(dest, compute_land_fraction_table())
     print(f"wrote {dest}")
+
+
+# --- the native (UTM) grid of a block's inputs -------------------------------------------
+
+# Sentinel-2 grids (MGRS tiles) start on multiples of 60 m, so a native grid aligned to 60 m holds the
+# 10, 20 and 60 m bands pixel for pixel: they are read without resampling.
+NATIVE_ALIGN_M = 60
+NATIVE_RESOLUTION_M = 10
+
+
+def utm_crs(lon: float, lat: float) -> str:
+    """The UTM zone (WGS 84, EPSG:326xx north / 327xx south) of a point, without the Norway exceptions."""
+    zone = min(int((lon + 180) // 6) + 1, 60)
+    return f"EPSG:{32600 + zone if lat >= 0 else 32700 + zone}"
+
+
+def native_geobox(block: Block, crs: str | None = None, resolution: float = NATIVE_RESOLUTION_M,
+                  margin_px: int = 8) -> GeoBox:
+    """The grid a block's inputs are processed on: ``crs`` (default: the tile's UTM zone) at ``resolution``.
+
+    It covers the block's footprint plus ``margin_px`` pixels (the bilinear taps, the cloud dilation and
+    the speckle filter of the edge pixels see the same neighbours as inside), snapped outward to the
+    60 m lattice so every Sentinel-2 resolution reads without resampling.
+    """
+    from odc.geo.geom import BoundingBox
+
+    if crs is None:
+        lon0, lat0, lon1, lat1 = block.tile.bbox
+        crs = utm_crs((lon0 + lon1) / 2, (lat0 + lat1) / 2)
+    b = block.geobox.extent.to_crs(crs).boundingbox
+    pad = margin_px * NATIVE_RESOLUTION_M
+    a = NATIVE_ALIGN_M
+    box = BoundingBox(math.floor((b.left - pad) / a) * a, math.floor((b.bottom - pad) / a) * a,
+                      math.ceil((b.right + pad) / a) * a, math.ceil((b.top + pad) / a) * a, crs)
+    return GeoBox.from_bbox(box, crs, resolution=resolution)

@@ -19,12 +19,13 @@ import odc.stac
 import pystac
 import xarray as xr
 from odc.geo.geobox import GeoBox
+from odc.geo.xr import xr_coords
 
 from worldcover.bands import (
     S1_POLARISATIONS, S2_BANDS, S2_BOA_OFFSET_DN, S2_QUANTIFICATION, SCL, s2_asset_keys, to_yx,
 )
 from worldcover.errors import DataError
-from worldcover.grid import Block
+from worldcover.grid import Block, native_geobox
 from worldcover.sources.catalogues import (
     AUTO, CataloguePreset, check_s1_geocoded, choose_s1_collection, open_client, resolve, search_items, signer,
 )
@@ -56,6 +57,7 @@ class BlockInputs:
     harmonisation: list[Harmonisation] = field(default_factory=list)
     s2_skipped: dict[str, list[str]] = field(default_factory=dict)
     s1_info: dict = field(default_factory=dict)
+    geobox: GeoBox | None = None  # the grid the arrays are on (None: the block's product grid)
 
 
 def _year_range(year: int) -> str:
@@ -70,12 +72,16 @@ def _chunks(geobox: GeoBox, chunk: int | None) -> dict[str, int] | None:
 
 def load_s2(items: list[pystac.Item], geobox: GeoBox, layout: str = "planetary-computer",
             chunk: int | None = DEFAULT_CHUNK, bands: Sequence[str] | None = None,
-            check_offset: bool = True) -> tuple[xr.Dataset, list[Harmonisation]]:
+            check_offset: bool = True, native: bool = False) -> tuple[xr.Dataset, list[Harmonisation]]:
     """Harmonised S2 reflectance of ``bands`` (default: all) + SCL on ``geobox``; items grouped by solar day.
 
     With ``check_offset`` a small DN sample of every item that declares the
     baseline-04.00 offset is checked for an offset already removed
     (:func:`worldcover.sources.harmonise.offset_already_removed`).
+    ``native``: ``geobox`` is a 10 m grid aligned with the items' own
+    (:func:`worldcover.grid.native_geobox`): 10 m bands are read as they are,
+    coarser bands and SCL on the 20 m grid of the same extent, then doubled
+    (bilinear; SCL repeated), so no band goes through GDAL's warper.
     """
     if not items:
         raise DataError("no Sentinel-2 items to load")
@@ -89,7 +95,8 @@ def load_s2(items: list[pystac.Item], geobox: GeoBox, layout: str = "planetary-c
     parts = []
     for offset in sorted({d.offset_dn for d in decisions}):
         group = [i for i, d in zip(items, decisions) if d.offset_dn == offset]
-        parts.append(_load_s2_group(group, geobox, keys, offset, chunk))
+        load = _load_s2_native if native else _load_s2_group
+        parts.append(load(group, geobox, keys, offset, chunk))
     ds = parts[0] if len(parts) == 1 else _fuse_days(xr.concat(parts, dim="time"))
     return ds, decisions
 
@@ -142,6 +149,64 @@ def _load_s2_group(items, geobox, keys, offset, chunk) -> xr.Dataset:
                                    output_dtypes=[np.float32], keep_attrs=True)
     out[SCL] = raw[SCL].astype("uint8")
     return out
+
+
+def _load_s2_native(items, geobox, keys, offset, chunk) -> xr.Dataset:
+    """:func:`_load_s2_group` on a native 10 m grid: 10 m bands pasted, the others read at 20 m and doubled."""
+    fine = {b: k for b, k in keys.items() if b != SCL and S2_BANDS[b] <= 10}
+    coarse = {b: k for b, k in keys.items() if b not in fine}
+    gb20 = GeoBox.from_bbox(geobox.boundingbox, geobox.crs, resolution=2 * abs(geobox.resolution.x))
+    if tuple(gb20.shape) != (geobox.shape[0] // 2, geobox.shape[1] // 2) or geobox.shape[0] % 2 or geobox.shape[1] % 2:
+        raise DataError(f"native grid {tuple(geobox.shape)} is not a whole number of 20 m pixels")
+    out = xr.Dataset(attrs={"harmonisation_offset_dn": offset})
+    if fine:
+        out = _load_s2_group(items, geobox, {**fine, SCL: keys[SCL]}, offset, chunk).drop_vars(SCL)
+        out.attrs["harmonisation_offset_dn"] = offset
+    low = _load_s2_group(items, gb20, coarse, offset, None if chunk is None else max(chunk // 2, 1))
+    template = out[next(iter(fine))] if fine else None
+    for band in [b for b in keys if b in coarse]:
+        data = upsample2(low[band].data, nearest=band == SCL)
+        if template is None:  # no 10 m band asked for: coordinates of the 10 m grid from odc-geo
+            coords = {**xr_coords(geobox, crs_coord_name="spatial_ref"), "time": low["time"]}
+            dims = ("time", *geobox.dimensions)
+        else:
+            coords, dims = template.coords, template.dims
+        out[band] = xr.DataArray(data, dims=dims, coords=coords, name=band)
+    return out[[b for b in keys if b in out]]
+
+
+def upsample2(data, nearest: bool = False):
+    """(time, y, x) -> (time, 2y, 2x): each pixel split in four, bilinear between pixel centres (weights 3/4,
+    1/4, edges clamped, a NaN neighbour replaced by the pixel itself) or repeated (``nearest``); numpy or dask."""
+    if nearest:
+        return data.repeat(2, axis=1).repeat(2, axis=2)
+    if not hasattr(data, "dask"):
+        return _upsample2_block(np.pad(data, ((0, 0), (1, 1), (1, 1)), mode="edge"))
+    import dask.array as dsa
+
+    halo = dsa.overlap.overlap(data, depth={0: 0, 1: 1, 2: 1}, boundary={1: "nearest", 2: "nearest"})
+    chunks = (data.chunks[0], tuple(2 * c for c in data.chunks[1]), tuple(2 * c for c in data.chunks[2]))
+    return halo.map_blocks(_upsample2_block, chunks=chunks, dtype=data.dtype, meta=np.array((), data.dtype))
+
+
+def _upsample2_block(b: np.ndarray) -> np.ndarray:
+    """A (t, h+2, w+2) block with a one-pixel halo -> (t, 2h, 2w), separable 3/4-1/4 weights."""
+    def split(centre, before, after, axis):
+        before = np.where(np.isnan(before), centre, before)
+        after = np.where(np.isnan(after), centre, after)
+        shape = list(centre.shape)
+        shape[axis] *= 2
+        res = np.empty(shape, dtype=centre.dtype)
+        even = [slice(None)] * 3
+        odd = [slice(None)] * 3
+        even[axis], odd[axis] = slice(0, None, 2), slice(1, None, 2)
+        q, t = centre.dtype.type(0.75), centre.dtype.type(0.25)
+        res[tuple(even)] = q * centre + t * before
+        res[tuple(odd)] = q * centre + t * after
+        return res
+
+    rows = split(b[:, 1:-1, :], b[:, :-2, :], b[:, 2:, :], axis=1)
+    return split(rows[:, :, 1:-1], rows[:, :, :-2], rows[:, :, 2:], axis=2)
 
 
 def dn_to_reflectance(dn: np.ndarray, offset: float) -> np.ndarray:
@@ -302,6 +367,7 @@ class StacSource:
     """
 
     kind = "stac"
+    native_grid = True  # load_block(native=True) gives the inputs on their own UTM grid
 
     def __init__(self, source: str, layout: str = "planetary-computer", max_cloud: float | None = None,
                  chunk: int | None = DEFAULT_CHUNK, s2_bands: Sequence[str] | None = None,
@@ -346,7 +412,10 @@ class StacSource:
         items = [local_hrefs_as_uris(i) for i in items]
         return [sign(i) for i in items] if sign else items
 
-    def load_block(self, block: Block, year: int) -> BlockInputs:
+    def load_block(self, block: Block, year: int, native: bool = False) -> BlockInputs:
+        """The block's inputs on its product grid, or with ``native`` on its native UTM grid
+        (:func:`worldcover.grid.native_geobox` in the CRS most of its S2 items use); ``BlockInputs.geobox``
+        says which."""
         p = self.preset
         s2_found = self.search(p.s2_collection, block, _year_range(year))
         if not s2_found:
@@ -363,11 +432,26 @@ class StacSource:
         s1_found = self.search(s1_coll, block, _year_range(year))
         s1_items, orbits, orbit_used = dominant_orbit(s1_found)
         dem_items = self.search(p.dem_collection, block, "1900-01-01T00:00:00Z/2100-01-01T00:00:00Z")
-        s2, decisions = load_s2(s2_items, block.geobox, p.layout, self.chunk, bands=self.s2_bands)
-        s1 = load_s1(s1_items, block.geobox, self.chunk, p.s1_assets) if s1_items else None
-        dem = load_dem(dem_items, block.geobox, p.dem_asset) if dem_items else None
+        geobox = native_geobox(block, items_crs(s2_items)) if native else block.geobox
+        s2, decisions = load_s2(s2_items, geobox, p.layout, self.chunk, bands=self.s2_bands, native=native)
+        s1 = load_s1(s1_items, geobox, self.chunk, p.s1_assets) if s1_items else None
+        dem = load_dem(dem_items, geobox, p.dem_asset) if dem_items else None
         ids = {"s2": [i.id for i in s2_items], "s1": [i.id for i in s1_items], "dem": [i.id for i in dem_items]}
         s1_info = {"collection": s1_coll, "backscatter": _backscatter(s1_items, s1_kind) if s1_items else None,
                    "orbit_states": orbits, "orbit_state_used": orbit_used}
         return BlockInputs(s2=s2, s1=s1, dem=dem, items=ids, harmonisation=decisions, s2_skipped=skipped,
-                           s1_info=s1_info)
+                           s1_info=s1_info, geobox=geobox)
+
+
+def items_crs(items: list[pystac.Item]) -> str | None:
+    """The CRS most items declare (``proj:code`` or ``proj:epsg``), None when none does."""
+    codes = Counter(c for i in items if (c := _item_crs(i)))
+    return codes.most_common(1)[0][0] if codes else None
+
+
+def _item_crs(item: pystac.Item) -> str | None:
+    code = item.properties.get("proj:code")
+    if code:
+        return str(code)
+    epsg = item.properties.get("proj:epsg")
+    return f"EPSG:{int(epsg)}" if epsg else None

@@ -18,13 +18,15 @@ from typing import Callable, Collection, Protocol
 import dask
 import numpy as np
 import xarray as xr
+from odc.geo.xr import xr_coords
 
 from worldcover import storage
 from worldcover.cog import atomic_write_text
-from worldcover.errors import DataError, WorldCoverError
+from worldcover.errors import DataError, InputError, WorldCoverError
 from worldcover.grid import Block, Tile, check_block_size, parse_blocks
 from worldcover.legend import NODATA
 from worldcover.products import TilePaths, is_finished, tile_paths
+from worldcover.regrid import Regrid
 from worldcover.sources.stac import DEFAULT_CHUNK, BlockInputs
 from worldcover.tile.products import (
     BlockResult, assemble_tile, block_done, cleanup_scratch, write_block_result,
@@ -37,6 +39,9 @@ class Source(Protocol):
     def load_block(self, block: Block, year: int) -> BlockInputs: ...
 
 
+GRIDS = ("native", "product")
+
+
 @dataclass(frozen=True)
 class ChainParams:
     """Parameters of the science chain that are recorded in every product's provenance."""
@@ -45,6 +50,13 @@ class ChainParams:
     s1_speckle_window: int = 7
     chunk: int = DEFAULT_CHUNK  # dask chunk of the load and the chain: bounds memory per block
     threads: int | None = None  # dask threads per block; None = all cores
+    # "native": inputs processed on their own UTM grid, features resampled once to the product grid;
+    # "product": every input warped to the product grid first (the reference, several times slower)
+    grid: str = "product"
+
+    def __post_init__(self) -> None:
+        if self.grid not in GRIDS:
+            raise InputError(f"invalid grid {self.grid!r}: expected one of {', '.join(GRIDS)}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -157,17 +169,19 @@ def _missing_masks(feats: xr.DataArray) -> dict[str, xr.DataArray]:
 
 
 def classify_block(block: Block, year: int, inputs: BlockInputs, model, params: ChainParams) -> BlockResult:
-    """The science chain on one block's inputs; computes with dask threads."""
+    """The science chain on one block's inputs; computes with dask threads.
+
+    Inputs on a native grid (``inputs.geobox``) are processed there; their features and counts are then
+    resampled once to the block's product grid (bilinear; counts nearest), where the model classifies."""
     # an input the source lacks entirely is NaN only for a model that learnt to classify without it;
     # any other would read those NaN as 0 (LightGBM, for features with no NaN in training)
     trained_missing = missing_shares(model)
     chain = chain_features(block, year, inputs, feature_config_of(model), params,
                            missing_ok={g for g, share in trained_missing.items() if share > 0})
-    feats, q, n_s1 = chain.features, chain.quality, chain.n_s1
-    codes, prob = model.predict_block(feats, lazy=True)
-    with dask.config.set(scheduler="threads", num_workers=params.threads):
-        codes, prob, n_s1, n_s2, n_clear, pct, missing = dask.compute(
-            codes, prob, n_s1, q["s2_obs"], q["s2_valid"], q["s2_discarded_pct"], _missing_masks(feats))
+    native = inputs.geobox is not None and inputs.geobox != block.geobox
+    out = (_classify_native(chain, model, params, Regrid(inputs.geobox, block.geobox)) if native
+           else _classify_on_grid(chain, model, params))
+    codes, prob, n_s1, n_s2, n_clear, pct, missing = out
     codes = np.asarray(codes, dtype="uint8")
     no_clear = np.asarray(n_clear) == 0
     codes[no_clear] = NODATA  # no clear observation all year: nodata, never a guessed class
@@ -186,6 +200,37 @@ def classify_block(block: Block, year: int, inputs: BlockInputs, model, params: 
                     "missing_inputs": missing_inputs,
                     "model_trained_missing": {g: trained_missing.get(g, 0.0) for g in missing}},
     )
+
+
+def _classify_on_grid(chain: ChainFeatures, model, params: ChainParams) -> tuple:
+    """(codes, prob, n_s1, n_s2, n_clear, pct, missing masks): features on the product grid, one dask graph."""
+    feats, q = chain.features, chain.quality
+    codes, prob = model.predict_block(feats, lazy=True)
+    with dask.config.set(scheduler="threads", num_workers=params.threads):
+        return dask.compute(codes, prob, chain.n_s1, q["s2_obs"], q["s2_valid"], q["s2_discarded_pct"],
+                            _missing_masks(feats))
+
+
+def _classify_native(chain: ChainFeatures, model, params: ChainParams, regrid: Regrid) -> tuple:
+    """The same outputs as :func:`_classify_on_grid` from features computed on the native grid."""
+    q = chain.quality
+    with dask.config.set(scheduler="threads", num_workers=params.threads):
+        feats, n_s1, n_s2, n_clear = dask.compute(chain.features, chain.n_s1, q["s2_obs"], q["s2_valid"])
+    y, x = regrid.dst.dimensions
+    feats = xr.DataArray(regrid.bilinear(feats.values), dims=(feats.dims[0], y, x),
+                         coords={feats.dims[0]: feats[feats.dims[0]].values, **xr_coords(regrid.dst)})
+    n_s1, n_s2, n_clear = regrid.nearest(np.stack([np.asarray(n_s1), np.asarray(n_s2), np.asarray(n_clear)]))
+    with np.errstate(invalid="ignore", divide="ignore"):  # the InputQuality formula of preprocess.s2.s2_quality
+        pct = (100.0 * (n_s2 - n_clear).astype(np.float32) / np.where(n_s2 > 0, n_s2, np.nan)).astype(np.float32)
+    codes, prob = model.predict_block(feats)
+    return codes.values, prob.values, n_s1, n_s2, n_clear, pct, {g: m.values for g, m in _missing_masks(feats).items()}
+
+
+def load_block(src: Source, block: Block, year: int, params: ChainParams) -> BlockInputs:
+    """A block's inputs from ``src``, on the grid ``params.grid`` asks for when the source can give it."""
+    if params.grid == "native" and getattr(src, "native_grid", False):
+        return src.load_block(block, year, native=True)
+    return src.load_block(block, year)
 
 
 @dataclass
@@ -235,7 +280,7 @@ def run_tile(tile: str | Tile, year: int, source: str | Source, model: str | Pat
                 if on_block:
                     on_block(block, "reused")
                 continue
-            result = classify_block(block, year, src.load_block(block, year), clf, params)
+            result = classify_block(block, year, load_block(src, block, year, params), clf, params)
             write_block_result(paths, result)
             run.blocks_computed += 1
             if on_block:

@@ -1,0 +1,149 @@
+"""The native-grid chain: the UTM grid of a block, the 20 m -> 10 m split, and the one resampling to the product grid."""
+
+from __future__ import annotations
+
+import dask.array as dsa
+import numpy as np
+import pytest
+import rasterio.warp
+from odc.geo.geobox import GeoBox
+from pyproj import Transformer
+from rasterio.enums import Resampling
+
+from worldcover.grid import NATIVE_ALIGN_M, Tile, native_geobox, utm_crs
+from worldcover.regrid import Regrid
+from worldcover.sources.stac import upsample2
+
+BLOCK = Tile.parse("N45E003").block(18, 18, 512)
+
+
+def test_native_grid_covers_the_block_with_a_margin_on_the_60_m_lattice():
+    gb = native_geobox(BLOCK)
+    assert str(gb.crs) == "EPSG:32631" == utm_crs(4.5, 46.5)
+    left, bottom, right, top = gb.boundingbox
+    assert all(v % NATIVE_ALIGN_M == 0 for v in (left, bottom, right, top))
+    inner = BLOCK.geobox.extent.to_crs(gb.crs).boundingbox
+    assert left <= inner.left - 80 and right >= inner.right + 80  # 8 px of 10 m on each side
+    assert bottom <= inner.bottom - 80 and top >= inner.top + 80
+    assert gb.shape[0] % 6 == 0 and gb.shape[1] % 6 == 0  # whole 20 m and 60 m pixels
+    # at 46 N a 512 px block of 1/12000 degree is ~3.3 x 4.7 km: ~0.68 native pixels per product pixel
+    assert 0.6 < gb.shape[0] * gb.shape[1] / 512**2 < 0.8
+
+
+def test_utm_zones_north_and_south():
+    assert utm_crs(-177.0, 10.0) == "EPSG:32601" and utm_crs(21.5, -24.0) == "EPSG:32734"
+    assert utm_crs(180.0, 0.0) == "EPSG:32660"
+
+
+def _smooth(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
+    field = np.sin(yy / 17.0) * np.cos(xx / 23.0) + 0.01 * xx
+    return (field + 0.01 * rng.standard_normal(shape)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def regrid():
+    return Regrid(native_geobox(BLOCK), BLOCK.geobox)
+
+
+def _gdal(a, src: GeoBox, dst: GeoBox, resampling):
+    out = np.full(dst.shape, np.nan, np.float32)
+    rasterio.warp.reproject(a, out, src_transform=src.affine, src_crs=str(src.crs), dst_transform=dst.affine,
+                            dst_crs=str(dst.crs), resampling=resampling, src_nodata=np.nan, dst_nodata=np.nan,
+                            error_threshold=0)
+    return out
+
+
+def test_bilinear_matches_gdal_on_a_smooth_field(regrid):
+    a = _smooth(regrid.src.shape)
+    ours = regrid.bilinear(a)
+    ref = _gdal(a, regrid.src, regrid.dst, Resampling.bilinear)
+    assert ours.shape == tuple(BLOCK.shape) and ours.dtype == np.float32
+    diff = np.abs(ours - ref)
+    assert np.nanmax(diff) < 5e-3 and np.nanmedian(diff) < 1e-3  # values span -1..4: the same interpolation
+
+
+def test_nearest_picks_the_pixel_holding_each_centre(regrid):
+    codes = np.arange(regrid.src.shape[0] * regrid.src.shape[1], dtype=np.int64).reshape(regrid.src.shape)
+    ours = regrid.nearest(codes)
+    rng = np.random.default_rng(2)
+    rows, cols = rng.integers(0, BLOCK.shape[0], 500), rng.integers(0, BLOCK.shape[1], 500)
+    lon, lat = regrid.dst.affine * (cols + 0.5, rows + 0.5)
+    x, y = Transformer.from_crs("EPSG:4326", str(regrid.src.crs), always_xy=True).transform(lon, lat)
+    c, r = ~regrid.src.affine * (x, y)
+    np.testing.assert_array_equal(ours[rows, cols], np.floor(r).astype(int) * regrid.src.shape[1] + np.floor(c))
+    ref = np.zeros(BLOCK.shape, np.uint8)  # GDAL rounds some centres differently, but rarely
+    rasterio.warp.reproject((codes % 200).astype(np.uint8), ref, src_transform=regrid.src.affine,
+                            src_crs=str(regrid.src.crs), dst_transform=regrid.dst.affine, dst_crs=str(regrid.dst.crs),
+                            resampling=Resampling.nearest, error_threshold=0)
+    assert (ours % 200 == ref).mean() > 0.97
+
+
+def test_bilinear_leaves_nan_taps_out(regrid):
+    a = np.full(regrid.src.shape, 2.0, np.float32)
+    a[:, : a.shape[1] // 2] = np.nan  # the western half missing
+    out = regrid.bilinear(np.stack([a, np.full_like(a, np.nan)]))
+    assert np.isnan(out[1]).all()  # all four taps missing: missing
+    west, east = out[0][:, :50], out[0][:, -50:]
+    assert np.isnan(west).all() and np.allclose(east, 2.0)
+    assert np.nanmax(out[0]) == pytest.approx(2.0) and np.nanmin(out[0]) == pytest.approx(2.0)  # renormalised
+
+
+def test_regrid_refuses_an_array_on_another_grid(regrid):
+    with pytest.raises(ValueError, match="not on the source grid"):
+        regrid.bilinear(np.zeros((3, 10, 10), np.float32))
+
+
+def test_upsample2_is_exact_on_a_ramp_and_the_same_on_dask():
+    yy, xx = np.mgrid[0:6, 0:8].astype(np.float32)
+    ramp = (3 * yy + xx)[None]  # values at 20 m pixel centres
+    up = upsample2(ramp)
+    assert up.shape == (1, 12, 16)
+    # 10 m centres sit a quarter of a 20 m pixel from the 20 m centres: the ramp continues exactly inside
+    fy, fx = np.mgrid[0:12, 0:16].astype(np.float32)
+    expected = 3 * (fy / 2 - 0.25) + (fx / 2 - 0.25)
+    assert np.allclose(up[0, 1:-1, 1:-1], expected[1:-1, 1:-1])
+    assert up[0, 0, 0] == pytest.approx(0.0)  # the edge is clamped, not extrapolated
+    rng = np.random.default_rng(3)
+    a = rng.random((4, 40, 30), dtype=np.float32)
+    a[a > 0.9] = np.nan
+    lazy = upsample2(dsa.from_array(a, chunks=(4, 16, 12))).compute()
+    np.testing.assert_array_equal(lazy, upsample2(a))  # chunk borders see the same neighbours
+
+
+def test_upsample2_nan_neighbours_and_nearest():
+    a = np.array([[[1.0, np.nan], [3.0, 5.0]]], np.float32)
+    up = upsample2(a)
+    assert np.isnan(up[0, :2, 2:]).all()  # a missing pixel stays missing
+    assert np.isfinite(up[0, :2, :2]).all()  # its neighbours do not turn missing
+    scl = np.array([[[4, 9], [8, 0]]], np.uint8)
+    np.testing.assert_array_equal(upsample2(scl, nearest=True)[0], np.kron(scl[0], np.ones((2, 2), np.uint8)))
+
+
+def test_native_and_product_grids_map_the_same_block_alike(small_api, tmp_path):
+    """The tile chain on both grids: the same products, and the same class on most pixels."""
+    import rasterio
+
+    from tests.small_campaign import ONE_BLOCK, YEAR
+    from worldcover.tile.run import ChainParams, run_tile
+
+    maps = {}
+    for grid in ("native", "product"):
+        run = run_tile("N45E003", YEAR, small_api.url, "default", tmp_path / grid, block_size=60, blocks=ONE_BLOCK,
+                       params=ChainParams(grid=grid))
+        assert run.status == "done"
+        with rasterio.open(run.outputs["map"]) as src:
+            maps[grid] = src.read(1)
+    native, product = maps["native"], maps["product"]
+    assert native.shape == product.shape == (60, 60)
+    assert (native > 0).mean() > 0.95  # mapped, not nodata
+    assert (native == product).mean() > 0.9  # a 60 px block is mostly edges: the 1024 px figure is in benchmarks/
+
+
+def test_chain_params_refuse_an_unknown_grid():
+    from worldcover.errors import InputError
+    from worldcover.tile.run import ChainParams
+
+    with pytest.raises(InputError, match="invalid grid 'utm'"):
+        ChainParams(grid="utm")
