@@ -191,22 +191,26 @@ def upsample2(data, nearest: bool = False):
 
 def _upsample2_block(b: np.ndarray) -> np.ndarray:
     """A (t, h+2, w+2) block with a one-pixel halo -> (t, 2h, 2w), separable 3/4-1/4 weights."""
-    def split(centre, before, after, axis):
-        before = np.where(np.isnan(before), centre, before)
-        after = np.where(np.isnan(after), centre, after)
-        shape = list(centre.shape)
-        shape[axis] *= 2
-        res = np.empty(shape, dtype=centre.dtype)
-        even = [slice(None)] * 3
-        odd = [slice(None)] * 3
-        even[axis], odd[axis] = slice(0, None, 2), slice(1, None, 2)
-        q, t = centre.dtype.type(0.75), centre.dtype.type(0.25)
-        res[tuple(even)] = q * centre + t * before
-        res[tuple(odd)] = q * centre + t * after
-        return res
+    rows = _split(b[:, 1:-1, :], b[:, :-2, :], b[:, 2:, :], axis=1)
+    return _split(rows[:, :, 1:-1], rows[:, :, :-2], rows[:, :, 2:], axis=2)
 
-    rows = split(b[:, 1:-1, :], b[:, :-2, :], b[:, 2:, :], axis=1)
-    return split(rows[:, :, 1:-1], rows[:, :, :-2], rows[:, :, 2:], axis=2)
+
+def _split(centre: np.ndarray, before: np.ndarray, after: np.ndarray, axis: int) -> np.ndarray:
+    """Each pixel of ``centre`` split in two along ``axis``: c + (neighbour - c) / 4, in place (no temporaries
+    of the output's size); a NaN neighbour gives the pixel's own value."""
+    shape = list(centre.shape)
+    shape[axis] *= 2
+    res = np.empty(shape, dtype=centre.dtype)
+    quarter = centre.dtype.type(0.25)
+    for start, neighbour in ((0, before), (1, after)):
+        part = res[(slice(None),) * axis + (slice(start, None, 2),)]
+        np.subtract(neighbour, centre, out=part)
+        part *= quarter
+        part += centre
+        gaps = np.isnan(part)
+        if gaps.any():
+            np.copyto(part, centre, where=gaps)  # NaN neighbour -> the pixel itself (NaN stays NaN)
+    return res
 
 
 def dn_to_reflectance(dn: np.ndarray, offset: float) -> np.ndarray:
