@@ -147,3 +147,30 @@ def test_chain_params_refuse_an_unknown_grid():
 
     with pytest.raises(InputError, match="invalid grid 'utm'"):
         ChainParams(grid="utm")
+
+
+def test_prefetch_loads_one_block_ahead_in_order_and_defers_errors():
+    import threading
+    import time
+
+    from worldcover.tile.run import prefetched
+
+    started: list[str] = []
+    gate = threading.Event()
+
+    def load(block):
+        started.append(block)
+        if block == "c":
+            raise RuntimeError("c failed")
+        return block.upper()
+
+    it = prefetched(["a", "b", "c"], load)
+    assert next(it) == ("a", "A")
+    deadline = time.monotonic() + 5
+    while "b" not in started and time.monotonic() < deadline:  # b is loaded while "a" is being computed
+        gate.wait(0.01)
+    assert started == ["a", "b"]
+    assert next(it) == ("b", "B")  # c's failure is only raised at c's turn
+    with pytest.raises(RuntimeError, match="c failed"):
+        next(it)
+    assert list(prefetched([], load)) == []

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Collection, Protocol
+from typing import Callable, Collection, Iterator, Protocol
 
 import dask
 import numpy as np
@@ -233,6 +234,27 @@ def load_block(src: Source, block: Block, year: int, params: ChainParams) -> Blo
     return src.load_block(block, year)
 
 
+def prefetched(blocks: list[Block], load: Callable[[Block], BlockInputs]) -> Iterator[tuple[Block, BlockInputs]]:
+    """(block, its inputs) in order; the next block's ``load`` (the STAC search, the header and offset
+    checks, all waiting on the network) runs in a thread while the caller computes the current one.
+
+    Only one block ahead: its pixels are still read by its own dask graph, so memory stays one block's.
+    An error of the look-ahead surfaces when its block's turn comes, never earlier.
+    """
+    if not blocks:
+        return
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worldcover-prefetch")
+    try:
+        ahead = pool.submit(load, blocks[0])
+        for k, block in enumerate(blocks):
+            inputs = ahead.result()
+            if k + 1 < len(blocks):
+                ahead = pool.submit(load, blocks[k + 1])
+            yield block, inputs
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)  # a failed block does not wait for the look-ahead
+
+
 @dataclass
 class TileRun:
     """What happened to one tile."""
@@ -274,14 +296,16 @@ def run_tile(tile: str | Tile, year: int, source: str | Source, model: str | Pat
     try:
         clf = Model.load(model)
         src = open_source(source, max_cloud, params.chunk, **source_needs(clf)) if isinstance(source, str) else source
+        pending = [b for b in todo if not block_done(paths, b)]
+        loaded = prefetched(pending, lambda b: load_block(src, b, year, params))
         for block in todo:
-            if block_done(paths, block):
+            if block not in pending:
                 run.blocks_reused += 1
                 if on_block:
                     on_block(block, "reused")
                 continue
-            result = classify_block(block, year, load_block(src, block, year, params), clf, params)
-            write_block_result(paths, result)
+            _, inputs = next(loaded)
+            write_block_result(paths, classify_block(block, year, inputs, clf, params))
             run.blocks_computed += 1
             if on_block:
                 on_block(block, "computed")
