@@ -120,8 +120,9 @@ class RssSampler:
         return self.peak / 1024**3
 
 
-def run_production(block_size: int, model_dir: Path, chunk: int | None = None, grid: str = "native") -> dict:
-    """``run_tile`` on the benchmark block, as a campaign runs it: wall time and peak RSS."""
+def run_production(block_size: int, model_dir: Path, chunk: int | None = None, grid: str = "native",
+                   map_out: str | None = None) -> dict:
+    """``run_tile`` on the benchmark block, as a campaign runs it: wall time and peak RSS (``map_out``: keep its Map)."""
     from worldcover.sources.local_api import LocalStacApi
     from worldcover.tile.run import ChainParams, run_tile
 
@@ -137,6 +138,10 @@ def run_production(block_size: int, model_dir: Path, chunk: int | None = None, g
         wall = time.perf_counter() - t0
     mpx = block.shape[0] * block.shape[1] / 1e6
     cores = os.cpu_count() or 1
+    if map_out:
+        import shutil
+
+        shutil.copyfile(run.outputs["map"], map_out)
     return {
         "mode": "tile", "block_size": block_size, "pixels": int(mpx * 1e6), "simulate_s": sim_s,
         "chunk": params.chunk, "status": run.status, "end_to_end_s": round(wall, 2),
@@ -202,6 +207,8 @@ def run_stages(block_size: int, model_dir: Path, naive: bool = False, grid: str 
     s = time.perf_counter()
     model.predict_proba(matrix)
     floor = time.perf_counter() - s
+    with LocalStacApi(archive) as api:
+        io = io_floor(StacSource(api.url, **source_needs(model)), block)
     mpx = block.shape[0] * block.shape[1] / 1e6
     total = sum(stages.values())
     result = {
@@ -212,6 +219,7 @@ def run_stages(block_size: int, model_dir: Path, naive: bool = False, grid: str 
         "staged_total_s": round(total, 2), "predict_floor_s": round(floor, 3),
         "predict_floor_mpx_per_s": round(mpx / floor, 4),
         "staged_over_predict_floor": round(total / floor, 2), "peak_rss_gb": round(peak_rss_gb(), 3),
+        "predictor": model.predictor, "io_floor": io, "floor_s": round(io["seconds"] + floor, 3),
         "machine": machine(),
     }
     if naive:
@@ -221,6 +229,46 @@ def run_stages(block_size: int, model_dir: Path, naive: bool = False, grid: str 
         result["chain_compute_s"] = round(chain, 3)
         result["speedup_vs_naive"] = round(result["naive"]["total_s"] / chain, 2)
     return result
+
+
+def io_floor(src, block) -> dict:
+    """Every input COG window of the block read once, in its own grid, no warping, on all cores.
+
+    The windows are those of the block's native grid (the DEM: the block's bounds); the time is what
+    decoding the block's pixels costs at the least: the I/O half of the floor of ``end_to_end_over_io_floor``.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import rasterio
+    from rasterio.windows import from_bounds
+
+    from worldcover.bands import s2_asset_keys
+    from worldcover.grid import native_geobox
+    from worldcover.sources.stac import items_crs
+
+    p = src.preset
+    s2 = src.search(p.s2_collection, block, f"{YEAR}-01-01/{YEAR}-12-31")
+    s1 = src.search(src.s1_collection()[0], block, f"{YEAR}-01-01/{YEAR}-12-31")
+    dem = src.search(p.dem_collection, block, "1900-01-01/2100-01-01")
+    native = native_geobox(block, items_crs(s2))
+    keys = list(s2_asset_keys(p.layout, src.s2_bands).values())
+    jobs = [(i.assets[k].href, native.boundingbox) for i in s2 for k in keys if k in i.assets]
+    jobs += [(i.assets[k].href, native.boundingbox) for i in s1 for k in p.s1_assets if k in i.assets]
+    jobs += [(i.assets[p.dem_asset].href, None) for i in dem]
+
+    def read(job) -> int:
+        href, bounds = job
+        with rasterio.open(href) as f:
+            box = bounds if bounds is not None and f.crs == native.crs else f.bounds
+            if bounds is None:
+                box = block.bbox
+            return f.read(1, window=from_bounds(*box, f.transform).round_offsets().round_lengths(),
+                          boundless=False).nbytes
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        nbytes = sum(pool.map(read, jobs))
+    return {"seconds": round(time.perf_counter() - start, 3), "files": len(jobs), "gb": round(nbytes / 1e9, 3)}
 
 
 def _regrid(feats, quality, native, product):
@@ -302,11 +350,12 @@ def main() -> None:
     ap.add_argument("--naive", action="store_true", help="stages mode: also time the naive reference")
     ap.add_argument("--grid", choices=("native", "product"), default="native",
                     help="where the inputs are processed (tile and stages modes)")
+    ap.add_argument("--map-out", default=None, help="tile mode: copy the block's Map COG here")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     if args.mode == "tile":
-        result = run_production(args.block_size, Path(args.model), args.chunk, grid=args.grid)
+        result = run_production(args.block_size, Path(args.model), args.chunk, grid=args.grid, map_out=args.map_out)
     else:
         result = run_stages(args.block_size, Path(args.model), naive=args.naive, grid=args.grid)
     result["grid"] = args.grid

@@ -2,11 +2,18 @@
 
 Every measurement runs in its own process (clean peak-memory figures):
 
-* the production path (``run_tile``) on one block of each size (512, 1024, 2048);
-* the stage profile and the predict-only floor at 512 and 1024, and the naive
-  reference at 512 (at 1024 it runs for over a quarter of an hour);
+* the production path (``run_tile``, native grid) on one block of each size (512, 1024, 2048);
+* the stage profile at every size (load, S2, S1, features, regrid, predict, write), the
+  predict-only floor and the I/O floor (every input COG window read once, no warping),
+  and the naive reference at 512 (at 1024 it runs for over a quarter of an hour);
+* the reference chain (every input warped to the product grid, ``--grid product``) at the
+  floor size, end to end and by stage: the before of the same run, and the share of the
+  Map's pixels on which both chains agree;
 * the local engine with 1, 2, 4 tiles;
 * the render time of the 100pct campaign.
+
+The default model is compiled first (``worldcover model compile``, cached beside it), as
+the image does, so the figures are those of the compiled predictor.
 
 Results go to ``benchmarks/results/<timestamp>.json`` with the machine
 description, the summary to ``benchmarks/results/latest.json``, and the
@@ -56,7 +63,24 @@ def render_100pct_s() -> float:
     return round(time.perf_counter() - t0, 3)
 
 
-def summarise(tile: dict, stages: dict, naive: dict | None, engine: list, render_s: float, floor_size: int) -> dict:
+def map_agreement(a: Path, b: Path) -> dict:
+    """Share of the pixels (mapped in either) on which two Maps of one block agree, and the most common differences."""
+    from collections import Counter
+
+    import rasterio
+
+    with rasterio.open(a) as fa, rasterio.open(b) as fb:
+        x, y = fa.read(1), fb.read(1)
+    mapped = (x > 0) | (y > 0)
+    differ = mapped & (x != y)
+    pairs = Counter(zip(x[differ].tolist(), y[differ].tolist())).most_common(5)
+    return {"agreement": round(float(1 - differ.sum() / max(mapped.sum(), 1)), 5), "pixels": int(mapped.sum()),
+            "most_common_differences": [{"product_grid": int(p), "native_grid": int(q), "pixels": n}
+                                        for (p, q), n in pairs]}
+
+
+def summarise(tile: dict, stages: dict, naive: dict | None, engine: list, render_s: float, floor_size: int,
+              reference: dict | None = None) -> dict:
     """The headline figures from the individual runs (see the README's performance table)."""
     from worldcover.campaign import CampaignPlan
     from worldcover.campaign.estimate import estimate
@@ -80,6 +104,12 @@ def summarise(tile: dict, stages: dict, naive: dict | None, engine: list, render
         "growth_tiles": {str(r["tiles"]): {"wall_s": r["wall_s"], "peak_rss_gb_tree": r["peak_rss_gb_tree"]}
                          for r in engine},
         "stages_s": {str(s): r["stages_s"] for s, r in sorted(stages.items())},
+        "end_to_end_over_io_floor": round(tile[floor_size]["end_to_end_s"] / floor["floor_s"], 2),
+        "io_floor_s": {str(s): r["io_floor"]["seconds"] for s, r in sorted(stages.items())},
+        "floor_s": {str(s): r["floor_s"] for s, r in sorted(stages.items())},
+        "predictor": floor.get("predictor"),
+        "peak_rss_gb_block": {str(s): r["peak_rss_gb"] for s, r in sorted(tile.items())},
+        **({"product_grid": reference} if reference else {}),
         "measured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": largest["machine"],
     }
@@ -89,6 +119,21 @@ def throughput_doc(summary: dict, results: str) -> dict:
     """What the package ships for `campaign plan` (worldcover/data/throughput.json): the figure and its provenance."""
     keys = ("end_to_end_mpx_per_s_per_core", "end_to_end_block_size", "measured", "machine")
     return {**{k: summary[k] for k in keys}, "results": results}
+
+
+def reference_chain(size: int) -> dict:
+    """The chain before issue 15 (inputs warped to the product grid) on the same block: time, stages, agreement."""
+    maps = {g: RESULTS / f".map-{g}-{size}.tif" for g in ("native", "product")}
+    runs = {g: child("benchmarks.block_chain", "--mode", "tile", "--block-size", str(size), "--grid", g,
+                     "--map-out", str(path)) for g, path in maps.items()}
+    stages = child("benchmarks.block_chain", "--mode", "stages", "--block-size", str(size), "--grid", "product")
+    agreement = map_agreement(maps["product"], maps["native"])
+    for path in maps.values():
+        path.unlink()
+    return {"block_size": size, "end_to_end_s": runs["product"]["end_to_end_s"],
+            "native_end_to_end_s": runs["native"]["end_to_end_s"],
+            "speedup": round(runs["product"]["end_to_end_s"] / runs["native"]["end_to_end_s"], 2),
+            "peak_rss_gb": runs["product"]["peak_rss_gb"], "stages_s": stages["stages_s"], "map": agreement}
 
 
 def main() -> None:
@@ -102,7 +147,8 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     tile, stages = {}, {}
     naive = None
-    for s in sorted({args.naive_size, args.floor_size}):
+    subprocess.run([sys.executable, "-m", "worldcover", "model", "compile", "default"], check=True, cwd=REPO)
+    for s in sorted({args.naive_size, args.floor_size, *sizes}):
         print(f"stages {s} ...", flush=True)
         extra = ["--naive"] if s == args.naive_size else []
         stages[s] = child("benchmarks.block_chain", "--mode", "stages", "--block-size", str(s), *extra)
@@ -114,9 +160,12 @@ def main() -> None:
         tile[s] = child("benchmarks.block_chain", "--mode", "tile", "--block-size", str(s))
         print(json.dumps({k: tile[s][k] for k in ("end_to_end_s", "end_to_end_mpx_per_s_per_core", "peak_rss_gb")}),
               flush=True)
+    print(f"reference chain (product grid) {args.floor_size} ...", flush=True)
+    reference = reference_chain(args.floor_size)
+    print(json.dumps(reference), flush=True)
     print("engine ...", flush=True)
     engine = child("benchmarks.engine_growth", "--tiles", args.tiles)
-    summary = summarise(tile, stages, naive, engine, render_100pct_s(), args.floor_size)
+    summary = summarise(tile, stages, naive, engine, render_100pct_s(), args.floor_size, reference)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     detail = {"summary": summary, "tile": tile, "stages": stages, "engine": engine}
     (RESULTS / f"{stamp}.json").write_text(json.dumps(detail, indent=1))

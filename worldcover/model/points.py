@@ -380,22 +380,14 @@ def chip_samples(chip: Block, year: int, rows: np.ndarray, cols: np.ndarray, sou
     point, feature names). The whole chip is preprocessed (the chain's
     spatial filters need the neighbourhood); only the points are gathered.
     """
-    import dask
-    import xarray as xr
-
-    from worldcover.tile.run import ChainParams, chain_features
+    from worldcover.tile.run import ChainParams, chain_features, load_block, product_features
 
     params = params or ChainParams()
-    chain = chain_features(chip, year, source.load_block(chip, year), config, params)
-    feats = chain.features
-    ydim, xdim = feats.dims[1:]
-    sel = {ydim: xr.DataArray(rows, dims="point"), xdim: xr.DataArray(cols, dims="point")}
-    picked = feats.isel(sel).transpose("point", feats.dims[0])
-    clear = chain.quality["s2_valid"].isel(sel)
-    with dask.config.set(scheduler="threads", num_workers=params.threads):
-        values, clear = dask.compute(picked, clear)
+    inputs = load_block(source, chip, year, params)
+    feats, clear = product_features(chip, inputs, chain_features(chip, year, inputs, config, params), params)
+    values = feats.values[:, rows, cols].T
     names = tuple(str(n) for n in feats[feats.dims[0]].values)
-    return np.asarray(values, dtype=np.float32), np.asarray(clear), names
+    return np.asarray(values, dtype=np.float32), np.asarray(clear)[rows, cols], names
 
 
 def extract_features(located: pd.DataFrame, source, year: int, config, chip_size: int = DEFAULT_CHIP_SIZE,

@@ -214,17 +214,38 @@ def _classify_on_grid(chain: ChainFeatures, model, params: ChainParams) -> tuple
 
 def _classify_native(chain: ChainFeatures, model, params: ChainParams, regrid: Regrid) -> tuple:
     """The same outputs as :func:`_classify_on_grid` from features computed on the native grid."""
-    q = chain.quality
-    with dask.config.set(scheduler="threads", num_workers=params.threads):
-        feats, n_s1, n_s2, n_clear = dask.compute(chain.features, chain.n_s1, q["s2_obs"], q["s2_valid"])
-    y, x = regrid.dst.dimensions
-    feats = xr.DataArray(regrid.bilinear(feats.values), dims=(feats.dims[0], y, x),
-                         coords={feats.dims[0]: feats[feats.dims[0]].values, **xr_coords(regrid.dst)})
-    n_s1, n_s2, n_clear = regrid.nearest(np.stack([np.asarray(n_s1), np.asarray(n_s2), np.asarray(n_clear)]))
+    feats, n_s1, n_s2, n_clear = regridded_features(chain, params, regrid)
     with np.errstate(invalid="ignore", divide="ignore"):  # the InputQuality formula of preprocess.s2.s2_quality
         pct = (100.0 * (n_s2 - n_clear).astype(np.float32) / np.where(n_s2 > 0, n_s2, np.nan)).astype(np.float32)
     codes, prob = model.predict_block(feats)
     return codes.values, prob.values, n_s1, n_s2, n_clear, pct, {g: m.values for g, m in _missing_masks(feats).items()}
+
+
+def regridded_features(chain: ChainFeatures, params: ChainParams, regrid: Regrid
+                       ) -> tuple[xr.DataArray, np.ndarray, np.ndarray, np.ndarray]:
+    """Native-grid features computed, then on the product grid: (features (feature, y, x) bilinear,
+    S1 count, S2 observations, S2 clear observations (nearest))."""
+    q = chain.quality
+    with dask.config.set(scheduler="threads", num_workers=params.threads):
+        feats, n_s1, n_s2, n_clear = dask.compute(chain.features, chain.n_s1, q["s2_obs"], q["s2_valid"])
+    y, x = regrid.dst.dimensions
+    dim = feats.dims[0]
+    out = xr.DataArray(regrid.bilinear(feats.values), dims=(dim, y, x),
+                       coords={dim: feats[dim].values, **xr_coords(regrid.dst)})
+    counts = regrid.nearest(np.stack([np.asarray(n_s1), np.asarray(n_s2), np.asarray(n_clear)]))
+    return out, counts[0], counts[1], counts[2]
+
+
+def product_features(block: Block, inputs: BlockInputs, chain: ChainFeatures, params: ChainParams
+                     ) -> tuple[xr.DataArray, np.ndarray]:
+    """A block's features and clear-observation counts on its product grid, computed (numpy), whichever grid
+    its inputs came on: what training from reference points samples, so it learns what the map applies."""
+    if inputs.geobox is not None and inputs.geobox != block.geobox:
+        feats, _, _, n_clear = regridded_features(chain, params, Regrid(inputs.geobox, block.geobox))
+        return feats, n_clear
+    with dask.config.set(scheduler="threads", num_workers=params.threads):
+        feats, n_clear = dask.compute(chain.features, chain.quality["s2_valid"])
+    return feats, np.asarray(n_clear)
 
 
 def load_block(src: Source, block: Block, year: int, params: ChainParams) -> BlockInputs:
