@@ -34,6 +34,24 @@ def _axis_weights(n: int, step: int) -> tuple[np.ndarray, np.ndarray]:
     return nodes, m
 
 
+def _bilinear_band(band: np.ndarray, taps: list[np.ndarray], weights: list[np.ndarray], res: np.ndarray) -> None:
+    """One band's bilinear values into ``res``: four gathers; the NaN-aware path only when a tap is NaN."""
+    vals = [band.take(t) for t in taps]
+    if not any(np.isnan(v).any() for v in vals):
+        np.multiply(vals[0], weights[0], out=res)
+        for v, w in zip(vals[1:], weights[1:]):
+            res += v * w
+        return
+    total = np.zeros_like(res)
+    res[:] = 0
+    for v, w in zip(vals, weights):
+        ok = ~np.isnan(v)
+        res += np.where(ok, v, 0) * w
+        total += np.where(ok, w, 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        res /= total  # 0 / 0: all four taps missing -> NaN
+
+
 class Regrid:
     """The mapping of ``dst`` pixel centres into ``src`` pixels: bilinear (NaN-aware) and nearest resampling.
 
@@ -78,30 +96,19 @@ class Regrid:
             raise ValueError(f"array of shape {a.shape} is not on the source grid {tuple(self.src.shape)}")
         return a.reshape(-1, a.shape[-2] * a.shape[-1])
 
-    def bilinear(self, a: np.ndarray) -> np.ndarray:
+    def bilinear(self, a: np.ndarray, rows: slice | None = None) -> np.ndarray:
         """Bilinear resampling of ``(..., y, x)`` float data; NaN taps are left out (weights renormalised),
-        NaN only where all four are NaN. Returns float32 ``(..., *dst.shape)``."""
+        NaN only where all four are NaN. Returns float32 ``(..., *dst.shape)``, or only the dst ``rows``
+        (a strip: memory for one strip of every band, not the whole block)."""
         flat = self._check(a)
-        out = np.empty((flat.shape[0], self._taps[0].size), np.float32)
+        lo, hi, _ = (rows or slice(None)).indices(self.shape[0])
+        span = slice(lo * self.shape[1], hi * self.shape[1])
+        taps = [t[span] for t in self._taps]
+        weights = [w[span] for w in self._weights]
+        out = np.empty((flat.shape[0], span.stop - span.start), np.float32)
         for k, band in enumerate(flat):
-            band = band.astype(np.float32, copy=False)
-            vals = [band.take(t) for t in self._taps]
-            res = out[k]
-            if not any(np.isnan(v).any() for v in vals):
-                np.multiply(vals[0], self._weights[0], out=res)
-                for v, w in zip(vals[1:], self._weights[1:]):
-                    res += v * w
-                continue
-            total = np.zeros_like(res)
-            res[:] = 0
-            for v, w in zip(vals, self._weights):
-                ok = ~np.isnan(v)
-                res += np.where(ok, v, 0) * w
-                total += np.where(ok, w, 0)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                res /= total
-            res[total == 0] = np.nan
-        return out.reshape(*np.shape(a)[:-2], *self.shape)
+            _bilinear_band(band.astype(np.float32, copy=False), taps, weights, out[k])
+        return out.reshape(*np.shape(a)[:-2], hi - lo, self.shape[1])
 
     def nearest(self, a: np.ndarray) -> np.ndarray:
         """Nearest-neighbour resampling of ``(..., y, x)`` data of any dtype (counts, masks, codes)."""

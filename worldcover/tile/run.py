@@ -51,9 +51,11 @@ class ChainParams:
     s1_speckle_window: int = 7
     chunk: int = DEFAULT_CHUNK  # dask chunk of the load and the chain: bounds memory per block
     threads: int | None = None  # dask threads per block; None = all cores
-    # "native": inputs processed on their own UTM grid, features resampled once to the product grid;
-    # "product": every input warped to the product grid first (the reference, several times slower)
-    grid: str = "product"
+    # "native": inputs processed on their own UTM grid, features resampled once to the product grid
+    # (sources without a native grid, Sentinel Hub, give the product grid); "product": every input
+    # warped to the product grid first, the chain before issue 15 (about 3x slower, same classes on
+    # >99 % of pixels: benchmarks/results/latest.json "product_grid")
+    grid: str = "native"
 
     def __post_init__(self) -> None:
         if self.grid not in GRIDS:
@@ -212,13 +214,37 @@ def _classify_on_grid(chain: ChainFeatures, model, params: ChainParams) -> tuple
                             _missing_masks(feats))
 
 
+# Product-grid rows resampled and classified at a time on the native path: the block's features are never
+# all on the product grid at once (129 x 4.2 Mpx of float32 at 2048 px), and the next strip is resampled
+# while the model classifies this one.
+STRIP_ROWS = 256
+
+
 def _classify_native(chain: ChainFeatures, model, params: ChainParams, regrid: Regrid) -> tuple:
     """The same outputs as :func:`_classify_on_grid` from features computed on the native grid."""
-    feats, n_s1, n_s2, n_clear = regridded_features(chain, params, regrid)
+    q = chain.quality
+    with dask.config.set(scheduler="threads", num_workers=params.threads):
+        feats, n_s1, n_s2, n_clear = dask.compute(chain.features, chain.n_s1, q["s2_obs"], q["s2_valid"])
+    n_s1, n_s2, n_clear = regrid.nearest(np.stack([np.asarray(n_s1), np.asarray(n_s2), np.asarray(n_clear)]))
     with np.errstate(invalid="ignore", divide="ignore"):  # the InputQuality formula of preprocess.s2.s2_quality
         pct = (100.0 * (n_s2 - n_clear).astype(np.float32) / np.where(n_s2 > 0, n_s2, np.nan)).astype(np.float32)
-    codes, prob = model.predict_block(feats)
-    return codes.values, prob.values, n_s1, n_s2, n_clear, pct, {g: m.values for g, m in _missing_masks(feats).items()}
+    dim, names, native = feats.dims[0], feats[feats.dims[0]].values, feats.values
+    height = regrid.shape[0]
+    codes, prob = np.zeros(regrid.shape, np.uint8), np.zeros(regrid.shape, np.uint8)
+    missing: dict[str, np.ndarray] = {}
+    strips = [slice(r, min(r + STRIP_ROWS, height)) for r in range(0, height, STRIP_ROWS)]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="worldcover-regrid") as pool:
+        ahead = pool.submit(regrid.bilinear, native, strips[0])
+        for k, rows in enumerate(strips):
+            cube = ahead.result()
+            if k + 1 < len(strips):
+                ahead = pool.submit(regrid.bilinear, native, strips[k + 1])
+            strip = xr.DataArray(cube, dims=(dim, *regrid.dst.dimensions), coords={dim: names})
+            c, p = model.predict_block(strip)
+            codes[rows], prob[rows] = c.values, p.values
+            for g, m in _missing_masks(strip).items():
+                missing.setdefault(g, np.zeros(regrid.shape, bool))[rows] = m.values
+    return codes, prob, n_s1, n_s2, n_clear, pct, missing
 
 
 def regridded_features(chain: ChainFeatures, params: ChainParams, regrid: Regrid
