@@ -174,3 +174,12 @@ def test_prefetch_loads_one_block_ahead_in_order_and_defers_errors():
     with pytest.raises(RuntimeError, match="c failed"):
         next(it)
     assert list(prefetched([], load)) == []
+
+
+def test_tile_run_refuses_an_unknown_grid_in_one_line(tmp_path):
+    from tests.conftest import run_cli
+
+    code, out, err = run_cli("tile", "run", "N45E003", "--year", "2021", "--source", "http://127.0.0.1:9",
+                             "--out", str(tmp_path), "--grid", "utm")
+    assert code == 2 and "Traceback" not in err
+    assert err.strip() == "error: invalid grid 'utm': expected one of native, product"

@@ -25,6 +25,8 @@ def run(
     max_cloud: Optional[float] = typer.Option(None, "--max-cloud", help="Skip S2 items above this cloud cover (%)."),
     naming: str = typer.Option("worldcover", "--naming", help="Product file names: worldcover "
                                "(worldcover_2021_N00E006_Map.tif) or esa (ESA_WorldCover_10m_2021_v010_N00E006_Map.tif)."),
+    grid: str = typer.Option("native", "--grid", help="Where inputs are processed: native (their own UTM grid, "
+                             "features resampled once) or product (every input warped to the map's grid first)."),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
 ) -> None:
     """Load, preprocess, classify and write Map / Prob / InputQuality COGs and a STAC item."""
@@ -34,7 +36,7 @@ def run(
     from worldcover import storage
     from worldcover.grid import Tile, parse_blocks
     from worldcover.products import check_naming
-    from worldcover.tile.run import run_tile
+    from worldcover.tile.run import ChainParams, run_tile
 
     check_year(year)
     t = Tile.parse(tile)
@@ -43,12 +45,13 @@ def run(
     check_uri(out, "output root")
     check_model(model)
     check_naming(naming)
+    params = ChainParams(grid=grid)
     total = len(parse_blocks(t, blocks, block_size))
     with storage.lock(out), Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=as_json) as bar:
         task = bar.add_task(f"{t.id} blocks", total=total)
         result = run_tile(t, year, source, model, out, block_size=block_size, blocks=blocks, max_cloud=max_cloud,
-                          on_block=lambda b, how: bar.advance(task), naming=naming)
+                          on_block=lambda b, how: bar.advance(task), naming=naming, params=params)
     if as_json:
         echo_json(result.to_dict())
         return
