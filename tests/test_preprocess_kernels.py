@@ -230,3 +230,72 @@ def test_apply_along_time_same_result_whatever_the_dim_order():
     xr.testing.assert_identical(fast, slow.transpose(*fast.dims))
     lazy = apply_along_time(sorted_quantiles, da.chunk({"y": 5, "x": 3}), **kw)
     xr.testing.assert_identical(fast, lazy.compute())
+
+
+# --- means, standard deviations, speckle filter ------------------------------------------------
+
+
+@pytest.mark.parametrize("positive", [False, True])
+def test_group_mean_equals_the_select_form(positive):
+    from worldcover.preprocess import _group_mean_select, group_mean
+
+    rng = np.random.default_rng(7)
+    a = series(rng, 30, 3000, 0.3)
+    a[:, 100:200] = -a[:, 100:200]  # negative values: missing with positive=True
+    a[4, 300:310] = 0.0
+    groups = [slice(0, 0), slice(0, 1), slice(1, 4), slice(4, 30), [2, 5, 7], np.array([0, 29])]
+    ref_in = np.where(a > 0, a, np.nan) if positive else a
+    assert same_bits(group_mean(a.reshape(30, 60, 50), groups, positive=positive),
+                     _group_mean_select(ref_in.reshape(30, 60, 50), groups))
+    b = a.astype(np.float64)
+    ref_b = np.where(b > 0, b, np.nan) if positive else b
+    assert same_bits(group_mean(b, groups, positive=positive), _group_mean_select(ref_b, groups))
+    assert same_bits(group_mean(a[:0], groups[:1]), _group_mean_select(a[:0], groups[:1]))
+
+
+@pytest.mark.parametrize("t", [1, 2, 12, 56])
+def test_nan_std_equals_the_select_form(t):
+    from worldcover.preprocess import _nan_std_select, nan_std
+
+    rng = np.random.default_rng(t)
+    a = series(rng, t, 3000, 0.3) * 40 - 15  # dB-like
+    assert same_bits(nan_std(a.reshape(t, 50, 60)), _nan_std_select(a.reshape(t, 50, 60)))
+    assert same_bits(nan_std(a.astype(np.float64)), _nan_std_select(a.astype(np.float64)))
+
+
+@pytest.mark.parametrize("radius", [0, 1, 3])
+def test_quegan_kernel_equals_the_select_form(radius):
+    from worldcover.preprocess import s1
+
+    rng = np.random.default_rng(8)
+    a = rng.gamma(1.0, 0.05, (20, 37, 43)).astype(np.float32)
+    a[rng.random(a.shape) < 0.1] = np.nan
+    a[3, :10, :] = 0.0  # nodata fill
+    a[5, 20:, 30:] = -1.0
+    a[7] = np.nan  # a date missing everywhere
+    a[:, 0:3, 0:3] = np.nan  # pixels never observed
+    a[9, 12, 12] = np.inf
+    got = s1._quegan_kernel(a, radius=radius)
+    assert same_bits(got, s1._quegan_kernel_select(a, radius=radius))
+    assert same_bits(got, s1._quegan_kernel_select(np.where(a > 0, a, np.nan), radius=radius))
+
+
+@pytest.mark.parametrize("name", ["NDVI", "EVI", "NDMI", "NBR", "MNDWI", "NDWI", "NDREI", "IRECI", "CIRE"])
+def test_index_kernel_equals_spyndex(name):
+    import spyndex
+
+    from worldcover.features import _index_kernel, index_inputs
+
+    rng = np.random.default_rng(9)
+    bands, consts = index_inputs(name)
+    arrays = [series(rng, 12, 2000, 0.1).reshape(12, 40, 50) for _ in bands]
+    arrays[0][2, :5] = 0.0  # 0 / 0 and x / 0
+    if len(arrays) > 1:
+        arrays[1][2, :10] = 0.0
+    got = _index_kernel(*arrays, name=name, symbols=tuple(bands), constants=consts)
+    with np.errstate(all="ignore"):
+        ref = np.asarray(spyndex.computeIndex(name, params={**dict(zip(bands, arrays)), **consts}), np.float32)
+        ref = np.where(np.isfinite(ref), ref, np.float32(np.nan))
+    assert same_bits(got, ref)
+    flat = _index_kernel(*(a[:, 0, 0] for a in arrays), name=name, symbols=tuple(bands), constants=consts)
+    assert same_bits(flat, ref[:, 0, 0])

@@ -62,6 +62,11 @@ def _valid_power(da: xr.DataArray) -> xr.DataArray:
     return da.where(da > 0).astype(np.float32, copy=False)
 
 
+def _power32(da: xr.DataArray) -> xr.DataArray:
+    """``da`` as it is when float32; else :func:`_valid_power` (its where() runs before the cast)."""
+    return da if da.dtype == np.float32 else _valid_power(da)
+
+
 def s1_count(ds: xr.Dataset) -> xr.DataArray:
     """Number of S1 acquisitions per pixel with a valid VV or VH value, (y, x) int16."""
     pols = _check(ds)
@@ -103,7 +108,80 @@ def _quegan_kernel(a: np.ndarray, *, radius: int) -> np.ndarray:
     and the sum over the N valid acquisitions of the pixel.  NaN-aware: the
     boxcar mean uses valid neighbours only, acquisitions missing at a pixel
     stay NaN there (so counts remain honest).
+
+    One acquisition at a time, so every temporary is a (y, x) plane in cache:
+    the boxcar sums add the same shifted slices in the same order as
+    :func:`_box_sum` (the valid counts, small integers, as bytes), and the
+    selects are bitwise or fmax forms of the former ``np.where`` calls, with
+    identical results (:func:`_quegan_kernel_select` keeps that form for
+    non-float32 input).
     """
+    if a.dtype != np.float32 or a.ndim != 3 or a.shape[0] == 0 or radius == 0:
+        return _quegan_kernel_select(a, radius=radius)
+    n_t, ny, nx = a.shape
+    r = radius
+    count_dtype = np.uint8 if (2 * r + 1) ** 2 <= 255 else np.uint16
+    out = np.empty(a.shape, np.float32)  # m_t first, J_t in the end
+    ok = np.empty(a.shape, bool)
+    acc = np.zeros((ny, nx), np.float64)  # sum_k I_k / m_k, in the order of the former float64 sum
+    n_ok = np.zeros((ny, nx), np.int32)
+    pad = np.zeros((ny + 2 * r, nx + 2 * r), np.float32)  # outside the array counts as 0
+    pad_n = np.zeros((ny + 2 * r, nx + 2 * r), count_dtype)
+    okm = np.empty((ny, nx), np.int32)
+    ratio = np.empty((ny, nx), np.float32)
+    full_win = None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for i in range(n_t):
+            ai = a[i]
+            o = ok[i]
+            np.isfinite(ai, out=o)
+            o &= ai > 0
+            np.negative(o.view(np.int8), out=okm, casting="unsafe")  # -1 where ok
+            x = pad[r : r + ny, r : r + nx]
+            np.bitwise_and(ai.view(np.int32), okm, out=x.view(np.int32))  # x = where(ok, a, +0.0)
+            if o.all():  # the usual acquisition: the counts of a full plane, computed once
+                if full_win is None:
+                    pad_n[r : r + ny, r : r + nx] = True
+                    full_win = _box_sum_plane(pad_n, r, ny, nx)
+                n_win = full_win
+            else:
+                pad_n[r : r + ny, r : r + nx] = o
+                n_win = _box_sum_plane(pad_n, r, ny, nx)
+            m = _box_sum_plane(pad, r, ny, nx, out=out[i])
+            m /= n_win  # local mean per acquisition (NaN where no neighbour)
+            np.divide(x, m, out=ratio)
+            np.fmax(ratio, np.float32(0), out=ratio)  # where(ok, x / m, 0): x / m is 0 or NaN off ok
+            acc += ratio
+            n_ok += o
+        texture = (acc / n_ok).astype(np.float32)  # (1/N) sum_k I_k/m_k
+        nan_bits = np.float32(np.nan).view(np.int32)
+        for i in range(n_t):
+            oi = out[i]
+            oi *= texture
+            np.negative(ok[i].view(np.int8), out=okm, casting="unsafe")
+            ob = oi.view(np.int32)  # where(ok, out, nan): nan ^ ((out ^ nan) & ok)
+            ob ^= nan_bits
+            ob &= okm
+            ob ^= nan_bits
+    return out
+
+
+def _box_sum_plane(p: np.ndarray, r: int, ny: int, nx: int, out: np.ndarray | None = None) -> np.ndarray:
+    """:func:`_box_sum` of one zero-padded plane ``p`` (ny + 2r, nx + 2r): rows first, the same additions."""
+    rows = p[0:ny, :].copy()
+    for k in range(1, 2 * r + 1):
+        rows += p[k : k + ny, :]
+    if out is None:
+        out = rows[:, 0:nx].copy()
+    else:
+        out[...] = rows[:, 0:nx]
+    for k in range(1, 2 * r + 1):
+        out += rows[:, k : k + nx]
+    return out.astype(np.float32, copy=False)
+
+
+def _quegan_kernel_select(a: np.ndarray, *, radius: int) -> np.ndarray:
+    """:func:`_quegan_kernel` on the whole stack at once, with ``np.where`` selects (any float dtype)."""
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(a) & (a > 0)
     x = np.where(ok, a, 0).astype(np.float32)  # float32 halves the block's memory; sums of
@@ -133,8 +211,9 @@ def speckle_filter(ds: xr.Dataset, window: int = DEFAULT_WINDOW) -> xr.Dataset:
     if not isinstance(window, (int, np.integer)) or window < 1 or window % 2 == 0:
         raise InputError(f"invalid speckle window {window!r}: expected an odd integer >= 1")
     r = int(window) // 2
+    # the kernel treats values <= 0 as missing itself: float32 input needs no masked copy
     out = {
-        p: map_overlap_yx(_quegan_kernel, _valid_power(ds[p]), depth=r, dtype=np.float32, radius=r).rename(p)
+        p: map_overlap_yx(_quegan_kernel, _power32(ds[p]), depth=r, dtype=np.float32, radius=r).rename(p)
         for p in pols
     }
     return xr.Dataset(out, attrs=ds.attrs)
@@ -179,7 +258,8 @@ def composite(ds: xr.Dataset, year: int | None = None, period: str | int = "mont
     mids = starts + (ends - starts) / 2
     out = {
         p: apply_along_time(
-            group_mean, _valid_power(ds[p]), out_dim="_period", out_size=len(groups), kwargs={"groups": groups}
+            group_mean, _power32(ds[p]), out_dim="_period", out_size=len(groups),
+            kwargs={"groups": groups, "positive": True},  # <= 0 is missing: no masked copy first
         ).rename({"_period": TIME})
         for p in pols
     }

@@ -444,9 +444,27 @@ def _composite_kernel(
     centres: np.ndarray,
     interpolate: bool,
 ) -> np.ndarray:
-    """(T, y, x) time series [+ valid mask] -> (36, y, x) dekad medians, gap-filled."""
-    out = group_median(a, bounds, valid=valid)
-    return interpolate_gaps(out, centres) if interpolate else out
+    """(T, y, x) time series [+ valid mask] -> (36, y, x) dekad medians, gap-filled.
+
+    Strips of pixels go through both steps while their planes are in cache.
+    """
+    if a.dtype != np.float32 or a.ndim < 2 or a.shape[0] == 0:
+        out = group_median(a, bounds, valid=valid)
+        return _interpolate_gaps(out, centres, inplace=True) if interpolate else out
+    flat = a.reshape(a.shape[0], -1)
+    vflat = None if valid is None else valid.reshape(valid.shape[0], -1)
+    out = np.empty((len(bounds), flat.shape[1]), np.float32)
+    step = _COMPOSITE_STRIP
+    for start in range(0, flat.shape[1], step):
+        cols = slice(start, min(start + step, flat.shape[1]))
+        res = group_median(flat[:, cols], bounds, valid=None if vflat is None else vflat[:, cols], out=out[:, cols])
+        if interpolate:
+            _interpolate_gaps(res, centres, inplace=True)
+    return out.reshape((len(bounds), *a.shape[1:]))
+
+
+# Pixels per strip of the composite kernel: the planes of a strip stay in the L2 cache.
+_COMPOSITE_STRIP = 1 << 16
 
 
 def interpolate_gaps(a: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -466,13 +484,18 @@ def interpolate_gaps(a: np.ndarray, t: np.ndarray) -> np.ndarray:
     strictly increasing (where NaN fills would differ) take the select form
     (:func:`_interpolate_gaps_select`); results are identical.
     """
+    return _interpolate_gaps(a, t, inplace=False)
+
+
+def _interpolate_gaps(a: np.ndarray, t: np.ndarray, inplace: bool) -> np.ndarray:
+    """:func:`interpolate_gaps`; ``inplace`` writes the result over float32 ``a`` (no second block)."""
     n = a.shape[0]
     t32 = np.asarray(t, dtype=np.float32)  # days: small multiples of 0.5, exact in float32
     if a.dtype != np.float32 or not (np.diff(t32) > 0).all() or a.size == 0:
         return _interpolate_gaps_select(a, t)
     # float32 without gaps (or all NaN) comes out equal to the input: no separate check pass
     flat = a.reshape(n, -1)
-    out = np.empty(flat.shape, np.float32)
+    out = flat if inplace else np.empty(flat.shape, np.float32)
     n_px = flat.shape[1]
     step = max(1024, _GAP_STRIP_BYTES // (12 * n))
     width = min(step, n_px)
@@ -482,11 +505,13 @@ def interpolate_gaps(a: np.ndarray, t: np.ndarray) -> np.ndarray:
     rows = [np.empty(width, np.int32) for _ in range(4)]
     for start in range(0, n_px, step):
         stop = min(start + step, n_px)
-        res = out[:, start:stop]
+        src, res = flat[:, start:stop], out[:, start:stop]
+        if np.isinf(src).any():  # the select form's NaN arithmetic around infinities
+            res[...] = _interpolate_gaps_select(src, t)
+            continue
         k = stop - start
-        _fill_strip(flat[:, start:stop], t32, res, fwd_v[:, :k], fwd_t[:, :k], masks[:, :k], [r[:k] for r in rows])
-        if np.isinf(res).any():  # an infinite input: the select form's NaN arithmetic
-            res[...] = _interpolate_gaps_select(flat[:, start:stop], t)
+        # step i of the backward sweep reads src[i] before it writes res[i]: res may be src
+        _fill_strip(src, t32, res, fwd_v[:, :k], fwd_t[:, :k], masks[:, :k], [r[:k] for r in rows])
     return out.reshape(a.shape)
 
 
