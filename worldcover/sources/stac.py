@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from affine import Affine
 import odc.stac
 import pystac
 import xarray as xr
@@ -133,22 +134,60 @@ def sample_offsets(items: list[pystac.Item], decisions: list[Harmonisation], geo
     return out
 
 
-def _load_s2_group(items, geobox, keys, offset, chunk) -> xr.Dataset:
+def _load_s2_group(items, geobox, keys, offset, chunk, align: bool = False) -> xr.Dataset:
+    """One odc-stac load of the bands of ``keys`` ({band: asset key}; SCL optional) as reflectance.
+
+    ``align``: ``geobox`` is on the items' own pixel grid; the dask chunks are then laid on the COGs'
+    internal tiles (:func:`tile_aligned`), so each tile of each file is decoded once, not once per chunk
+    it straddles.
+    """
     bands = [b for b in keys if b != SCL]
     check_s2_headers(items, keys)
+    load_box, window, chunks = (tile_aligned(geobox, items[0].assets[next(iter(keys.values()))].href, chunk)
+                                if align else (geobox, None, _chunks(geobox, chunk)))
     raw = odc.stac.load(
-        items, bands=list(keys.values()), geobox=geobox, groupby="solar_day", chunks=_chunks(geobox, chunk),
-        resampling={"*": "bilinear", keys[SCL]: "nearest"},
+        items, bands=list(keys.values()), geobox=load_box, groupby="solar_day", chunks=chunks,
+        resampling={"*": "bilinear", **({keys[SCL]: "nearest"} if SCL in keys else {})},
         dtype="uint16", nodata=0,  # one dtype: odc-stac's dask path rejects a per-band dict
         fail_on_error=True,
     )
     raw = to_yx(raw).rename({key: b for b, key in keys.items()})
+    if window is not None:
+        raw = raw.isel(y=window[0], x=window[1])
     out = xr.Dataset(attrs={"harmonisation_offset_dn": offset})
     for band in bands:
         out[band] = xr.apply_ufunc(dn_to_reflectance, raw[band], kwargs={"offset": offset}, dask="parallelized",
                                    output_dtypes=[np.float32], keep_attrs=True)
-    out[SCL] = raw[SCL].astype("uint8")
+    if SCL in keys:
+        out[SCL] = raw[SCL].astype("uint8")
     return out
+
+
+def tile_aligned(geobox: GeoBox, href: str, chunk: int | None) -> tuple[GeoBox, tuple[slice, slice] | None, dict | None]:
+    """(a grid extended up and left to the internal tiling of the COG at ``href``, the window of ``geobox``
+    in it, dask chunks of whole tiles near ``chunk``); ``geobox`` unchanged when the COG is not on its grid.
+
+    A chunk that straddles a tile boundary makes GDAL decode every tile it touches, and its neighbour
+    decodes them again: with 512 px chunks offset from 512 px tiles each tile was decoded up to four times.
+    The extension is cut off again before anything is computed from it.
+    """
+    import rasterio
+
+    plain = (geobox, None, _chunks(geobox, chunk))
+    if chunk is None:
+        return plain
+    with rasterio.open(href) as f:
+        t, (bh, bw), crs = f.transform, f.block_shapes[0], f.crs
+    a = geobox.affine
+    if crs != geobox.crs or (t.a, t.b, t.d, t.e) != (a.a, a.b, a.d, a.e) or bw >= f.width and f.width > 512:
+        return plain
+    col, row = (a.c - t.c) / t.a, (a.f - t.f) / t.e
+    if not (float(col).is_integer() and float(row).is_integer()):
+        return plain
+    dc, dr = int(col) % bw, int(row) % bh
+    ext = GeoBox((geobox.shape[0] + dr, geobox.shape[1] + dc), a * Affine.translation(-dc, -dr), geobox.crs)
+    chunks = {"time": -1, "y": max(bh, chunk // bh * bh), "x": max(bw, chunk // bw * bw)}
+    return ext, (slice(dr, dr + geobox.shape[0]), slice(dc, dc + geobox.shape[1])), chunks
 
 
 def _load_s2_native(items, geobox, keys, offset, chunk) -> xr.Dataset:
@@ -160,9 +199,8 @@ def _load_s2_native(items, geobox, keys, offset, chunk) -> xr.Dataset:
         raise DataError(f"native grid {tuple(geobox.shape)} is not a whole number of 20 m pixels")
     out = xr.Dataset(attrs={"harmonisation_offset_dn": offset})
     if fine:
-        out = _load_s2_group(items, geobox, {**fine, SCL: keys[SCL]}, offset, chunk).drop_vars(SCL)
-        out.attrs["harmonisation_offset_dn"] = offset
-    low = _load_s2_group(items, gb20, coarse, offset, None if chunk is None else max(chunk // 2, 1))
+        out = _load_s2_group(items, geobox, fine, offset, chunk, align=True)
+    low = _load_s2_group(items, gb20, coarse, offset, None if chunk is None else max(chunk // 2, 1), align=True)
     template = out[next(iter(fine))] if fine else None
     for band in [b for b in keys if b in coarse]:
         data = upsample2(low[band].data, nearest=band == SCL)
@@ -326,15 +364,19 @@ def _check_assets(items: list[pystac.Item], assets: list[str]) -> None:
 
 
 def load_s1(items: list[pystac.Item], geobox: GeoBox, chunk: int | None = DEFAULT_CHUNK,
-            assets: tuple[str, str] = S1_POLARISATIONS) -> xr.Dataset:
-    """S1 VV/VH linear power on ``geobox``; non-positive values are missing."""
+            assets: tuple[str, str] = S1_POLARISATIONS, align: bool = False) -> xr.Dataset:
+    """S1 VV/VH linear power on ``geobox``; non-positive values are missing (``align``: see :func:`tile_aligned`)."""
     if not items:
         raise DataError("no Sentinel-1 items to load")
     _check_assets(items, list(assets))
-    raw = odc.stac.load(items, bands=list(assets), geobox=geobox, groupby="solar_day",
-                        chunks=_chunks(geobox, chunk), resampling="bilinear", dtype="float32",
+    load_box, window, chunks = (tile_aligned(geobox, items[0].assets[assets[0]].href, chunk) if align
+                                else (geobox, None, _chunks(geobox, chunk)))
+    raw = odc.stac.load(items, bands=list(assets), geobox=load_box, groupby="solar_day",
+                        chunks=chunks, resampling="bilinear", dtype="float32",
                         nodata=float("nan"))
     raw = to_yx(raw).rename(dict(zip(assets, S1_POLARISATIONS)))
+    if window is not None:
+        raw = raw.isel(y=window[0], x=window[1])
     return xr.Dataset({p: raw[p].where(raw[p] > 0) for p in S1_POLARISATIONS})
 
 
@@ -438,7 +480,7 @@ class StacSource:
         dem_items = self.search(p.dem_collection, block, "1900-01-01T00:00:00Z/2100-01-01T00:00:00Z")
         geobox = native_geobox(block, items_crs(s2_items)) if native else block.geobox
         s2, decisions = load_s2(s2_items, geobox, p.layout, self.chunk, bands=self.s2_bands, native=native)
-        s1 = load_s1(s1_items, geobox, self.chunk, p.s1_assets) if s1_items else None
+        s1 = load_s1(s1_items, geobox, self.chunk, p.s1_assets, align=native) if s1_items else None
         dem = load_dem(dem_items, geobox, p.dem_asset) if dem_items else None
         ids = {"s2": [i.id for i in s2_items], "s1": [i.id for i in s1_items], "dem": [i.id for i in dem_items]}
         s1_info = {"collection": s1_coll, "backscatter": _backscatter(s1_items, s1_kind) if s1_items else None,
