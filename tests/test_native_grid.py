@@ -183,3 +183,25 @@ def test_tile_run_refuses_an_unknown_grid_in_one_line(tmp_path):
                              "--out", str(tmp_path), "--grid", "utm")
     assert code == 2 and "Traceback" not in err
     assert err.strip() == "error: invalid grid 'utm': expected one of native, product"
+
+
+def test_chunks_lie_on_the_cogs_internal_tiles(tmp_path):
+    import rasterio
+    from affine import Affine
+
+    from worldcover.sources.stac import tile_aligned
+
+    path = tmp_path / "b04.tif"
+    transform = Affine(10, 0, 600000, 0, -10, 5000000)
+    with rasterio.open(path, "w", driver="GTiff", width=200, height=160, count=1, dtype="uint16", crs="EPSG:32631",
+                       transform=transform, tiled=True, blockxsize=64, blockysize=32) as f:
+        f.write(np.ones((1, 160, 200), np.uint16))
+    inner = GeoBox((100, 120), transform * Affine.translation(70, 40), "EPSG:32631")  # 70 px in, 40 px down
+    ext, window, chunks = tile_aligned(inner, str(path), chunk=100)
+    assert ext.affine == transform * Affine.translation(64, 32)  # back to the tile corner (64, 32)
+    assert window == (slice(8, 108), slice(6, 126)) and ext.shape == (108, 126)
+    assert chunks == {"time": -1, "y": 96, "x": 64}  # whole tiles, as near the asked 100 px as they go
+    shifted = GeoBox((100, 120), transform * Affine.translation(70.5, 40), "EPSG:32631")  # not on the file's grid
+    assert tile_aligned(shifted, str(path), chunk=100)[1] is None
+    coarser = GeoBox((50, 60), Affine(20, 0, 600000, 0, -20, 5000000), "EPSG:32631")
+    assert tile_aligned(coarser, str(path), chunk=100)[1] is None
