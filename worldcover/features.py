@@ -133,9 +133,9 @@ def index_inputs(name: str) -> tuple[dict[str, str], dict[str, float]]:
 @functools.lru_cache(maxsize=None)
 def _index_code(name: str):
     """spyndex's formula of index ``name``, compiled once (``spyndex.computeIndex`` evals the string)."""
-    from spyndex.spyndex import _get_indices
+    import spyndex
 
-    return compile(_get_indices(False)[name]["formula"], f"<spyndex {name}>", "eval")
+    return compile(spyndex.indices[name].formula, f"<spyndex {name}>", "eval")
 
 
 def _index_kernel(*arrays: np.ndarray, name: str, symbols: tuple[str, ...], constants: dict) -> np.ndarray:
