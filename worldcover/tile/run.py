@@ -53,8 +53,8 @@ class ChainParams:
     threads: int | None = None  # dask threads per block; None = all cores
     # "native": inputs processed on their own UTM grid, features resampled once to the product grid
     # (sources without a native grid, Sentinel Hub, give the product grid); "product": every input
-    # warped to the product grid first, the chain before issue 15 (about 3x slower, same classes on
-    # >99 % of pixels: benchmarks/results/latest.json "product_grid")
+    # warped to the product grid first, the chain before issue 15 (about 3x slower, the same class on
+    # 99.3 % of the benchmark block's pixels: the README's Performance section)
     grid: str = "native"
 
     def __post_init__(self) -> None:
@@ -222,10 +222,7 @@ STRIP_ROWS = 256
 
 def _classify_native(chain: ChainFeatures, model, params: ChainParams, regrid: Regrid) -> tuple:
     """The same outputs as :func:`_classify_on_grid` from features computed on the native grid."""
-    q = chain.quality
-    with dask.config.set(scheduler="threads", num_workers=params.threads):
-        feats, n_s1, n_s2, n_clear = dask.compute(chain.features, chain.n_s1, q["s2_obs"], q["s2_valid"])
-    n_s1, n_s2, n_clear = regrid.nearest(np.stack([np.asarray(n_s1), np.asarray(n_s2), np.asarray(n_clear)]))
+    feats, n_s1, n_s2, n_clear = _computed_on_native(chain, params, regrid)
     with np.errstate(invalid="ignore", divide="ignore"):  # the InputQuality formula of preprocess.s2.s2_quality
         pct = (100.0 * (n_s2 - n_clear).astype(np.float32) / np.where(n_s2 > 0, n_s2, np.nan)).astype(np.float32)
     dim, names, native = feats.dims[0], feats[feats.dims[0]].values, feats.values
@@ -247,19 +244,26 @@ def _classify_native(chain: ChainFeatures, model, params: ChainParams, regrid: R
     return codes, prob, n_s1, n_s2, n_clear, pct, missing
 
 
+def _computed_on_native(chain: ChainFeatures, params: ChainParams, regrid: Regrid
+                        ) -> tuple[xr.DataArray, np.ndarray, np.ndarray, np.ndarray]:
+    """(features on the native grid, computed; S1 count, S2 observations, S2 clear observations on the
+    product grid, nearest)."""
+    q = chain.quality
+    with dask.config.set(scheduler="threads", num_workers=params.threads):
+        feats, n_s1, n_s2, n_clear = dask.compute(chain.features, chain.n_s1, q["s2_obs"], q["s2_valid"])
+    counts = regrid.nearest(np.stack([np.asarray(n_s1), np.asarray(n_s2), np.asarray(n_clear)]))
+    return feats, counts[0], counts[1], counts[2]
+
+
 def regridded_features(chain: ChainFeatures, params: ChainParams, regrid: Regrid
                        ) -> tuple[xr.DataArray, np.ndarray, np.ndarray, np.ndarray]:
     """Native-grid features computed, then on the product grid: (features (feature, y, x) bilinear,
     S1 count, S2 observations, S2 clear observations (nearest))."""
-    q = chain.quality
-    with dask.config.set(scheduler="threads", num_workers=params.threads):
-        feats, n_s1, n_s2, n_clear = dask.compute(chain.features, chain.n_s1, q["s2_obs"], q["s2_valid"])
-    y, x = regrid.dst.dimensions
+    feats, n_s1, n_s2, n_clear = _computed_on_native(chain, params, regrid)
     dim = feats.dims[0]
-    out = xr.DataArray(regrid.bilinear(feats.values), dims=(dim, y, x),
+    out = xr.DataArray(regrid.bilinear(feats.values), dims=(dim, *regrid.dst.dimensions),
                        coords={dim: feats[dim].values, **xr_coords(regrid.dst)})
-    counts = regrid.nearest(np.stack([np.asarray(n_s1), np.asarray(n_s2), np.asarray(n_clear)]))
-    return out, counts[0], counts[1], counts[2]
+    return out, n_s1, n_s2, n_clear
 
 
 def product_features(block: Block, inputs: BlockInputs, chain: ChainFeatures, params: ChainParams
