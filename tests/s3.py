@@ -175,6 +175,9 @@ class FaultyProxy:
                 return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
             def _handle(self) -> None:
+                if not self.server.up:  # stopped: a kept-alive connection is dropped too, as a lost endpoint drops it
+                    self.close_connection = True
+                    return
                 body = self._body()
                 if proxy._should_fail(self.command, self.path):
                     msg = b"<Error><Code>InternalError</Code><Message>injected by the test</Message></Error>"
@@ -209,6 +212,7 @@ class FaultyProxy:
 
         ThreadingHTTPServer.allow_reuse_address = True
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.up = True
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -216,6 +220,7 @@ class FaultyProxy:
 
     def stop(self) -> None:
         if self._server is not None:
+            self._server.up = False
             self._server.shutdown()
             self._server.server_close()
             self._server = None
