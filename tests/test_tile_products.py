@@ -10,20 +10,23 @@ from worldcover.products import tile_paths
 from worldcover.tile.products import BlockResult, assemble_tile, cog_layout, write_block_result
 
 
-@pytest.mark.parametrize("shape", [(1024, 1024), (1024, 2048), (2048, 1024), (600, 4000), (1000, 700),
-                                   (512, 512), (36000, 36000)])
+@pytest.mark.parametrize("shape", [(1024, 1024), (1024, 2048), (2048, 1024), (2048, 2048), (4096, 4096),
+                                   (600, 4000), (1000, 700), (512, 512), (36000, 36000), (3000, 6000)])
 def test_layout_never_gives_a_strip_over_512_px(shape):
-    size, _ = cog_layout(*shape)
+    size, overviews = cog_layout(*shape)
     height, width = shape
     assert size <= min(shape) or size == 16
-    if max(shape) > 512:
-        assert size < width  # rio-cogeo: a block as wide as the raster is not tiled
+    for f in (1, *overviews):  # rio-cogeo: a level as wide as its block is not tiled
+        w, h = -(-width // f), -(-height // f)
+        assert w != size or max(w, h) <= 512, (f, w, size)
+    assert cog_layout(36000, 36000) == (1024, [2, 4, 8, 16, 32, 64])  # the real product's layout is kept
 
 
-def test_one_1024_px_block_assembles_into_valid_cogs(tmp_path):
-    """The benchmark's case: a tile of one 1024 px block (its width is the product block size)."""
+@pytest.mark.parametrize("size", [1024, 2048])
+def test_one_block_assembles_into_valid_cogs(tmp_path, size):
+    """The benchmark's cases: a tile of one 1024 or 2048 px block (the product block size, or twice it)."""
     paths = tile_paths(tmp_path, "N45E003", 2021)
-    block = paths.tile.block(4, 4, 1024)
+    block = paths.tile.block(4096 // size, 4096 // size, size)
     shape = block.shape
     rng = np.random.default_rng(0)
     write_block_result(paths, BlockResult(

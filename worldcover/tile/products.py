@@ -60,14 +60,19 @@ def cog_layout(height: int, width: int, blocksize: int = PRODUCT_BLOCKSIZE) -> t
 
     A full tile gets the real product's 1024 px blocks and overviews 2..64. A partial tile (a few
     blocks) keeps 1024 px blocks when it is that large, else the largest power of two that fits
-    (>= 16), and the same rule for overviews: halve until the raster fits in one block. A raster
-    over 512 px whose width is the block size (one 1024 px block) gets half that: a COG must be tiled.
+    (>= 16), and the same rule for overviews: halve until the raster fits in one block. When the raster
+    or one of its overviews would be exactly one block wide and over 512 px (a 1024 or 2048 px block), the
+    block size is halved: GDAL stores such a level as a strip, and a COG must be tiled.
     """
     side = min(height, width)
     size = blocksize if side >= blocksize else max(16, 1 << int(np.log2(max(side, 1))))
-    if size >= width and max(height, width) > 512:
-        size //= 2  # a block as wide as the raster is a strip (GDAL: untiled), which a COG over 512 px may not be
-    return size, [2**i for i in range(1, get_maximum_overview_level(width, height, minsize=size) + 1)]
+    while True:
+        overviews = [2**i for i in range(1, get_maximum_overview_level(width, height, minsize=size) + 1)]
+        # a level exactly one block wide is a strip to GDAL (untiled), which a COG may not hold above 512 px
+        strips = [f for f in (1, *overviews) if -(-width // f) == size and max(-(-width // f), -(-height // f)) > 512]
+        if not strips or size <= 16:
+            return size, overviews
+        size //= 2
 
 
 def legend_tag() -> str:
