@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,7 +42,9 @@ THROUGHPUT = REPO / "worldcover" / "data" / "throughput.json"
 
 def child(module: str, *args: str) -> dict | list:
     """Run ``python -m module args`` and parse the JSON document it prints last."""
-    out = RESULTS / f".{module.rsplit('.', 1)[-1]}-{'-'.join(a.strip('-') for a in args)}.json"
+    fd, name = tempfile.mkstemp(dir=RESULTS, prefix=f".{module.rsplit('.', 1)[-1]}-", suffix=".json")
+    os.close(fd)
+    out = Path(name)  # not named after the arguments: a path among them (--map-out) is no file name
     cmd = [sys.executable, "-m", module, *args]
     if module.endswith("block_chain"):
         cmd += ["--json", str(out)]
@@ -48,6 +52,7 @@ def child(module: str, *args: str) -> dict | list:
         data = json.loads(out.read_text())
         out.unlink()
         return data
+    out.unlink()
     res = subprocess.run(cmd, check=True, cwd=REPO, capture_output=True, text=True)
     text = res.stdout[res.stdout.rindex("\n[") + 1:] if "\n[" in res.stdout else res.stdout
     return json.loads(text)
