@@ -32,7 +32,8 @@ def test_native_grid_covers_the_block_with_a_margin_on_the_60_m_lattice():
 
 def test_utm_zones_north_and_south():
     assert utm_crs(-177.0, 10.0) == "EPSG:32601" and utm_crs(21.5, -24.0) == "EPSG:32734"
-    assert utm_crs(180.0, 0.0) == "EPSG:32660"
+    assert utm_crs(180.0, 0.0) == "EPSG:32601"  # 180 E is 180 W, where zone 1 starts
+    assert utm_crs(5.0, 60.0) == "EPSG:32632"  # the Norway exception, as the Sentinel-2 tiles there
 
 
 def _smooth(shape, seed=0):

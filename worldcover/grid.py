@@ -312,10 +312,31 @@ NATIVE_ALIGN_M = 60
 NATIVE_RESOLUTION_M = 10
 
 
+def utm_zone(lon: float, lat: float) -> int:
+    """UTM zone number, with the Norway (32V) and Svalbard (31X..37X) exceptions."""
+    lon = ((lon + 180.0) % 360.0) - 180.0
+    zone = int((lon + 180.0) // 6) + 1
+    if 56.0 <= lat < 64.0 and 3.0 <= lon < 12.0:
+        zone = 32
+    if 72.0 <= lat < 84.0:
+        if 0.0 <= lon < 9.0:
+            zone = 31
+        elif 9.0 <= lon < 21.0:
+            zone = 33
+        elif 21.0 <= lon < 33.0:
+            zone = 35
+        elif 33.0 <= lon < 42.0:
+            zone = 37
+    return min(max(zone, 1), 60)
+
+
+def utm_epsg(zone: int, north: bool) -> int:
+    return (32600 if north else 32700) + zone
+
+
 def utm_crs(lon: float, lat: float) -> str:
-    """The UTM zone (WGS 84, EPSG:326xx north / 327xx south) of a point, without the Norway exceptions."""
-    zone = min(int((lon + 180) // 6) + 1, 60)
-    return f"EPSG:{32600 + zone if lat >= 0 else 32700 + zone}"
+    """The UTM CRS (WGS 84, EPSG:326xx north / 327xx south) of a point's zone, as the Sentinel-2 tiles use it."""
+    return f"EPSG:{utm_epsg(utm_zone(lon, lat), lat >= 0)}"
 
 
 def native_geobox(block: Block, crs: str | None = None, resolution: float = NATIVE_RESOLUTION_M,

@@ -19,7 +19,7 @@ from affine import Affine
 from odc.geo.geobox import GeoBox
 from pyproj import Transformer
 
-from worldcover.grid import Block
+from worldcover.grid import Block, utm_epsg, utm_zone  # noqa: F401 (this module's API too)
 
 # Latitude bands C..X of 8 degrees from 80 S (X spans 72..84 N).
 _BANDS = "CDEFGHJKLMNPQRSTUVWX"
@@ -31,32 +31,11 @@ GRID_SNAP_M = 60  # pixel edges on multiples of 60 m, like real S2 tiles
 DEFAULT_MARGIN_M = 120  # beyond the block bbox, so resampling to the block grid has neighbours
 
 
-def utm_zone(lon: float, lat: float) -> int:
-    """UTM zone number, with the Norway (32V) and Svalbard (31X..37X) exceptions."""
-    lon = ((lon + 180.0) % 360.0) - 180.0
-    zone = int((lon + 180.0) // 6) + 1
-    if 56.0 <= lat < 64.0 and 3.0 <= lon < 12.0:
-        zone = 32
-    if 72.0 <= lat < 84.0:
-        if 0.0 <= lon < 9.0:
-            zone = 31
-        elif 9.0 <= lon < 21.0:
-            zone = 33
-        elif 21.0 <= lon < 33.0:
-            zone = 35
-        elif 33.0 <= lon < 42.0:
-            zone = 37
-    return min(max(zone, 1), 60)
-
-
 def latitude_band(lat: float) -> str:
     """MGRS latitude band letter (C..X); clamps to the UTM domain 80 S..84 N."""
     lat = min(max(lat, -80.0), 83.999)
     return _BANDS[min(int((lat + 80.0) // 8), len(_BANDS) - 1)]
 
-
-def utm_epsg(zone: int, north: bool) -> int:
-    return (32600 if north else 32700) + zone
 
 
 def square_letters(zone: int, easting: float, northing: float) -> str:
