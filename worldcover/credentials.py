@@ -7,9 +7,12 @@ what we do not control: third-party log records (``requests_oauthlib`` logs
 the OAuth client secret at DEBUG level), exception messages that echo a
 server's reply, and error text we store (``FAILED.json``) or print.
 
-:func:`install` (done on ``import worldcover``) wraps the logging record
-factory so that every log record created in the process has the values of
-these variables, and of any :func:`register`-ed secret, replaced by ``***``.
+:func:`install` wraps the logging record factory so that every log record
+created in the process has the values of these variables, and of any
+:func:`register`-ed secret, replaced by ``***``. The processes' entry points
+call it (the command line, the demo, a dask worker's step, an Argo pod's
+runner entrypoint); ``import worldcover`` alone changes no process-wide state,
+and a script opts in with ``worldcover.install_log_redaction()``.
 """
 
 from __future__ import annotations

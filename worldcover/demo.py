@@ -193,6 +193,9 @@ def run(out, n_tiles: int = 3, n_blocks: int = 2, year: int = DEMO_YEAR, seed: i
 
 
 def main(argv: list[str] | None = None) -> None:
+    from worldcover.credentials import install as install_log_redaction
+
+    install_log_redaction()  # the demo's process logs like the CLI's: secrets redacted
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="demo-output", help="output folder or s3:// prefix (replaced)")
     parser.add_argument("--tiles", type=int, default=3, help="number of 1pct tiles")

@@ -15,8 +15,13 @@ import typer
 import typer.exceptions
 from typer.core import TyperGroup
 
+from worldcover.credentials import install as install_log_redaction
 from worldcover.credentials import redact
 from worldcover.errors import WorldCoverError
+
+# The command line owns its process's logging: no secret value reaches a log record, whoever logs it
+# (requests_oauthlib logs the Sentinel Hub client secret at DEBUG). A library import changes nothing.
+install_log_redaction()
 
 
 DEBUG_ENV = "WORLDCOVER_DEBUG"

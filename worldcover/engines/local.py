@@ -18,6 +18,7 @@ from worldcover import storage
 from worldcover.campaign.calls import StepCall, phases, step_calls
 from worldcover.campaign.plan import CampaignPlan
 from worldcover.cog import remove_temps
+from worldcover.credentials import install as install_log_redaction
 from worldcover.credentials import redact
 from worldcover.errors import WorldCoverError
 
@@ -61,6 +62,7 @@ def run_step(call_json: str, retries: int = 2, backoff_s: float = 1.0) -> dict:
     Errors we raise on purpose (bad input, unusable data) are not retried:
     trying again cannot fix them.
     """
+    install_log_redaction()  # a dask worker's process: its third-party log records are redacted too
     spec = json.loads(call_json)
     call = StepCall(spec["function"], tuple(sorted(spec["kwargs"].items())))
     t0 = time.perf_counter()

@@ -22,11 +22,15 @@ import typing
 from pathlib import Path
 from typing import Any, Callable
 
+from worldcover.credentials import install as _install_log_redaction
+
 STEPS_MODULE = "worldcover.campaign.steps"
 OUTPUTS_DIR_ENV = "WORLDCOVER_OUTPUTS_DIR"
 DEFAULT_OUTPUTS_DIR = "/tmp/outputs"
 #: result keys written as output-parameter files (name -> file name)
 OUTPUT_FILES = {"pixels": "pixels"}
+
+_install_log_redaction()  # the pod's process: no secret value reaches a log record, whoever logs it
 
 
 def _steps():
