@@ -46,6 +46,7 @@ _API: dict[str, str] = {
     "stage_tiles": "worldcover.stages:stage_tiles",
     "stages_summary": "worldcover.stages:summary",
     "latitude_zone": "worldcover.stages:latitude_zone",
+    "stratum": "worldcover.stages:stratum",
     "continent": "worldcover.stages:continent",
     # the legend and plotting helpers
     "LEGEND": "worldcover.legend:CLASSES",
@@ -147,7 +148,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from worldcover.sim.writer import generate as simulate_archive
     from worldcover.sources.local_api import LocalStacApi
     from worldcover.sources.stac import BlockInputs, StacSource
-    from worldcover.stages import continent, latitude_zone, stage_tiles
+    from worldcover.stages import continent, latitude_zone, stage_tiles, stratum
     from worldcover.stages import summary as stages_summary
     from worldcover.tile.run import (
         ChainParams, chain_features, classify_block, feature_config_of, load_block, open_source, run_tile,

@@ -42,6 +42,7 @@ def check_stage(stage: str) -> str:
 
 
 def latitude_zone(lat: float) -> str:
+    """The latitude zone (a stratum of the stages) a latitude falls in."""
     for name, lo, hi in ZONES:
         if lo <= lat < hi or (hi == 90.0 and lat == 90.0):
             return name
@@ -85,6 +86,7 @@ class Stratum:
 
 
 def stratum(tile: Tile) -> Stratum:
+    """The tile's stratum for stage sampling: latitude zone and continent of its centre."""
     lon, lat = tile.center
     return Stratum(latitude_zone(lat), continent(lon, lat))
 
