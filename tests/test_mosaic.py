@@ -296,12 +296,18 @@ def test_area_tables_by_stage_and_continent(built):
     assert groups[("all", "Africa")]["tiles"] == 2 and groups[("all", "Europe")]["tiles"] == 2
     assert groups[("all", "Europe")]["area_km2"]["10"] > tiles[ONE_CLASS]["area_km2"]["10"] > 0
     assert summary["area_km2"] == groups[("all", "all")]["area_km2"]
-    # the CSV holds the same numbers: one row per group and class
+    # the CSV holds the same numbers: one row per class for each group, groups holding the same tiles
+    # (here every tile is outside the land stages or in all of them) merged into one row naming their stages
     rows = list(csv.DictReader(paths.areas_csv.open()))
-    assert len(rows) == len(groups) * len(CLASSES)
+    covered = [(stage, row["continent"], row["code"]) for row in rows for stage in row["stages"].split()]
+    assert sorted(covered) == sorted((s, c, str(code)) for s, c in groups for code in CODES)  # each once
+    assert len(rows) < len(groups) * len(CLASSES)  # identical rows are not repeated per stage
+    assert len({tuple(r.values()) for r in rows}) == len(rows)
     for row in rows:
-        group = groups[(row["stage"], row["continent"])]
-        assert float(row["area_km2"]) == pytest.approx(group["area_km2"][row["code"]], abs=1e-6)
+        for stage in row["stages"].split():
+            group = groups[(stage, row["continent"])]
+            assert float(row["area_km2"]) == pytest.approx(group["area_km2"][row["code"]], abs=1e-6)
+            assert int(row["tiles"]) == group["tiles"]
 
 
 def test_pixel_areas_shrink_with_latitude(tmp_path):

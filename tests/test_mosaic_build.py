@@ -237,9 +237,15 @@ def test_cli_build_and_bad_input(tmp_path):
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
         assert "Traceback" not in result.output
-    ok = runner.invoke(app, ["build", "--campaign", str(tmp_path / "c"), "--year", "2021", "--quiet"])
+    ok = runner.invoke(app, ["build", "--campaign", str(tmp_path / "c"), "--year", "2021", "--quiet", "--json"])
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout)["computed"] == ["N42E009"]
+    # without --json: a short summary for people, not the JSON
+    again = runner.invoke(app, ["build", "--campaign", str(tmp_path / "c"), "--year", "2021", "--quiet"])
+    assert again.exit_code == 0, again.output
+    text = again.stderr
+    assert "Mosaic 2021" in text and "up-to-date" in text and "1 finished" in text and "km² mapped" in text
+    assert "{" not in text and len(text.splitlines()) < 40
 
 
 def test_cli_group_mounts_under_the_main_command(tmp_path):

@@ -143,7 +143,7 @@ def test_campaign_on_s3_equals_local_disk(small_api, small_archive, s3_bucket, t
     # the CLI on that root: mosaic build is up to date, validate report reads the mosaic from S3
     from tests.conftest import run_cli
 
-    code, out, err = run_cli("mosaic", "build", "--campaign", root, "--quiet")
+    code, out, err = run_cli("mosaic", "build", "--campaign", root, "--quiet", "--json")
     assert code == 0, err
     assert json.loads(out)["status"] == "up-to-date"
     vrt = str(MosaicPaths(root, YEAR).vrt)

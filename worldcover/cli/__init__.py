@@ -60,6 +60,27 @@ class _FriendlyErrors(TyperGroup):
             raise typer.Exit(1) from None
 
 
+def _flags_without_type() -> None:
+    """Show boolean flags bare in ``--help`` (``--force``), not as ``--force <bool>``.
+
+    typer >= 0.2x prints every option's type in its rich help, flags included, although a flag
+    takes no value; a flag's type column is left empty here, for every command of the CLI.
+    """
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "_worldcover_flags", False):
+        return
+
+    def display_type_rich(self, ctx):  # type: ignore[no-untyped-def]
+        return None if self.is_flag and self.is_bool_flag else shown(self, ctx)
+
+    display_type_rich._worldcover_flags = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_without_type()
+
 app = typer.Typer(
     cls=_FriendlyErrors,
     no_args_is_help=True,

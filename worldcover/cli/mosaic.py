@@ -29,11 +29,12 @@ def build(
     workers: int = typer.Option(1, "--workers", min=1, help="Processes computing tile pieces in parallel."),
     no_validate: bool = typer.Option(False, "--no-validate", help="Skip the offline STAC validation."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr."),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole summary as JSON on stdout (for machines)."),
 ) -> None:
     """Build or update the mosaic: VRT, 100 m / 1 km / 10 km COGs, areas, quicklook, STAC.
 
     Only tiles that are new or changed since the last build are read again; with
-    nothing changed, nothing is recomputed. Prints a JSON summary on stdout.
+    nothing changed, nothing is recomputed. Prints a short summary (--json: all of it, on stdout).
     """
     from worldcover import storage
     from worldcover.errors import InputError
@@ -54,5 +55,11 @@ def build(
         storage.makedirs(storage.path(out))
     log = None if quiet else (lambda msg: console.print(msg, highlight=False))
     with storage.lock(root):  # never beside a running campaign or another build on this root
-        echo_json(build_mosaic(root, year, maps=maps, force=force, workers=workers, validate=not no_validate,
-                               log=log))
+        summary = build_mosaic(root, year, maps=maps, force=force, workers=workers, validate=not no_validate,
+                               log=log)
+    if as_json:
+        echo_json(summary)
+    else:
+        from worldcover.mosaic.build import summary_table
+
+        console.print(summary_table(summary))

@@ -71,14 +71,36 @@ def area_groups(records: dict[str, dict], stages_of: dict[str, list[str]]) -> li
     return out
 
 
+def merge_identical_stages(groups: list[dict]) -> list[dict]:
+    """Groups of the same continent whose tiles are the same merged into one, ``stages`` listing them all.
+
+    Stages are nested (1pct ⊂ 10pct ⊂ 100pct ⊂ all), so within a continent two of
+    them hold the same tiles exactly when they hold as many with the same areas;
+    a pilot of 1pct tiles would otherwise repeat each row four times. Stages come
+    smallest first, ``all`` last."""
+    order = {name: i for i, name in enumerate((*STAGES, ALL))}
+    merged: dict[tuple, dict] = {}
+    for g in sorted(groups, key=lambda g: order[g["stage"]]):
+        key = (g["continent"], g["tiles"], tuple(sorted(g["area_km2"].items())))
+        if key in merged:
+            merged[key]["stages"].append(g["stage"])
+        else:
+            merged[key] = {**g, "stages": [g["stage"]]}
+    return list(merged.values())
+
+
 def areas_csv(groups: list[dict]) -> str:
-    """One row per (stage, continent, class): stage, continent, tiles, code, class, area_km2."""
+    """One row per (stages, continent, class): stages, continent, tiles, code, class, area_km2.
+
+    ``stages`` names every stage the row holds for, space-separated (``1pct 10pct 100pct all``
+    when the mapped tiles are all in 1pct): identical rows are not repeated per stage."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["stage", "continent", "tiles", "code", "class", "area_km2"])
-    for g in groups:
+    w.writerow(["stages", "continent", "tiles", "code", "class", "area_km2"])
+    for g in merge_identical_stages(groups):
         for c in CLASSES:
-            w.writerow([g["stage"], g["continent"], g["tiles"], c.code, c.name, f"{g['area_km2'][str(c.code)]:.6f}"])
+            w.writerow([" ".join(g["stages"]), g["continent"], g["tiles"], c.code, c.name,
+                        f"{g['area_km2'][str(c.code)]:.6f}"])
     return buf.getvalue()
 
 

@@ -265,12 +265,20 @@ def write_map_vrt(paths: MosaicPaths, records: dict[str, dict], extent: tuple[in
                      overviews=[paths.level(lv) for lv in LEVELS], description="land cover class (10 m)")
 
 
+def collection_id(plan: CampaignPlan | None, year: int) -> str:
+    """``worldcover-<campaign>-<year>``, the year left out when the campaign's name already holds it
+    (``wc-1pct-2021`` gives ``worldcover-wc-1pct-2021``, not ``...-2021-2021``)."""
+    if plan is None:
+        return f"worldcover-{year}"
+    return f"worldcover-{plan.name}" if str(year) in plan.name.split("-") else f"worldcover-{plan.name}-{year}"
+
+
 def write_stac(paths: MosaicPaths, plan: CampaignPlan | None, sources: dict[str, TileSource],
                checksums: dict[str, str], extent: tuple[int, int, int, int], validate: bool = True) -> dict:
     """Items for the tiles and the collection with the mosaic assets, each validated offline before it is
     written (one item at a time: memory does not grow with the tiles); items of tiles no longer in the
     mosaic are removed."""
-    cid = f"worldcover-{plan.name}-{paths.year}" if plan else f"worldcover-{paths.year}"
+    cid = collection_id(plan, paths.year)
     validator = mstac.OfflineValidator() if validate else None
     validated: set[str] = set()
     not_vendored: set[str] = set()
@@ -414,3 +422,52 @@ def build_mosaic(
     atomic_write_text(paths.manifest, json.dumps({"key": key, "sizes": sizes, "summary": summary}, indent=1))
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     return summary
+
+
+# --- summary for people ------------------------------------------------------------------
+
+
+def summary_table(summary: dict, top: int = 5):
+    """A short rich table of a build summary (what ``mosaic build`` prints instead of its JSON):
+    tiles, extent, the largest classes, outputs and the STAC check; ``--json`` gives the whole summary."""
+    from rich.table import Table
+
+    from worldcover.legend import BY_CODE
+
+    campaign = summary.get("campaign")
+    stage = summary.get("campaign_stage")
+    title = f"Mosaic {summary['year']}" + (f" of campaign {campaign}" if campaign else "") + \
+        (f" (stage {stage})" if stage else "")
+    status = summary.get("status", "")
+    if "seconds" in summary:
+        status += f" in {summary['seconds']:.1f} s"
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    computed, pending = summary.get("computed", []), summary.get("pending", [])
+    reused = summary["tiles"] - len(computed)
+    tiles = f"{summary['tiles']} finished ({len(computed)} read, {reused} from the cache)"
+    if pending:
+        tiles += f"; {len(pending)} of the campaign's tiles not finished"
+    west, south, east, north = summary.get("extent", [0, 0, 0, 0])
+    areas = {int(k): v for k, v in summary.get("area_km2", {}).items()}
+    total = sum(areas.values())
+    largest = sorted(((v, k) for k, v in areas.items() if v > 0), reverse=True)[:top]
+    area_text = f"{total:,.1f} km² mapped" + "".join(
+        f"\n{BY_CODE[k].name} {v:,.1f} km² ({100 * v / total:.0f} %)" for v, k in largest if k in BY_CODE)
+    stac = summary.get("stac", {})
+    stac_text = f"{stac.get('collection_id', '?')}: {stac.get('items', 0)} items"
+    if stac.get("validated"):
+        stac_text += f", valid against {len(stac.get('validated_against', []))} schemas"
+    if stac.get("not_vendored"):
+        stac_text += f" ({len(stac['not_vendored'])} extension schemas not held offline: not checked)"
+    outputs = summary.get("outputs", {})
+    out_text = summary.get("mosaic_dir", "")
+    for key in ("vrt", "quicklook", "areas_csv", "collection"):
+        if key in outputs:
+            out_text += f"\n{key}: {outputs[key]}"
+    for k, v in (("status", status), ("tiles", tiles),
+                 ("extent", f"lon {west}..{east}, lat {south}..{north}"), ("area", area_text),
+                 ("STAC", stac_text), ("outputs", out_text)):
+        table.add_row(k, v)
+    return table

@@ -235,6 +235,25 @@ def year_interval(year: int) -> tuple[datetime, datetime]:
     return (datetime(year, 1, 1, tzinfo=timezone.utc), datetime(year, 12, 31, 23, 59, 59, tzinfo=timezone.utc))
 
 
+def _extension_name(uri: str) -> str | None:
+    """'classification' for https://stac-extensions.github.io/classification/v1.1.0/schema.json; None otherwise."""
+    prefix = "https://stac-extensions.github.io/"
+    return uri[len(prefix):].split("/", 1)[0] if uri.startswith(prefix) else None
+
+
+def declared_extensions(existing: list[str]) -> list[str]:
+    """``existing`` with ours added, each of our extensions at our version only.
+
+    pystac's migration rewrites an item's extension URIs to the versions it knows
+    (classification v1.1.0 becomes v2.0.0), so a tile item that declares v1.1.0
+    would come out declaring both; the fields we write follow our version, whose
+    schema we hold, and that is the one declared."""
+    ours = {PROJECTION, RASTER, CLASSIFICATION, FILE}
+    names = {_extension_name(u) for u in ours}
+    kept = {u for u in existing if _extension_name(u) not in names}
+    return sorted(kept | ours)
+
+
 def tile_item(paths: TilePaths | MapFile, items_dir: Path, collection_id: str, map_checksum: str) -> dict:
     """The collection's item for one tile: the tile's own item, re-homed and extended.
 
@@ -251,7 +270,6 @@ def tile_item(paths: TilePaths | MapFile, items_dir: Path, collection_id: str, m
     item = pystac.Item.from_dict(src, preserve_dict=True, migrate=True)
     item.clear_links()
     item.collection_id = collection_id
-    exts = set(item.stac_extensions) | {PROJECTION, RASTER, CLASSIFICATION, FILE}
     for key, asset in item.assets.items():
         local = paths.dir / asset.href.rsplit("/", 1)[-1]
         asset.href = _rel(local, items_dir)
@@ -263,7 +281,7 @@ def tile_item(paths: TilePaths | MapFile, items_dir: Path, collection_id: str, m
             asset.extra_fields.setdefault("file:checksum", map_checksum)
         if "file:checksum" not in asset.extra_fields:
             asset.extra_fields.update(file_fields(local))
-    item.stac_extensions = sorted(exts)
+    item.stac_extensions = declared_extensions(item.stac_extensions)
     d = item.to_dict(include_self_link=False, transform_hrefs=False)
     d["links"] = [
         {"rel": "root", "href": "../collection.json", "type": "application/json"},

@@ -58,6 +58,20 @@ def free_port(host: str = LOOPBACK) -> int:
         return s.getsockname()[1]
 
 
+def check_port_free(host: str, port: int) -> int:
+    """Refuse a port something already listens on: rustac would fail to bind, and the old server
+    would answer our readiness probe in its place (serving another archive)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # SO_REUSEADDR as the server sets it: connections in TIME_WAIT do not count, a listener does
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            raise InputError(f"port {port} on {host} is in use (another server is listening there): "
+                             "stop it, pick another --port, or pass --port 0 for a free one") from None
+    return port
+
+
 def _check_loopback(host: str) -> str:
     if not host.startswith("127.") and host not in ("localhost", "::1"):
         raise InputError(f"invalid host {host!r}: the local STAC API only binds to loopback (127.0.0.0/8)")
@@ -77,7 +91,7 @@ class LocalStacApi:
         self._fetched: tempfile.TemporaryDirectory | None = None
         self.archive = Path(archive) if not storage.is_remote(archive) else Path()
         self.host = _check_loopback(host)
-        self.port = port or free_port(self.host)
+        self.port = check_port_free(self.host, port) if port else free_port(self.host)
         self.startup_timeout = startup_timeout
         self._proc: subprocess.Popen | None = None
         self._log: Path | None = None
@@ -109,7 +123,9 @@ class LocalStacApi:
                 raise DataError(f"rustac serve exited with code {self._proc.returncode}: {tail.strip()}")
             try:
                 with urllib.request.urlopen(self.url + "/", timeout=2) as resp:
-                    if resp.status == 200 and json.load(resp).get("type") == "Catalog":
+                    # the answer counts only while our server runs: another one may hold the port
+                    if resp.status == 200 and json.load(resp).get("type") == "Catalog" \
+                            and self._proc is not None and self._proc.poll() is None:
                         return
             except (urllib.error.URLError, ConnectionError, OSError, ValueError):
                 pass
