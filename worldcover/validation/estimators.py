@@ -34,16 +34,35 @@ def _json_number(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
+INTERVALS = ("wilson", "normal")
+
+
 @dataclass(frozen=True)
 class Estimate:
-    """One estimate with its standard error; the 95 % CI is estimate +- 1.96 se."""
+    """One estimate with its standard error; the normal 95 % CI is estimate +- 1.96 se.
+
+    ``n_units`` is the number of sample units (or clusters) behind the estimate, which
+    :meth:`ci95` needs for a Wilson interval where the standard error is zero.
+    """
 
     estimate: float
     se: float
+    n_units: float = math.nan
 
     @property
     def ci95_halfwidth(self) -> float:
         return Z95 * self.se
+
+    def ci95(self, method: str = "wilson") -> tuple[float, float]:
+        """95 % interval of a proportion: ``wilson`` (never zero width) or ``normal`` (clipped to [0, 1])."""
+        if method == "normal":
+            if not math.isfinite(self.estimate):
+                return (math.nan, math.nan)
+            half = self.ci95_halfwidth if math.isfinite(self.se) else math.nan
+            return (max(0.0, self.estimate - half), min(1.0, self.estimate + half))
+        if method != "wilson":
+            raise InputError(f"interval {method!r}: expected one of {', '.join(INTERVALS)}")
+        return wilson(self.estimate, effective_n(self))
 
     def to_dict(self) -> dict[str, float | None]:
         return {
@@ -51,6 +70,32 @@ class Estimate:
             "se": _json_number(self.se),
             "ci95_halfwidth": _json_number(self.ci95_halfwidth),
         }
+
+
+def effective_n(e: Estimate) -> float:
+    """Effective sample size of a design-based proportion: p(1-p)/SE^2, at most the units behind it.
+
+    The design effect is truncated at 1 (Korn & Graubard 1998), and where p is 0 or 1, or the
+    SE is 0, the number of units itself is used: a stratified sample gives no variance there,
+    yet n units all agreeing do not prove 100 %.
+    """
+    p, se, n = e.estimate, e.se, e.n_units
+    if not math.isfinite(p):
+        return math.nan
+    if 0.0 < p < 1.0 and math.isfinite(se) and se > 0:
+        n_eff = p * (1 - p) / se**2
+        return min(n_eff, n) if math.isfinite(n) else n_eff
+    return n
+
+
+def wilson(p: float, n: float, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a proportion p from n (effective) units; NaNs when undefined."""
+    if not (math.isfinite(p) and math.isfinite(n)) or n <= 0:
+        return (math.nan, math.nan)
+    z2n = z * z / n
+    centre = (p + z2n / 2) / (1 + z2n)
+    half = z / (1 + z2n) * math.sqrt(max(0.0, p * (1 - p) / n) + z * z / (4 * n * n))
+    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 @dataclass(frozen=True)
@@ -174,11 +219,12 @@ def olofsson(
         var_p_ref = (w[:, None] ** 2 * cell_var).sum(axis=0)  # eq. 10 squared
     se_p_ref = np.sqrt(var_p_ref)
 
+    n_ref = n.sum(axis=0)
     per_class = tuple(
         ClassEstimates(
-            users_accuracy=Estimate(float(users[k]), float(np.sqrt(var_users[k]))),
-            producers_accuracy=Estimate(float(producers[k]), float(np.sqrt(var_producers[k]))),
-            area_proportion=Estimate(float(p_ref[k]), float(se_p_ref[k])),
+            users_accuracy=Estimate(float(users[k]), float(np.sqrt(var_users[k])), float(n_i[k])),
+            producers_accuracy=Estimate(float(producers[k]), float(np.sqrt(var_producers[k])), float(n_ref[k])),
+            area_proportion=Estimate(float(p_ref[k]), float(se_p_ref[k]), float(n.sum())),
             area_ha=Estimate(float(total * p_ref[k]), float(total * se_p_ref[k])),  # eqs. 8-11: A x p, A x S(p)
         )
         for k in range(len(names))
@@ -186,7 +232,7 @@ def olofsson(
     return AccuracyResult(
         classes=names,
         n=int(n.sum()),
-        overall_accuracy=Estimate(overall, math.sqrt(var_overall)),
+        overall_accuracy=Estimate(overall, math.sqrt(var_overall), float(n.sum())),
         per_class=per_class,
         error_matrix=p,
         counts=n.astype(np.int64),
@@ -268,6 +314,38 @@ def _design(
     return _Design(h=h, size=size, n_h=n_h, fpc=fpc)
 
 
+def _indicators(
+    map_class: Sequence[Hashable], ref_class: Sequence[Hashable], classes: Sequence[Hashable] | None,
+    domain: Sequence[bool] | np.ndarray | None, n: int,
+) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
+    """Classes and per-unit indicators: in domain (n,), mapped as class k and labelled k (n, q)."""
+    m = np.asarray(list(map_class), dtype=object)
+    r = np.asarray(list(ref_class), dtype=object)
+    if not (len(m) == len(r) == n) or n == 0:
+        raise InputError("sample: expected the same positive number of strata, map and reference labels")
+    d = np.ones(n, dtype=bool) if domain is None else np.asarray(domain, dtype=bool)
+    if d.shape != (n,):
+        raise InputError("domain: expected one flag per sample unit")
+    if classes is None:
+        classes = sorted(set(m.tolist()) | set(r.tolist()), key=lambda c: (str(type(c)), c))
+    cls = list(classes)
+    in_map = (m[:, None] == np.asarray(cls, dtype=object)[None, :]) & d[:, None]  # (n, q)
+    in_ref = (r[:, None] == np.asarray(cls, dtype=object)[None, :]) & d[:, None]
+    return cls, d, in_map, in_ref
+
+
+def _clusters(clusters: Sequence[Hashable], strata: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster index of every element and the stratum of every cluster (one stratum per cluster)."""
+    keys, index = np.unique(np.asarray([str(c) for c in clusters]), return_inverse=True)
+    first = np.zeros(len(keys), dtype=np.int64)
+    first[index[::-1]] = np.arange(len(index))[::-1]  # first element of each cluster
+    of_cluster = strata[first]
+    if (of_cluster[index] != strata).any():
+        bad = keys[index[of_cluster[index] != strata][0]]
+        raise InputError(f"cluster {bad}: its elements carry different strata; expected one stratum per PSU")
+    return index, of_cluster
+
+
 def stehman(
     strata: Sequence[Hashable],
     map_class: Sequence[Hashable],
@@ -278,6 +356,8 @@ def stehman(
     stratum_units: Mapping[Hashable, float] | None = None,
     domain: Sequence[bool] | np.ndarray | None = None,
     names: Sequence[str] | None = None,
+    clusters: Sequence[Hashable] | None = None,
+    elements_per_cluster: int = 100,
 ) -> AccuracyResult:
     """Stratified estimators for strata that differ from the map classes (Stehman 2014).
 
@@ -287,53 +367,101 @@ def stehman(
     population units, turns on the finite-population correction (1 - n_h/N_h).
     ``domain`` restricts every parameter to a subpopulation (ratio estimators with the
     domain indicator in the denominator); ``area_ha`` is then the class area inside it.
+
+    ``clusters`` (one id per entry) makes it one-stage stratified cluster sampling: the
+    entries are the labelled elements (10 m sub-pixels) of primary units (100 m PSUs)
+    drawn at random within strata, ``stratum_size`` is the strata's PSU area. Every
+    parameter is then a combined ratio of PSU totals y_u / x_u (y_u: share of the PSU's
+    ``elements_per_cluster`` elements that agree, are mapped k, ...; x_u: its share in the
+    population), and the variances are those of the ratio estimator with the PSU as the
+    unit: sum_h A_h^2 s^2(y_u - R x_u) / n_h / X^2 (Stehman 2014, section 3.5; Cochran 1977, 6.9).
     """
     s = np.asarray(list(strata), dtype=object)
-    m = np.asarray(list(map_class), dtype=object)
-    r = np.asarray(list(ref_class), dtype=object)
-    if not (len(s) == len(m) == len(r)) or len(s) == 0:
-        raise InputError("sample: expected the same positive number of strata, map and reference labels")
-    d = np.ones(len(s), dtype=bool) if domain is None else np.asarray(domain, dtype=bool)
-    if d.shape != s.shape:
-        raise InputError("domain: expected one flag per sample unit")
-    design = _design(s, stratum_size, stratum_units)
-    if classes is None:
-        classes = sorted(set(m.tolist()) | set(r.tolist()), key=lambda c: (str(type(c)), c))
-    cls = list(classes)
+    cls, d, in_map, in_ref = _indicators(map_class, ref_class, classes, domain, len(s))
     q = len(cls)
-    in_map = (m[:, None] == np.asarray(cls, dtype=object)[None, :]) & d[:, None]  # (n, q)
-    in_ref = (r[:, None] == np.asarray(cls, dtype=object)[None, :]) & d[:, None]
-    one = d[:, None].astype(float)
-    diag = (in_map & in_ref).astype(float)
     cells = (in_map[:, :, None] & in_ref[:, None, :]).reshape(len(s), q * q).astype(float)
+    counts = cells.sum(axis=0).reshape(q, q).astype(np.int64)
+    diag = (in_map & in_ref).astype(float)
+    one = d[:, None].astype(float)
+    in_map_f, in_ref_f = in_map.astype(float), in_ref.astype(float)
+    if clusters is not None:
+        if len(clusters) != len(s):
+            raise InputError("clusters: expected one PSU id per sample unit")
+        index, s = _clusters(clusters, s)
+
+        def agg(v: np.ndarray) -> np.ndarray:  # element indicators -> PSU shares
+            out = np.zeros((len(s), v.shape[1]))
+            np.add.at(out, index, v)
+            return out / elements_per_cluster
+
+        diag, one, in_map_f, in_ref_f, cells = map(agg, (diag, one, in_map_f, in_ref_f, cells))
+    design = _design(s, stratum_size, stratum_units)
 
     oa, v_oa = design.ratio(diag.sum(axis=1, keepdims=True), one)  # eq. 12 in ratio form
-    ua, v_ua = design.ratio(diag, in_map.astype(float))  # eqs. 18-19
-    pa, v_pa = design.ratio(diag, in_ref.astype(float))  # eqs. 22-23
-    prop, v_prop = design.ratio(in_ref.astype(float), np.repeat(one, q, axis=1))  # eq. 14, in the domain
-    area, v_area = design.total(in_ref.astype(float))  # class area (total) in the domain
+    ua, v_ua = design.ratio(diag, in_map_f)  # eqs. 18-19
+    pa, v_pa = design.ratio(diag, in_ref_f)  # eqs. 22-23
+    prop, v_prop = design.ratio(in_ref_f, np.repeat(one, q, axis=1))  # eq. 14, in the domain
+    area, v_area = design.total(in_ref_f)  # class area (total) in the domain
     pij, _ = design.ratio(cells, np.repeat(one, q * q, axis=1))  # eq. 16
+    units = lambda v: (v > 0).sum(axis=0).astype(float)  # noqa: E731 -- units (PSUs) behind a ratio
+    n_map, n_ref, n_all = units(in_map_f), units(in_ref_f), float(units(one)[0])
 
     per_class = tuple(
         ClassEstimates(
-            users_accuracy=Estimate(float(ua[k]), float(np.sqrt(v_ua[k]))),
-            producers_accuracy=Estimate(float(pa[k]), float(np.sqrt(v_pa[k]))),
-            area_proportion=Estimate(float(prop[k]), float(np.sqrt(v_prop[k]))),
+            users_accuracy=Estimate(float(ua[k]), float(np.sqrt(v_ua[k])), n_map[k]),
+            producers_accuracy=Estimate(float(pa[k]), float(np.sqrt(v_pa[k])), n_ref[k]),
+            area_proportion=Estimate(float(prop[k]), float(np.sqrt(v_prop[k])), n_all),
             area_ha=Estimate(float(area[k]), float(np.sqrt(v_area[k]))),
         )
         for k in range(q)
     )
-    counts = cells.sum(axis=0).reshape(q, q).astype(np.int64)
     return AccuracyResult(
         classes=tuple(str(c) for c in (names if names is not None else cls)),
         n=int(d.sum()),
-        overall_accuracy=Estimate(float(oa[0]), float(np.sqrt(v_oa[0]))),
+        overall_accuracy=Estimate(float(oa[0]), float(np.sqrt(v_oa[0])), n_all),
         per_class=per_class,
         error_matrix=pij.reshape(q, q),
         counts=counts,
         mapped_area_ha=None,
-        method="stehman2014",
+        method="stehman2014" if clusters is None else "stehman2014-cluster",
     )
+
+
+def oa_difference(
+    strata: Sequence[Hashable],
+    map_a: Sequence[Hashable],
+    map_b: Sequence[Hashable],
+    ref_class: Sequence[Hashable],
+    stratum_size: Mapping[Hashable, float],
+    *,
+    domain: Sequence[bool] | np.ndarray | None = None,
+    clusters: Sequence[Hashable] | None = None,
+    elements_per_cluster: int = 100,
+) -> Estimate:
+    """OA(a) - OA(b) of two maps from one sample (paired), with its standard error.
+
+    Both accuracies are ratios with the same denominator, so their difference is the ratio
+    of the per-unit differences d_u = agree_a(u) - agree_b(u); its variance comes from the
+    residuals d_u - D x_u within strata, which keeps the covariance of the two maps (a
+    sample where both err at the same units gives a narrow interval). Normal 95 % interval.
+    """
+    s = np.asarray(list(strata), dtype=object)
+    a = np.asarray(list(map_a), dtype=object)
+    b = np.asarray(list(map_b), dtype=object)
+    r = np.asarray(list(ref_class), dtype=object)
+    if not (len(s) == len(a) == len(b) == len(r)) or len(s) == 0:
+        raise InputError("sample: expected the same positive number of strata, labels of both maps and references")
+    d = np.ones(len(s), dtype=bool) if domain is None else np.asarray(domain, dtype=bool)
+    diff = (((a == r).astype(float) - (b == r).astype(float)) * d)[:, None]
+    one = d[:, None].astype(float)
+    if clusters is not None:
+        index, s = _clusters(clusters, s)
+        agg = np.zeros((len(s), 2))
+        np.add.at(agg, index, np.hstack([diff, one]))
+        diff, one = agg[:, :1] / elements_per_cluster, agg[:, 1:] / elements_per_cluster
+    design = _design(s, stratum_size, None)
+    est, var = design.ratio(diff, one)
+    return Estimate(float(est[0]), float(np.sqrt(var[0])), float((one > 0).sum()))
 
 
 def counts_matrix(map_class: Sequence[Hashable], ref_class: Sequence[Hashable], classes: Sequence[Hashable]) -> np.ndarray:
