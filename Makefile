@@ -15,7 +15,7 @@ IMAGE      ?= localhost/worldcover:$(VERSION)
 IMAGE_BUILD_ARGS ?=
 
 # test-fast: the quick loop (no end-to-end runs, no image build), under 3 minutes
-.PHONY: demo test test-fast install bench argo lock image image-base clean
+.PHONY: demo test test-fast install web chromium bench argo lock image image-base clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,15 +25,31 @@ $(STAMP): $(BIN)/python pyproject.toml setup.py constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The web map's Leaflet (`worldcover mosaic serve`): from the npm registry, pinned by package-lock.json,
+# vendored into the ignored node_modules/ that the server serves (never a CDN).
+WEB     := worldcover/mosaic/web
+LEAFLET := $(WEB)/node_modules/leaflet/dist/leaflet.js
 
-demo: $(STAMP)
+$(LEAFLET): $(WEB)/package.json $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+web: $(LEAFLET)
+
+# Debian's Chromium for the web map's browser test (apt-get when missing); where it cannot be
+# installed the suite still runs and that test fails, saying why.
+chromium:
+	@scripts/setup-chromium.sh || echo "make: chromium set-up failed; tests/test_mosaic_serve.py will fail" >&2
+
+install: $(STAMP) $(LEAFLET)
+
+demo: $(STAMP) $(LEAFLET)
 	$(BIN)/python -m worldcover.demo --out $(or $(OUT),demo-output)
 
-test: $(STAMP)
+test: $(STAMP) $(LEAFLET) chromium
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(LEAFLET) chromium
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not live"
 
 bench: $(STAMP)

@@ -26,6 +26,9 @@ from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parents[1]
 SKIP = {"worldcover", "pip", "setuptools", "wheel"}
+# Dev/test dependencies pinned all the same: playwright's driver talks to the system Chromium
+# (scripts/setup-chromium.sh), so its version must not float with each fresh install.
+ALSO_PINNED = ["playwright"]
 HEADER = """\
 # Runtime dependencies of worldcover, pinned: the image (Containerfile), CI and
 # `make install` all install with `-c constraints.txt`, so they run the same versions.
@@ -69,7 +72,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(REPO / "constraints.txt"))
     args = ap.parse_args()
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    found = resolve(list(project["dependencies"]))
+    found = resolve(list(project["dependencies"]) + ALSO_PINNED)
     env = default_environment()
     lines = [HEADER.format(python=env["python_full_version"], platform=f"{env['sys_platform']} "
                            f"{env['platform_machine']}")]

@@ -63,3 +63,26 @@ def build(
         from worldcover.mosaic.build import summary_table
 
         console.print(summary_table(summary))
+
+
+@app.command("serve")
+def serve(
+    root: str = typer.Argument(..., help="Campaign or output root holding mosaic/YEAR/ (a folder or s3://bucket/prefix)."),
+    year: Optional[int] = typer.Option(None, "--year", help="Mosaic year (default: campaign.json's, or the only one)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback by default)."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port to listen on (0: any free port)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every request."),
+) -> None:
+    """Serve a web map of the mosaic: Map / Probability / InputQuality tiles, validation samples, tile outlines
+    and click-to-query (titiler over the VRT and overviews; Leaflet vendored by `make web`)."""
+    from worldcover.mosaic import serve as web
+
+    web.vendored_leaflet()  # before anything else: the page cannot work without it
+    site = web.load_site(root, year)
+    sock = web.bind(host, port)
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    console.print(f"web map of {site.root} ({site.year}, {len(site.tiles)} tiles"
+                  + (f", samples from {site.samples_file}" if site.samples_file else "")
+                  + f") at http://{shown}:{bound}/ (Ctrl-C to stop)", highlight=False, soft_wrap=True)
+    web.serve(site, sock, log_level="info" if verbose else "warning")
