@@ -144,27 +144,28 @@ def _staged_root(tmp_path, oa):
 def test_promotion_refused_below_the_bar(tmp_path):
     _staged_root(tmp_path, 0.70)
     with pytest.raises(PromotionRefused, match="70.0 %.*below the 75.0 % bar"):
-        promote(tmp_path, "1pct", "10pct")
-    rc, out, err = run_cli("campaign", "promote", "--from", "1pct", "--to", "10pct", "--out", str(tmp_path))
+        promote(tmp_path, "1pct", "10pct", source="planetary-computer")
+    rc, out, err = run_cli("campaign", "promote", "--from", "1pct", "--to", "10pct", "--out", str(tmp_path),
+                           "--source", "planetary-computer")
     assert rc == 2 and "below the 75.0 % bar" in err and "Traceback" not in err
     assert json.loads((tmp_path / "campaign.json").read_text())["stage"] == "1pct"  # untouched
 
 
 def test_promotion_reuses_finished_tiles(tmp_path):
     plan = _staged_root(tmp_path, 0.81)
-    p = promote(tmp_path, "1pct", "10pct")
+    p = promote(tmp_path, "1pct", "10pct", source="planetary-computer")
     assert p.plan.stage == "10pct" and p.plan.name == "wc-10pct-2021"
     assert set(plan.tiles) < set(p.plan.tiles)
     assert p.reused_tiles == ()  # nothing finished yet in this root
     assert len(p.new_tiles) == len(p.plan.tiles)
     with pytest.raises(InputError, match="larger stage"):
-        promote(tmp_path, "10pct", "1pct")
+        promote(tmp_path, "10pct", "1pct", source="planetary-computer")
 
 
 def test_promotion_needs_a_report(tmp_path):
     CampaignPlan.create("wc-1pct-2021", 2021, stage="1pct", out_root=str(tmp_path)).save(tmp_path / "campaign.json")
     with pytest.raises(PromotionRefused, match="no validation report"):
-        promote(tmp_path, "1pct", "10pct")
+        promote(tmp_path, "1pct", "10pct", source="planetary-computer")
 
 
 def test_cli_plan_json():

@@ -2,15 +2,46 @@
 
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 import typer
 from rich.table import Table
+from typer.core import TyperGroup
 
 from worldcover.cli._common import console, echo_json
 from worldcover.grid import parse_bbox
 
-app = typer.Typer(no_args_is_help=True)
+#: the hidden name of `campaign status ROOT` (a campaign root): `_CampaignGroup` routes to it
+ROOT_STATUS = "root-status"
+# options of `campaign status` that take a value, so that the value is not taken for the positional argument
+_VALUE_OPTIONS = {"--argo-server", "--namespace", "-n", "--token-file", "--interval"}
+
+
+def _names_a_root(args: list[str]) -> bool:
+    """Whether the positional argument of `campaign status` is a campaign root (a path or a URL: an Argo
+    workflow name never holds '/') rather than a workflow name."""
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in _VALUE_OPTIONS:
+            skip = True
+        elif not arg.startswith("-"):
+            return "/" in arg or os.path.isdir(arg)
+    return False
+
+
+class _CampaignGroup(TyperGroup):
+    """`campaign status ROOT` reads a campaign root (local engine); `campaign status WORKFLOW` asks Argo."""
+
+    def resolve_command(self, ctx, args):  # type: ignore[override]
+        if args and args[0] == "status" and _names_a_root(args[1:]):
+            args = [ROOT_STATUS, *args[1:]]
+        return super().resolve_command(ctx, args)
+
+
+app = typer.Typer(cls=_CampaignGroup, no_args_is_help=True)
 
 StageOpt = typer.Option(None, "--stage", help="1pct, 10pct or 100pct.")
 TilesOpt = typer.Option(None, "--tiles", help="Comma-separated tile ids instead of a stage.")
@@ -138,23 +169,70 @@ def print_summary(summary: dict) -> None:
 @app.command("promote")
 def promote_cmd(
     from_stage: str = typer.Option(..., "--from", help="Stage that was validated (e.g. 1pct)."),
-    to_stage: str = typer.Option(..., "--to", help="Stage to promote to (e.g. 10pct)."),
+    to_stage: str = typer.Option(..., "--to", help="The next stage (e.g. 10pct); skipping one needs --force."),
+    source: str = typer.Option(..., "--source", help="Catalogue preset or STAC API URL for the next stage "
+                               "(given again: the validated stage's may be gone)."),
     out: str = typer.Option("campaigns", "--out", "--out-root", help="Output root of the validated stage."),
     threshold: float = typer.Option(0.75, "--threshold", help="Minimum overall accuracy (fraction)."),
+    force: bool = typer.Option(False, "--force", help="Allow skipping a stage (1pct -> 100pct)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Promote a validated stage: refused unless its overall accuracy meets the bar."""
-    from worldcover.campaign.promote import promote
+    """Promote a validated stage: refused unless its overall accuracy meets the bar.
 
-    p = promote(out, from_stage, to_stage, threshold)
+    Writes the next stage's plan as OUT/campaign-<to>.json beside OUT/campaign-<from>.json, and makes it the
+    current one (OUT/campaign.json)."""
+    from worldcover.campaign.promote import promote, run_command, stage_plan_path
+
+    p = promote(out, from_stage, to_stage, threshold, source=source, force=force)
     result = {"campaign": p.plan.name, "stage": p.plan.stage, "overall_accuracy": p.overall_accuracy,
-              "tiles": len(p.plan.tiles), "reused_tiles": list(p.reused_tiles), "new_tiles": len(p.new_tiles)}
+              "tiles": len(p.plan.tiles), "reused_tiles": list(p.reused_tiles), "new_tiles": len(p.new_tiles),
+              "plan": str(stage_plan_path(out, to_stage)), "previous_plan": str(stage_plan_path(out, from_stage)),
+              "run": run_command(p.plan)}
     if as_json:
         echo_json(result)
         return
     console.print(f"[green]promoted[/green] {from_stage} -> {to_stage}: OA {100 * p.overall_accuracy:.1f} % >= "
                   f"{100 * threshold:.0f} %; {len(p.plan.tiles)} tiles, {len(p.reused_tiles)} already finished "
-                  f"and reused, {len(p.new_tiles)} to run (`worldcover campaign run --stage {to_stage} --out {out}`)")
+                  f"and reused, {len(p.new_tiles)} to run", highlight=False)
+    console.print(f"plan: {result['plan']} (beside {result['previous_plan']}; campaign.json is now {to_stage})",
+                  highlight=False, soft_wrap=True)
+    console.print(f"run it: {result['run']}", highlight=False, soft_wrap=True)
+
+
+@app.command(ROOT_STATUS, hidden=True)
+def root_status_cmd(
+    root: str = typer.Argument(..., help="Campaign output root (the --out of `campaign run`): a folder or s3:// URL."),
+    watch: bool = typer.Option(False, "--watch", "-w", help="Live view, refreshed until every tile is done or "
+                               "failed and nobody writes (Ctrl-C stops watching, not the campaign)."),
+    interval: float = typer.Option(2.0, "--interval", min=0.2, help="Seconds between refreshes with --watch."),
+    as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
+) -> None:
+    """Progress of a campaign run by the local engine, read from its output root: tiles done / failed / running /
+    pending, blocks, throughput and ETA (`campaign status ROOT`; a workflow name asks the Argo Server instead)."""
+    import time
+
+    from worldcover.campaign.status import StatusReader, render, summary_lines
+
+    reader = StatusReader(root)
+    status = reader.read()  # a root without a plan is refused here, before any live view
+    if watch and not as_json:
+        from rich.console import Console
+        from rich.live import Live
+
+        try:
+            with Live(render(status), console=Console(), refresh_per_second=4) as live:
+                while not status.finished:
+                    time.sleep(interval)
+                    status = reader.read()
+                    live.update(render(status))
+        except KeyboardInterrupt:
+            pass
+        return
+    if as_json:
+        echo_json(status.to_dict())
+        return
+    for line in summary_lines(status):
+        typer.echo(line)
 
 
 def _add_argo_commands() -> None:
@@ -162,6 +240,11 @@ def _add_argo_commands() -> None:
     from worldcover.cli import campaign_argo
 
     app.registered_commands.extend(campaign_argo.app.registered_commands)
+    for info in app.registered_commands:  # say in `campaign status --help` that a root works too
+        if info.name == "status" and info.callback is not None:
+            info.help = (info.help or info.callback.__doc__ or "").rstrip() + (
+                "\n\nGiven a campaign root (a path or s3:// URL) instead of a workflow: the progress of a local-engine "
+                "campaign read from the root (`campaign status ROOT [--watch] [--json]`).")
 
 
 _add_argo_commands()
