@@ -25,7 +25,7 @@ import pandas as pd
 from worldcover import storage
 from worldcover.errors import DataError, InputError
 from worldcover.legend import BY_CODE, NODATA
-from worldcover.validation.landmask import LandMask, ocean_in_window
+from worldcover.validation.landmask import DEFAULT_MASK, LandMask, ocean_in_window, parse_land_mask
 from worldcover.validation.area import (
     DEFAULT_WINDOW, M2_PER_HA, _is_geographic, check_class_map, data_windows, row_areas_m2, window_class_area_m2,
 )
@@ -377,12 +377,13 @@ def design_sample(
     conjectured_ua: Mapping[int | None, float] | None = None,
     seed: int = 0,
     window: int = DEFAULT_WINDOW,
-    land_mask: LandMask | None = None,
+    land_mask: LandMask | str | None = DEFAULT_MASK,
     unit: str = "pixel",
 ) -> SampleDesign:
     """Choose n and its allocation over the land strata and draw the sample in one pass over the map.
 
-    Ocean (mapped water where ``land_mask`` is sea) and nodata are outside the population.
+    Ocean (mapped water where ``land_mask`` is sea; a mask name as in :func:`parse_land_mask`,
+    None for no mask) and nodata are outside the population.
     ``n`` counts sampling units: pixels, or 100 m PSUs (each then listed as its land sub-pixels).
     The same map, seed and window size give the same sample on every machine.
     """
@@ -392,6 +393,8 @@ def design_sample(
         raise InputError(f"--min-per-class {min_per_class}: expected a non-negative integer")
     if unit not in UNITS:
         raise InputError(f"sampling unit {unit!r}: expected one of {', '.join(UNITS)}")
+    if isinstance(land_mask, str):
+        land_mask = parse_land_mask(land_mask)
     ua = dict(conjectured_ua or {None: DEFAULT_CONJECTURED_UA})
     default_ua = ua.get(None, DEFAULT_CONJECTURED_UA)
     s_max = max(math.sqrt(u * (1 - u)) for u in ua.values())

@@ -180,11 +180,11 @@ def parse_land_mask(spec: str | None) -> LandMask | None:
     return RasterLandMask(spec, name=spec)
 
 
-def describe(mask: LandMask | None) -> str:
-    """One line for reports: which mask defines the ocean."""
-    if mask is None:
+def describe(name: str) -> str:
+    """One line for reports: which mask (by name, ``none`` for none) defines the ocean."""
+    if name == "none":
         return "none: ocean water is not separated (every classified pixel is in the population)"
-    return (f"{mask.name}: ocean = pixels mapped as Permanent water bodies (80) where the mask (evaluated at "
+    return (f"{name}: ocean = pixels mapped as Permanent water bodies (80) where the mask (evaluated at "
             f"1/{CELLS_PER_DEGREE} degree cell centres) is sea; nodata = 0; everything else is land")
 
 

@@ -1,9 +1,22 @@
 """Accuracy report of a map against labelled reference samples: HTML with plots, JSON and CSV.
 
-The sample is the stratified design of :mod:`worldcover.validation.design` (strata = map
-classes), so the map's own estimates follow Olofsson et al. (2014). Mapped areas come from the
-map itself (geodesic pixel areas). Per-continent results and a second map assessed with the
-same sample are domain / different-strata problems, estimated with Stehman (2014).
+Two steps, usable on their own (the notebooks call them):
+
+* :func:`assess` -- inputs to an :class:`Assessment` (estimates, design table, what was
+  excluded), pure: it reads the map and the samples and writes nothing;
+* :func:`write_report` -- an assessment to report.html, metrics.json, error_matrix.csv and
+  mapped_area.csv in a directory, each file written atomically, report.html last.
+
+The population is the map's *land* (:mod:`worldcover.validation.landmask`): ocean (mapped
+water where the land mask is sea) and nodata are left out of the strata and their area is
+reported apart. A pixel design (strata = map classes) is estimated with Olofsson et al.
+(2014); a 100 m PSU design (samples with a ``psu`` column, one row per 10 m sub-pixel) with
+the stratified cluster ratio estimators of Stehman (2014). Per-continent results and a
+second map assessed with the same sample are domain / different-strata problems (Stehman
+2014); the second map's OA difference is a paired estimate from the same sample units.
+Proportions get Wilson score intervals by default (with the design's effective sample
+size), which keep a positive width at 0 and 100 %; ``interval="normal"`` gives the papers'
+estimate +- 1.96 SE.
 """
 
 from __future__ import annotations
@@ -12,6 +25,7 @@ import base64
 import datetime as _dt
 import html
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,15 +35,21 @@ import pandas as pd
 
 from worldcover import storage
 from worldcover.errors import DataError, InputError
-from worldcover.legend import BY_CODE, CODES, NODATA
+from worldcover.legend import BY_CODE, CODES, NODATA, WATER
 from worldcover.stages import CONTINENTS, continent
 from worldcover.validation import plots
 from worldcover.validation._io import write_text
-from worldcover.validation.area import class_areas
-from worldcover.validation.estimators import AccuracyResult, counts_matrix, olofsson, stehman
+from worldcover.validation.area import M2_PER_HA
+from worldcover.validation.estimators import (
+    INTERVALS, AccuracyResult, _json_number, Estimate, counts_matrix, oa_difference, olofsson, stehman,
+)
+from worldcover.validation.landmask import (
+    CELLS_PER_DEGREE, DEFAULT_MASK, LandMask, describe, parse_land_mask,
+)
 from worldcover.validation.tables import read_labelled, write_counts, write_mapped_area
 
 MIN_DOMAIN_SAMPLES = 30  # fewer sample units in a continent: no estimates, only a note
+SSU_PER_PSU = 100  # 10 x 10 sub-pixels of 10 m in a 100 m PSU
 
 
 def sample_raster(path: str | Path, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
@@ -87,6 +107,32 @@ class Report:
     metrics: dict[str, Any] = field(repr=False)
 
 
+@dataclass(eq=False)
+class Assessment:
+    """Everything a report shows, computed from the map and the labelled samples (see :func:`assess`)."""
+
+    title: str
+    map_path: Path
+    reference_path: str
+    compare_path: Path | None
+    unit: str  # "pixel" or "100m"
+    interval: str  # "wilson" or "normal"
+    land_mask: str
+    samples: pd.DataFrame  # the labelled sample units in the population (ocean ones dropped), with continent
+    codes: list[int]  # classes of the matrix (mapped on land or labelled)
+    result: AccuracyResult
+    mapped_ha: np.ndarray  # land area mapped as each of ``codes``
+    design: list[dict]  # the design table: one row per stratum
+    excluded: dict[str, Any]  # land, ocean and nodata areas; sample units dropped as ocean
+    per_continent: dict[str, Any]
+    comparison: dict | None
+    metrics: dict[str, Any] = field(repr=False)
+
+    @property
+    def names(self) -> list[str]:
+        return [BY_CODE[c].name for c in self.codes]
+
+
 def _class_codes(*code_sets: np.ndarray) -> list[int]:
     present = set()
     for s in code_sets:
@@ -94,7 +140,21 @@ def _class_codes(*code_sets: np.ndarray) -> list[int]:
     return [c for c in CODES if c in present]
 
 
-def _continent_breakdown(samples: pd.DataFrame, areas_ha: dict[int, float], codes: list[int], min_n: int) -> dict:
+def _cluster_args(samples: pd.DataFrame) -> dict:
+    """Keyword arguments that make :func:`stehman` a cluster estimator for a PSU sample."""
+    if "psu" not in samples:
+        return {}
+    return {"clusters": samples["psu"].to_numpy(), "elements_per_cluster": SSU_PER_PSU}
+
+
+def _strata(samples: pd.DataFrame) -> np.ndarray:
+    """Stratum of every sample row: the PSU's stratum, or the pixel's map class."""
+    return samples["stratum"].to_numpy() if "psu" in samples else samples["map_class"].to_numpy()
+
+
+def _continent_breakdown(
+    samples: pd.DataFrame, sizes: dict[int, float], codes: list[int], min_n: int, interval: str,
+) -> dict:
     """Per-continent domain estimates (Stehman 2014 with a domain indicator), or why not."""
     names = [BY_CODE[c].name for c in codes]
     out: dict[str, Any] = {}
@@ -108,11 +168,25 @@ def _continent_breakdown(samples: pd.DataFrame, areas_ha: dict[int, float], code
             out[name] = {"n": n_d, "status": "too few samples", "note": f"too few samples (n = {n_d} < {min_n})"}
             continue
         res = stehman(
-            samples["map_class"], samples["map_class"], samples["ref_code"], areas_ha,
-            classes=codes, domain=mask, names=names,
+            _strata(samples), samples["map_class"], samples["ref_code"], sizes,
+            classes=codes, domain=mask, names=names, **_cluster_args(samples),
         )
-        out[name] = {"status": "estimated", **res.to_dict()}
+        out[name] = {"status": "estimated", **_with_intervals(res, interval)}
     return out
+
+
+def _with_intervals(result: AccuracyResult, interval: str) -> dict:
+    """``result.to_dict()`` with a ``ci95`` [low, high] on every proportion (``interval`` method)."""
+    d = result.to_dict()
+
+    def ci(e: Estimate) -> list[float | None]:
+        return [v if math.isfinite(v) else None for v in e.ci95(interval)]
+
+    d["overall_accuracy"]["ci95"] = ci(result.overall_accuracy)
+    for name, ce in zip(result.classes, result.per_class):
+        for key in ("users_accuracy", "producers_accuracy", "area_proportion"):
+            d["classes"][name][key]["ci95"] = ci(getattr(ce, key))
+    return d
 
 
 def _fmt(est: float | None, half: float | None, pct: bool = True, digits: int = 1) -> str:
@@ -123,6 +197,25 @@ def _fmt(est: float | None, half: float | None, pct: bool = True, digits: int = 
     if half is not None and np.isfinite(half):
         text += f" ± {half * scale:,.{digits}f}"
     return text + (" %" if pct else "")
+
+
+def _fmt_ci(e: Estimate, interval: str) -> str:
+    """A proportion with its 95 % interval, e.g. ``100.0 % (92.9–100.0)``."""
+    if not np.isfinite(e.estimate):
+        return "–"
+    lo, hi = e.ci95(interval)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return f"{e.estimate * 100:.1f} %"
+    return f"{e.estimate * 100:.1f} % ({lo * 100:.1f}–{hi * 100:.1f})"
+
+
+def _interval_note(interval: str) -> str:
+    if interval == "wilson":
+        return ("95 % intervals of proportions: Wilson score interval with the design's effective sample size "
+                "n* = p(1-p)/SE^2 (at most the units behind the estimate; the units themselves where p is 0 or 1), "
+                "so a class without errors in the sample still has an interval below 100 %. Standard errors are "
+                "Olofsson et al. (2014) / Stehman (2014); areas use estimate ± 1.96 SE.")
+    return "95 % intervals: estimate ± 1.96 SE (Olofsson et al. 2014), clipped to 0–100 %."
 
 
 def _img(png: bytes, alt: str) -> str:
@@ -143,28 +236,53 @@ th{background:#eee}td:first-child{text-align:left}img{max-width:100%;display:blo
 """
 
 
-def _html(
-    title: str, metrics: dict, result: AccuracyResult, codes: list[int], mapped_ha: np.ndarray,
-    figures: dict[str, bytes], comparison: dict | None,
-) -> str:
+def _counts_with_totals(a: Assessment) -> list[list[str]]:
+    """The count matrix with row totals, column totals and the grand total."""
+    counts = a.result.counts
+    rows = [[name] + [str(int(v)) for v in row] + [str(int(row.sum()))] for name, row in zip(a.names, counts)]
+    rows.append(["total"] + [str(int(v)) for v in counts.sum(axis=0)] + [str(int(counts.sum()))])
+    return rows
+
+
+def _design_rows(a: Assessment) -> list[list[str]]:
+    unit = "PSUs" if a.unit == "100m" else "pixels"
+    rows = [
+        [d["name"], str(d["code"]), f"{d['units']:,}", f"{d['area_ha']:,.1f}", f"{d['weight']:.4f}",
+         "–" if d["n_design"] is None else str(d["n_design"]), str(d["n_labelled"])]
+        + ([str(d["sub_pixels"])] if a.unit == "100m" else [])
+        for d in a.design
+    ]
+    ex = a.excluded
+    pad = [""] * (1 if a.unit == "100m" else 0)
+    rows.append(["land (population)", "", f"{sum(d['units'] for d in a.design):,} {unit}",
+                 f"{ex['land_area_ha']:,.1f}", "1.0000", "", str(sum(d["n_labelled"] for d in a.design))] + pad)
+    rows.append(["ocean (excluded)", str(WATER), f"{ex['ocean_pixels']:,} pixels", f"{ex['ocean_area_ha']:,.1f}",
+                 "–", "", f"{ex['ocean_samples_dropped']} dropped"] + pad)
+    rows.append(["nodata (excluded)", str(NODATA), "", f"{ex['nodata_area_ha']:,.1f}", "–", "", ""] + pad)
+    return rows
+
+
+def _html(a: Assessment, figures: dict[str, bytes]) -> str:
+    result, codes, interval, metrics = a.result, a.codes, a.interval, a.metrics
     oa = result.overall_accuracy
+    lo, hi = oa.ci95(interval)
     meets = oa.estimate >= 0.75
     verdict = (
         f'<p class="{"ok" if meets else "bad"}">Overall accuracy {_fmt(oa.estimate, oa.ci95_halfwidth)} '
-        f'(95 % CI) {"meets" if meets else "is below"} the 75 % requirement. WorldCover reached 74.4 % '
-        "(v100, 2020) and 76.7 % (v200, 2021).</p>"
+        f'(95 % CI; {interval}: {lo * 100:.1f}–{hi * 100:.1f} %) {"meets" if meets else "is below"} the 75 % '
+        "requirement. WorldCover reached 74.4 % (v100, 2020) and 76.7 % (v200, 2021).</p>"
     )
+    n_col = "samples (sub-pixels)" if a.unit == "100m" else "samples"
     class_rows = [
         [
             BY_CODE[c].name, str(c), str(int(result.counts[k].sum())),
-            _fmt(ce.users_accuracy.estimate, ce.users_accuracy.ci95_halfwidth),
-            _fmt(ce.producers_accuracy.estimate, ce.producers_accuracy.ci95_halfwidth),
-            f"{mapped_ha[k]:,.1f}", _fmt(ce.area_ha.estimate, ce.area_ha.ci95_halfwidth, pct=False),
+            _fmt_ci(ce.users_accuracy, interval), _fmt_ci(ce.producers_accuracy, interval),
+            f"{a.mapped_ha[k]:,.1f}", _fmt(ce.area_ha.estimate, ce.area_ha.ci95_halfwidth, pct=False),
         ]
         for k, (c, ce) in enumerate(zip(codes, result.per_class))
     ]
     cont_rows = []
-    for name, d in metrics["per_continent"].items():
+    for name, d in a.per_continent.items():
         if d["status"] == "estimated":
             o = d["overall_accuracy"]
             cont_rows.append([name, str(d["n"]), _fmt(o["estimate"], o["ci95_halfwidth"]), "estimated (domain estimator)"])
@@ -172,23 +290,38 @@ def _html(
             cont_rows.append([name, str(d["n"]), "–", d["note"]])
     meta = metrics["metadata"]
     meta_rows = [[k, str(v)] for k, v in meta.items() if k != "reference_levels"]
+    unit_text = (
+        "100 m primary sampling units (10 × 10 sub-pixels of 10 m, each labelled), stratified by the majority "
+        "land class of the PSU; estimated as one-stage stratified cluster sampling (Stehman 2014: combined ratio "
+        "estimators of PSU totals, variances with the PSU as the unit)" if a.unit == "100m" else
+        "10 m pixels, stratified by map class; estimated with Olofsson et al. (2014)"
+    )
+    design_head = ["stratum", "code", "units", "area (ha)", "weight W_h", "n_h (design)", "n_h (labelled)"] + (
+        ["sub-pixels labelled"] if a.unit == "100m" else [])
     parts = [
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-        f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(a.title)}</title>",
+        f"<style>{_CSS}</style></head><body><h1>{html.escape(a.title)}</h1>",
         verdict,
+        "<h2>Sampling design</h2>",
+        f"<p>Sampling unit: {html.escape(unit_text)}. Population: land only. Land mask: "
+        f"{html.escape(describe(a.land_mask))}. Strata and weights W_h are computed on land; ocean and "
+        "nodata are reported below and take no part in the estimates.</p>",
+        _table(design_head, _design_rows(a), "design"),
+        f"<p>{html.escape(_interval_note(interval))}</p>",
         "<h2>Overall accuracy</h2>",
         "<p>Reference levels: WorldCover v100 2020 = 74.4 %, WorldCover v200 2021 = 76.7 %, requirement = 75 %.</p>",
         _img(figures["overall"], "overall accuracy with reference levels"),
         "<h2>Per class</h2>",
-        _table(["class", "code", "samples", "user's accuracy", "producer's accuracy", "mapped area (ha)",
+        _table(["class", "code", n_col, f"user's accuracy (95 % CI, {interval})",
+                f"producer's accuracy (95 % CI, {interval})", "mapped land area (ha)",
                 "estimated area (ha, 95 % CI)"], class_rows),
         _img(figures["ua_pa"], "user's and producer's accuracy"),
         _img(figures["areas"], "mapped vs estimated area"),
         "<h2>Error matrix</h2>",
         _img(figures["error_matrix"], "error matrix heat map"),
-        "<p>Sample counts (map class rows, reference class columns):</p>",
-        _table(["map \\ reference"] + [BY_CODE[c].name for c in codes],
-               [[BY_CODE[c].name] + [str(int(v)) for v in row] for c, row in zip(codes, result.counts)], "counts"),
+        f"<p>Sample counts{' of sub-pixels' if a.unit == '100m' else ''} (map class rows, reference class "
+        "columns, with totals):</p>",
+        _table(["map \\ reference"] + a.names + ["total"], _counts_with_totals(a), "counts"),
         "<h2>Per continent</h2>",
         f"<p>Domain estimates from the same stratified sample (Stehman 2014); continents with fewer than "
         f"{MIN_DOMAIN_SAMPLES} samples are not estimated.</p>",
@@ -196,24 +329,30 @@ def _html(
         "<h2>Sample locations</h2>",
         _img(figures["samples"], "sample locations"),
     ]
+    comparison = a.comparison
     if comparison is not None:
-        a, b = comparison["labels"]
-        rows = [["overall accuracy", _fmt(*comparison["oa"][0]), _fmt(*comparison["oa"][1])]]
-        for name, (ua_a, ua_b, pa_a, pa_b) in comparison["classes"].items():
-            rows.append([f"{name}: user's", _fmt(*ua_a), _fmt(*ua_b)])
-            rows.append([f"{name}: producer's", _fmt(*pa_a), _fmt(*pa_b)])
+        name_a, name_b = comparison["labels"]
+        rows = [["overall accuracy", _fmt_ci(comparison["results"][0].overall_accuracy, interval),
+                 _fmt_ci(comparison["results"][1].overall_accuracy, interval)]]
+        for name, ra, rb in zip(a.names, comparison["results"][0].per_class, comparison["results"][1].per_class):
+            rows.append([f"{name}: user's", _fmt_ci(ra.users_accuracy, interval), _fmt_ci(rb.users_accuracy, interval)])
+            rows.append([f"{name}: producer's", _fmt_ci(ra.producers_accuracy, interval),
+                         _fmt_ci(rb.producers_accuracy, interval)])
         parts += [
             "<h2>Comparison</h2>",
             f"<p>Both maps assessed with the same reference sample over the {comparison['n']} sample units "
-            "where both have data (Stehman 2014: the strata are the first map's classes).</p>",
-            _table(["", a, b], rows, "comparison"),
+            "where both have data (Stehman 2014: the strata are the first map's).</p>",
+            f'<p class="compare-line">{html.escape(comparison["line"])}</p>',
+            _table(["", name_a, name_b], rows, "comparison"),
         ]
     parts += ["<h2>Metadata</h2>", _table(["key", "value"], meta_rows, "meta"), "</body></html>"]
     return "\n".join(parts)
 
 
-def _comparison(samples: pd.DataFrame, compare_path: Path, map_label: str, areas_ha: dict[int, float]) -> dict:
-    """Both maps on the common domain of the sample where the second map has data."""
+def _comparison(a_samples: pd.DataFrame, compare_path: Path, map_label: str, sizes: dict[int, float],
+                codes_main: list[int]) -> dict:
+    """Both maps on the common domain of the sample where the second map has data, and OA(a) - OA(b)."""
+    samples = a_samples
     other = sample_raster(compare_path, samples["lon"].to_numpy(), samples["lat"].to_numpy())
     unknown = sorted({int(v) for v in other if v != NODATA and int(v) not in BY_CODE})
     if unknown:
@@ -223,9 +362,18 @@ def _comparison(samples: pd.DataFrame, compare_path: Path, map_label: str, areas
         raise InputError(f"compare map {compare_path}: no sample point falls on its data")
     codes = _class_codes(samples["map_class"], samples["ref_code"], other[domain])
     names = [BY_CODE[c].name for c in codes]
-    args = dict(classes=codes, domain=domain, names=names)
-    res_a = stehman(samples["map_class"], samples["map_class"], samples["ref_code"], areas_ha, **args)
-    res_b = stehman(samples["map_class"], other, samples["ref_code"], areas_ha, **args)
+    args = dict(classes=codes, domain=domain, names=names, **_cluster_args(samples))
+    strata = _strata(samples)
+    res_a = stehman(strata, samples["map_class"], samples["ref_code"], sizes, **args)
+    res_b = stehman(strata, other, samples["ref_code"], sizes, **args)
+    diff = oa_difference(strata, samples["map_class"], other, samples["ref_code"], sizes, domain=domain,
+                         **_cluster_args(samples))
+    lo, hi = diff.estimate - diff.ci95_halfwidth, diff.estimate + diff.ci95_halfwidth
+    significant = bool(np.isfinite(lo) and (lo > 0 or hi < 0))
+    line = (f"OA({map_label}) − OA({compare_path.name}) = {diff.estimate * 100:+.1f} percentage points "
+            f"(95 % CI {lo * 100:+.1f} to {hi * 100:+.1f}; paired, same {int(domain.sum())} sample units): "
+            + ("the difference is significant at the 5 % level" if significant
+               else "no significant difference at the 5 % level"))
 
     def pair(e):
         return (e.estimate, e.ci95_halfwidth)
@@ -233,27 +381,49 @@ def _comparison(samples: pd.DataFrame, compare_path: Path, map_label: str, areas
     return {
         "labels": (map_label, compare_path.name),
         "n": int(domain.sum()),
+        "line": line,
         "oa": (pair(res_a.overall_accuracy), pair(res_b.overall_accuracy)),
-        "classes": {
-            n: (pair(a.users_accuracy), pair(b.users_accuracy), pair(a.producers_accuracy), pair(b.producers_accuracy))
-            for n, a, b in zip(names, res_a.per_class, res_b.per_class)
+        "metrics": {
+            "map": res_a.to_dict(), "compare": res_b.to_dict(), "n_common": int(domain.sum()),
+            "oa_difference": {**diff.to_dict(), "ci95": [_json_number(lo), _json_number(hi)],
+                              "significant": significant,
+                              "method": "paired ratio estimator of per-unit agreement differences (Stehman 2014)"},
         },
-        "metrics": {"map": res_a.to_dict(), "compare": res_b.to_dict(), "n_common": int(domain.sum())},
         "results": (res_a, res_b),
+        "difference": diff,
     }
 
 
-def build_report(
+def _on_ocean(samples: pd.DataFrame, mask: LandMask | None) -> np.ndarray:
+    """Sample rows mapped as water where the mask is sea (outside the population, e.g. from an older design)."""
+    water = samples["map_class"].to_numpy() == WATER
+    if mask is None or not water.any():
+        return np.zeros(len(samples), dtype=bool)
+    lon, lat = samples["lon"].to_numpy(float), samples["lat"].to_numpy(float)
+    clon = (np.floor((lon + 180.0) * CELLS_PER_DEGREE) + 0.5) / CELLS_PER_DEGREE - 180.0  # the mask's cell centres
+    clat = 90.0 - (np.floor((90.0 - lat) * CELLS_PER_DEGREE) + 0.5) / CELLS_PER_DEGREE
+    out = np.zeros(len(samples), dtype=bool)
+    out[water] = ~mask.is_land(clon[water], clat[water])
+    return out
+
+
+def assess(
     map_path: str | Path,
     reference_path: str | Path,
-    out_dir: str | Path,
     *,
     compare_path: str | Path | None = None,
     title: str | None = None,
     min_domain_samples: int = MIN_DOMAIN_SAMPLES,
-) -> Report:
-    """Estimate accuracy and area of a map from labelled samples and write report.html, metrics.json, CSVs."""
-    map_path, out_dir = storage.path(map_path), storage.path(out_dir)
+    land_mask: LandMask | str | None = DEFAULT_MASK,
+    interval: str = "wilson",
+) -> Assessment:
+    """Estimate accuracy and area of a map's land from labelled samples; reads, never writes."""
+    from worldcover.validation.design import scan_map
+
+    if interval not in INTERVALS:
+        raise InputError(f"interval {interval!r}: expected one of {', '.join(INTERVALS)}")
+    mask = parse_land_mask(land_mask) if isinstance(land_mask, str) else land_mask
+    map_path = storage.path(map_path)
     if not map_path.exists():
         raise InputError(f"map {map_path}: file not found")
     if compare_path is not None:
@@ -263,6 +433,14 @@ def build_report(
     for path in [map_path] + ([compare_path] if compare_path is not None else []):
         _check_map(path)
     samples = read_labelled(reference_path)
+    unit = "100m" if "psu" in samples.columns else "pixel"
+    if unit == "100m":
+        for col in ("psu", "stratum"):
+            values = pd.to_numeric(samples.get(col), errors="coerce") if col in samples else None
+            if values is None or values.isna().any():
+                raise InputError(f"labelled samples {reference_path}: a PSU sample needs whole numbers in column "
+                                 f"{col!r}; expected the `validate design --unit 100m` output")
+            samples[col] = values.astype(int)
     lon, lat = samples["lon"].to_numpy(), samples["lat"].to_numpy()
     on_map = sample_raster(map_path, lon, lat)
     wrong = on_map != samples["map_class"].to_numpy()
@@ -272,23 +450,47 @@ def build_report(
             f"labelled samples {reference_path}: map_class differs from {map_path} at {int(wrong.sum())} point(s) "
             f"(id(s) {', '.join(list(ids)[:5])}); expected the design drawn on this map"
         )
-    mapped = class_areas(map_path)
-    codes = _class_codes(np.array(list(mapped)), samples["ref_code"])
+    ocean = _on_ocean(samples, mask)
+    samples = samples.loc[~ocean].reset_index(drop=True)
+    if samples.empty:
+        raise InputError(f"labelled samples {reference_path}: every sample is on the ocean of land mask "
+                         f"{mask.name if mask else 'none'}; expected samples of the map's land")
+    scan = scan_map(map_path, capacity=0, seed=0, land_mask=mask, unit=unit)
+    mapped = {int(c): float(scan.area_m2[c] / M2_PER_HA) for c in np.flatnonzero(scan.pixels) if c != NODATA}
+    codes = _class_codes(np.array(list(mapped)), samples["ref_code"], samples["map_class"])
     names = [BY_CODE[c].name for c in codes]
-    mapped_ha = np.array([mapped.get(c, (0, 0.0))[1] for c in codes])
+    mapped_ha = np.array([mapped.get(c, 0.0) for c in codes])
     counts = counts_matrix(samples["map_class"], samples["ref_code"], codes)
-    try:
-        result = olofsson(counts, mapped_ha, names)
-    except InputError as exc:  # e.g. a stratum of the map without sample units: the samples do not fit the map
-        raise InputError(f"labelled samples {reference_path} on map {map_path}: {exc}") from None
+    if unit == "pixel":
+        sizes = dict(mapped)
+        try:
+            result = olofsson(counts, mapped_ha, names)
+        except InputError as exc:  # e.g. a stratum of the map without sample units: the samples do not fit the map
+            raise InputError(f"labelled samples {reference_path} on map {map_path}: {exc}") from None
+    else:
+        sizes = {int(c): float(scan.unit_area_m2[c] / M2_PER_HA) for c in np.flatnonzero(scan.units) if c != NODATA}
+        try:
+            result = stehman(samples["stratum"], samples["map_class"], samples["ref_code"], sizes, classes=codes,
+                             names=names, **_cluster_args(samples))
+        except InputError as exc:
+            raise InputError(f"labelled samples {reference_path} on map {map_path}: {exc}") from None
 
-    samples["continent"] = [continent(x, y) for x, y in zip(lon, lat)]  # per sample unit, not per pixel
-    areas_ha = {c: a for c, (_, a) in mapped.items()}
-    per_continent = _continent_breakdown(samples, areas_ha, codes, min_domain_samples)
+    samples["continent"] = [continent(x, y) for x, y in zip(samples["lon"], samples["lat"])]  # per sample unit
+    per_continent = _continent_breakdown(samples, sizes, codes, min_domain_samples, interval)
     comparison = None
     if compare_path is not None:
-        comparison = _comparison(samples, compare_path, map_path.name, areas_ha)
+        comparison = _comparison(samples, compare_path, map_path.name, sizes, codes)
 
+    design = _design_table(samples, scan, unit)
+    excluded = {
+        "land_area_ha": float(scan.area_m2.sum() / M2_PER_HA),
+        "ocean_area_ha": scan.ocean_area_m2 / M2_PER_HA,
+        "ocean_pixels": int(scan.ocean_pixels),
+        "nodata_area_ha": scan.nodata_area_m2 / M2_PER_HA,
+        "ocean_samples_dropped": int(ocean.sum()),
+        "land_mask": scan.land_mask,
+        "definition": describe(scan.land_mask),
+    }
     from worldcover import __version__
 
     title = title or f"Accuracy report: {map_path.name}"
@@ -299,31 +501,79 @@ def build_report(
         "compare": str(compare_path) if compare_path else None,
         "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "worldcover_version": __version__,
-        "estimator": "Olofsson et al. 2014 (strata = map classes); per continent and comparison: Stehman 2014",
-        "mapped_area": "geodesic pixel areas on the WGS84 ellipsoid (authalic latitude), summed per class",
+        "sampling_unit": unit,
+        "estimator": (
+            "Olofsson et al. 2014 (strata = map classes)" if unit == "pixel" else
+            "Stehman 2014 stratified one-stage cluster sampling (100 m PSUs, 10 m sub-pixels; ratio estimators)"
+        ) + "; per continent and comparison: Stehman 2014",
+        "interval": interval,
+        "interval_method": _interval_note(interval),
+        "population": "land only: " + excluded["definition"],
+        "mapped_area": "geodesic pixel areas on the WGS84 ellipsoid (authalic latitude), summed per class on land",
         "total_mapped_area_ha": float(mapped_ha.sum()),
         "n_samples": int(len(samples)),
         "min_continent_samples": min_domain_samples,
         "reference_levels": {label: level for label, level in plots.REFERENCE_LEVELS},
     }
-    metrics: dict[str, Any] = {**result.to_dict(), "per_continent": per_continent, "metadata": metadata}
+    if unit == "100m":
+        metadata["n_psu"] = int(samples["psu"].nunique())
+    metrics: dict[str, Any] = {
+        **_with_intervals(result, interval), "per_continent": per_continent, "design": design, "excluded": excluded,
+        "metadata": metadata,
+    }
     if comparison is not None:
         metrics["comparison"] = comparison["metrics"]
+    return Assessment(
+        title=title, map_path=map_path, reference_path=str(reference_path), compare_path=compare_path, unit=unit,
+        interval=interval, land_mask=scan.land_mask, samples=samples, codes=codes, result=result,
+        mapped_ha=mapped_ha, design=design, excluded=excluded, per_continent=per_continent, comparison=comparison,
+        metrics=metrics,
+    )
 
-    oa_entries = [(map_path.name, result.overall_accuracy.estimate, result.overall_accuracy.ci95_halfwidth)]
-    if comparison is not None:
-        for label, res in zip(("common domain: " + map_path.name, "common domain: " + compare_path.name),
-                              comparison["results"]):
-            oa_entries.append((label, res.overall_accuracy.estimate, res.overall_accuracy.ci95_halfwidth))
+
+def _design_table(samples: pd.DataFrame, scan, unit: str) -> list[dict]:
+    """One row per land stratum: units, area, weight W_h, n_h of the design and n_h labelled."""
+    strata = _strata(samples)
+    codes = [int(c) for c in np.flatnonzero(scan.units) if c != NODATA]
+    total = float(scan.unit_area_m2[codes].sum()) or 1.0
+    rows = []
+    for c in codes:
+        sel = strata == c
+        n_design = None
+        if "stratum_n" in samples and sel.any():
+            n_design = int(pd.to_numeric(samples.loc[sel, "stratum_n"], errors="coerce").max())
+        row = {
+            "code": c, "name": BY_CODE[c].name if c in BY_CODE else str(c), "units": int(scan.units[c]),
+            "area_ha": float(scan.unit_area_m2[c] / M2_PER_HA), "weight": float(scan.unit_area_m2[c] / total),
+            "n_design": n_design,
+            "n_labelled": int(samples.loc[sel, "psu"].nunique()) if unit == "100m" else int(sel.sum()),
+        }
+        if unit == "100m":
+            row["sub_pixels"] = int(sel.sum())
+        rows.append(row)
+    return rows
+
+
+def write_report(assessment: Assessment, out_dir: str | Path) -> Report:
+    """Write report.html (with plots), metrics.json, error_matrix.csv, mapped_area.csv; html last."""
+    a = assessment
+    out_dir = storage.path(out_dir)
+    oa = a.result.overall_accuracy
+    oa_entries = [(a.map_path.name, oa.estimate, *oa.ci95(a.interval))]
+    if a.comparison is not None:
+        for label, res in zip(("common domain: " + a.map_path.name, "common domain: " + a.compare_path.name),
+                              a.comparison["results"]):
+            o = res.overall_accuracy
+            oa_entries.append((label, o.estimate, *o.ci95(a.interval)))
     figures = {
         "overall": plots.overall_accuracy(oa_entries),
-        "ua_pa": plots.users_producers(result, codes),
-        "areas": plots.areas(result, codes, mapped_ha),
-        "error_matrix": plots.error_matrix(result, codes),
-        "samples": plots.sample_locations(lon, lat, samples["map_class"].to_numpy()),
+        "ua_pa": plots.users_producers(a.result, a.codes, a.interval),
+        "areas": plots.areas(a.result, a.codes, a.mapped_ha),
+        "error_matrix": plots.error_matrix(a.result, a.codes),
+        "samples": plots.sample_locations(a.samples["lon"].to_numpy(), a.samples["lat"].to_numpy(),
+                                          a.samples["map_class"].to_numpy()),
     }
-    page = _html(title, metrics, result, codes, mapped_ha, figures, comparison)
-
+    page = _html(a, figures)
     storage.makedirs(out_dir)
     report = Report(
         out_dir=out_dir,
@@ -331,10 +581,29 @@ def build_report(
         metrics_json=out_dir / "metrics.json",
         error_matrix_csv=out_dir / "error_matrix.csv",
         mapped_area_csv=out_dir / "mapped_area.csv",
-        metrics=metrics,
+        metrics=a.metrics,
     )
-    write_counts(report.error_matrix_csv, names, counts)
-    write_mapped_area(report.mapped_area_csv, names, mapped_ha)
-    write_text(report.metrics_json, json.dumps(metrics, indent=2, allow_nan=False))
+    write_counts(report.error_matrix_csv, a.names, a.result.counts)
+    write_mapped_area(report.mapped_area_csv, a.names, a.mapped_ha)
+    write_text(report.metrics_json, json.dumps(a.metrics, indent=2, allow_nan=False))
     write_text(report.html, page)  # last: its presence means the report is complete
     return report
+
+
+def build_report(
+    map_path: str | Path,
+    reference_path: str | Path,
+    out_dir: str | Path,
+    *,
+    compare_path: str | Path | None = None,
+    title: str | None = None,
+    min_domain_samples: int = MIN_DOMAIN_SAMPLES,
+    land_mask: LandMask | str | None = DEFAULT_MASK,
+    interval: str = "wilson",
+) -> Report:
+    """Estimate accuracy and area of a map from labelled samples and write report.html, metrics.json, CSVs."""
+    return write_report(
+        assess(map_path, reference_path, compare_path=compare_path, title=title,
+               min_domain_samples=min_domain_samples, land_mask=land_mask, interval=interval),
+        out_dir,
+    )
