@@ -143,11 +143,15 @@ def validate(out_root: str, campaign: str, year: int, reference: str = "", n: in
     samples, stamp = vdir / "samples.csv", vdir / "design.json"
     # The design belongs to one build of the mosaic: a mosaic with new tiles needs a new design.
     mosaic_key = json.loads(MosaicPaths(root, year).manifest.read_text()).get("key", "")
-    current = json.loads(stamp.read_text()).get("mosaic_key") if stamp.exists() else None
-    if not samples.exists() or current != mosaic_key:
+    # Land only: a simulated world has its own coastline, so its ocean comes from the simulator.
+    from worldcover.validation.landmask import DEFAULT_MASK, parse_land_mask
+
+    land_mask = parse_land_mask(f"sim:{reference[4:]}" if reference.startswith("sim:") else DEFAULT_MASK)
+    current = json.loads(stamp.read_text()) if stamp.exists() else {}
+    if not samples.exists() or (current.get("mosaic_key"), current.get("land_mask")) != (mosaic_key, land_mask.name):
         from worldcover.cog import atomic_write_text
 
-        design = design_sample(mosaic, n=n or None, seed=year)
+        design = design_sample(mosaic, n=n or None, seed=year, land_mask=land_mask)
         write_samples(design.samples, samples)
         atomic_write_text(stamp, json.dumps({"mosaic_key": mosaic_key, **design.summary()}, indent=1, default=str))
     if not reference:
@@ -158,7 +162,7 @@ def validate(out_root: str, campaign: str, year: int, reference: str = "", n: in
         labelled = label_from_truth(samples, reference[4:], vdir / "reference.csv")
     else:
         labelled = storage.path(reference)
-    report = build_report(mosaic, labelled, vdir, title=f"WorldCover {year}: campaign {campaign}")
+    report = build_report(mosaic, labelled, vdir, title=f"WorldCover {year}: campaign {campaign}", land_mask=land_mask)
     oa = report.metrics["overall_accuracy"]
     return {"campaign": campaign, "status": "reported", "report": str(report.html),
             "metrics": str(report.metrics_json), "overall_accuracy": oa["estimate"],

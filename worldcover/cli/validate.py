@@ -15,6 +15,12 @@ from worldcover.cli import _FriendlyErrors
 from worldcover.cli._common import console, echo_json
 from worldcover.errors import WorldCoverError
 
+LAND_MASK_DEFAULT = "global-land-mask"
+LAND_MASK_HELP = (
+    "Which mapped water is ocean (left out with nodata): global-land-mask (GLOBE 1 km), sim:ARCHIVE (a simulated "
+    "world's coast), sim-seed:N, a raster (non-zero = land), or none."
+)
+
 app = typer.Typer(
     cls=_FriendlyErrors, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     help="Accuracy validation: sampling design, estimates (Olofsson et al. 2014) and reports.",
@@ -32,9 +38,13 @@ def design(
         None, "--users-accuracy", help="Conjectured user's accuracy: 0.8, or CODE=UA pairs (10=0.9,50=0.6); default 0.75."
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same sample)."),
+    unit: str = typer.Option(
+        "pixel", "--unit", help="Sampling unit: pixel (10 m) or 100m (10x10-pixel PSUs, one row per 10 m sub-pixel)."
+    ),
+    land_mask: str = typer.Option(LAND_MASK_DEFAULT, "--land-mask", help=LAND_MASK_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the design summary as JSON."),
 ) -> None:
-    """Draw a stratified random sample (strata = map classes) ready for labelling."""
+    """Draw a stratified random sample of the map's land (strata = map classes) ready for labelling."""
     from worldcover.validation.design import design_sample, parse_conjectured_ua
     from worldcover.validation.tables import SAMPLE_FORMATS, write_samples
 
@@ -46,7 +56,7 @@ def design(
         raise InputError(f"--out {out}: expected a .csv, .geojson or .gpkg file name")
     result = design_sample(
         map_path, n=n, min_per_class=min_per_class, target_se=target_se,
-        conjectured_ua=parse_conjectured_ua(conjectured_ua), seed=seed,
+        conjectured_ua=parse_conjectured_ua(conjectured_ua), seed=seed, land_mask=land_mask, unit=unit,
     )
     write_samples(result.samples, out)
     summary = {**result.summary(), "out": str(out)}
@@ -55,13 +65,16 @@ def design(
         return
     from rich.table import Table
 
-    table = Table(title=f"{result.n} sample units -> {out}")
-    for col in ("code", "class", "pixels", "area (ha)", "W_h", "conj. UA", "n_h"):
+    what = "PSUs of 100 m" if unit == "100m" else "pixels"
+    table = Table(title=f"{result.n} sample units ({what}) on land -> {out}")
+    for col in ("code", "class", what, "area (ha)", "W_h", "conj. UA", "n_h"):
         table.add_column(col, justify="right")
     for s in result.strata:
-        table.add_row(str(s.code), s.name, f"{s.pixels:,}", f"{s.area_ha:,.1f}", f"{s.weight:.4f}",
+        table.add_row(str(s.code), s.name, f"{s.units:,}", f"{s.area_ha:,.1f}", f"{s.weight:.4f}",
                       f"{s.conjectured_ua:.2f}", str(s.n))
     console.print(table)
+    console.print(f"land {result.land_area_ha:,.1f} ha; excluded: ocean {result.ocean_area_ha:,.1f} ha, "
+                  f"nodata {result.nodata_area_ha:,.1f} ha (land mask {result.land_mask})")
     if result.n_from_target_se is not None:
         console.print(f"n from target SE {target_se}: {result.n_from_target_se} (Olofsson et al. 2014, eq. 13)")
 
@@ -114,15 +127,29 @@ def report(
     map_path: str = typer.Option(..., "--map", help="The assessed map (the one the design was drawn on)."),
     reference: str = typer.Option(..., "--reference", help="Design output with reference_class filled (codes or names)."),
     out: str = typer.Option(..., "--out", help="Directory for report.html, metrics.json, error_matrix.csv."),
-    compare: Optional[str] = typer.Option(None, "--compare", help="A second map (or stage) to assess with the same sample."),
+    compare: Optional[str] = typer.Option(
+        None, "--compare", help="A second map (or stage) to assess with the same sample; reports OA(map) - OA(compare)."
+    ),
     title: Optional[str] = typer.Option(None, "--title", help="Report title."),
+    land_mask: str = typer.Option(LAND_MASK_DEFAULT, "--land-mask", help=LAND_MASK_HELP),
+    interval: str = typer.Option(
+        "wilson", "--interval", help="95 % intervals of proportions: wilson (never zero width) or normal (±1.96 SE)."
+    ),
 ) -> None:
-    """Write an HTML accuracy report with plots, plus metrics.json and error_matrix.csv."""
-    from worldcover.validation.report import build_report
+    """Write an HTML accuracy report of the map's land with plots, plus metrics.json and error_matrix.csv."""
+    from worldcover.validation.report import assess, write_report
 
-    result = build_report(map_path, reference, out, compare_path=compare, title=title)
-    oa = result.metrics["overall_accuracy"]
-    console.print(f"overall accuracy {oa['estimate']:.4f} ± {oa['ci95_halfwidth']:.4f} -> {result.html}")
+    assessment = assess(map_path, reference, compare_path=compare, title=title, land_mask=land_mask,
+                        interval=interval)
+    result = write_report(assessment, out)
+    oa = assessment.result.overall_accuracy
+    lo, hi = oa.ci95(interval)
+    ex = assessment.excluded
+    console.print(f"overall accuracy {oa.estimate:.4f} ± {oa.ci95_halfwidth:.4f} ({interval} 95 % CI "
+                  f"{lo:.4f}-{hi:.4f}; land only: ocean {ex['ocean_area_ha']:,.1f} ha and nodata "
+                  f"{ex['nodata_area_ha']:,.1f} ha excluded) -> {result.html}")
+    if assessment.comparison is not None:
+        console.print(assessment.comparison["line"])
 
 
 def main() -> None:
