@@ -15,7 +15,7 @@ IMAGE      ?= localhost/worldcover:$(VERSION)
 IMAGE_BUILD_ARGS ?=
 
 # test-fast: the quick loop (no end-to-end runs, no image build), under 3 minutes
-.PHONY: demo test test-fast install web chromium bench argo lock image image-base clean
+.PHONY: demo test test-fast lint install web chromium bench argo lock image image-base clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,12 @@ test-fast: $(STAMP) $(LEAFLET) chromium
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+
+# lint: ruff (rules in pyproject [tool.ruff]) and mypy on the package ([tool.mypy]); the same hooks run
+# from .pre-commit-config.yaml. `ruff format` is not enforced: the code is not formatted that way (yet).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 argo: $(STAMP)
 	$(BIN)/python -m worldcover.render_all argo

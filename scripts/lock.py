@@ -7,7 +7,9 @@ Starts from ``[project].dependencies`` in pyproject.toml (extras such as
 requirements, with environment markers evaluated for this interpreter and
 platform (CPython 3.11 on Linux x86_64, like the image). Dev/test extras
 (pytest, hypothesis, moto, ...) are not followed, worldcover itself is not
-listed, and neither are pip/setuptools/wheel. Fails when a dependency is not
+listed, and neither are pip/setuptools/wheel. The lint tools (ruff, mypy, pre-commit,
+see ``LINT``) are the exception: pinned with their requirements, so `make lint` reports the
+same findings on every machine. Fails when a dependency is not
 installed, so the file is always a complete, consistent set: upgrade in the
 venv (``.venv/bin/pip install -U 'pkg'``), run the tests, then ``make lock``.
 """
@@ -26,6 +28,8 @@ from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parents[1]
 SKIP = {"worldcover", "pip", "setuptools", "wheel"}
+# dev tools whose version changes what they report: pinned like the runtime dependencies
+LINT = ["ruff", "mypy", "pre-commit"]
 # Dev/test dependencies pinned all the same: playwright's driver talks to the system Chromium
 # (scripts/setup-chromium.sh), so its version must not float with each fresh install.
 ALSO_PINNED = ["playwright"]
@@ -72,7 +76,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(REPO / "constraints.txt"))
     args = ap.parse_args()
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    found = resolve(list(project["dependencies"]) + ALSO_PINNED)
+    found = resolve(list(project["dependencies"]) + ALSO_PINNED + LINT)
     env = default_environment()
     lines = [HEADER.format(python=env["python_full_version"], platform=f"{env['sys_platform']} "
                            f"{env['platform_machine']}")]
