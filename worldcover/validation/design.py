@@ -278,7 +278,8 @@ def scan_map(
             for code in np.unique(codes):
                 sel = codes == code
                 reservoir.offer(int(code), keys[sel], r // PSU_SIDE + pr[sel], c // PSU_SIDE + pc[sel])
-        units[NODATA], unit_area[NODATA] = 0, 0.0
+        # nodata (and the ocean, set to nodata above) is no land class
+        pixels[NODATA], area[NODATA], units[NODATA], unit_area[NODATA] = 0, 0.0, 0, 0.0
         transform, crs = src.transform, src.crs
         extent = _extent_area_m2(src, geographic)
     return MapScan(
