@@ -6,7 +6,7 @@ Starts from ``[project].dependencies`` in pyproject.toml (extras such as
 ``dask[distributed]`` followed) and walks the installed distributions'
 requirements, with environment markers evaluated for this interpreter and
 platform (CPython 3.11 on Linux x86_64, like the image). Dev/test extras
-(pytest, hypothesis, moto, ...) are not followed, worldcover itself is not
+(pytest, hypothesis, moto, ...) are not followed (except ``ALSO_PINNED``), worldcover itself is not
 listed, and neither are pip/setuptools/wheel. The lint tools (ruff, mypy, pre-commit,
 see ``LINT``) are the exception: pinned with their requirements, so `make lint` reports the
 same findings on every machine. Fails when a dependency is not

@@ -89,6 +89,17 @@ def stop(proc: subprocess.Popen) -> None:
     proc.wait(timeout=20)
 
 
+def png_rgba(url: str) -> np.ndarray:
+    """A PNG from the server as an RGBA array."""
+    import io
+
+    from PIL import Image
+
+    with urllib.request.urlopen(url, timeout=60) as r:
+        assert r.headers["content-type"] == "image/png", url
+        return np.asarray(Image.open(io.BytesIO(r.read())).convert("RGBA"))
+
+
 def get_json(url: str):
     with urllib.request.urlopen(url, timeout=60) as r:
         return json.loads(r.read())
@@ -188,6 +199,10 @@ def test_query_outlines_samples_and_layers(mosaic_root, server):
                  f"layers/input_quality/tiles/{t.z}/{t.x}/{t.y}.png"):
         with urllib.request.urlopen(server + path, timeout=60) as r:
             assert r.headers["content-type"] == "image/png" and r.read()[:4] == b"\x89PNG", path
+    # the land background (GLOBE): a Saharan tile is all land, one of the open South Pacific all sea (transparent)
+    for (lon_, lat_), land_share in (((8.0, 24.0), 1.0), ((-138.0, -29.0), 0.0)):
+        t = tms.get("WebMercatorQuad").tile(lon_, lat_, 6)
+        assert (png_rgba(f"{server}land/tiles/6/{t.x}/{t.y}.png")[..., 3] > 0).mean() == land_share, (lon_, lat_)
     for path in ("layers/probability/tiles/3/4/2.png", "layers/nope/tiles/14/1/1.png"):  # too far out; no such layer
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(server + path, timeout=30)
@@ -227,11 +242,7 @@ def test_an_s3_root_is_served_through_vsis3(mosaic_root, s3_bucket, s3_env):
         deadline = time.monotonic() + 20
         while not server.started and time.monotonic() < deadline:
             time.sleep(0.05)
-        with urllib.request.urlopen(f"{base}map/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}.png", timeout=60) as r:
-            from PIL import Image
-            import io
-
-            rgba = np.asarray(Image.open(io.BytesIO(r.read())).convert("RGBA"))
+        rgba = png_rgba(f"{base}map/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}.png")
         assert (rgba[..., 3] > 0).mean() > 0.5  # the tile is mostly drawn, from the bucket's COGs
     finally:
         server.should_exit = True

@@ -9,6 +9,9 @@ The tile server is titiler (FastAPI) over rio-tiler: no tile maths here.
   is served by rio-tiler's :func:`~rio_tiler.mosaic.mosaic_reader` over the
   per-tile COGs named by the mosaic's STAC items (``mosaic/<Y>/items/``), the
   ones whose footprint meets the web tile, from zoom :data:`TILE_LAYER_MINZOOM` on.
+* **Land** (the background) is GLOBE's 1 km land mask sampled every
+  :data:`LAND_STEP` degrees into an in-memory GeoTIFF that rio-tiler serves:
+  the continents show without a base-map server (nothing leaves the machine).
 * ``/query`` reads the class (VRT), probability and input-quality bands at a
   point with rio-tiler's ``Reader.point``; ``/outlines.geojson`` gives the
   3-degree tiles and their data footprints; ``/samples.geojson`` the validation
@@ -30,6 +33,7 @@ import json
 import os
 import posixpath
 import socket
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,7 +55,12 @@ TILE_LAYERS = {
     "input_quality": {"product": "InputQuality", "band": 2, "range": (0, 100), "colormap": "magma",
                       "title": "Sentinel-2 observations (InputQuality band 2)"},
 }
-SAMPLE_NAMES = ("reference.csv", "samples.csv")  # labelled first: it holds the design's columns and the labels
+#: The land background: GLOBE's land mask (worldcover.validation.landmask) sampled every LAND_STEP degrees
+#: into one small in-memory GeoTIFF, so the page shows where the continents are without any base map server.
+LAND_STEP = 0.1
+LAND_RGBA = (236, 232, 222, 255)
+SAMPLE_NAMES = ("reference.csv", "samples.csv")
+SAMPLES_SHOWN_MAX = 100  # more samples than this start hidden (ticked on in the page's layer control)  # labelled first: it holds the design's columns and the labels
 
 
 @dataclass(frozen=True)
@@ -210,6 +219,7 @@ def page_config(site: Site) -> dict:
                    for name, spec in TILE_LAYERS.items()},
         "tiles": len(site.tiles),
         "samples": site.samples is not None,
+        "samples_shown_max": SAMPLES_SHOWN_MAX,
         "samples_file": site.samples_file,
     }
 
@@ -280,6 +290,45 @@ def _tile_layer_png(site: Site, layer: str, z: int, x: int, y: int) -> bytes:
     return image.render(img_format="PNG", colormap=cmap.get(spec["colormap"]))
 
 
+_land_lock = threading.Lock()
+_land_memfile = None  # the land background's MemoryFile, kept open for the life of the process
+
+
+def _land_raster() -> str:
+    """GDAL path of the land background (uint8, 1 = land, nodata 0), built on first use (~1 s) and kept."""
+    global _land_memfile
+    with _land_lock:  # build it once, even when the first tiles arrive together
+        if _land_memfile is None:
+            from rasterio.enums import Resampling
+            from rasterio.io import MemoryFile
+            from rasterio.transform import from_origin
+
+            from worldcover.validation.landmask import GlobeLandMask
+
+            lon = numpy.arange(-180 + LAND_STEP / 2, 180, LAND_STEP)
+            lat = numpy.arange(90 - LAND_STEP / 2, -90, -LAND_STEP)
+            grid_lon, grid_lat = numpy.meshgrid(lon, lat)
+            land = GlobeLandMask().is_land(grid_lon.ravel(), grid_lat.ravel()).reshape(grid_lat.shape)
+            memfile = MemoryFile()
+            with memfile.open(driver="GTiff", width=land.shape[1], height=land.shape[0], count=1, dtype="uint8",
+                              nodata=0, crs="EPSG:4326", transform=from_origin(-180, 90, LAND_STEP, LAND_STEP),
+                              tiled=True, compress="deflate") as dst:
+                dst.write(land.astype(numpy.uint8), 1)
+                dst.build_overviews([2, 4, 8], Resampling.mode)
+            _land_memfile = memfile
+        return _land_memfile.name
+
+
+def _land_png(z: int, x: int, y: int) -> bytes:
+    """One web-mercator PNG of the land background (rio-tiler reads the in-memory raster)."""
+    from morecantile import tms as tms_registry
+    from rio_tiler.io import Reader
+
+    with Reader(_land_raster(), tms=tms_registry.get("WebMercatorQuad")) as src:
+        image = src.tile(x, y, z)
+    return image.render(img_format="PNG", colormap={1: LAND_RGBA})
+
+
 def create_app(site: Site):
     """The FastAPI application: titiler for Map, rio-tiler for the per-tile layers, the page and its JSON."""
     from fastapi import FastAPI, HTTPException, Query
@@ -304,6 +353,10 @@ def create_app(site: Site):
         if layer not in TILE_LAYERS:
             raise HTTPException(404, f"no layer {layer!r}: expected one of {', '.join(TILE_LAYERS)}")
         return Response(_tile_layer_png(site, layer, z, x, y), media_type="image/png")
+
+    @app.get("/land/tiles/{z}/{x}/{y}.png", tags=["Layers"])
+    def land_layer(z: int, x: int, y: int) -> Response:
+        return Response(_land_png(z, x, y), media_type="image/png")
 
     @app.get("/query", tags=["Query"])
     def query_point(lon: float = Query(...), lat: float = Query(...)) -> JSONResponse:
@@ -338,6 +391,9 @@ def create_app(site: Site):
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket on host:port, or an InputError when the port is taken (never a second server)."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    # as uvicorn does: a restart may reuse a port whose old connections linger in TIME_WAIT; on Linux a
+    # port another socket is listening on is still refused
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
@@ -351,5 +407,7 @@ def serve(site: Site, sock: socket.socket, log_level: str = "warning") -> None:
     """Serve the web map on an already bound socket until interrupted (uvicorn)."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(create_app(site), log_level=log_level, access_log=log_level == "info"))
+    app = create_app(site)
+    threading.Thread(target=_land_raster, name="land-background", daemon=True).start()  # ready before the page asks
+    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=log_level == "info"))
     server.run(sockets=[sock])

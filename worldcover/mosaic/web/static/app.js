@@ -75,9 +75,14 @@ async function main() {
     map.fitBounds([[s, w], [n, e]], { maxZoom: 13 });
   }
 
-  const noWrap = { maxZoom: 19, maxNativeZoom: 18, noWrap: true, attribution: "worldcover" };
+  const noWrap = { maxZoom: 19, maxNativeZoom: 18, noWrap: true, zIndex: 2, attribution: "worldcover" };
+  const land = L.tileLayer("/land/tiles/{z}/{x}/{y}.png",
+                           { maxZoom: 19, maxNativeZoom: 9, noWrap: true, zIndex: 1, attribution: "GLOBE land mask" });
+  land.addTo(map);
   const layers = {
-    Map: L.tileLayer("/map/tiles/WebMercatorQuad/{z}/{x}/{y}.png", noWrap),
+    // reproject=mode: a zoomed-out pixel takes the commonest class under it (GDAL warp), so small
+    // tiles still show instead of falling between nearest-neighbour samples
+    Map: L.tileLayer("/map/tiles/WebMercatorQuad/{z}/{x}/{y}.png?reproject=mode", noWrap),
     Probability: L.tileLayer("/layers/probability/tiles/{z}/{x}/{y}.png",
                              { ...noWrap, minZoom: config.tile_layer_minzoom }),
     InputQuality: L.tileLayer("/layers/input_quality/tiles/{z}/{x}/{y}.png",
@@ -91,7 +96,7 @@ async function main() {
   layers.Map.addTo(map);
   map.on("baselayerchange", (ev) => showRamp(ramps[ev.name]));
 
-  const overlays = {};
+  const overlays = { "Land (GLOBE)": land };
   const outlines = await (await fetch("/outlines.geojson")).json();
   overlays["Tile outlines"] = L.geoJSON(outlines, {
     style: (f) => (f.properties.kind === "tile"
@@ -103,17 +108,21 @@ async function main() {
   if (config.samples) {
     const samples = await (await fetch("/samples.geojson")).json();
     const colour = Object.fromEntries(config.legend.map((c) => [c.code, c.colour]));
+    // fill: the map class; ring: red where the reference label disagrees, dark where it agrees
     overlays["Validation samples"] = L.geoJSON(samples, {
       pointToLayer: (f, latlng) => L.circleMarker(latlng, {
-        radius: 5, weight: 2, fillOpacity: 0.9, fillColor: colour[f.properties.map_class] || "#fff",
-        color: f.properties.agree === false ? "#d00" : "#fff",
+        radius: 4, weight: 1.5, fillOpacity: 0.9, fillColor: colour[f.properties.map_class] || "#fff",
+        color: f.properties.agree === false ? "#e00" : "#222",
       }),
       onEachFeature: (f, layer) => layer.bindTooltip(
         `sample ${f.properties.id}: map ${f.properties.map_class}` +
         (f.properties.reference_class === null ? "" : `, reference ${f.properties.reference_class}`)),
-    }).addTo(map);
+    });
+    // a dense sample would hide the map it assesses: then it waits to be ticked in the layer control
+    if (samples.features.length <= config.samples_shown_max) overlays["Validation samples"].addTo(map);
   }
-  L.control.layers(layers, overlays, { collapsed: false }).addTo(map);
+  // autoZIndex off: the control would stack the layers in its own order, the land over the map
+  L.control.layers(layers, overlays, { collapsed: false, autoZIndex: false }).addTo(map);
   L.control.scale({ imperial: false }).addTo(map);
 
   map.on("click", async (ev) => {
