@@ -157,3 +157,101 @@ def test_perfect_labels_give_overall_accuracy_one(case, tmp_path):
         assert c["area_ha"]["se"] == pytest.approx(0.0, abs=1e-9)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "error_matrix.csv", "mapped_area.csv", "metrics.json", "report.html"]
+
+
+# --- issue 16: design table, totals, intervals that do not collapse, the paired OA difference -----------------
+
+
+def test_design_table_and_excluded_areas_in_the_report(report, case):
+    _, map_path, _, samples = case
+    page = (report / "report.html").read_text()
+    table = page[page.index('<table class="design">'):]
+    table = table[: table.index("</table>")]
+    for text in ("<td>Tree cover</td>", "<td>land (population)</td>", "<td>ocean (excluded)</td>",
+                 "<td>nodata (excluded)</td>", "weight W_h", "n_h (design)"):
+        assert text in table
+    m = json.loads((report / "metrics.json").read_text())
+    design = {d["code"]: d for d in m["design"]}
+    assert sum(d["weight"] for d in design.values()) == pytest.approx(1.0)
+    assert {c: d["n_labelled"] for c, d in design.items()} == samples.groupby("map_class").size().to_dict()
+    assert {c: d["n_design"] for c, d in design.items()} == samples.groupby("map_class")["stratum_n"].first().to_dict()
+    # the 20 nodata rows of the map are reported apart, not in the strata
+    mapped = class_areas(map_path)
+    assert m["excluded"]["land_area_ha"] == pytest.approx(sum(a for _, a in mapped.values()), rel=1e-9)
+    assert m["excluded"]["nodata_area_ha"] > 0 and m["excluded"]["ocean_area_ha"] == 0
+
+
+def test_count_matrix_has_totals(report):
+    page = (report / "report.html").read_text()
+    table = page[page.index('<table class="counts">'):]
+    table = table[: table.index("</table>")]
+    assert "<th>total</th>" in table
+    last = re.findall(r"<tr>(.*?)</tr>", table)[-1]
+    cells = re.findall(r"<td>(.*?)</td>", last)
+    assert cells[0] == "total" and cells[-1] == "400"
+    assert sum(int(c) for c in cells[1:-1]) == 400
+
+
+def test_wilson_interval_known_values():
+    from worldcover.validation.estimators import Estimate, wilson
+
+    z2 = 1.96**2
+    assert wilson(1.0, 50) == pytest.approx((50 / (50 + z2), 1.0))  # lower bound n / (n + z^2)
+    assert wilson(0.0, 50) == pytest.approx((0.0, z2 / (50 + z2)))
+    assert wilson(0.5, 100) == pytest.approx((0.40383, 0.59617), abs=1e-5)
+    # a stratified estimate: effective n = p(1-p)/SE^2, never above the units behind it
+    assert Estimate(0.8, 0.04, 400).ci95("wilson") == pytest.approx(wilson(0.8, 100))
+    assert Estimate(0.8, 0.001, 400).ci95("wilson") == pytest.approx(wilson(0.8, 400))
+    assert Estimate(1.0, 0.0, 40).ci95("normal") == (1.0, 1.0)
+
+
+def test_a_class_without_errors_has_an_interval_below_100(case, tmp_path):
+    root, map_path, _, _ = case
+    df = pd.read_csv(root / "labelled.csv")
+    df["reference_class"] = df["map_class"]
+    df.to_csv(tmp_path / "perfect.csv", index=False)
+    rep = build_report(map_path, tmp_path / "perfect.csv", tmp_path / "out")
+    mangroves = rep.metrics["classes"]["Mangroves"]["users_accuracy"]
+    n = int((df["map_class"] == 95).sum())
+    assert mangroves["estimate"] == 1.0 and mangroves["se"] == 0.0
+    assert mangroves["ci95"] == pytest.approx([n / (n + 1.96**2), 1.0])  # Wilson with the stratum's n units
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert f"100.0 % ({100 * n / (n + 1.96**2):.1f}–100.0)" in page and "Wilson score interval" in page
+    normal = build_report(map_path, tmp_path / "perfect.csv", tmp_path / "normal", interval="normal")
+    assert normal.metrics["classes"]["Mangroves"]["users_accuracy"]["ci95"] == [1.0, 1.0]
+
+
+def test_compare_reports_the_paired_oa_difference(report, case):
+    m = json.loads((report / "metrics.json").read_text())["comparison"]
+    diff = m["oa_difference"]
+    a, b = m["map"]["overall_accuracy"]["estimate"], m["compare"]["overall_accuracy"]["estimate"]
+    assert diff["estimate"] == pytest.approx(a - b, rel=1e-9, abs=1e-12)
+    assert diff["ci95"][0] < diff["estimate"] < diff["ci95"][1]
+    # paired: both maps err at the same units outside one band, so the covariance is positive and the
+    # difference is more precise than two independent samples would make it
+    se_a, se_b = m["map"]["overall_accuracy"]["se"], m["compare"]["overall_accuracy"]["se"]
+    assert 0 < diff["se"] < 0.75 * (se_a**2 + se_b**2) ** 0.5
+    page = (report / "report.html").read_text()
+    line = re.search(r'<p class="compare-line">(.*?)</p>', page).group(1)
+    assert "map.tif" in line and "stage2.tif" in line and "percentage points" in line and "95 % CI" in line
+
+
+def test_compare_a_map_with_itself_gives_zero_difference(case, tmp_path):
+    root, map_path, _, _ = case
+    from worldcover.validation.report import assess
+
+    a = assess(map_path, root / "labelled.csv", compare_path=map_path)
+    diff = a.comparison["difference"]
+    assert diff.estimate == 0.0 and diff.se == 0.0
+    assert "no significant difference" in a.comparison["line"]
+
+
+def test_sample_map_groups_distant_places():
+    from worldcover.validation.plots import _sample_groups
+
+    rng = np.random.default_rng(0)
+    lon = np.concatenate([6.1 + rng.random(20) * 0.01, 100.5 + rng.random(15) * 0.01, -60.2 + rng.random(5) * 0.01])
+    lat = np.concatenate([1.1 + rng.random(20) * 0.01, 30.5 + rng.random(15) * 0.01, -5.3 + rng.random(5) * 0.01])
+    groups = _sample_groups(lon, lat)
+    assert [len(g) for g in groups] == [20, 15, 5]
+    assert set(groups[1].tolist()) == set(range(20, 35))
