@@ -51,7 +51,8 @@ def campaign_root(tmp_path) -> tuple[Path, list[str]]:
         minute += 2
     _record(tmp_path, failed, "r00c00", minute)
     minute += 2
-    tile_paths(tmp_path, failed, YEAR).failure.write_text(json.dumps({"tile": failed, "error": "DataError: no S2 items"}))
+    failure = {"tile": failed, "error": "DataError: no S2 items"}
+    tile_paths(tmp_path, failed, YEAR).failure.write_text(json.dumps(failure))
     for key in ("r00c00", "r00c01"):
         _record(tmp_path, running, key, minute)
         minute += 2
@@ -114,7 +115,8 @@ def test_status_of_a_root_without_a_plan_and_argo_routing(tmp_path, monkeypatch)
     runner = CliRunner()
     bad = runner.invoke(app, ["campaign", "status", str(tmp_path)])
     assert bad.exit_code == 2 and bad.stderr.strip() == (
-        f"error: no campaign.json under {str(tmp_path)!r}: expected a campaign output root (the --out of `campaign run`)")
+        f"error: no campaign.json under {str(tmp_path)!r}: expected a campaign output root "
+        "(the --out of `campaign run`)")
     # a workflow name still asks the Argo Server (none configured here: one line, exit 2)
     monkeypatch.delenv("ARGO_SERVER", raising=False)
     argo = runner.invoke(app, ["campaign", "status", "wc-1pct-2021-abcde"])

@@ -9,7 +9,9 @@ import socket
 import subprocess
 import sys
 
+import numpy as np
 import psutil
+import pytest
 
 from tests.conftest import run_cli
 from worldcover.campaign.plan import CampaignPlan
@@ -31,14 +33,18 @@ def test_version_alone():
 
 def test_flags_show_bare_in_help():
     """A flag takes no value: `--force` in the help, not `--force <bool>`; options with a value keep their type."""
-    rc, out, err = run_cli("mosaic", "build", "--help")
-    assert rc == 0, err
+    from typer.testing import CliRunner
+
+    from worldcover.cli import app
+
+    out = CliRunner().invoke(app, ["mosaic", "build", "--help"], terminal_width=120).stdout
     assert "<bool>" not in out
     force = next(line for line in out.splitlines() if "--force" in line)
     assert "Recompute" in force
     assert "<int" in next(line for line in out.splitlines() if "--workers" in line)
-    rc, out, _ = run_cli("--help")
-    assert "<bool>" not in out and "--version" in out
+    for args in (["--help"], ["campaign", "promote", "--help"], ["stac", "serve", "--help"]):
+        out = CliRunner().invoke(app, args, terminal_width=120).stdout
+        assert "<bool>" not in out and "--help" in out
 
 
 def _read_line(proc: subprocess.Popen, timeout: float = 60) -> str:
@@ -81,16 +87,24 @@ def test_collection_id_does_not_repeat_the_year():
     assert collection_id(CampaignPlan.create("run-20210", YEAR, tiles=["N42E009"]), YEAR) == "worldcover-run-20210-2021"
 
 
-def test_mosaic_items_declare_the_tiles_classification_version(tmp_path):
-    """A tile item declaring classification v1.1.0 (as the tile runner writes it) gives a mosaic item that declares
-    v1.1.0 only, not pystac's migrated v2.0.0 beside it, and validates against it offline."""
-    write_tile(tmp_path, "N42E009", YEAR, synthetic_codes((120, 120), 3), 600, 1200)
-    item_path = tile_paths(tmp_path, "N42E009", YEAR).item
+@pytest.fixture(scope="module")
+def one_tile_mosaic(tmp_path_factory):
+    """A mosaic of one small patch of a coastal tile whose item declares classification v1.1.0 (as the tile
+    runner writes it) and an older projection version."""
+    root = tmp_path_factory.mktemp("one-tile")
+    write_tile(root, "N42E009", YEAR, synthetic_codes((120, 120), 3), 600, 1200)
+    item_path = tile_paths(root, "N42E009", YEAR).item
     item = json.loads(item_path.read_text())
     item["stac_extensions"] += [mstac.CLASSIFICATION, "https://stac-extensions.github.io/projection/v1.1.0/schema.json"]
     item_path.write_text(json.dumps(item))
-    CampaignPlan.create("wc-1pct-2021", YEAR, tiles=["N42E009"]).save(tmp_path / "campaign.json")
-    summary = build_mosaic(tmp_path, YEAR)
+    CampaignPlan.create("wc-1pct-2021", YEAR, tiles=["N42E009"]).save(root / "campaign.json")
+    return root, build_mosaic(root, YEAR)
+
+
+def test_mosaic_items_declare_the_tiles_classification_version(one_tile_mosaic):
+    """The mosaic item declares classification v1.1.0 only, not pystac's migrated v2.0.0 beside it, and
+    validates against it offline."""
+    tmp_path, summary = one_tile_mosaic
     assert summary["stac"]["not_vendored"] == []
     assert summary["stac"]["collection_id"] == "worldcover-wc-1pct-2021"
     paths = MosaicPaths(tmp_path, YEAR)
@@ -104,3 +118,25 @@ def test_mosaic_items_declare_the_tiles_classification_version(tmp_path):
 def test_stac_serve_bad_port(tmp_path):
     rc, out, err = run_cli("stac", "serve", str(tmp_path), "--port", "70000")
     assert rc == 2 and err.count("\n") == 1 and "invalid --port 70000" in err
+
+
+def test_quicklook_shows_sea_land_coast_and_the_tile(one_tile_mosaic):
+    """A 120 px patch is far below a pixel of the overview: the overview still shows where it is (tile outline and
+    a marker of fixed size) over sea, land and coastline, and a panel zooms on the data."""
+    import matplotlib.image as mpimg
+
+    from worldcover.legend import BY_CODE
+    from worldcover.mosaic import quicklook as ql
+
+    root, _ = one_tile_mosaic
+    rgb = (mpimg.imread(MosaicPaths(root, YEAR).quicklook)[..., :3] * 255).round().astype(np.int64)
+    packed = rgb[..., 0] << 16 | rgb[..., 1] << 8 | rgb[..., 2]
+    share = {name: np.mean(packed == (r << 16 | g << 8 | b)) for name, (r, g, b) in
+             (("sea", ql.OCEAN_RGB), ("land", ql.LAND_RGB), ("tile", (0xB0, 0x00, 0x20)))}
+    assert share["sea"] > 0.05 and share["land"] > 0.05  # N42E009: Corsica, Sardinia, Italy and the sea around
+    assert share["tile"] > 1e-4
+    coast = (np.abs(rgb - 115).max(axis=-1) <= 8)  # the coastline's grey (0.45)
+    assert coast.sum() > 500
+    colours = {int(BY_CODE[c].colour, 16) for c in (10, 20, 30, 40)}
+    assert all(np.any(packed == c) for c in colours)  # the zoomed panel (and legend) in the map's colours
+    assert ql.view_extent((9.0, 12.0, 42.0, 45.0)) == (4.5, 16.5, 40.5, 46.5)

@@ -144,7 +144,10 @@ def run(out, n_tiles: int = 3, n_blocks: int = 2, year: int = DEMO_YEAR, seed: i
 
         publish(sim_dir, str(archive))
         scratch.cleanup()
-    console.print(f"   {generated['items_written']} -> {archive}")
+    w = generated["items_written"]
+    console.print(f"   {w.get('sentinel-2-l2a', 0)} S2, {w.get('sentinel-1-rtc', 0)} S1 and "
+                  f"{w.get('cop-dem-glo-30', 0)} DEM items, {generated['bytes'] / 1e6:.1f} MB -> {archive}",
+                  highlight=False)
 
     console.rule("3-4. STAC API on loopback, campaign on the local dask engine")
     with LocalStacApi(str(archive)) as api:
@@ -168,8 +171,9 @@ def run(out, n_tiles: int = 3, n_blocks: int = 2, year: int = DEMO_YEAR, seed: i
         gate = {"overall_accuracy": oa, "ci95_halfwidth": ci, "threshold": DEFAULT_THRESHOLD,
                 "promotable": oa >= DEFAULT_THRESHOLD}
         verdict = "[green]may be promoted[/green]" if gate["promotable"] else "[red]may not be promoted[/red]"
-        console.print(f"   1pct OA {100 * oa:.1f} % ± {100 * ci:.1f} vs the {100 * DEFAULT_THRESHOLD:.0f} % bar: {verdict} "
-                      f"(`worldcover campaign promote --from 1pct --to 10pct --out {root}`)")
+        console.print(f"   1pct OA {100 * oa:.1f} % ± {100 * ci:.1f} vs the {100 * DEFAULT_THRESHOLD:.0f} % bar: "
+                      f"{verdict} (`worldcover campaign promote --from 1pct --to 10pct --source planetary-computer "
+                      f"--out {root}`: the demo's STAC server stops with it)")
     except Exception as exc:  # the demo reports, it does not stop here
         console.print(f"   promotion gate: {exc}")
 

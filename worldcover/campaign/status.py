@@ -18,6 +18,7 @@ follow the campaign, while it runs or after it stopped:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -164,10 +165,8 @@ class StatusReader:
                 tiles.append(TileState(t, "done", len(keys), len(keys), pixels))
                 continue
             error = ""
-            try:
+            with contextlib.suppress(OSError, ValueError):  # no FAILED.json (or one being written)
                 error = str(json.loads(paths.failure.read_text()).get("error", "")) or "failed"
-            except (OSError, ValueError):
-                pass
             state = "failed" if error else ("running" if recorded else "pending")
             tiles.append(TileState(t, state, len(recorded), len(keys), pixels, error))
         now = time.time()

@@ -161,9 +161,28 @@ def print_summary(summary: dict) -> None:
     if summary["failed_tiles"]:
         console.print(f"[red]failed tiles[/red]: {', '.join(summary['failed_tiles'])} "
                       f"(re-run the same command to retry only those)")
-    for step in ("merge", "validate"):
-        if step in summary:
-            console.print(f"{step}: {summary[step]}")
+    merge, validate = summary.get("merge"), summary.get("validate")
+    if merge is not None:
+        if merge.get("ok", True) and "year" in merge:
+            from worldcover.mosaic.build import summary_table
+
+            console.print(summary_table(merge))
+        else:
+            console.print(f"[red]merge failed[/red]: {merge.get('error', '')}", highlight=False)
+    if validate is not None:
+        console.print(validation_line(validate), highlight=False, soft_wrap=True)
+
+
+def validation_line(result: dict) -> str:
+    """One line for the validate step's result: the OA with its interval and the report, or what went wrong."""
+    if not result.get("ok", True):
+        return f"[red]validate failed[/red]: {result.get('error', '')}"
+    if result.get("status") == "reported":
+        return (f"validate: OA {100 * result['overall_accuracy']:.1f} % ± {100 * result['ci95_halfwidth']:.1f} "
+                f"(95 % CI, n = {result['n']}); report {result['report']}")
+    if result.get("status") == "awaiting-reference":
+        return f"validate: sampling design written for labelling: {result.get('samples', '')}"
+    return f"validate: {result.get('status', '?')}"
 
 
 @app.command("promote")

@@ -393,8 +393,9 @@ def build_mosaic(
         groups = write_area_tables(paths.areas_csv, paths.areas_json, records, stages_of, meta)
         say("quicklook")
         outlines = [(t, Tile.parse(t).bbox, sources[t].map) for t in tiles]
+        count = f"{len(tiles)} tile" + ("" if len(tiles) == 1 else "s")
         render_quicklook(paths.quicklook, pick_level([paths.level("1km"), paths.level("10km")]),
-                         f"Land cover {year}" + (f", campaign {plan.name}" if plan else "") + f" ({len(tiles)} tiles)",
+                         f"Land cover {year}" + (f", campaign {plan.name}" if plan else "") + f" ({count})",
                          tiles=outlines)
         say("STAC collection")
         stac_info = write_stac(paths, plan, sources, checksums, extent, validate)
