@@ -107,7 +107,7 @@ class RssSampler:
             self.peak = max(self.peak, self._rss())
             self._stop.wait(self._every)
 
-    def __enter__(self) -> "RssSampler":
+    def __enter__(self) -> RssSampler:
         self._thread.start()
         return self
 

@@ -118,9 +118,9 @@ def map_accuracy(model, items: list, groups: tuple[str, ...]) -> float:
 def main(argv: list[str] | None = None) -> dict:
     from worldcover import sim
     from worldcover.model.default import TrainingDesign, training_design
-    from worldcover.stages import stratum
     from worldcover.model.sampling import build_training_table, feature_columns, group_features
     from worldcover.model.training import train
+    from worldcover.stages import stratum
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--block-size", type=int, default=64)

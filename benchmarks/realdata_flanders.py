@@ -21,8 +21,8 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from worldcover.errors import WorldCoverError
 from worldcover.model import Model

@@ -27,9 +27,9 @@ import rasterio
 from scipy import ndimage
 
 from benchmarks.realdata_flanders import CACHE, SOURCE
-from worldcover.sources.worldcereal import import_extraction
 from worldcover.sources.local_api import LocalStacApi
-from worldcover.validation.points import label_raster, label_points
+from worldcover.sources.worldcereal import import_extraction
+from worldcover.validation.points import label_points, label_raster
 
 
 def parcel_groups(points: pd.DataFrame, labels: Path) -> pd.Series:

@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -115,7 +115,7 @@ def summarise(tile: dict, stages: dict, naive: dict | None, engine: list, render
         "predictor": floor.get("predictor"),
         "peak_rss_gb_block": {str(s): r["peak_rss_gb"] for s, r in sorted(tile.items())},
         **({"product_grid": reference} if reference else {}),
-        "measured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "measured": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": largest["machine"],
     }
 
@@ -171,7 +171,7 @@ def main() -> None:
     print("engine ...", flush=True)
     engine = child("benchmarks.engine_growth", "--tiles", args.tiles)
     summary = summarise(tile, stages, naive, engine, render_100pct_s(), args.floor_size, reference)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     detail = {"summary": summary, "tile": tile, "stages": stages, "engine": engine}
     (RESULTS / f"{stamp}.json").write_text(json.dumps(detail, indent=1))
     (RESULTS / "latest.json").write_text(json.dumps(summary, indent=1))

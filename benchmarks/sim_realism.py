@@ -26,7 +26,7 @@ import re
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     table = distance_table(targets, sim)
     summary = region_summary(table)
     print_tables(table, summary, args.features)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     result = {
         "measured": stamp,
         "wall_s": round(time.perf_counter() - t0, 1),

@@ -85,10 +85,11 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import yaml
 
@@ -118,7 +119,7 @@ class UnsupportedField(ReplayError):
                                                    " (not implemented by tests/argo_replay.py and not listed "
                                                    "as cluster-only)")
 
-    def at(self, where: str) -> "UnsupportedField":
+    def at(self, where: str) -> UnsupportedField:
         """The same refusal with the object it was found in prefixed to its path."""
         self.path = f"{where}: {self.path}"
         self.args = (self._message(),)
@@ -1003,7 +1004,7 @@ class WorkflowRun:
 class _Ctx:
     """What a template executes in: its workflow and the templates it can name locally."""
 
-    wf: "_Workflow"
+    wf: _Workflow
     templates: Mapping[str, dict]
     owner: str  # "WorkflowTemplate/name" or "Workflow/name"
 
@@ -1345,7 +1346,7 @@ class Replay:
         wf = _Workflow(
             name=name, uid=str(uuid.UUID(int=self._rng.getrandbits(128), version=4)),
             namespace=meta.get("namespace") or self.settings.namespace, spec=local_spec, labels=labels,
-            annotations=annotations, created=datetime.now(timezone.utc),
+            annotations=annotations, created=datetime.now(UTC),
             deadline=started + duration_s(deadline) if deadline is not None else None, parent=parent,
         )
         templates = {t["name"]: t for t in local_spec.get("templates", [])}
@@ -1783,7 +1784,7 @@ class Replay:
         if clash:
             raise ReplayError(f"settings env {clash} would override the template's own env: pass it as a secret")
         deadline_s = self._timeout(wf, tmpl)
-        deadline = (datetime.now(timezone.utc) + timedelta(seconds=deadline_s)) if deadline_s is not None else None
+        deadline = (datetime.now(UTC) + timedelta(seconds=deadline_s)) if deadline_s is not None else None
         template_json = go_json({k: v for k, v in tmpl.items()})
         argo_env = {
             "ARGO_POD_NAME": name, "ARGO_POD_UID": str(uuid.UUID(int=self._rng.getrandbits(128), version=4)),

@@ -25,8 +25,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGE_ENV = "WORLDCOVER_TEST_IMAGE"

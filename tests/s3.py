@@ -53,7 +53,7 @@ class S3Server:
             "AWS_VIRTUAL_HOSTING": "FALSE",
         }
 
-    def start(self) -> "S3Server":
+    def start(self) -> S3Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
@@ -90,7 +90,7 @@ class S3Server:
         req = urllib.request.Request(self.endpoint + "/moto-api/reset", method="POST")
         urllib.request.urlopen(req, timeout=10).read()
 
-    def __enter__(self) -> "S3Server":
+    def __enter__(self) -> S3Server:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -148,7 +148,7 @@ class FaultyProxy:
                 return True
         return False
 
-    def start(self) -> "FaultyProxy":
+    def start(self) -> FaultyProxy:
         import http.client
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -225,7 +225,7 @@ class FaultyProxy:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "FaultyProxy":
+    def __enter__(self) -> FaultyProxy:
         return self.start()
 
     def __exit__(self, *exc) -> None:

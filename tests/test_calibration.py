@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.test_model_data import labelled_blocks
 from worldcover.errors import DataError
 from worldcover.model import Model, build_training_table, split_blocks, train_from_tables
 from worldcover.model.calibration import calibrate, fit_temperature, reliability_curve
 from worldcover.model.classifier import softmax
 from worldcover.model.default import with_label_noise
-from tests.test_model_data import labelled_blocks
 
 FAST = {"num_iterations": 60, "num_leaves": 15, "min_data_in_leaf": 10}
 

@@ -11,13 +11,13 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from tests.test_model_data import NAMES, labelled_blocks
 from worldcover.cli import _FriendlyErrors
 from worldcover.cli.model import app
 from worldcover.errors import InputError
 from worldcover.model import Model, build_training_table, train
 from worldcover.model import compiled as compiled_mod
 from worldcover.model.compiled import COMPILED_DIR, CompileError, artefact_name, cache_dirs
-from tests.test_model_data import NAMES, labelled_blocks
 
 root = typer.Typer(cls=_FriendlyErrors)
 root.add_typer(app, name="model")

@@ -116,7 +116,7 @@ def test_tile_products_are_valid_and_consistent(api, archive, tmp_path):
         assert q.res == pytest.approx((0.0005, 0.0005)) and q.shape == (BLOCK // 6, BLOCK // 6)
         n_s1, n_s2, pct = q.read()
         assert n_s2.max() <= 80 and n_s2.min() > 30  # ~73 acquisitions at 5-day revisit, some missing
-        assert n_s1.min() > 20 and 0 <= pct.min() and pct.max() <= 100
+        assert n_s1.min() > 20 and pct.min() >= 0 and pct.max() <= 100
     item = json.loads(paths.item.read_text())
     assert item["properties"]["worldcover:input_items"]["s2"]
     assert item["properties"]["worldcover:model"]["version"]

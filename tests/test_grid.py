@@ -6,14 +6,22 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
+from tests.conftest import run_cli
 from worldcover.errors import InputError
 from worldcover.grid import (
-    PIXEL_SIZE, TILE_PIXELS, Tile, compute_land_fraction_table, land_fraction_table, land_tiles,
-    parse_bbox, parse_blocks, tile_of,
+    PIXEL_SIZE,
+    TILE_PIXELS,
+    Tile,
+    compute_land_fraction_table,
+    land_fraction_table,
+    land_tiles,
+    parse_bbox,
+    parse_blocks,
+    tile_of,
 )
-from tests.conftest import run_cli
 
 WORLDCOVER_LAND_TILES = 2651
 

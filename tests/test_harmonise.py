@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import copy
 
 import numpy as np
-
 import pytest
 
 from worldcover.errors import DataError

@@ -13,14 +13,22 @@ import pytest
 import xarray as xr
 
 import worldcover
+from tests.test_model_data import BLOCK_IDS, CLASSES, NAMES, labelled_blocks
 from worldcover.errors import DataError, InputError
 from worldcover.grid import Tile
 from worldcover.legend import CODES
 from worldcover.model import (
-    CARD_FILE, DEFAULT_PARAMS, MODEL_FILE, Model, ModelCard, build_training_table, split_blocks, train, train_default_model,
-    train_from_blocks, train_from_tables,
+    CARD_FILE,
+    DEFAULT_PARAMS,
+    MODEL_FILE,
+    Model,
+    ModelCard,
+    build_training_table,
+    split_blocks,
+    train,
+    train_from_blocks,
+    train_from_tables,
 )
-from tests.test_model_data import BLOCK_IDS, CLASSES, NAMES, labelled_blocks
 
 FAST = {"num_iterations": 40, "num_leaves": 15, "min_data_in_leaf": 10}
 PROVENANCE = {"source": "tests", "simulator": {"seed": 42, "year": 2021}}

@@ -8,10 +8,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from tests.test_model_data import NAMES, labelled_blocks
 from worldcover.cli import _FriendlyErrors
 from worldcover.cli.model import app
 from worldcover.model import MODEL_FILE, build_training_table, train
-from tests.test_model_data import NAMES, labelled_blocks
 
 # The lead registers `app` as `worldcover model`; mount it the same way here.
 root = typer.Typer(cls=_FriendlyErrors)

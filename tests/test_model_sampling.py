@@ -5,14 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from tests.test_model_data import CLASSES, NAMES, make_block
 from worldcover.errors import DataError, InputError
 from worldcover.grid import Tile
 from worldcover.model import (
-    META_COLUMNS, build_training_table, feature_columns, sample_training_points, split_blocks,
+    META_COLUMNS,
+    build_training_table,
+    feature_columns,
+    sample_training_points,
+    split_blocks,
 )
-from tests.test_model_data import CLASSES, NAMES, make_block
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,12 @@ from worldcover.cli.model import app
 from worldcover.errors import DataError, InputError
 from worldcover.grid import Tile
 from worldcover.model.points import (
-    GroupSplit, check_points, locate, read_points, spatial_groups, split_groups,
+    GroupSplit,
+    check_points,
+    locate,
+    read_points,
+    spatial_groups,
+    split_groups,
 )
 
 YEAR = 2021

@@ -7,8 +7,7 @@ import pytest
 from scipy import ndimage
 
 from worldcover.bands import SCL_CLOUDS, SCL_INVALID, SCL_SHADOW, SCL_SNOW
-from worldcover.preprocess import _median_small_any, group_median, sorted_quantiles
-from worldcover.preprocess import s2
+from worldcover.preprocess import _median_small_any, group_median, s2, sorted_quantiles
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 
@@ -198,7 +197,6 @@ def test_valid_kernel_equals_the_reference(snow, with_prob):
 
 def test_fused_mask_and_composite_equal_apply_mask_then_composite_eager_and_chunked():
     from tests.test_preprocess_s2 import N, five_day_times, make_s2
-
     from worldcover.bands import S2_BANDS
 
     rng = np.random.default_rng(5)

@@ -15,8 +15,7 @@ from odc.geo.xr import xr_coords
 from worldcover.bands import S2_BANDS
 from worldcover.errors import InputError
 from worldcover.grid import Tile
-from worldcover.preprocess import sorted_quantiles
-from worldcover.preprocess import s2
+from worldcover.preprocess import s2, sorted_quantiles
 
 pytestmark = [
     pytest.mark.filterwarnings("error::RuntimeWarning"),

@@ -27,7 +27,11 @@ from worldcover.features import FeatureConfig
 from worldcover.grid import Tile
 from worldcover.sources.catalogues import PRESETS, check_s1_geocoded, resolve
 from worldcover.sources.harmonise import (
-    OFFSET_SAMPLE_MIN, Harmonisation, fraction_below_offset, harmonisation, offset_already_removed,
+    OFFSET_SAMPLE_MIN,
+    Harmonisation,
+    fraction_below_offset,
+    harmonisation,
+    offset_already_removed,
 )
 from worldcover.sources.local_api import LocalStacApi
 from worldcover.sources.stac import StacSource, dominant_orbit, split_by_assets

@@ -7,12 +7,17 @@ from collections import Counter
 
 import pytest
 
+from tests.conftest import run_cli
 from worldcover.errors import InputError
 from worldcover.grid import land_tiles
 from worldcover.stages import (
-    ZONES, continent, latitude_zone, stage_tiles, stratum, summary,
+    ZONES,
+    continent,
+    latitude_zone,
+    stage_tiles,
+    stratum,
+    summary,
 )
-from tests.conftest import run_cli
 
 
 @pytest.mark.parametrize("seed", [2021, 7])

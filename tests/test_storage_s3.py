@@ -80,9 +80,8 @@ def test_object_lock_is_exclusive_and_taken_over_when_stale(s3_bucket):
     with storage.lock(root):
         record = json.loads(lock_obj.read_text())
         assert record["pid"] == os.getpid() and record["expires"] > time.time()
-        with pytest.raises(storage.LockBusy, match="is in use by a running campaign"):
-            with storage.lock(root):
-                pass
+        with pytest.raises(storage.LockBusy, match="is in use by a running campaign"), storage.lock(root):
+            pass
     assert not lock_obj.exists()  # released on exit
     # a lock whose owner is gone (expired, or a dead pid on this host) is taken over
     lock_obj.write_text(json.dumps({"owner": "x", "host": "elsewhere", "pid": 1, "expires": time.time() - 1}))
@@ -97,9 +96,8 @@ def test_object_lock_is_exclusive_and_taken_over_when_stale(s3_bucket):
         pass
     # a live lock of another host is respected
     lock_obj.write_text(json.dumps({"owner": "z", "host": "elsewhere", "pid": 1, "expires": time.time() + 600}))
-    with pytest.raises(storage.LockBusy, match="host elsewhere"):
-        with storage.lock(root):
-            pass
+    with pytest.raises(storage.LockBusy, match="host elsewhere"), storage.lock(root):
+        pass
 
 
 # -- a campaign on S3 equals the same campaign on local disk ------------------------------------

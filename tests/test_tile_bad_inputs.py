@@ -84,9 +84,8 @@ def test_asset_whose_file_is_gone_fails_the_tile_naming_the_file(archive, tmp_pa
     victim = fc["features"][3]["assets"]["B11"]["href"].removeprefix("file://")
     Path(victim).unlink()
     out = tmp_path / "out"
-    with LocalStacApi(archive) as api:
-        with pytest.raises(Exception) as info:
-            run_tile(TILE, YEAR, api.url, MODEL, out, block_size=BLOCK, blocks=SPEC)
+    with LocalStacApi(archive) as api, pytest.raises(Exception) as info:
+        run_tile(TILE, YEAR, api.url, MODEL, out, block_size=BLOCK, blocks=SPEC)
     assert Path(victim).name in str(info.value)
     paths = tile_paths(out, TILE, YEAR)
     assert not is_finished(paths) and not paths.map.exists()

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from odc.geo.geobox import GeoBox
@@ -20,7 +20,14 @@ from rio_cogeo.profiles import cog_profiles
 
 from worldcover.errors import DataError
 from worldcover.storage import (
-    TEMP_MARK, atomic_path, atomic_workdir, atomic_write_text, is_temp_name, path, remove_temps, sha256,
+    TEMP_MARK,
+    atomic_path,
+    atomic_workdir,
+    atomic_write_text,
+    is_temp_name,
+    path,
+    remove_temps,
+    sha256,
 )
 
 # rio-cogeo's translate is not safe in two threads of one process: under load,

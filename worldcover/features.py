@@ -36,8 +36,8 @@ warnings (no ``np.nan*`` reductions, ``np.errstate`` around index formulas).
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from typing import Iterable
 
 import numpy as np
 import xarray as xr
@@ -130,7 +130,7 @@ def index_inputs(name: str) -> tuple[dict[str, str], dict[str, float]]:
     return bands, consts
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _index_code(name: str):
     """spyndex's formula of index ``name``, compiled once (``spyndex.computeIndex`` evals the string)."""
     import spyndex
@@ -235,7 +235,7 @@ class FeatureConfig:
         return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "FeatureConfig":
+    def from_dict(cls, d: dict) -> FeatureConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an :class:`InputError`."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
@@ -247,7 +247,7 @@ class FeatureConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
     @classmethod
-    def summer_only(cls, **overrides) -> "FeatureConfig":
+    def summer_only(cls, **overrides) -> FeatureConfig:
         """Baseline: bands + indices of one summer month's median composite, nothing temporal.
 
         The month is July north of the equator and January south of it (by the
@@ -459,7 +459,7 @@ def compute_features(
     if config.terrain and dem is None:
         raise InputError("FeatureConfig(terrain=True) needs a DEM; pass dem= or use terrain=False")
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def index(name: str) -> xr.DataArray:
         return spectral_index(s2, name)
 

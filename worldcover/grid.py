@@ -10,9 +10,9 @@ from __future__ import annotations
 import functools
 import math
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
-from typing import Iterable, Iterator
 
 import numpy as np
 from affine import Affine
@@ -52,7 +52,7 @@ class Tile:
             raise InputError(f"tile corner ({self.lat}, {self.lon}) is outside the globe")
 
     @classmethod
-    def parse(cls, tile_id: str) -> "Tile":
+    def parse(cls, tile_id: str) -> Tile:
         """Parse ``N00E006``; raise :class:`InputError` saying what was expected."""
         m = _TILE_RE.match(tile_id.strip()) if isinstance(tile_id, str) else None
         expected = "expected e.g. N00E006: N/S + 2-digit latitude, E/W + 3-digit longitude"
@@ -118,7 +118,7 @@ class Tile:
         n = math.ceil(TILE_PIXELS / block_size)
         return (n, n)
 
-    def block(self, row: int, col: int, block_size: int = DEFAULT_BLOCK_SIZE) -> "Block":
+    def block(self, row: int, col: int, block_size: int = DEFAULT_BLOCK_SIZE) -> Block:
         nrows, ncols = self.block_grid(block_size)
         if not (0 <= row < nrows and 0 <= col < ncols):
             raise InputError(
@@ -127,7 +127,7 @@ class Tile:
             )
         return Block(self, row, col, block_size)
 
-    def blocks(self, block_size: int = DEFAULT_BLOCK_SIZE) -> Iterator["Block"]:
+    def blocks(self, block_size: int = DEFAULT_BLOCK_SIZE) -> Iterator[Block]:
         nrows, ncols = self.block_grid(block_size)
         for r in range(nrows):
             for c in range(ncols):

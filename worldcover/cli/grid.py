@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
 
 import typer
 
@@ -40,8 +39,8 @@ def info(
 
 @app.command("tiles")
 def tiles(
-    stage: Optional[str] = typer.Option(None, "--stage", help="1pct, 10pct or 100pct (default: all land tiles)."),
-    bbox: Optional[str] = typer.Option(None, "--bbox", help="W,S,E,N in degrees."),
+    stage: str | None = typer.Option(None, "--stage", help="1pct, 10pct or 100pct (default: all land tiles)."),
+    bbox: str | None = typer.Option(None, "--bbox", help="W,S,E,N in degrees."),
     seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Stage sampling seed."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list of tile ids."),
 ) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -114,14 +113,14 @@ def compile_(
 
 @app.command("train")
 def train(
-    out: Optional[Path] = typer.Option(None, "--out", help="Model directory to (over)write (default models/default "
+    out: Path | None = typer.Option(None, "--out", help="Model directory to (over)write (default models/default "
                                        "without --points; required with --points)."),
-    points: Optional[str] = typer.Option(None, "--points", help="Train from reference points instead of the simulated "
+    points: str | None = typer.Option(None, "--points", help="Train from reference points instead of the simulated "
                                          "world: CSV, GeoParquet or GeoJSON with lon, lat, class (WorldCover code), "
                                          "year, optional weight and group."),
-    source: Optional[str] = typer.Option(None, "--source", help="With --points: STAC API URL or preset the features "
+    source: str | None = typer.Option(None, "--source", help="With --points: STAC API URL or preset the features "
                                          "are loaded from (as tile run)."),
-    year: Optional[int] = typer.Option(None, "--year", help="Year (simulated: default 2021; with --points: default "
+    year: int | None = typer.Option(None, "--year", help="Year (simulated: default 2021; with --points: default "
                                        "the file's only year)."),
     group_by: str = typer.Option("tile", "--group-by", help="With --points: spatial groups of the train/test split: "
                                  "tile, cell (1 degree), chip, or column (the file's group column)."),
@@ -133,7 +132,7 @@ def train(
     sim_seed: int = typer.Option(0, "--sim-seed", help="Seed of the simulated world."),
     seed: int = typer.Option(0, "--seed", help="Sampling, split and LightGBM seed."),
     max_per_class: int = typer.Option(200, "--max-per-class", help="Training points per class per block (simulated)."),
-    work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Keep the simulated archive here."),
+    work_dir: Path | None = typer.Option(None, "--work-dir", help="Keep the simulated archive here."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
     """Reproduce the default model on the simulated world, or, with --points, train on reference points."""
@@ -151,7 +150,7 @@ def train(
     _train_default(out or Path("models/default"), year or 2021, sim_seed, seed, max_per_class, work_dir, as_json)
 
 
-def _train_points(points: str, source: Optional[str], out: Optional[Path], year: Optional[int], group_by: str,
+def _train_points(points: str, source: str | None, out: Path | None, year: int | None, group_by: str,
                   chip_size: int, test_fraction: float, features: str, seed: int, as_json: bool) -> None:
     """``model train --points``: features through the production chain, split by spatial group, carded."""
     from rich.progress import Progress
@@ -187,7 +186,7 @@ def _train_points(points: str, source: Optional[str], out: Optional[Path], year:
                   f"see `worldcover model info {result['model_dir']}`")
 
 
-def _train_default(out: Path, year: int, sim_seed: int, seed: int, max_per_class: int, work_dir: Optional[Path],
+def _train_default(out: Path, year: int, sim_seed: int, seed: int, max_per_class: int, work_dir: Path | None,
                    as_json: bool) -> None:
     """Reproduce the default model: simulate, serve, load with odc-stac, train; report vs a summer-only baseline."""
     from rich.progress import Progress

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -26,12 +25,12 @@ def generate(
     tiles: str = typer.Option(..., "--tiles", help="Comma-separated tile ids, e.g. N00E006,S03W063."),
     year: int = typer.Option(..., "--year", help="Year to simulate (2015..2100)."),
     out: Path = typer.Option(..., "--out", help="Archive folder (created; re-runs add to it)."),
-    blocks: Optional[str] = typer.Option("first:1", "--blocks", help="r0c0,r0c1 | first:N | all (per tile)."),
+    blocks: str | None = typer.Option("first:1", "--blocks", help="r0c0,r0c1 | first:N | all (per tile)."),
     block_size: int = typer.Option(DEFAULT_BLOCK_SIZE, "--block-size", help="Block size in pixels."),
     seed: int = typer.Option(0, "--seed", help="World seed."),
     layout: str = typer.Option("planetary-computer", "--layout", help="planetary-computer or earth-search."),
     looks: float = typer.Option(4.4, "--looks", help="Equivalent number of looks of the S1 speckle."),
-    period: Optional[str] = typer.Option(None, "--period", help="Only dates START/END (ISO), e.g. 2021-06-01/2021-06-30."),
+    period: str | None = typer.Option(None, "--period", help="Only dates START/END (ISO), e.g. 2021-06-01/2021-06-30."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Simulate blocks of tiles for one year: COGs, STAC items, truth maps, manifest."""

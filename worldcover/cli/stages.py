@@ -6,7 +6,8 @@ import typer
 from rich.table import Table
 
 from worldcover.cli._common import echo_json
-from worldcover.stages import DEFAULT_SEED, STAGES, summary as stage_summary
+from worldcover.stages import DEFAULT_SEED, STAGES
+from worldcover.stages import summary as stage_summary
 
 app = typer.Typer(no_args_is_help=True)
 

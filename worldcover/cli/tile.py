@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
 
 import typer
 
@@ -22,7 +21,7 @@ def run(
     out: str = typer.Option(..., "--out", help="Output root."),
     blocks: str = typer.Option("all", "--blocks", help="all, first:N or r0c0,r0c1,..."),
     block_size: int = typer.Option(3000, "--block-size", help="Block size in pixels."),
-    max_cloud: Optional[float] = typer.Option(None, "--max-cloud", help="Skip S2 items above this cloud cover (%)."),
+    max_cloud: float | None = typer.Option(None, "--max-cloud", help="Skip S2 items above this cloud cover (%)."),
     naming: str = typer.Option("worldcover", "--naming", help="Product file names: worldcover "
                                "(worldcover_2021_N00E006_Map.tif) or esa (ESA_WorldCover_10m_2021_v010_N00E006_Map.tif)."),
     grid: str = typer.Option("native", "--grid", help="Where inputs are processed: native (their own UTM grid, "
@@ -32,8 +31,8 @@ def run(
     """Load, preprocess, classify and write Map / Prob / InputQuality COGs and a STAC item."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from worldcover.campaign.plan import check_blocks, check_model, check_source, check_uri, check_year
     from worldcover import storage
+    from worldcover.campaign.plan import check_blocks, check_model, check_source, check_uri, check_year
     from worldcover.grid import Tile, parse_blocks
     from worldcover.products import check_naming
     from worldcover.tile.run import ChainParams, run_tile

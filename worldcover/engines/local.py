@@ -147,7 +147,7 @@ class _Progress:
         self.enabled, self.plan, self.blocks_per_tile = enabled, plan, blocks_per_tile
         self._stop = False
 
-    def __enter__(self) -> "_Progress":
+    def __enter__(self) -> _Progress:
         if not self.enabled:
             return self
         import threading

@@ -18,12 +18,22 @@ from worldcover.model.card import CARD_FILE, MODEL_FILE, ModelCard
 from worldcover.model.classifier import DEFAULT_CHUNK_PIXELS, Model
 from worldcover.model.metrics import ClassificationMetrics
 from worldcover.model.sampling import (
-    DEFAULT_MAX_PER_CLASS, META_COLUMNS, BlockSplit, build_training_table, feature_columns,
-    sample_training_points, split_blocks,
+    DEFAULT_MAX_PER_CLASS,
+    META_COLUMNS,
+    BlockSplit,
+    build_training_table,
+    feature_columns,
+    sample_training_points,
+    split_blocks,
 )
 from worldcover.model.schema import FeatureSchema, check_feature_names
 from worldcover.model.training import (
-    DEFAULT_MODEL_NAME, DEFAULT_PARAMS, resolve_params, train, train_default_model, train_from_blocks,
+    DEFAULT_MODEL_NAME,
+    DEFAULT_PARAMS,
+    resolve_params,
+    train,
+    train_default_model,
+    train_from_blocks,
     train_from_tables,
 )
 

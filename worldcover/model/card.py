@@ -19,9 +19,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from worldcover.errors import DataError, InputError
 from worldcover.legend import BY_CODE, CODES
@@ -41,7 +42,7 @@ def sha256_hex(data: bytes | str) -> str:
 
 
 def _utc_now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def _versions() -> tuple[str, str]:
@@ -146,12 +147,12 @@ class ModelCard:
     def compute_version(self, model_text: str) -> str:
         return sha256_hex(model_text.encode("utf-8") + b"\n" + _canonical(self.content()).encode("utf-8"))
 
-    def sealed(self, model_text: str) -> "ModelCard":
+    def sealed(self, model_text: str) -> ModelCard:
         """This card bound to ``model_text``: ``model_sha256`` and ``version`` filled in."""
         card = dataclasses.replace(self, model_sha256=sha256_hex(model_text), version="")
         return dataclasses.replace(card, version=card.compute_version(model_text))
 
-    def replace(self, **changes: Any) -> "ModelCard":
+    def replace(self, **changes: Any) -> ModelCard:
         """A copy with ``changes``; its seal is cleared (call :meth:`sealed` again)."""
         return dataclasses.replace(self, **changes, model_sha256="", version="")
 
@@ -203,7 +204,7 @@ class ModelCard:
         return _pretty(self.to_dict()) + "\n"
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], where: str = "card") -> "ModelCard":
+    def from_dict(cls, d: Mapping[str, Any], where: str = "card") -> ModelCard:
         if not isinstance(d, Mapping):
             raise DataError(f"{where}: expected a JSON object, got {type(d).__name__}")
         if d.get("schema") != CARD_SCHEMA:
@@ -238,7 +239,7 @@ class ModelCard:
             raise DataError(f"{where}: {exc}") from None
 
     @classmethod
-    def from_json(cls, text: str, where: str = "card") -> "ModelCard":
+    def from_json(cls, text: str, where: str = "card") -> ModelCard:
         try:
             d = json.loads(text)
         except json.JSONDecodeError as exc:

@@ -15,8 +15,8 @@ import os
 import secrets
 import shutil
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -184,7 +184,7 @@ class Model:
         return (f"Model({self.name!r}, version={self.version[:12]}, features={len(self.feature_names)}, "
                 f"classes={list(self.trained_classes)})")
 
-    def with_card(self, card: ModelCard) -> "Model":
+    def with_card(self, card: ModelCard) -> Model:
         """The same model text under a new card (sealed here); compiled code is keyed by the text, so it still fits."""
         return Model(self._text, card.sealed(self._text), num_threads=self.num_threads,
                      predictor=self._predictor_mode, model_dir=self._model_dir)
@@ -418,7 +418,7 @@ class Model:
 
     @classmethod
     def load(cls, directory: str | os.PathLike, *, num_threads: int | None = None,
-             predictor: str | None = None) -> "Model":
+             predictor: str | None = None) -> Model:
         """Read a model directory (a local folder or an object-store prefix, or ``"default"`` for the packaged
         model); :class:`DataError` if its files are missing, unreadable or do not match.
 

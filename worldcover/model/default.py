@@ -225,8 +225,8 @@ def train_default_model(out_dir: str | os.PathLike = DEFAULT_MODEL_DIR, *, year:
     from worldcover import sim
     from worldcover.features import FeatureConfig
     from worldcover.model.calibration import calibrate
-    from worldcover.model.training import DEFAULT_MISSING_GROUPS, train_from_tables
     from worldcover.model.sampling import build_training_table
+    from worldcover.model.training import DEFAULT_MISSING_GROUPS, train_from_tables
     from worldcover.sources.local_api import LocalStacApi
     from worldcover.sources.stac import StacSource
 

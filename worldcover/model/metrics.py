@@ -13,8 +13,8 @@ predicted) is 0 for a class that exists but was never predicted.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -45,7 +45,7 @@ class ClassificationMetrics:
     @classmethod
     def from_codes(
         cls, reference: np.ndarray, predicted: np.ndarray, labels: Sequence[int] | None = None
-    ) -> "ClassificationMetrics":
+    ) -> ClassificationMetrics:
         """Count (reference, predicted) pairs. ``labels`` default: every code seen in either."""
         ref = np.asarray(reference).ravel()
         pred = np.asarray(predicted).ravel()
@@ -144,7 +144,7 @@ class ClassificationMetrics:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ClassificationMetrics":
+    def from_dict(cls, d: dict) -> ClassificationMetrics:
         try:
             cm = d["confusion_matrix"]
             return cls(tuple(cm["labels"]), np.asarray(cm["counts"], dtype=np.int64))

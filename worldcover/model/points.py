@@ -22,9 +22,9 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd

@@ -25,8 +25,8 @@ import hashlib
 import math
 import re
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -36,7 +36,11 @@ from worldcover.errors import DataError, InputError
 from worldcover.grid import Block, Tile
 from worldcover.legend import CODES, NODATA
 from worldcover.model.schema import (
-    FEATURE_DIM, block_feature_names, check_block_dims, check_feature_names, spatial_dims,
+    FEATURE_DIM,
+    block_feature_names,
+    check_block_dims,
+    check_feature_names,
+    spatial_dims,
 )
 
 DEFAULT_MAX_PER_CLASS = 200

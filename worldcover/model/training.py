@@ -12,8 +12,8 @@ outside LightGBM so it does not enter the model file (see
 
 from __future__ import annotations
 
-import os
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,8 +24,15 @@ from worldcover.legend import CODES, NODATA
 from worldcover.model.card import ModelCard, check_json
 from worldcover.model.classifier import Model, check_num_threads, table_codes, table_matrix, thread_limit
 from worldcover.model.sampling import (
-    BLOCK_COLUMN, COL_COLUMN, DEFAULT_MAX_PER_CLASS, ROW_COLUMN, build_training_table, feature_columns,
-    group_features, mask_missing_groups, split_blocks,
+    BLOCK_COLUMN,
+    COL_COLUMN,
+    DEFAULT_MAX_PER_CLASS,
+    ROW_COLUMN,
+    build_training_table,
+    feature_columns,
+    group_features,
+    mask_missing_groups,
+    split_blocks,
 )
 from worldcover.model.schema import check_feature_names
 

@@ -28,8 +28,9 @@ divide explicitly, so all-NaN pixels give NaN without "All-NaN slice" or
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import xarray as xr

@@ -23,11 +23,11 @@ import json
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -420,7 +420,7 @@ def compute_real_targets(root: Path | None = None) -> dict:
             regions[name]["thin_months"] = reg.thin_months
     return {
         "version": 1,
-        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "generated": datetime.now(UTC).isoformat(timespec="seconds"),
         "quantiles": list(QUANTILES),
         "clear_scl": list(CLEAR_SCL),
         "features": FEATURES,

@@ -23,10 +23,20 @@ import numpy as np
 from scipy.special import ndtri
 
 from worldcover.bands import (
-    SCL_CIRRUS, SCL_CLOUD_HIGH, SCL_CLOUD_MEDIUM, SCL_DARK, SCL_NODATA, SCL_NOT_VEGETATED, SCL_SATURATED,
-    SCL_SHADOW, SCL_SNOW, SCL_UNCLASSIFIED, SCL_VEGETATION, SCL_WATER,
+    SCL_CIRRUS,
+    SCL_CLOUD_HIGH,
+    SCL_CLOUD_MEDIUM,
+    SCL_DARK,
+    SCL_NODATA,
+    SCL_NOT_VEGETATED,
+    SCL_SATURATED,
+    SCL_SHADOW,
+    SCL_SNOW,
+    SCL_UNCLASSIFIED,
+    SCL_VEGETATION,
+    SCL_WATER,
 )
-from worldcover.sim.noise import EARTH_RADIUS_KM, domain, fbm, key, smoothstep, unit, hash2
+from worldcover.sim.noise import EARTH_RADIUS_KM, domain, fbm, hash2, key, smoothstep, unit
 
 # A pixel is "truly" cloudy when a cloud changes its reflectance by this share or more.
 TRUE_CLOUD_OPACITY = 0.1

@@ -23,8 +23,8 @@ Three tools:
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -97,7 +97,7 @@ class Domain:
     dominant: np.ndarray  # int8 id of the plane with the largest weight (for cellular noise)
     shape: tuple[int, ...]
 
-    def subset(self, index) -> "Domain":
+    def subset(self, index) -> Domain:
         planes = [(pid, u[index], v[index], w[index]) for pid, u, v, w in self.planes]
         dominant = self.dominant[index]
         return Domain([p for p in planes if np.any(p[3] > 0)], dominant, dominant.shape)

@@ -49,7 +49,7 @@ def speckle(shape: tuple[int, int], col0: int, row0: int, looks: float, keys: tu
     return pixel_random(shape, col0, row0, keys, lambda rng, size: rng.gamma(looks, 1.0 / looks, size).astype(np.float32))
 
 
-def render_s1(world: "BlockWorld", acq: S1Acquisition, keep_clean: bool = False) -> S1Scene:
+def render_s1(world: BlockWorld, acq: S1Acquisition, keep_clean: bool = False) -> S1Scene:
     grid, seed = world.grid, world.seed
     looks = float(world.options.looks)
     dk = day_key(acq.day)

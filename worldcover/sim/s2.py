@@ -19,7 +19,12 @@ import xarray as xr
 from odc.geo.xr import wrap_xr
 
 from worldcover.bands import (
-    S2_BANDS, S2_BOA_OFFSET_DN, S2_QUANTIFICATION, SCL_CLOUDS, SCL_INVALID, baseline_has_offset,
+    S2_BANDS,
+    S2_BOA_OFFSET_DN,
+    S2_QUANTIFICATION,
+    SCL_CLOUDS,
+    SCL_INVALID,
+    baseline_has_offset,
 )
 from worldcover.sim import spectra
 from worldcover.sim.clouds import CloudFields, apply_clouds, cloud_fields, scene_classification, scl_percentages
@@ -108,7 +113,7 @@ def encode_dn(refl: np.ndarray, baseline: str) -> np.ndarray:
     return np.clip(dn, 1, 65535).astype(np.uint16)
 
 
-def render_s2(world: "BlockWorld", acq: S2Acquisition, baseline: str | None = None,
+def render_s2(world: BlockWorld, acq: S2Acquisition, baseline: str | None = None,
               keep_surface: bool = False) -> S2Scene:
     """Simulate one acquisition over the block's chip (see the module docstring for the chain)."""
     grid, seed, opts = world.grid, world.seed, world.options
@@ -206,7 +211,7 @@ def _aggregate(refl10: np.ndarray) -> dict[int, dict[str, np.ndarray]]:
     return out
 
 
-def _native(world: "BlockWorld", refl10: np.ndarray, name: str) -> dict[str, xr.DataArray]:
+def _native(world: BlockWorld, refl10: np.ndarray, name: str) -> dict[str, xr.DataArray]:
     agg = _aggregate(refl10)
     return {b: _wrap(agg[S2_BANDS[b]][b].astype(np.float32), world.grid.geobox(S2_BANDS[b]), b, None)
             for b in spectra.BANDS}

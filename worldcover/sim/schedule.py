@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 
@@ -126,7 +126,7 @@ def solar_geometry(lat: float, day: date, local_hour: float = 10.5) -> tuple[flo
 
 
 def _utc(day: date, local_hour: float, lon: float, jitter_s: float) -> datetime:
-    t = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    t = datetime(day.year, day.month, day.day, tzinfo=UTC)
     return t + timedelta(hours=local_hour - lon / 15.0, seconds=jitter_s)
 
 

@@ -52,7 +52,7 @@ class SimOptions:
     dem: bool = True
 
     @classmethod
-    def from_kwargs(cls, **kw) -> "SimOptions":
+    def from_kwargs(cls, **kw) -> SimOptions:
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(kw) - names)
         if unknown:

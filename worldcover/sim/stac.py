@@ -12,7 +12,7 @@ blocks never collide.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +35,7 @@ DEM_COLLECTION = "cop-dem-glo-30"
 COLLECTIONS = (S2_COLLECTION, S1_COLLECTION, DEM_COLLECTION)
 LAYOUTS = ("planetary-computer", "earth-search")
 COG_TYPE = str(pystac.MediaType.COG)
-DEM_DATETIME = datetime(2021, 4, 22, tzinfo=timezone.utc)  # as the real GLO-30 items
+DEM_DATETIME = datetime(2021, 4, 22, tzinfo=UTC)  # as the real GLO-30 items
 
 EXTENSIONS_S2 = [eo_ext.SCHEMA_URI, sat_ext.SCHEMA_URI, proj_ext.SCHEMA_URI, raster_ext.SCHEMA_URI]
 EXTENSIONS_S1 = [sar_ext.SCHEMA_URI, sat_ext.SCHEMA_URI, proj_ext.SCHEMA_URI, raster_ext.SCHEMA_URI]
@@ -64,7 +64,7 @@ def block_suffix(block: Block) -> str:
 
 
 def _iso(t: datetime) -> str:
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # --- geometry ------------------------------------------------------------------------

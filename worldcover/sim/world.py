@@ -39,7 +39,15 @@ from odc.geo.xr import wrap_xr
 from worldcover.grid import Block, land_fraction_table
 from worldcover.legend import BARE, BUILT, CROP, GRASS, MANGROVE, MOSS, SHRUB, SNOW, TREE, WATER, WETLAND
 from worldcover.sim.noise import (
-    Domain, domain, fbm, fbm_where, key, sigmoid, smoothstep, unit_of, voronoi,
+    Domain,
+    domain,
+    fbm,
+    fbm_where,
+    key,
+    sigmoid,
+    smoothstep,
+    unit_of,
+    voronoi,
 )
 
 # --- climate tables (zonal means over land, rounded) ------------------------
@@ -197,7 +205,7 @@ class Surface:
     def shape(self) -> tuple[int, ...]:
         return self.code.shape
 
-    def subset(self, index) -> "Surface":
+    def subset(self, index) -> Surface:
         """The same fields at ``index`` (any numpy index)."""
         return Surface(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 

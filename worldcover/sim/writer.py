@@ -23,11 +23,11 @@ import fcntl
 import json
 import os
 import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -147,7 +147,7 @@ def update_manifest(out: Path, seed: int, opts: SimOptions, layout: str, year: i
             "data": "data/<collection-id>/<item-id>/<asset>.tif",
             "truth": "truth/<TILE>/<TILE>_<blockkey>_truth.tif",
         }
-        man["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        man["updated"] = datetime.now(UTC).isoformat(timespec="seconds")
         atomic_write_text(path, json.dumps(man, indent=1))
     return man
 

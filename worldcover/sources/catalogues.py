@@ -13,8 +13,8 @@ refused: odc-stac would place uncalibrated DN by the item's footprint.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
 
 import pystac
 from pystac_client import Client
@@ -22,7 +22,6 @@ from pystac_client.conformance import ConformanceClasses
 
 from worldcover.bands import S2_ASSET_KEYS
 from worldcover.errors import DataError, InputError
-
 
 # Geocoded S1 collections a STAC API may offer, in order of preference, and the backscatter they hold.
 S1_GEOCODED: dict[str, str] = {"sentinel-1-rtc": "gamma0-rtc", "sentinel-1-sigma0": "sigma0"}

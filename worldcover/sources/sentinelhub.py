@@ -91,7 +91,7 @@ class Credentials:
         return f"Credentials(client_id={self.client_id[:4]}…, client_secret=***)"
 
     @classmethod
-    def from_env(cls) -> "Credentials":
+    def from_env(cls) -> Credentials:
         cid, secret = os.environ.get("SH_CLIENT_ID"), os.environ.get("SH_CLIENT_SECRET")
         if not cid or not secret:
             raise InputError("Sentinel Hub needs SH_CLIENT_ID and SH_CLIENT_SECRET in the environment")

@@ -10,28 +10,44 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
-from affine import Affine
 import odc.stac
 import pystac
 import xarray as xr
+from affine import Affine
 from odc.geo.geobox import GeoBox
 from odc.geo.xr import xr_coords
 
 from worldcover.bands import (
-    S1_POLARISATIONS, S2_BANDS, S2_BOA_OFFSET_DN, S2_QUANTIFICATION, SCL, s2_asset_keys, to_yx,
+    S1_POLARISATIONS,
+    S2_BANDS,
+    S2_BOA_OFFSET_DN,
+    S2_QUANTIFICATION,
+    SCL,
+    s2_asset_keys,
+    to_yx,
 )
 from worldcover.errors import DataError
 from worldcover.grid import Block, native_geobox
 from worldcover.sources.catalogues import (
-    AUTO, CataloguePreset, check_s1_geocoded, choose_s1_collection, open_client, resolve, search_items, signer,
+    AUTO,
+    CataloguePreset,
+    check_s1_geocoded,
+    choose_s1_collection,
+    open_client,
+    resolve,
+    search_items,
+    signer,
 )
 from worldcover.sources.harmonise import (
-    Harmonisation, fraction_below_offset, harmonisation, offset_already_removed,
+    Harmonisation,
+    fraction_below_offset,
+    harmonisation,
+    offset_already_removed,
 )
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ import importlib.util
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -166,7 +166,7 @@ def map_labels(lc: np.ndarray) -> np.ndarray:
 
 
 def _iso(t: datetime) -> str:
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _proj(geobox: GeoBox) -> dict:
@@ -262,7 +262,7 @@ def _asset_path(out: Path, cid: str, item_id: str, asset: str) -> Path:
 
 
 def _times(ds: xr.Dataset) -> list[datetime]:
-    return [t.to_pydatetime().replace(tzinfo=timezone.utc) for t in pd.DatetimeIndex(ds["timestamp"].values)]
+    return [t.to_pydatetime().replace(tzinfo=UTC) for t in pd.DatetimeIndex(ds["timestamp"].values)]
 
 
 def convert_s2(ten: xr.Dataset, twenty: xr.Dataset, out: Path, tile: str, location: str) -> list[dict]:
@@ -433,7 +433,7 @@ def import_extraction(src_dir: str | os.PathLike, out_dir: str | os.PathLike, na
             "dem": None,
         },
         "labels": labels,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     atomic_write_text(record_path, json.dumps(record, indent=1))
     return record

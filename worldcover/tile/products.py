@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import rasterio
@@ -29,7 +29,7 @@ from rio_cogeo.profiles import cog_profiles
 from worldcover import __version__, storage
 from worldcover.cog import atomic_path, atomic_workdir, atomic_write_text, remove_temps, sha256_file
 from worldcover.errors import DataError
-from worldcover.grid import CRS, QUALITY_PIXELS_PER_DEGREE, PIXELS_PER_DEGREE, Block, Tile
+from worldcover.grid import CRS, PIXELS_PER_DEGREE, QUALITY_PIXELS_PER_DEGREE, Block, Tile
 from worldcover.legend import CLASSES, NODATA, colormap
 from worldcover.products import TilePaths, multihash_sha256, product_version
 
@@ -95,7 +95,7 @@ def product_tags(paths: TilePaths, product: str, model_card: dict, created: date
     name this package, its version and the model, and the Copernicus attribution CC-BY 4.0 asks for.
     """
     year, name = paths.year, model_card.get("name") or "unnamed model"
-    created = created or datetime.now(timezone.utc)
+    created = created or datetime.now(UTC)
     tags = {
         "algorithm_version": f"{name} {str(model_card.get('version') or '')[:12]}".strip(),
         "copyright": f"worldcover {__version__} / Contains modified Copernicus Sentinel data ({year}) "
@@ -159,7 +159,7 @@ def write_block_result(paths: TilePaths, result: BlockResult) -> storage.Locatio
         digest = sha256_file(tmp)  # of the bytes stored, hashed before they leave local scratch
     record = {"block": result.block.id, "key": key, "size": result.block.size,
               "sha256": digest, "provenance": result.provenance,
-              "written": datetime.now(timezone.utc).isoformat()}
+              "written": datetime.now(UTC).isoformat()}
     atomic_write_text(paths.block_record(key), json.dumps(record, indent=1, default=str))
     return dest
 
@@ -350,7 +350,7 @@ def tile_item(paths: TilePaths, blocks: Sequence[Block], gb: GeoBox, qgb: GeoBox
             **input_summary(records),
             "worldcover:model": {k: model_card.get(k) for k in ("name", "version", "created")},
             "worldcover:software": {"worldcover": __version__},
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
             **proj(gb),
         },
         "links": [],

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Collection, Iterator, Protocol
+from typing import Protocol
 
 import dask
 import numpy as np
@@ -30,7 +31,11 @@ from worldcover.products import TilePaths, is_finished, tile_paths
 from worldcover.regrid import Regrid
 from worldcover.sources.stac import DEFAULT_CHUNK, BlockInputs
 from worldcover.tile.products import (
-    BlockResult, assemble_tile, block_done, cleanup_scratch, write_block_result,
+    BlockResult,
+    assemble_tile,
+    block_done,
+    cleanup_scratch,
+    write_block_result,
 )
 
 
@@ -370,7 +375,7 @@ def run_tile(tile: str | Tile, year: int, source: str | Source, model: str | Pat
         run.error = _describe(exc)
         atomic_write_text(paths.failure, json.dumps({
             "tile": tile.id, "year": year, "error": run.error, "type": type(exc).__name__,
-            "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=1))
+            "time": datetime.now(UTC).isoformat(timespec="seconds")}, indent=1))
         raise
     finally:
         run.seconds = time.perf_counter() - t0
