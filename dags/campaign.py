@@ -3,21 +3,27 @@
 The calls come from :func:`worldcover.campaign.calls.step_calls` (the same
 list the local engine runs): ``write_plan`` (the campaign records its plan as
 ``campaign.json`` in its output root; every tile or batch waits for it), one
-``process_tile`` per tile, then ``collect_failures``, ``merge`` and ``validate``.
+``process_tile`` per tile, then ``collect_failures``, ``merge`` and ``validate``,
+and a final ``gate``.
 
 * One batch of tiles: a single Workflow whose DAG writes the plan, runs the
   tiles (tasks named by tile id, e.g. ``n00e006``), then the campaign steps.
 * More than one batch: workflow of workflows. One WorkflowTemplate per batch
-  (its DAG holds that batch's tiles) and a parent Workflow that creates one
-  child Workflow per batch (resource template, ``action: create``) once the
-  plan is written, waits for its phase, then runs the campaign steps. Each object stays small and each
-  workflow well under 1,000 nodes.
+  (its DAG holds that batch's tiles) and a parent Workflow that applies one
+  child Workflow per batch, named ``<parent>-b000`` (so a retried or repeated
+  ``apply`` is a no-op, never a duplicate), waits for its phase, then runs the
+  campaign steps. Each object stays small and each workflow well under 1,000
+  nodes. The parent's exit handler stops its children when it did not succeed
+  (stopping or failing the parent does not cascade on its own).
 
-No task's failure stops the others (``failFast: false``); the first campaign
-step depends on every tile or batch *finishing*, whatever the result.
+No tile's failure stops the others (``failFast: false``); collect-failures
+starts once every tile or batch has *finished* (a batch whose resource pod was
+lost is retried, and never counts as finished). The gate fails the campaign
+when more tiles failed than ``max-failed-tiles`` (a workflow parameter, set
+again on resubmission); merge and validate still run on the finished tiles.
 """
 
-from hera.workflows import DAG, Resource, Task, Workflow, WorkflowTemplate
+from hera.workflows import DAG, Task, Workflow, WorkflowTemplate
 from hera.workflows import models as m
 
 from worldcover.engines.argo import parts as p
@@ -57,11 +63,15 @@ def setup_steps(calls, plan) -> str | None:
     return depends
 
 
-def campaign_steps(calls, plan, after: list[str]) -> None:
-    """collect_failures -> merge -> validate, the first once everything in ``after`` has finished."""
-    depends = p.all_done(after)
+def campaign_steps(calls, plan, after: list[str], *, errored: bool = True) -> None:
+    """collect_failures -> merge -> validate -> gate, the first once everything in ``after`` has finished."""
+    depends = p.all_done(after, errored=errored)
     for call in calls:
         depends = step_task(call, plan, depends).name
+    Task(name="gate", template_ref=m.TemplateRef(name=p.TEMPLATE_PROCESS_TILE, template="gate"), depends=depends,
+         when="{{tasks.collect-failures.outputs.parameters.failed}} > {{workflow.parameters.%s}}" % p.GATE_PARAMETER,
+         arguments={"failed": "{{tasks.collect-failures.outputs.parameters.failed}}",
+                    "allowed": "{{workflow.parameters.%s}}" % p.GATE_PARAMETER, "out_root": plan.out_root})
 
 
 def single_workflow(plan, cfg, setup_calls, tile_calls, final_calls, prefix, extra_labels) -> Workflow:
@@ -70,8 +80,9 @@ def single_workflow(plan, cfg, setup_calls, tile_calls, final_calls, prefix, ext
         labels={**p.campaign_labels(plan, "campaign"), **extra_labels},
         annotations={**p.campaign_ui(plan, len(tile_calls), 1), **p.plan_annotation(plan)},
         entrypoint="main",
+        arguments=p.campaign_arguments(cfg, plan),
         metrics=p.campaign_metrics(plan),
-        **p.workflow_spec(cfg, parallelism=cfg.tile_parallelism),
+        **p.workflow_spec(cfg, plan, parallelism=cfg.tile_parallelism),
     ) as wf:
         with DAG(name="main", fail_fast=False):
             first = setup_steps(setup_calls, plan)
@@ -90,7 +101,7 @@ def batch_template(plan, cfg, calls, name, index, count, extra_labels) -> Workfl
         annotations=ui,
         workflow_metadata=m.WorkflowMetadata(labels=labels, annotations=ui),
         entrypoint="main",
-        **p.workflow_spec(cfg, parallelism=cfg.tile_parallelism, ttl=False),
+        **p.workflow_spec(cfg, plan, parallelism=cfg.tile_parallelism, ttl=False),
     ) as wt:
         with DAG(name="main", fail_fast=False):
             for call in calls:
@@ -99,33 +110,30 @@ def batch_template(plan, cfg, calls, name, index, count, extra_labels) -> Workfl
 
 
 def parent_workflow(plan, cfg, setup_calls, batches, final_calls, prefix, extra_labels) -> Workflow:
-    """Creates one child Workflow per batch template, then runs the campaign steps."""
+    """Applies one child Workflow per batch template, then runs the campaign steps; stops them on exit."""
     n_tiles = sum(len(calls) for _, calls in batches)
     with Workflow(
         generate_name=f"{prefix}-",
         labels={**p.campaign_labels(plan, "parent"), **extra_labels},
         annotations={**p.campaign_ui(plan, n_tiles, len(batches)), **p.plan_annotation(plan)},
         entrypoint="main",
+        on_exit="on-exit",
+        arguments=p.campaign_arguments(cfg, plan),
         metrics=p.campaign_metrics(plan),
-        **p.workflow_spec(cfg, parallelism=cfg.batch_parallelism),
+        **p.workflow_spec(cfg, plan, parallelism=cfg.batch_parallelism),
     ) as wf:
-        batch = Resource(
-            name="batch",
-            inputs=[m.Parameter(name="batch"), m.Parameter(name="template")],
-            action="create",
-            set_owner_reference=True,
-            manifest=p.child_manifest(plan, extra_labels),
-            success_condition="status.phase == Succeeded",
-            failure_condition="status.phase in (Failed, Error)",
-        )
+        batch, stop = p.batch_resource(plan, cfg, extra_labels), p.stop_resource()
+        names = [f"b{index:03d}" for index in range(len(batches))]
+        with DAG(name="on-exit"):
+            # a child not created yet is not found: nothing to stop, which is fine
+            Task(name="stop-children", template=stop, arguments={"batch": "{{item}}"}, with_items=names,
+                 when="{{workflow.status}} != Succeeded", continue_on=m.ContinueOn(failed=True))
         with DAG(name="main", fail_fast=False):
             first = setup_steps(setup_calls, plan)
-            names = []
-            for index, (template_name, _) in enumerate(batches):
-                names.append(f"b{index:03d}")
-                Task(name=names[-1], template=batch, depends=first,
-                     arguments={"batch": names[-1], "template": template_name})
-            campaign_steps(final_calls, plan, after=names)
+            for name, (template_name, _) in zip(names, batches):
+                Task(name=name, template=batch, depends=first,
+                     arguments={"batch": name, "template": template_name})
+            campaign_steps(final_calls, plan, after=names, errored=False)
     return wf
 
 

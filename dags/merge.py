@@ -1,4 +1,4 @@
-"""WorkflowTemplate ``worldcover-merge``: finished tiles -> mosaic (VRT, overviews, STAC collection)."""
+"""WorkflowTemplate ``worldcover-merge-<version>``: finished tiles -> mosaic (VRT, overviews, STAC collection)."""
 
 from hera.workflows import Script, WorkflowTemplate
 
@@ -8,7 +8,7 @@ from worldcover.engines.argo import entry, parts as p
 def build(cfg: p.RenderConfig) -> WorkflowTemplate:
     with WorkflowTemplate(
         name=p.TEMPLATE_MERGE,
-        labels={**p.PART_OF, p.LABEL_ROLE: "template"},
+        labels={**p.PART_OF, p.LABEL_ROLE: "template", p.LABEL_VERSION: p.version_suffix()},
         annotations=p.ui("WorldCover: merge tiles into the mosaic",
                          "Merges a campaign's finished tiles into a VRT with an overview pyramid and a STAC "
                          "collection."),
@@ -18,8 +18,8 @@ def build(cfg: p.RenderConfig) -> WorkflowTemplate:
         Script(
             name="merge",
             source=entry.merge,
-            resources=p.resources(cpu="4", memory="16Gi", cpu_limit="8", memory_limit="32Gi", disk="100Gi"),
-            retry_strategy=p.retry(cfg),
+            resources=p.resources(cpu="4", memory="32Gi", cpu_limit="8", disk="100Gi"),
+            retry_strategy=p.retry(cfg, cfg.step_deadline_s),
             active_deadline_seconds=cfg.step_deadline_s,
             env=p.base_env() + p.credentials_env(cfg),
             **p.script_kwargs(cfg, disk="100Gi"),

@@ -1,31 +1,61 @@
-"""WorkflowTemplate ``worldcover-process-tile``: the campaign's plan record, one tile, and its failure list."""
+"""WorkflowTemplate ``worldcover-process-tile-<version>``: the campaign's plan record, one tile, its failure list.
 
-from hera.workflows import Script, WorkflowTemplate
+``process-tile`` waits for the cluster-wide semaphore (ConfigMap
+``worldcover-limits``, key ``process-tile``): operators change how many tiles
+run at once, across every campaign, without resubmitting anything.
+"""
+
+from hera.workflows import Container, Script, WorkflowTemplate
+from hera.workflows import models as m
 
 from worldcover.engines.argo import entry, parts as p
 
 
-def bookkeeping_step(cfg: p.RenderConfig, name: str, source, deadline_s: int) -> Script:
-    """A small campaign step (JSON in the output root, no pixels): a quarter core, 512 MiB."""
+def bookkeeping_step(cfg: p.RenderConfig, name: str, source, deadline_s: int, outputs=None) -> Script:
+    """A small campaign step (JSON in the output root, no pixels): a quarter core, 1 GiB."""
     return Script(
         name=name,
         source=source,
-        resources=p.resources(cpu="250m", memory="512Mi", cpu_limit="1", memory_limit="1Gi", disk="1Gi"),
-        retry_strategy=p.retry(cfg),
+        outputs=outputs,
+        resources=p.resources(cpu="250m", memory="1Gi", cpu_limit="1", disk="1Gi"),
+        retry_strategy=p.retry(cfg, deadline_s),
         active_deadline_seconds=deadline_s,
         env=p.base_env() + p.credentials_env(cfg),
         **p.script_kwargs(cfg, disk="1Gi"),
     )
 
 
+#: the gate: runs only when more tiles failed than allowed (its task's ``when``), and fails the campaign
+GATE_CODE = ("import sys; failed, allowed, root = sys.argv[1:4]; "
+             "sys.exit(f'{failed} tiles failed, more than the {allowed} allowed: the list is in '"
+             "f'{root.rstrip(chr(47))}/failed_tiles.json')")
+
+
+def gate(cfg: p.RenderConfig) -> Container:
+    """A one-line container that fails with the counts (no retries: the count will not change)."""
+    return Container(
+        name="gate",
+        inputs=[m.Parameter(name=n) for n in ("failed", "allowed", "out_root")],
+        image=cfg.image, image_pull_policy=cfg.image_pull_policy,
+        command=["python", "-c", GATE_CODE, "{{inputs.parameters.failed}}", "{{inputs.parameters.allowed}}",
+                 "{{inputs.parameters.out_root}}"],
+        resources=p.resources(cpu="50m", memory="256Mi", cpu_limit="500m", disk="64Mi"),
+        active_deadline_seconds=300,
+        env=p.base_env(),
+        security_context=p.container_security(cfg), pod_security_context=p.pod_security(cfg),
+        volumes=p.scratch("64Mi"), **cfg.scheduling(),
+    )
+
+
 def build(cfg: p.RenderConfig) -> WorkflowTemplate:
+    deadline = p.tile_deadline(cfg)
     with WorkflowTemplate(
         name=p.TEMPLATE_PROCESS_TILE,
-        labels={**p.PART_OF, p.LABEL_ROLE: "template"},
+        labels={**p.PART_OF, p.LABEL_ROLE: "template", p.LABEL_VERSION: p.version_suffix()},
         annotations=p.ui("WorldCover: process one tile",
                          "S1/S2 preprocessing, features and the 11-class LightGBM classifier for one 3x3 degree "
                          "tile: Map, Probability and InputQuality COGs plus a STAC item. A tile whose valid "
-                         "outputs already exist is skipped."),
+                         "outputs already exist is skipped; progress shows blocks done / blocks."),
         entrypoint="process-tile",
         service_account_name=cfg.service_account,
     ) as wt:
@@ -34,13 +64,16 @@ def build(cfg: p.RenderConfig) -> WorkflowTemplate:
             source=entry.process_tile,
             inputs=[p.stage_input()],
             outputs=p.tile_outputs(),
-            resources=p.resources(cpu="4", memory="16Gi", cpu_limit="8", memory_limit="24Gi", disk="40Gi"),
-            retry_strategy=p.retry(cfg),
-            active_deadline_seconds=cfg.tile_deadline_s,
+            resources=p.resources(cpu="4", memory="24Gi", cpu_limit="8", disk="40Gi"),
+            retry_strategy=p.retry(cfg, deadline),
+            active_deadline_seconds=deadline,
+            synchronization=p.tile_semaphore(),
             metrics=p.tile_metrics(),
             env=p.base_env() + p.credentials_env(cfg),
-            **p.script_kwargs(cfg, disk="40Gi"),
+            **p.script_kwargs(cfg, disk="40Gi", spot=True),
         )
         bookkeeping_step(cfg, "write-plan", entry.write_plan, deadline_s=600)
-        bookkeeping_step(cfg, "collect-failures", entry.collect_failures, deadline_s=3600)
+        bookkeeping_step(cfg, "collect-failures", entry.collect_failures, deadline_s=3600,
+                         outputs=p.failure_outputs())
+        gate(cfg)
     return wt

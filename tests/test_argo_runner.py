@@ -34,8 +34,17 @@ def _recorder(name):
     @functools.wraps(real)  # same name, signature and annotations as the real step
     def record(*args, **kwargs):
         bound = sig.bind(*args, **kwargs)  # refuses anything the real step would refuse
+        kind = os.environ.get("WC_RAISE")
+        if kind == "data":
+            from worldcover.errors import DataError
+            raise DataError("no Sentinel-2 scene covers tile N00E006 in 2021")
+        if kind == "other":
+            raise RuntimeError("connection reset")
         with open(os.environ["WC_RECORD"], "a") as f:
             f.write(json.dumps({"function": steps.__name__ + "." + name, "kwargs": bound.arguments}) + "\\n")
+        if name == "collect_failures":
+            return {"campaign": "c", "tiles": 3, "finished": 1, "failed": ["N00E006", "S03W063"],
+                    "errors": {"N00E006": "x" * 5000}}
         return {"step": name, "pixels": 1234, "status": "done"}
     return record
 
@@ -84,7 +93,13 @@ def test_runner_processes_call_the_step_functions(rendered, tmp_path):
     for task, template, record, outputs, proc in procs:
         stdout, stderr = proc.communicate(timeout=120)
         assert proc.returncode == 0, stderr
-        assert json.loads(stdout.strip().splitlines()[-1])["pixels"] == 1234  # outputs.result
+        result = json.loads(stdout.strip().splitlines()[-1])  # outputs.result
+        if template["name"] == "collect-failures":
+            # only counts reach the workflow's status; the count feeds the gate; the list is in the output root
+            assert result == {"campaign": "c", "tiles": 3, "finished": 1, "failed": 2, "list": "failed_tiles.json"}
+            assert (outputs / "failed").read_text() == "2"
+        else:
+            assert result["pixels"] == 1234
         calls = [json.loads(line) for line in record.read_text().splitlines()]
         assert len(calls) == 1
         function, kwargs = runner_kwargs(template, task)
@@ -113,3 +128,31 @@ def test_entrypoints_carry_the_steps_signatures():
         for p in inspect.signature(fn).parameters.values():
             assert not isinstance(p.annotation, str) and p.annotation == hints[p.name]
         assert entry.step_of(f"worldcover.engines.argo.entry:{name}") == f"worldcover.campaign.steps.{name}"
+
+
+@pytest.mark.parametrize("kind, code", [("data", 2), ("other", 1)])
+def test_a_data_error_exits_2_in_one_line_and_anything_else_1(rendered, tmp_path, kind, code):
+    """Exit 2 is what the retryStrategy expression does not retry (parts.RETRY_EXPRESSION)."""
+    from worldcover.engines.argo import parts
+
+    index = _template_index(rendered.objects)
+    wf = rendered.submitted_workflow().obj
+    local = {t["name"]: t for t in wf["spec"]["templates"]}
+    task = next(t for t in local["main"]["dag"]["tasks"] if t["name"] == "n00e006")
+    template = _resolve(task, local, index)
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    args_file = tmp_path / "inputs.json"
+    args_file.write_text(json.dumps(_argo_inputs_file(template, task)))
+    env = {**os.environ, "WC_RECORD": str(tmp_path / "record"), "WORLDCOVER_OUTPUTS_DIR": str(tmp_path / "out"),
+           "WC_RAISE": kind, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), str(REPO)])}
+    script = template["script"]
+    cmd = [sys.executable if c == "python" else c for c in script["command"]] + script["args"] + [str(args_file)]
+    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == code, proc.stderr
+    assert parts.DATA_ERROR_EXIT == 2 and f'lastRetry.exitCode != "{parts.DATA_ERROR_EXIT}"' in parts.RETRY_EXPRESSION
+    if kind == "data":
+        assert proc.stderr.strip().splitlines() == [
+            "error: DataError: no Sentinel-2 scene covers tile N00E006 in 2021"]
+    else:
+        assert "Traceback" in proc.stderr and "connection reset" in proc.stderr

@@ -82,9 +82,31 @@ def process_tile(tile: str, year: int, source: str, model: str, out_root: str,
 
     _check_arguments(out_root=out_root, campaign=campaign, year=year, model=model, source=source, blocks=blocks)
     run = run_tile(tile, year, source, model, out_root, block_size=block_size, blocks=blocks,
-                   max_cloud=max_cloud)
+                   max_cloud=max_cloud, on_block=_progress(tile, blocks, block_size))
     return {"tile": run.tile, "status": run.status, "pixels": run.pixels, "blocks_computed": run.blocks_computed,
             "blocks_reused": run.blocks_reused, "seconds": round(run.seconds, 2), "campaign": campaign}
+
+
+def _progress(tile: str, blocks: str, block_size: int):
+    """Blocks done / blocks written to ``$ARGO_PROGRESS_FILE`` (Argo shows it on the node), else None."""
+    import os
+
+    path = os.environ.get("ARGO_PROGRESS_FILE")
+    if not path:
+        return None
+    from worldcover.grid import Tile, parse_blocks
+
+    total, done = len(parse_blocks(Tile.parse(tile), blocks, block_size)), [0]
+
+    def on_block(block, how: str) -> None:
+        done[0] += 1
+        try:
+            with open(path, "w") as f:  # the executor reads it every few seconds; a torn read is retried
+                f.write(f"{done[0]}/{total}")
+        except OSError:  # progress is best effort
+            pass
+
+    return on_block
 
 
 def collect_failures(out_root: str, campaign: str, year: int) -> dict:

@@ -11,9 +11,16 @@ Each entrypoint is a thin adapter around one function of
   ``worldcover.campaign.steps.<name>``;
 * it calls the step with keyword arguments only and returns its result
   unchanged (hera prints it as JSON: the node's ``outputs.result``);
-* it writes the few numbers the Prometheus metrics need (``pixels``) to small
-  files under ``$WORLDCOVER_OUTPUTS_DIR`` (default ``/tmp/outputs``), which the
-  templates declare as output parameters with a default.
+* it writes the few numbers the Prometheus metrics and the gate need
+  (``pixels``, ``failed``) to small files under ``$WORLDCOVER_OUTPUTS_DIR``
+  (default ``/tmp/outputs``), which the templates declare as output parameters
+  with a default;
+* a data or input error (:class:`~worldcover.errors.WorldCoverError`) ends the
+  pod with one line on stderr and exit code 2, as the CLI does, which the
+  templates' ``retryStrategy.expression`` does not retry (a retry cannot fix
+  the data); anything else keeps its traceback and exit code 1, and is retried;
+* ``collect_failures`` returns counts only (the node's result is stored in the
+  workflow's status, which must stay small); the list is in the output root.
 """
 
 import inspect
@@ -28,7 +35,9 @@ STEPS_MODULE = "worldcover.campaign.steps"
 OUTPUTS_DIR_ENV = "WORLDCOVER_OUTPUTS_DIR"
 DEFAULT_OUTPUTS_DIR = "/tmp/outputs"
 #: result keys written as output-parameter files (name -> file name)
-OUTPUT_FILES = {"pixels": "pixels"}
+OUTPUT_FILES = {"pixels": "pixels", "failed": "failed"}
+#: the exit code of a data or input error (the CLI's; parts.DATA_ERROR_EXIT)
+DATA_ERROR_EXIT = 2
 
 _install_log_redaction()  # the pod's process: no secret value reaches a log record, whoever logs it
 
@@ -45,6 +54,8 @@ def _write_outputs(result: Any) -> None:
     root = Path(os.environ.get(OUTPUTS_DIR_ENV, DEFAULT_OUTPUTS_DIR))
     for key, fname in OUTPUT_FILES.items():
         value = result.get(key)
+        if isinstance(value, list):
+            value = len(value)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             try:
                 root.mkdir(parents=True, exist_ok=True)
@@ -61,10 +72,20 @@ def _adapter(name: str) -> Callable[..., Any]:
     resolved = sig.replace(parameters=params, return_annotation=hints.get("return", sig.return_annotation))
 
     def call(*args: Any, **kwargs: Any) -> Any:
+        from worldcover.errors import WorldCoverError
+
         bound = resolved.bind(*args, **kwargs)
-        result = getattr(_steps(), name)(**bound.arguments)
+        try:
+            result = getattr(_steps(), name)(**bound.arguments)
+        except WorldCoverError as exc:
+            import sys
+
+            from worldcover.credentials import redact
+
+            print(f"error: {type(exc).__name__}: {redact(' '.join(str(exc).split()))}", file=sys.stderr)
+            raise SystemExit(DATA_ERROR_EXIT) from None
         _write_outputs(result)
-        return result
+        return COMPACT.get(name, lambda r: r)(result)
 
     call.__name__ = call.__qualname__ = name
     call.__module__ = __name__
@@ -74,6 +95,17 @@ def _adapter(name: str) -> Callable[..., Any]:
     call.step = f"{STEPS_MODULE}.{name}"  # type: ignore[attr-defined]
     return call
 
+
+def _failure_counts(result: Any) -> Any:
+    """collect_failures' result without the tile list and messages (those are in failed_tiles.json)."""
+    if not isinstance(result, dict):
+        return result
+    failed = result.get("failed") or []
+    return {"campaign": result.get("campaign"), "tiles": result.get("tiles"), "finished": result.get("finished"),
+            "failed": len(failed) if isinstance(failed, list) else failed, "list": "failed_tiles.json"}
+
+
+COMPACT: dict[str, Callable[[Any], Any]] = {"collect_failures": _failure_counts}
 
 write_plan = _adapter("write_plan")
 process_tile = _adapter("process_tile")

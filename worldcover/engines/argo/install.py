@@ -5,8 +5,16 @@ Least privilege for what our workflows do (Argo v3.4+ / v4 emissary executor):
 
 * ``workflowtaskresults`` create/patch: how the executor reports outputs
   (``outputs.result``, output parameters) back to the controller;
-* ``workflows`` create/get/list/watch: only for the workflow of workflows,
-  whose resource templates create child Workflows and wait on their phase.
+* ``workflows`` create/get/list/watch/patch: only for the workflow of
+  workflows, whose resource templates apply child Workflows (get + create, or
+  patch when one exists: a retried apply), wait on their phase, and stop them
+  from the exit handler (a merge patch ``spec.shutdown: Stop``);
+* ``workflows/finalizers`` update: a child carries an owner reference to its
+  parent with ``blockOwnerDeletion``, which clusters enforcing
+  ``OwnerReferencesPermissionEnforcement`` (OpenShift) only allow with it.
+
+The ``worldcover-limits`` ConfigMap holds the semaphore of ``process-tile``
+(tiles running at once, across campaigns); operators edit it live.
 
 No pod permissions: since v3.4 the emissary executor does not patch pods.
 Credentials are Secrets created by the operator (never rendered here); the
@@ -32,7 +40,9 @@ def role(cfg: RenderConfig) -> dict:
         "metadata": {"name": cfg.service_account, "labels": dict(PART_OF)},
         "rules": [
             {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]},
-            {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create", "get", "list", "watch"]},
+            {"apiGroups": ["argoproj.io"], "resources": ["workflows"],
+             "verbs": ["create", "get", "list", "watch", "patch"]},
+            {"apiGroups": ["argoproj.io"], "resources": ["workflows/finalizers"], "verbs": ["update"]},
         ],
     }
 
@@ -78,6 +88,16 @@ def artifact_repositories(cfg: RenderConfig) -> dict:
     }
 
 
+def limits(cfg: RenderConfig) -> dict:
+    """The semaphore ConfigMap: ``process-tile`` = tiles running at once in the namespace, every campaign
+    together. `kubectl edit configmap worldcover-limits` changes it live (Argo re-reads it)."""
+    from worldcover.engines.argo.parts import LIMIT_TILES_KEY, LIMITS_CONFIGMAP
+
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": LIMITS_CONFIGMAP, "labels": dict(PART_OF)},
+            "data": {LIMIT_TILES_KEY: str(cfg.tile_limit)}}
+
+
 def manifests(cfg: RenderConfig | None = None) -> dict[str, dict]:
     """File name (under install/) -> object."""
     cfg = cfg or RenderConfig()
@@ -86,6 +106,7 @@ def manifests(cfg: RenderConfig | None = None) -> dict[str, dict]:
         "install/role.yaml": role(cfg),
         "install/rolebinding.yaml": role_binding(cfg),
         "install/artifact-repositories.yaml": artifact_repositories(cfg),
+        "install/limits.yaml": limits(cfg),
     }
 
 

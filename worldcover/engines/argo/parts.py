@@ -31,9 +31,24 @@ TITLE = "workflows.argoproj.io/title"
 DESCRIPTION = "workflows.argoproj.io/description"
 PART_OF = {"app.kubernetes.io/part-of": "worldcover"}
 
-TEMPLATE_PROCESS_TILE = "worldcover-process-tile"
-TEMPLATE_MERGE = "worldcover-merge"
-TEMPLATE_VALIDATE = "worldcover-validate"
+#: the shared templates' base names; the objects carry the package version (see :func:`template_name`)
+BASE_PROCESS_TILE = "worldcover-process-tile"
+BASE_MERGE = "worldcover-merge"
+BASE_VALIDATE = "worldcover-validate"
+LABEL_VERSION = "app.kubernetes.io/version"
+#: the semaphore ConfigMap (install/limits.yaml): operators change its values live, across campaigns
+LIMITS_CONFIGMAP = "worldcover-limits"
+LIMIT_TILES_KEY = "process-tile"
+DEFAULT_TILE_LIMIT = 100
+#: exit code of a data or input error (WorldCoverError), as the CLI's: retrying cannot help
+DATA_ERROR_EXIT = 2
+#: Argo retries any failure except a data or input error; a lost or killed pod ("Error") always
+RETRY_EXPRESSION = f'lastRetry.status == "Error" || lastRetry.exitCode != "{DATA_ERROR_EXIT}"'
+#: autoscalers must not evict a pod mid-tile to pack nodes (cluster-autoscaler, Karpenter)
+NO_DISRUPTION = {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false", "karpenter.sh/do-not-disrupt": "true"}
+#: the usual taints of spot / preemptible node pools (GKE, AKS, and a generic one for EKS/Karpenter pools)
+SPOT_TOLERATIONS = (("cloud.google.com/gke-spot", "true"), ("kubernetes.azure.com/scalesetpriority", "spot"),
+                    ("worldcover.io/spot", "true"))
 
 #: the emptyDir mounted on /tmp (the root filesystem is read-only)
 SCRATCH = "/tmp"
@@ -54,6 +69,24 @@ IMAGE_REPOSITORY_ENV = "WORLDCOVER_IMAGE_REPOSITORY"
 IMAGE_DIGEST_ENV = "WORLDCOVER_IMAGE_DIGEST"
 _REPOSITORY = re.compile(r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)*$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def version_suffix() -> str:
+    """The package version as a DNS label piece: 0.1.0 -> v0-1-0 (what shared template names carry)."""
+    from worldcover import __version__
+
+    return ("v" + re.sub(r"[^a-z0-9]+", "-", __version__.lower())).strip("-")[:20].rstrip("-")
+
+
+def template_name(base: str) -> str:
+    """A shared WorkflowTemplate's name: base + package version, so that a submit never changes the code
+    of a campaign already running on an older version (each version installs its own templates)."""
+    return f"{base}-{version_suffix()}"
+
+
+TEMPLATE_PROCESS_TILE = template_name(BASE_PROCESS_TILE)
+TEMPLATE_MERGE = template_name(BASE_MERGE)
+TEMPLATE_VALIDATE = template_name(BASE_VALIDATE)
 
 
 def image_tag() -> str:
@@ -106,9 +139,18 @@ def check_image(value: str) -> str:
     return value
 
 
+#: what each catalogue needs: (env name, secret field of RenderConfig, key in the Secret)
+SOURCE_CREDENTIALS = {
+    "planetary-computer": (("PC_SDK_SUBSCRIPTION_KEY", "pc_secret", "subscription-key"),),
+    "sentinelhub": (("SH_CLIENT_ID", "sentinelhub_secret", "client-id"),
+                    ("SH_CLIENT_SECRET", "sentinelhub_secret", "client-secret")),
+    "stac": (),
+}
+
+
 @dataclass(frozen=True)
 class RenderConfig:
-    """How a plan becomes Argo objects: image, accounts, limits. Validated on creation."""
+    """How a plan becomes Argo objects: image, accounts, limits, scheduling. Validated on creation."""
 
     image: str = field(default_factory=default_image)
     image_pull_policy: str = "IfNotPresent"
@@ -116,38 +158,137 @@ class RenderConfig:
     #: Secrets read by ``secretKeyRef`` (never literal values)
     sentinelhub_secret: str = "worldcover-sentinelhub"
     s3_secret: str = "worldcover-s3"
+    pc_secret: str = "worldcover-planetary-computer"
+    #: the catalogue the cluster reads (planetary-computer, sentinelhub, stac): its credentials are required
+    #: (a pod with a missing Secret does not start, instead of failing hours later); the others optional
+    source_kind: str = "planetary-computer"
+    #: False where pods reach object storage by workload identity (IRSA, GKE WI) instead of keys
+    s3_keys: bool = True
     run_as_user: int = 1000
-    #: tiles running at once in one workflow, child workflows running at once in a parent
-    tile_parallelism: int = 25
-    batch_parallelism: int = 4
+    #: tiles running at once per child workflow (0: no cap; the semaphore is the cluster-wide limit)
+    tile_parallelism: int = 0
+    #: child workflows running at once in a parent (0: all; their tiles still wait for the semaphore)
+    batch_parallelism: int = 0
     retry_limit: int = 3
     retry_backoff: str = "2m"
     retry_factor: int = 2
-    retry_max_duration: str = "4h"
-    tile_deadline_s: int = 6 * 3600  # one attempt of one tile
+    tile_deadline_s: int = 0  # one attempt of one tile; 0: sized from the cost estimate (tile_deadline())
     step_deadline_s: int = 24 * 3600  # merge / validate
-    workflow_deadline_s: int = 14 * 24 * 3600
+    workflow_deadline_s: int = 0  # 0: sized from the campaign's estimate (workflow_deadline())
     ttl_success_s: int = 3 * 24 * 3600
     ttl_failure_s: int = 14 * 24 * 3600
     max_nodes: int = 1000
+    #: failed tiles the final gate accepts; -1: by stage (0 for 1pct and lists, 1 % of the tiles otherwise)
+    max_failed_tiles: int = -1
+    #: scheduling hooks for the pods: node labels, tolerations ("key=value:Effect" or "key:Effect"),
+    #: a PriorityClass, and whether tile pods may run on spot / preemptible nodes
+    node_selector: tuple[tuple[str, str], ...] = ()
+    tolerations: tuple[str, ...] = ()
+    priority_class: str = ""
+    spot: bool = False
+    #: semaphore limit written to the limits ConfigMap by `make argo` (the live value is the operator's)
+    tile_limit: int = DEFAULT_TILE_LIMIT
 
     def __post_init__(self) -> None:
         check_image(self.image)
         if self.image_pull_policy not in _PULL_POLICIES:
             raise InputError(f"invalid image pull policy {self.image_pull_policy!r}: expected one of "
                              f"{', '.join(_PULL_POLICIES)}")
-        for name in ("service_account", "sentinelhub_secret", "s3_secret"):
+        for name in ("service_account", "sentinelhub_secret", "s3_secret", "pc_secret"):
             check_dns_name(getattr(self, name), name.replace("_", " "))
+        if self.priority_class:
+            check_k8s_name(self.priority_class, "priority class")
+        if self.source_kind not in SOURCE_CREDENTIALS:
+            raise InputError(f"invalid source kind {self.source_kind!r}: expected one of "
+                             f"{', '.join(SOURCE_CREDENTIALS)}")
         for f in fields(self):
             value = getattr(self, f.name)
             if f.type == "int" and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-                raise InputError(f"invalid {f.name.replace('_', ' ')} {value!r}: expected a non-negative integer")
-        for name in ("retry_backoff", "retry_max_duration"):
-            if not _DURATION.fullmatch(getattr(self, name)):
-                raise InputError(f"invalid {name.replace('_', ' ')} {getattr(self, name)!r}: expected a duration "
-                                 "like 90s, 2m or 1h30m")
-        if self.tile_parallelism < 1 or self.batch_parallelism < 1 or self.run_as_user < 1:
-            raise InputError("parallelism and run-as user must be at least 1 (pods never run as root)")
+                if not (f.name == "max_failed_tiles" and value == -1):
+                    raise InputError(f"invalid {f.name.replace('_', ' ')} {value!r}: expected a non-negative "
+                                     "integer")
+        if not _DURATION.fullmatch(self.retry_backoff):
+            raise InputError(f"invalid retry backoff {self.retry_backoff!r}: expected a duration like 90s, 2m "
+                             "or 1h30m")
+        if self.run_as_user < 1 or self.tile_limit < 1:
+            raise InputError("run-as user and tile limit must be at least 1 (pods never run as root)")
+        for key, value in self.node_selector:
+            _check_label(key, value, "node selector")
+        for t in self.tolerations:
+            toleration(t)
+
+    def scheduling(self, *, spot: bool = False) -> dict:
+        """Template keyword arguments placing a pod: nodeSelector, tolerations, priorityClassName."""
+        out: dict = {}
+        if self.node_selector:
+            out["node_selector"] = dict(self.node_selector)
+        tols = [toleration(t) for t in self.tolerations]
+        if spot and self.spot:
+            tols += [m.Toleration(key=k, operator="Equal", value=v, effect="NoSchedule") for k, v in SPOT_TOLERATIONS]
+        if tols:
+            out["tolerations"] = tols
+        if self.priority_class:
+            out["priority_class_name"] = self.priority_class
+        return out
+
+
+_LABEL_KEY = re.compile(r"^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$")
+_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+
+def _check_label(key: str, value: str, what: str) -> None:
+    if not isinstance(key, str) or not _LABEL_KEY.fullmatch(key) or not isinstance(value, str) \
+            or not _LABEL_VALUE.fullmatch(value):
+        raise InputError(f"invalid {what} {key!r}={value!r}: expected a Kubernetes label key and value")
+
+
+def toleration(text: str) -> m.Toleration:
+    """``key=value:Effect`` (operator Equal) or ``key:Effect`` (operator Exists) as a Toleration."""
+    head, sep, effect = str(text).rpartition(":")
+    key, eq, value = head.partition("=")
+    if not sep or effect not in _EFFECTS or not key:
+        raise InputError(f"invalid toleration {text!r}: expected key=value:Effect or key:Effect, Effect one of "
+                         f"{', '.join(_EFFECTS)}")
+    _check_label(key, value, "toleration")
+    if eq:
+        return m.Toleration(key=key, operator="Equal", value=value, effect=effect)
+    return m.Toleration(key=key, operator="Exists", effect=effect)
+
+
+def tile_deadline(cfg: RenderConfig, cores: int = 4) -> int:
+    """Seconds one attempt of one tile may run: cfg's, or 3x the estimate of a whole land tile on ``cores``
+    cores at the measured throughput (the benchmark's figure), rounded up to the hour, 2 to 48 h."""
+    if cfg.tile_deadline_s:
+        return cfg.tile_deadline_s
+    from worldcover.campaign.estimate import measured_throughput
+    from worldcover.grid import TILE_PIXELS
+
+    rate, _ = measured_throughput()
+    seconds = 3 * TILE_PIXELS**2 / (rate * 1e6 * cores)
+    return int(min(max(-(-seconds // 3600), 2), 48)) * 3600
+
+
+def workflow_deadline(cfg: RenderConfig, plan, cores: int = 4) -> int:
+    """Seconds a campaign workflow may run: cfg's, or 3x its estimated wall time with the semaphore's
+    default number of tiles at once (at least 2 days, at most 60)."""
+    if cfg.workflow_deadline_s:
+        return cfg.workflow_deadline_s
+    from worldcover.campaign.estimate import estimate
+
+    concurrent = max(1, min(len(plan.tiles), cfg.tile_limit))
+    hours = estimate(plan).core_hours / (cores * concurrent)
+    days = min(max(-(-3 * hours // 24), 2), 60)
+    return int(days) * 24 * 3600
+
+
+def max_failed_tiles(cfg: RenderConfig, plan) -> int:
+    """The gate's threshold: cfg's, else 0 for 1pct or a tile list, 1 % of the tiles for 10pct / 100pct."""
+    if cfg.max_failed_tiles >= 0:
+        return cfg.max_failed_tiles
+    if plan.stage in (None, "1pct"):
+        return 0
+    return len(plan.tiles) // 100
 
 
 # -- metadata ---------------------------------------------------------------------------------
@@ -198,35 +339,66 @@ def base_env() -> list:
 
 
 def credentials_env(cfg: RenderConfig) -> list:
-    """Credentials by reference only: the values stay in Kubernetes Secrets."""
-    s3, sh = cfg.s3_secret, cfg.sentinelhub_secret
-    return [
-        SecretEnv(name="AWS_ACCESS_KEY_ID", secret_name=s3, secret_key="access-key-id", optional=True),
-        SecretEnv(name="AWS_SECRET_ACCESS_KEY", secret_name=s3, secret_key="secret-access-key", optional=True),
-        SecretEnv(name="SH_CLIENT_ID", secret_name=sh, secret_key="client-id", optional=True),
-        SecretEnv(name="SH_CLIENT_SECRET", secret_name=sh, secret_key="client-secret", optional=True),
-    ]
+    """Credentials by reference only: the values stay in Kubernetes Secrets.
+
+    The object-store keys and the configured catalogue's credentials are required
+    (``optional: false``): a pod whose Secret is missing does not start, so a
+    campaign fails in minutes, not hours in. Other catalogues' are optional.
+    """
+    out = []
+    if cfg.s3_keys:
+        out += [SecretEnv(name="AWS_ACCESS_KEY_ID", secret_name=cfg.s3_secret, secret_key="access-key-id",
+                          optional=False),
+                SecretEnv(name="AWS_SECRET_ACCESS_KEY", secret_name=cfg.s3_secret, secret_key="secret-access-key",
+                          optional=False)]
+    for kind, creds in SOURCE_CREDENTIALS.items():
+        for env, secret_field, key in creds:
+            out.append(SecretEnv(name=env, secret_name=getattr(cfg, secret_field), secret_key=key,
+                                 optional=kind != cfg.source_kind))
+    return out
 
 
-def resources(cpu: str, memory: str, cpu_limit: str, memory_limit: str, disk: str) -> Resources:
-    return Resources(cpu_request=cpu, memory_request=memory, cpu_limit=cpu_limit, memory_limit=memory_limit,
+def resources(cpu: str, memory: str, cpu_limit: str, disk: str) -> Resources:
+    """Memory request = limit (a pod using more than it asked is evicted first under pressure); CPU may burst."""
+    return Resources(cpu_request=cpu, memory_request=memory, cpu_limit=cpu_limit, memory_limit=memory,
                      ephemeral_request=disk, ephemeral_limit=disk)
 
 
-def retry(cfg: RenderConfig, policy: str = "Always") -> RetryStrategy:
+def _seconds(duration: str) -> int:
+    return sum(int(n) * {"s": 1, "m": 60, "h": 3600}[u] for n, u in re.findall(r"([0-9]+)(s|m|h)", duration))
+
+
+def retry_max_duration(cfg: RenderConfig, deadline_s: int) -> int:
+    """Seconds from the first attempt within which Argo may start another: every attempt may run to its
+    deadline and every backoff be waited (Argo counts ``maxDuration`` from the first attempt)."""
+    backoffs = sum(_seconds(cfg.retry_backoff) * cfg.retry_factor**i for i in range(cfg.retry_limit))
+    return (cfg.retry_limit + 1) * deadline_s + backoffs
+
+
+def retry(cfg: RenderConfig, deadline_s: int) -> RetryStrategy:
+    """Retry failures and lost pods, never a data or input error (exit 2), each attempt on another node."""
     return RetryStrategy(
-        limit=cfg.retry_limit, retry_policy=policy,
-        backoff=m.Backoff(duration=cfg.retry_backoff, factor=cfg.retry_factor, max_duration=cfg.retry_max_duration),
+        limit=cfg.retry_limit, retry_policy="Always", expression=RETRY_EXPRESSION,
+        backoff=m.Backoff(duration=cfg.retry_backoff, factor=cfg.retry_factor,
+                          max_duration=f"{retry_max_duration(cfg, deadline_s)}s"),
+        affinity=m.RetryAffinity(node_anti_affinity=m.RetryNodeAntiAffinity()),
     )
 
 
-def script_kwargs(cfg: RenderConfig, *, disk: str) -> dict:
-    """Keyword arguments every runner script shares: image, security, scratch space, env."""
+def script_kwargs(cfg: RenderConfig, *, disk: str, spot: bool = False) -> dict:
+    """Keyword arguments every runner script shares: image, security, scratch space, scheduling,
+    and the annotations that keep autoscalers from evicting a running step."""
     return dict(
         constructor="runner", image=cfg.image, image_pull_policy=cfg.image_pull_policy,
         security_context=container_security(cfg), pod_security_context=pod_security(cfg),
-        volumes=scratch(disk),
+        volumes=scratch(disk), annotations=dict(NO_DISRUPTION), **cfg.scheduling(spot=spot),
     )
+
+
+def tile_semaphore() -> m.Synchronization:
+    """The cluster-wide limit of tiles running at once, across campaigns (a key of a ConfigMap)."""
+    return m.Synchronization(semaphores=[m.SemaphoreRef(
+        config_map_key_ref=m.ConfigMapKeySelector(name=LIMITS_CONFIGMAP, key=LIMIT_TILES_KEY))])
 
 
 # -- metrics (labels: campaign, stage, status only; never a tile id) ----------------------------
@@ -262,6 +434,11 @@ def tile_outputs() -> list:
     return [Parameter(name="pixels", value_from=m.ValueFrom(path=f"{OUTPUTS_DIR}/pixels", default="0"))]
 
 
+def failure_outputs() -> list:
+    """collect-failures' count of failed tiles, which the final gate compares with its threshold."""
+    return [Parameter(name="failed", value_from=m.ValueFrom(path=f"{OUTPUTS_DIR}/failed", default="0"))]
+
+
 def stage_input() -> Parameter:
     """Only used by metric labels; the runner passes a step just the parameters it declares."""
     return Parameter(name="stage", default="custom")
@@ -280,19 +457,26 @@ def campaign_metrics(plan) -> Metrics:
 
 # -- workflow spec -------------------------------------------------------------------------------
 
-def workflow_spec(cfg: RenderConfig, *, parallelism: int, ttl: bool = True) -> dict:
-    """Spec fields every campaign workflow (single, parent, child) shares."""
+def workflow_spec(cfg: RenderConfig, plan, *, parallelism: int = 0, ttl: bool = True) -> dict:
+    """Spec fields every campaign workflow (single, parent, child) shares; pods carry the campaign's labels
+    (cost attribution by campaign, stage and year)."""
     out = dict(
         service_account_name=cfg.service_account,
         security_context=pod_security(cfg),
         pod_gc=m.PodGC(strategy="OnPodSuccess"),
-        active_deadline_seconds=cfg.workflow_deadline_s,
-        parallelism=parallelism,
+        active_deadline_seconds=workflow_deadline(cfg, plan),
+        pod_metadata=m.Metadata(labels=pod_labels(plan)),
     )
+    if parallelism:
+        out["parallelism"] = parallelism
     if ttl:
         out["ttl_strategy"] = m.TTLStrategy(seconds_after_success=cfg.ttl_success_s,
                                             seconds_after_failure=cfg.ttl_failure_s)
     return out
+
+
+def pod_labels(plan) -> dict[str, str]:
+    return {**PART_OF, LABEL_CAMPAIGN: plan.name, LABEL_STAGE: stage_label(plan), LABEL_YEAR: str(plan.year)}
 
 
 def task_name(tile: str) -> str:
@@ -300,9 +484,15 @@ def task_name(tile: str) -> str:
     return tile.lower()
 
 
-def all_done(tasks: list[str]) -> str:
-    """A ``depends`` expression true once every task has finished, whatever its result."""
-    return " && ".join(f"({t}.Succeeded || {t}.Failed || {t}.Errored)" for t in tasks)
+def all_done(tasks: list[str], *, errored: bool = True) -> str:
+    """A ``depends`` expression true once every task has finished, whatever its result.
+
+    ``errored=False`` for batches: a batch node is Errored only when its resource
+    pod was lost (the child's own failure makes it Failed), and then the child may
+    still be running, so nothing after it may start.
+    """
+    results = ("Succeeded", "Failed", "Errored") if errored else ("Succeeded", "Failed")
+    return " && ".join("(" + " || ".join(f"{t}.{r}" for r in results) + ")" for t in tasks)
 
 
 # -- campaign pieces -------------------------------------------------------------------------------
@@ -355,8 +545,15 @@ def batch_ui(plan, calls, index: int, count: int) -> dict[str, str]:
     )
 
 
+def child_name(batch: str) -> str:
+    """A child workflow's name: the parent's name and the batch, so that creating it twice is a no-op."""
+    return "{{workflow.name}}-" + batch
+
+
 def child_manifest(plan, extra_labels: dict) -> str:
-    """The child Workflow a parent creates for one batch: a reference to the batch's template."""
+    """The child Workflow a parent creates for one batch: a reference to the batch's template, named
+    deterministically (``{{workflow.name}}-b000``) so that a retried ``apply`` finds it instead of
+    starting a duplicate."""
     import yaml
 
     labels = {**campaign_labels(plan, "batch"), LABEL_BATCH: "{{inputs.parameters.batch}}",
@@ -364,7 +561,56 @@ def child_manifest(plan, extra_labels: dict) -> str:
     child = {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Workflow",
-        "metadata": {"generateName": "{{workflow.name}}-{{inputs.parameters.batch}}-", "labels": labels},
+        "metadata": {"name": child_name("{{inputs.parameters.batch}}"), "labels": labels},
         "spec": {"workflowTemplateRef": {"name": "{{inputs.parameters.template}}"}},
     }
     return yaml.safe_dump(child, sort_keys=False)
+
+
+def stop_manifest() -> str:
+    """The merge patch that stops a child workflow (Argo's ``shutdown: Stop``: running pods get SIGTERM,
+    exit handlers run)."""
+    import yaml
+
+    return yaml.safe_dump({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+        "metadata": {"name": child_name("{{inputs.parameters.batch}}")},
+        "spec": {"shutdown": "Stop"},
+    }, sort_keys=False)
+
+
+def batch_resource(plan, cfg: RenderConfig, extra_labels: dict):
+    """The parent's ``batch`` template: apply one child Workflow, wait for its phase."""
+    from hera.workflows import Resource
+
+    return Resource(
+        name="batch",
+        inputs=[m.Parameter(name="batch"), m.Parameter(name="template")],
+        action="apply",
+        set_owner_reference=True,
+        manifest=child_manifest(plan, extra_labels),
+        success_condition="status.phase == Succeeded",
+        failure_condition="status.phase in (Failed, Error)",
+        # a lost resource pod (eviction, node drain) is an Error: apply again (a no-op) and wait again
+        retry_strategy=m.RetryStrategy(limit=cfg.retry_limit, retry_policy="OnError",
+                                       backoff=m.Backoff(duration="30s", factor=2)),
+    )
+
+
+def stop_resource():
+    """The exit handler's ``stop-child`` template: a merge patch ``spec.shutdown: Stop`` of one child."""
+    from hera.workflows import Resource
+
+    return Resource(name="stop-child", inputs=[m.Parameter(name="batch")], action="patch", merge_strategy="merge",
+                    manifest=stop_manifest())
+
+
+#: the workflow parameter the final gate compares the failed tiles with
+GATE_PARAMETER = "max-failed-tiles"
+
+
+def campaign_arguments(cfg: RenderConfig, plan) -> list:
+    """The parameters the Argo UI shows on resubmission (described)."""
+    return [m.Parameter(name=GATE_PARAMETER, value=str(max_failed_tiles(cfg, plan)),
+                        description="Failed tiles the campaign accepts; with more, the final gate fails it "
+                                    "(the list is failed_tiles.json in the output root).")]

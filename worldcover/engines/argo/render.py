@@ -145,11 +145,13 @@ class Rendering:
 
 
 def _template_path(name: str) -> str:
-    return f"templates/{name}.yaml"
+    """templates/<base name>.yaml: the file keeps its name across versions (the object's name has the version)."""
+    suffix = "-" + parts.version_suffix()
+    return f"templates/{name.removesuffix(suffix)}.yaml"
 
 
 def render_templates(cfg: RenderConfig | None = None) -> list[ArgoObject]:
-    """The shared WorkflowTemplates: worldcover-process-tile, worldcover-merge, worldcover-validate."""
+    """The shared WorkflowTemplates: worldcover-process-tile, -merge, -validate (names end in the version)."""
     cfg = cfg or RenderConfig()
     out = []
     for mod in TEMPLATE_MODULES:
@@ -213,8 +215,9 @@ def _nodes(template: dict, local: dict, index: dict) -> tuple[int, int, int]:
         tasks, lo, hi = 0, 1, 1
         for task in template["dag"]["tasks"]:
             t, a, b = _nodes(_resolve(task, local, index), local, index)
-            tasks += 1 + (t if "dag" in _resolve(task, local, index) else 0)
-            lo, hi = lo + a, hi + b
+            fan = len(task.get("withItems") or []) or 1  # withItems: a group node and one node per item
+            tasks += fan * (1 + (t if "dag" in _resolve(task, local, index) else 0))
+            lo, hi = lo + fan * a + (fan > 1), hi + fan * b + (fan > 1)
         return tasks, lo, hi
     retry = template.get("retryStrategy")
     if retry:
@@ -227,6 +230,9 @@ def workflow_stats(o: ArgoObject, index: dict) -> WorkflowStats:
     spec = o.obj["spec"]
     local = {t["name"]: t for t in spec.get("templates", [])}
     tasks, lo, hi = _nodes(local[spec["entrypoint"]], local, index)
+    if spec.get("onExit"):  # the exit handler's nodes show in the same workflow
+        t, a, b = _nodes(local[spec["onExit"]], local, index)
+        tasks, lo, hi = tasks + t, lo + a, hi + b
     return WorkflowStats(o.name, o.role, tasks, lo, hi)
 
 
@@ -237,7 +243,7 @@ def _child_manifests(o: ArgoObject) -> list[dict]:
     out = []
     for task in local[spec["entrypoint"]]["dag"]["tasks"]:
         tmpl = local.get(task.get("template", ""), {})
-        if "resource" not in tmpl:
+        if (tmpl.get("resource") or {}).get("action") not in ("create", "apply"):
             continue
         text = tmpl["resource"]["manifest"].replace("{{workflow.name}}", o.name + "abcde")
         for param in task.get("arguments", {}).get("parameters", []):
@@ -250,7 +256,11 @@ def _child_manifests(o: ArgoObject) -> list[dict]:
 ALLOWED_PLACEHOLDERS = frozenset({
     "{{inputs.parameters}}", "{{inputs.parameters.campaign}}", "{{inputs.parameters.stage}}",
     "{{inputs.parameters.batch}}", "{{inputs.parameters.template}}", "{{outputs.parameters.pixels}}",
-    "{{status}}", "{{duration}}", "{{workflow.duration}}", "{{workflow.name}}",
+    "{{inputs.parameters.failed}}", "{{inputs.parameters.allowed}}", "{{inputs.parameters.out_root}}",
+    "{{tasks.collect-failures.outputs.parameters.failed}}", "{{workflow.parameters.max-failed-tiles}}",
+    "{{workflow.parameters.out_root}}", "{{workflow.parameters.campaign}}", "{{workflow.parameters.year}}",
+    "{{workflow.parameters.reference}}", "{{workflow.parameters.n}}",
+    "{{status}}", "{{duration}}", "{{workflow.duration}}", "{{workflow.name}}", "{{workflow.status}}", "{{item}}",
 })
 _PLACEHOLDER = re.compile(r"\{\{.*?\}\}", re.S)
 
@@ -411,6 +421,8 @@ def step_calls_of(objects: list[ArgoObject]) -> list:
             if "resource" in tmpl:
                 child = next(children)
                 walk(by_name[child["spec"]["workflowTemplateRef"]["name"]])
+                continue
+            if _entrypoint(tmpl) is None:  # the gate: Argo's own check, no step function
                 continue
             function, kwargs = runner_kwargs(tmpl, task)
             calls.append(StepCall(function, tuple(sorted(kwargs.items()))))
