@@ -405,8 +405,12 @@ def bind(host: str, port: int) -> socket.socket:
 
 def serve(site: Site, sock: socket.socket, log_level: str = "warning") -> None:
     """Serve the web map on an already bound socket until interrupted (uvicorn)."""
+    import warnings
+
     import uvicorn
 
+    # rio-tiler says so for every web tile of the global land raster (its poles lie beyond web mercator's)
+    warnings.filterwarnings("ignore", message="Adjusting dataset latitudes")
     app = create_app(site)
     threading.Thread(target=_land_raster, name="land-background", daemon=True).start()  # ready before the page asks
     server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=log_level == "info"))
