@@ -91,7 +91,7 @@ def test_psu_design_lists_the_land_sub_pixels_of_each_drawn_psu(psu_case):
     cols = np.floor((s["lon"].to_numpy() - WEST) / PIXEL_DEG).astype(int)
     assert np.array_equal(data[rows, cols], s["map_class"].to_numpy())  # sub-pixel labels are the map's
     assert np.array_equal(sample_raster(map_path, s["lon"], s["lat"]), s["map_class"].to_numpy())
-    for psu, g in s.groupby("psu"):
+    for _, g in s.groupby("psu"):
         r, c = rows[g.index], cols[g.index]
         assert len(set(r // 10)) == 1 and len(set(c // 10)) == 1  # one 10 x 10 block on the PSU grid
         block = data[r[0] // 10 * 10:r[0] // 10 * 10 + 10, c[0] // 10 * 10:c[0] // 10 * 10 + 10]

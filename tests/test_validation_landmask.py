@@ -14,7 +14,11 @@ from worldcover.grid import land_fraction_table
 from worldcover.validation.area import row_areas_m2
 from worldcover.validation.design import design_sample
 from worldcover.validation.landmask import (
-    CELLS_PER_DEGREE, GlobeLandMask, RasterLandMask, SimLandMask, parse_land_mask,
+    CELLS_PER_DEGREE,
+    GlobeLandMask,
+    RasterLandMask,
+    SimLandMask,
+    parse_land_mask,
 )
 from worldcover.validation.report import assess
 from worldcover.validation.synthetic import PIXEL_DEG, write_class_map

@@ -45,10 +45,9 @@ def design(
     as_json: bool = typer.Option(False, "--json", help="Print the design summary as JSON."),
 ) -> None:
     """Draw a stratified random sample of the map's land (strata = map classes) ready for labelling."""
+    from worldcover import storage
     from worldcover.validation.design import design_sample, parse_conjectured_ua
     from worldcover.validation.tables import SAMPLE_FORMATS, write_samples
-
-    from worldcover import storage
 
     if storage.path(out).suffix.lower() not in SAMPLE_FORMATS:
         from worldcover.errors import InputError

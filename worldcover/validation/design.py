@@ -1,15 +1,24 @@
-"""Stratified random sampling design for labelling (strata = map classes), after Olofsson et al. 2014.
+"""Stratified random sampling design of a map's land for labelling, after Olofsson et al. 2014.
 
+* the population is the land: ocean (water where the land mask is sea, see
+  :mod:`worldcover.validation.landmask`) and nodata are left out of the strata and their
+  weights, and their areas are reported apart;
+* the sampling unit is a 10 m pixel (strata = map classes) or, with ``unit="100m"``, a
+  100 m primary sampling unit (PSU) of 10 x 10 pixels on the grid of the raster's origin,
+  stratified by its majority land class (ties to the lower code) and listed as its land
+  sub-pixels, each to be labelled (WorldCover's validation design; estimated as stratified
+  cluster sampling, :func:`worldcover.validation.estimators.stehman` with ``clusters``);
 * total sample size from a target standard error of overall accuracy and conjectured
   user's accuracies (Olofsson et al. 2014, eq. 13; Cochran 1977, eq. 5.25);
 * allocation: proportional to mapped area, adjusted so every class gets at least
   ``min_per_class`` units (or all its pixels when it has fewer) -- the paper's advice for
   rare classes, with the total kept at n;
-* sample units are pixel centres drawn at random inside each stratum in one streaming pass
+* sample units are drawn at random inside each stratum in one streaming pass
   over the map (window by window, never the whole COG in memory): every pixel gets an
-  Efraimidis-Spirakis key log(u)/a weighted by its geodesic area a, and each class keeps
-  its largest keys. A pixel is thus drawn with probability proportional to its area, so a
-  sample of a lat/lon map is an equal-probability sample of the ground.
+  Efraimidis-Spirakis key log(u)/a weighted by its geodesic area a (a PSU: its 100 pixels),
+  and each stratum keeps its largest keys. A unit is thus drawn with probability
+  proportional to its area, so a sample of a lat/lon map is an equal-probability sample
+  of the ground.
 """
 
 from __future__ import annotations
@@ -25,10 +34,16 @@ import pandas as pd
 from worldcover import storage
 from worldcover.errors import DataError, InputError
 from worldcover.legend import BY_CODE, NODATA
-from worldcover.validation.landmask import DEFAULT_MASK, LandMask, ocean_in_window, parse_land_mask
 from worldcover.validation.area import (
-    DEFAULT_WINDOW, M2_PER_HA, _is_geographic, check_class_map, data_windows, row_areas_m2, window_class_area_m2,
+    DEFAULT_WINDOW,
+    M2_PER_HA,
+    _is_geographic,
+    check_class_map,
+    data_windows,
+    row_areas_m2,
+    window_class_area_m2,
 )
+from worldcover.validation.landmask import DEFAULT_MASK, LandMask, ocean_in_window, parse_land_mask
 
 DEFAULT_CONJECTURED_UA = 0.75  # the WorldCover accuracy bar; a neutral prior for every class
 DEFAULT_MIN_PER_CLASS = 50

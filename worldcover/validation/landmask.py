@@ -220,7 +220,9 @@ def ocean_in_window(
     key = np.floor((90.0 - lat) * CELLS_PER_DEGREE).astype(np.int64) * 100_000 + np.floor(
         (lon + 180.0) * CELLS_PER_DEGREE).astype(np.int64)
     cells, inv = np.unique(key, return_inverse=True)
-    land = mask.is_land((cells % 100_000 + 0.5) / CELLS_PER_DEGREE - 180.0, 90.0 - (cells // 100_000 + 0.5) / CELLS_PER_DEGREE)
+    clon = (cells % 100_000 + 0.5) / CELLS_PER_DEGREE - 180.0
+    clat = 90.0 - (cells // 100_000 + 0.5) / CELLS_PER_DEGREE
+    land = mask.is_land(clon, clat)
     out = np.zeros(data.shape, dtype=bool)
     out[rr, cc] = ~land[inv.ravel()]
     return out

@@ -134,7 +134,7 @@ def _zoom(ax, lon: np.ndarray, lat: np.ndarray, pad_frac: float = 0.08) -> None:
     pad = span * pad_frac
     ax.set_xlim(x0 - pad, x1 + pad)
     ax.set_ylim(y0 - pad, y1 + pad)
-    ax.set_aspect(1.0 / max(0.1, np.cos(np.radians((y0 + y1) / 2))), adjustable="datalim")
+    ax.set_aspect(1.0 / max(0.1, np.cos(np.radians((y0 + y1) / 2))), adjustable="box")
 
 
 def sample_locations(lon: np.ndarray, lat: np.ndarray, map_codes: np.ndarray) -> bytes:
@@ -176,6 +176,7 @@ def sample_locations(lon: np.ndarray, lat: np.ndarray, map_codes: np.ndarray) ->
         ax.set_xlabel("longitude (°)", fontsize=8)
         ax.set_ylabel("latitude (°)", fontsize=8)
         ax.tick_params(labelsize=7)
+        ax.ticklabel_format(useOffset=False, style="plain")  # plain degrees, no "+6.1e1" offsets
     fig.tight_layout()
     return _png(fig)
 

@@ -41,10 +41,21 @@ from worldcover.validation import plots
 from worldcover.validation._io import write_text
 from worldcover.validation.area import M2_PER_HA
 from worldcover.validation.estimators import (
-    INTERVALS, AccuracyResult, _json_number, Estimate, counts_matrix, oa_difference, olofsson, stehman,
+    INTERVALS,
+    AccuracyResult,
+    Estimate,
+    _json_number,
+    counts_matrix,
+    oa_difference,
+    olofsson,
+    stehman,
 )
 from worldcover.validation.landmask import (
-    CELLS_PER_DEGREE, DEFAULT_MASK, LandMask, describe, parse_land_mask,
+    CELLS_PER_DEGREE,
+    DEFAULT_MASK,
+    LandMask,
+    describe,
+    parse_land_mask,
 )
 from worldcover.validation.tables import read_labelled, write_counts, write_mapped_area
 
@@ -285,7 +296,8 @@ def _html(a: Assessment, figures: dict[str, bytes]) -> str:
     for name, d in a.per_continent.items():
         if d["status"] == "estimated":
             o = d["overall_accuracy"]
-            cont_rows.append([name, str(d["n"]), _fmt(o["estimate"], o["ci95_halfwidth"]), "estimated (domain estimator)"])
+            cont_rows.append([name, str(d["n"]), _fmt(o["estimate"], o["ci95_halfwidth"]),
+                              "estimated (domain estimator)"])
         else:
             cont_rows.append([name, str(d["n"]), "–", d["note"]])
     meta = metrics["metadata"]
@@ -407,6 +419,41 @@ def _on_ocean(samples: pd.DataFrame, mask: LandMask | None) -> np.ndarray:
     return out
 
 
+def _check_maps(map_path: str | Path, compare_path: str | Path | None) -> tuple[Path, Path | None]:
+    """Both maps exist and are class maps, before anything is read at length."""
+    map_path = storage.path(map_path)
+    if not map_path.exists():
+        raise InputError(f"map {map_path}: file not found")
+    if compare_path is not None:
+        compare_path = storage.path(compare_path)
+        if not compare_path.exists():
+            raise InputError(f"compare map {compare_path}: file not found")
+    for path in [map_path] + ([compare_path] if compare_path is not None else []):
+        _check_map(path)
+    return map_path, compare_path
+
+
+def _read_samples(reference_path: str | Path, map_path: Path) -> pd.DataFrame:
+    """The labelled samples, checked against the map they were drawn on (and a PSU sample's columns)."""
+    samples = read_labelled(reference_path)
+    if "psu" in samples.columns:
+        for col in ("psu", "stratum"):
+            values = pd.to_numeric(samples[col], errors="coerce") if col in samples else None
+            if values is None or values.isna().any():
+                raise InputError(f"labelled samples {reference_path}: a PSU sample needs whole numbers in column "
+                                 f"{col!r}; expected the `validate design --unit 100m` output")
+            samples[col] = values.astype(int)
+    on_map = sample_raster(map_path, samples["lon"].to_numpy(), samples["lat"].to_numpy())
+    wrong = on_map != samples["map_class"].to_numpy()
+    if wrong.any():
+        ids = samples["id"].astype(str)[wrong] if "id" in samples else samples.index[wrong].astype(str)
+        raise InputError(
+            f"labelled samples {reference_path}: map_class differs from {map_path} at {int(wrong.sum())} point(s) "
+            f"(id(s) {', '.join(list(ids)[:5])}); expected the design drawn on this map"
+        )
+    return samples
+
+
 def assess(
     map_path: str | Path,
     reference_path: str | Path,
@@ -423,33 +470,9 @@ def assess(
     if interval not in INTERVALS:
         raise InputError(f"interval {interval!r}: expected one of {', '.join(INTERVALS)}")
     mask = parse_land_mask(land_mask) if isinstance(land_mask, str) else land_mask
-    map_path = storage.path(map_path)
-    if not map_path.exists():
-        raise InputError(f"map {map_path}: file not found")
-    if compare_path is not None:
-        compare_path = storage.path(compare_path)
-    if compare_path is not None and not compare_path.exists():
-        raise InputError(f"compare map {compare_path}: file not found")
-    for path in [map_path] + ([compare_path] if compare_path is not None else []):
-        _check_map(path)
-    samples = read_labelled(reference_path)
+    map_path, compare_path = _check_maps(map_path, compare_path)
+    samples = _read_samples(reference_path, map_path)
     unit = "100m" if "psu" in samples.columns else "pixel"
-    if unit == "100m":
-        for col in ("psu", "stratum"):
-            values = pd.to_numeric(samples.get(col), errors="coerce") if col in samples else None
-            if values is None or values.isna().any():
-                raise InputError(f"labelled samples {reference_path}: a PSU sample needs whole numbers in column "
-                                 f"{col!r}; expected the `validate design --unit 100m` output")
-            samples[col] = values.astype(int)
-    lon, lat = samples["lon"].to_numpy(), samples["lat"].to_numpy()
-    on_map = sample_raster(map_path, lon, lat)
-    wrong = on_map != samples["map_class"].to_numpy()
-    if wrong.any():
-        ids = samples["id"].astype(str)[wrong] if "id" in samples else samples.index[wrong].astype(str)
-        raise InputError(
-            f"labelled samples {reference_path}: map_class differs from {map_path} at {int(wrong.sum())} point(s) "
-            f"(id(s) {', '.join(list(ids)[:5])}); expected the design drawn on this map"
-        )
     ocean = _on_ocean(samples, mask)
     samples = samples.loc[~ocean].reset_index(drop=True)
     if samples.empty:
