@@ -36,8 +36,8 @@ TILES = {"N42E009": 21, "N42E012": 22}  # tile -> seed
 ROW, COL, SHAPE = 600, 1200, (360, 480)  # where the data sit in each tile (10 m pixels)
 CHROMIUM = Path("/usr/bin/chromium")
 # the flags the project runs Chromium with (headless comes from playwright's headless=True)
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def patch_centre(tile: str, r: int, c: int) -> tuple[float, float]:
@@ -185,7 +185,8 @@ def test_query_outlines_samples_and_layers(mosaic_root, server):
         urllib.request.urlopen(f"{server}query?lon=200&lat=0", timeout=30)
     assert bad.value.code == 400 and "lon 200" in json.loads(bad.value.read())["detail"]
 
-    kinds = sorted((f["properties"]["tile"], f["properties"]["kind"]) for f in get_json(f"{server}outlines.geojson")["features"])
+    features = get_json(f"{server}outlines.geojson")["features"]
+    kinds = sorted((f["properties"]["tile"], f["properties"]["kind"]) for f in features)
     assert kinds == [(t, k) for t in sorted(TILES) for k in ("data", "tile")]
     samples = get_json(f"{server}samples.geojson")["features"]
     assert [f["properties"]["agree"] for f in samples] == [True, False, True]
@@ -222,7 +223,8 @@ def test_an_s3_root_is_served_through_vsis3(mosaic_root, s3_bucket, s3_env):
         if f.is_file() and "cache" not in f.parts:
             fs.put_file(str(f), f"{bucket}/run/{f.relative_to(mosaic_root).as_posix()}")
     site = web.load_site(f"{s3_bucket}/run", YEAR)
-    assert site.vrt.startswith("/vsis3/") and all(p.startswith("/vsis3/") for t in site.tiles for p in t.products.values())
+    assert site.vrt.startswith("/vsis3/")
+    assert all(p.startswith("/vsis3/") for t in site.tiles for p in t.products.values())
     lon, lat = patch_centre("N42E012", 100, 100)
     q = web.query(site, lon, lat)
     assert q["class"] == vrt_class(mosaic_root, lon, lat) and q["input_quality"]["s2_obs"] == 60

@@ -68,7 +68,7 @@ def build(
 @app.command("serve")
 def serve(
     root: str = typer.Argument(..., help="Campaign or output root holding mosaic/YEAR/ (a folder or s3://bucket/prefix)."),
-    year: Optional[int] = typer.Option(None, "--year", help="Mosaic year (default: campaign.json's, or the only one)."),
+    year: int | None = typer.Option(None, "--year", help="Mosaic year (default: campaign.json's, or the only one)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback by default)."),
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port to listen on (0: any free port)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every request."),

@@ -48,19 +48,30 @@ WEB_DIR = Path(__file__).with_name("web")
 LEAFLET_DIR = WEB_DIR / "node_modules" / "leaflet" / "dist"
 #: Below this zoom a web tile can meet hundreds of 3-degree tiles: the per-tile layers are not drawn.
 TILE_LAYER_MINZOOM = 6
-#: rio-tiler colour maps and value ranges of the per-tile layers (``/layers/{name}/tiles/...``).
+
+
+@dataclass(frozen=True)
+class TileLayer:
+    """A layer drawn from the tile COGs: which product and band, its value range and rio-tiler colour map."""
+
+    product: str
+    band: int
+    range: tuple[float, float]
+    colormap: str
+    title: str
+
+
+#: The per-tile layers (``/layers/{name}/tiles/...``).
 TILE_LAYERS = {
-    "probability": {"product": "Prob", "band": 1, "range": (0, 100), "colormap": "viridis",
-                    "title": "Probability of the mapped class (%)"},
-    "input_quality": {"product": "InputQuality", "band": 2, "range": (0, 100), "colormap": "magma",
-                      "title": "Sentinel-2 observations (InputQuality band 2)"},
+    "probability": TileLayer("Prob", 1, (0, 100), "viridis", "Probability of the mapped class (%)"),
+    "input_quality": TileLayer("InputQuality", 2, (0, 100), "magma", "Sentinel-2 observations (InputQuality band 2)"),
 }
 #: The land background: GLOBE's land mask (worldcover.validation.landmask) sampled every LAND_STEP degrees
 #: into one small in-memory GeoTIFF, so the page shows where the continents are without any base map server.
 LAND_STEP = 0.1
 LAND_RGBA = (236, 232, 222, 255)
-SAMPLE_NAMES = ("reference.csv", "samples.csv")
-SAMPLES_SHOWN_MAX = 100  # more samples than this start hidden (ticked on in the page's layer control)  # labelled first: it holds the design's columns and the labels
+SAMPLE_NAMES = ("reference.csv", "samples.csv")  # labelled first: it holds the design's columns and the labels
+SAMPLES_SHOWN_MAX = 100  # more samples than this start hidden (ticked on in the page's layer control)
 
 
 @dataclass(frozen=True)
@@ -136,16 +147,21 @@ def _product_of(href: str) -> str | None:
     return None
 
 
+def _box(values) -> tuple[float, float, float, float]:
+    """(west, south, east, north) as floats."""
+    w, s, e, n = (float(v) for v in values)
+    return w, s, e, n
+
+
 def read_tiles(items_dir: storage.Location) -> tuple[TileEntry, ...]:
     """The tiles of the mosaic, from its STAC items (``items/<TILE>.json``)."""
     entries = []
-    for item_file in sorted(items_dir.glob("*.json"), key=lambda p: p.name):
-        item = json.loads(item_file.read_text())
-        tile = item_file.name[: -len(".json")]
+    for name in sorted(p.name for p in items_dir.glob("*.json")):
+        item = json.loads((items_dir / name).read_text())
+        tile = name.removesuffix(".json")
         products = {p: _join(items_dir, a["href"]) for a in item.get("assets", {}).values()
                     if (p := _product_of(a.get("href", "")))}
-        entries.append(TileEntry(tile, tuple(float(v) for v in Tile.parse(tile).bbox), item["geometry"],
-                                 tuple(float(v) for v in item["bbox"]), products))
+        entries.append(TileEntry(tile, _box(Tile.parse(tile).bbox), item["geometry"], _box(item["bbox"]), products))
     return tuple(entries)
 
 
@@ -161,7 +177,7 @@ def read_samples(vdir: storage.Location) -> tuple[dict | None, str | None]:
             if missing:
                 raise InputError(f"validation sample {f}: expected columns lon, lat, map_class "
                                  f"(missing {', '.join(sorted(missing))})")
-            features = []
+            features: list[dict] = []
             for rec in frame.to_dict("records"):
                 ref = rec.get("reference_class")
                 ref = None if ref is None or pd.isna(ref) else int(ref)
@@ -215,7 +231,7 @@ def page_config(site: Site) -> dict:
         "bounds": list(site.bounds),
         "legend": [{"code": c.code, "name": c.name, "colour": f"#{c.colour}"} for c in CLASSES],
         "tile_layer_minzoom": TILE_LAYER_MINZOOM,
-        "layers": {name: {"title": spec["title"], "range": list(spec["range"]), "colormap": spec["colormap"]}
+        "layers": {name: {"title": spec.title, "range": list(spec.range), "colormap": spec.colormap}
                    for name, spec in TILE_LAYERS.items()},
         "tiles": len(site.tiles),
         "samples": site.samples is not None,
@@ -236,8 +252,8 @@ def _point(path: str, lon: float, lat: float) -> dict[str, float | int | None] |
             names = [d or f"b{i}" for i, d in enumerate(src.dataset.descriptions, 1)]
     except PointOutsideBounds:
         return None
-    mask = numpy.ma.getmaskarray(pt.array).tolist()
-    return {name: None if masked else value for name, value, masked in zip(names, pt.array.data.tolist(), mask)}
+    values, mask = pt.array.data.tolist(), numpy.ma.getmaskarray(pt.array).tolist()
+    return {name: None if masked else value for name, value, masked in zip(names, values, mask, strict=True)}
 
 
 def query(site: Site, lon: float, lat: float) -> dict:
@@ -265,6 +281,7 @@ def query(site: Site, lon: float, lat: float) -> dict:
 
 def _tile_layer_png(site: Site, layer: str, z: int, x: int, y: int) -> bytes:
     """One web-mercator PNG of a per-tile layer, mosaicked by rio-tiler over the tiles that meet it."""
+    from morecantile import Tile as WebTile
     from morecantile import tms as tms_registry
     from rio_tiler.colormap import cmap
     from rio_tiler.errors import TileOutsideBounds
@@ -275,19 +292,19 @@ def _tile_layer_png(site: Site, layer: str, z: int, x: int, y: int) -> bytes:
     tms = tms_registry.get("WebMercatorQuad")
     if z < TILE_LAYER_MINZOOM:
         raise TileOutsideBounds(f"{layer} is drawn from zoom {TILE_LAYER_MINZOOM} on")
-    w, s, e, n = tms.bounds(x, y, z)
-    assets = [t.products[spec["product"]] for t in site.tiles if spec["product"] in t.products
+    w, s, e, n = tms.bounds(WebTile(x, y, z))
+    assets = [t.products[spec.product] for t in site.tiles if spec.product in t.products
               and t.bbox[0] < e and t.bbox[2] > w and t.bbox[1] < n and t.bbox[3] > s]
     if not assets:
         raise TileOutsideBounds(f"no {layer} data in tile {z}/{x}/{y}")
 
     def read(path: str, *args, **kwargs):
         with Reader(path, tms=tms) as src:
-            return src.tile(*args, indexes=spec["band"], **kwargs)
+            return src.tile(*args, indexes=spec.band, **kwargs)
 
     image, _ = mosaic_reader(assets, read, x, y, z, threads=0)
-    image.rescale(in_range=(spec["range"],))
-    return image.render(img_format="PNG", colormap=cmap.get(spec["colormap"]))
+    image.rescale(in_range=(spec.range,))
+    return image.render(img_format="PNG", colormap=cmap.get(spec.colormap))
 
 
 _land_lock = threading.Lock()
