@@ -74,6 +74,11 @@ def test_status_counts_tiles_blocks_throughput_and_eta(campaign_root):
     assert st.eta_s == pytest.approx(14 * 60)
     assert st.writer == "" and not st.finished
     assert "no S2 items" in st.tiles[1].error
+    assert st.mosaic_tiles is None and st.overall_accuracy is None
+    (root / "validation").mkdir()
+    (root / "validation" / "metrics.json").write_text(json.dumps(
+        {"overall_accuracy": {"estimate": 0.8, "ci95_halfwidth": 0.02}}))
+    assert campaign_status(root).overall_accuracy == (0.8, 0.02)
 
 
 def test_status_sees_a_writer_holding_the_root(campaign_root):

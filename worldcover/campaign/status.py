@@ -62,6 +62,8 @@ class CampaignStatus:
     mpx_per_hour: float | None
     rate_blocks: int  # how many block records the rate was measured on
     last_block_age_s: float | None
+    mosaic_tiles: int | None = None  # tiles in the last mosaic built (its manifest), None: no mosaic yet
+    overall_accuracy: tuple[float, float] | None = None  # (estimate, 95 % CI half-width) of the last report
     checked_at: float = field(default_factory=time.time)
 
     def count(self, state: str) -> int:
@@ -180,7 +182,23 @@ class StatusReader:
             root=storage.uri(self.root), campaign=plan.name, stage=plan.stage, year=plan.year, tiles=tiles,
             writer=writer(self.root), blocks_per_hour=rate,
             mpx_per_hour=rate * px_per_block / 1e6 if rate else None, rate_blocks=len(recent),
-            last_block_age_s=now - recent[-1] if recent else None, checked_at=now)
+            last_block_age_s=now - recent[-1] if recent else None, mosaic_tiles=self._mosaic_tiles(plan.year),
+            overall_accuracy=self._accuracy(), checked_at=now)
+
+    def _mosaic_tiles(self, year: int) -> int | None:
+        """Tiles in the mosaic last built (its manifest is written last), None before the first merge."""
+        try:
+            return int(json.loads((self.root / "mosaic" / str(year) / "manifest.json").read_text())["summary"]["tiles"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _accuracy(self) -> tuple[float, float] | None:
+        """Overall accuracy and its 95 % half-width from the last report's metrics, if there is one."""
+        try:
+            oa = json.loads((self.root / "validation" / "metrics.json").read_text())["overall_accuracy"]
+            return float(oa["estimate"]), float(oa.get("ci95_halfwidth", float("nan")))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
 
 def campaign_status(root) -> CampaignStatus:
@@ -252,7 +270,11 @@ def duration(seconds: float | None) -> str:
 def summary_lines(st: CampaignStatus) -> list[str]:
     """The status as a few plain lines (the one-shot output; no colour, no control codes)."""
     stage = f"stage {st.stage}, " if st.stage else ""
-    running = f"running ({st.writer})" if st.writer else ("finished" if st.finished else "not running")
+    if st.writer:
+        through = st.count("running") + st.count("pending") == 0
+        running = f"running ({st.writer}" + ("; tiles through: merging or validating)" if through else ")")
+    else:
+        running = "finished" if st.finished else "not running"
     pct = 100.0 * st.blocks_done / st.blocks_total if st.blocks_total else 0.0
     lines = [
         f"campaign {st.campaign} ({stage}{st.year}) at {st.root}: {running}",
@@ -268,6 +290,11 @@ def summary_lines(st: CampaignStatus) -> list[str]:
     if st.blocks_to_go:
         stalled = " (nobody is writing: rerun the campaign to go on)" if not st.writer else ""
         lines.append(f"ETA: {duration(st.eta_s)} for {st.blocks_to_go} blocks to go{stalled}")
+    if st.mosaic_tiles is not None:
+        lines.append(f"mosaic: {st.mosaic_tiles} tiles (last merge)")
+    if st.overall_accuracy is not None:
+        oa, ci = st.overall_accuracy
+        lines.append(f"validation: OA {100 * oa:.1f} % ± {100 * ci:.1f} (last report)")
     for t in st.tiles:
         if t.state == "failed":
             lines.append(f"failed {t.tile}: {t.error[:160]}")
@@ -299,7 +326,7 @@ def render(st: CampaignStatus, max_rows: int = 20):
         table.add_row(t.tile, Text(t.state, style=colours[t.state]), f"{t.blocks_done}/{t.blocks_total}",
                       t.error[:70])
     parts = [Text(head[0], style="bold"), counts, bar,
-             *(Text(line) for line in head if line.startswith(("throughput", "ETA")))]
+             *(Text(line) for line in head if line.startswith(("throughput", "ETA", "mosaic", "validation")))]
     if rest:
         parts.append(table)
         if len(rest) > max_rows:

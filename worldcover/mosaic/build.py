@@ -428,6 +428,16 @@ def build_mosaic(
 # --- summary for people ------------------------------------------------------------------
 
 
+def _km2(value: float) -> str:
+    """An area to three significant digits or whole km²: '1,234 km²', '1.62 km²', '0.0123 km²'."""
+    return f"{value:,.0f} km²" if value >= 1000 else f"{value:.3g} km²"
+
+
+def _share(part: float, total: float) -> str:
+    pct = 100 * part / total if total else 0.0
+    return "<1 %" if 0 < pct < 1 else f"{pct:.0f} %"
+
+
 def summary_table(summary: dict, top: int = 5):
     """A short rich table of a build summary (what ``mosaic build`` prints instead of its JSON):
     tiles, extent, the largest classes, outputs and the STAC check; ``--json`` gives the whole summary."""
@@ -454,8 +464,8 @@ def summary_table(summary: dict, top: int = 5):
     areas = {int(k): v for k, v in summary.get("area_km2", {}).items()}
     total = sum(areas.values())
     largest = sorted(((v, k) for k, v in areas.items() if v > 0), reverse=True)[:top]
-    area_text = f"{total:,.1f} km² mapped" + "".join(
-        f"\n{BY_CODE[k].name} {v:,.1f} km² ({100 * v / total:.0f} %)" for v, k in largest if k in BY_CODE)
+    area_text = f"{_km2(total)} mapped" + "".join(
+        f"\n{BY_CODE[k].name} {_km2(v)} ({_share(v, total)})" for v, k in largest if k in BY_CODE)
     stac = summary.get("stac", {})
     stac_text = f"{stac.get('collection_id', '?')}: {stac.get('items', 0)} items"
     if stac.get("validated"):
