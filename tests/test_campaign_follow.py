@@ -122,6 +122,9 @@ def test_status_of_a_root_without_a_plan_and_argo_routing(tmp_path, monkeypatch)
     assert bad.exit_code == 2 and bad.stderr.strip() == (
         f"error: no campaign.json under {str(tmp_path)!r}: expected a campaign output root "
         "(the --out of `campaign run`)")
+    for root in ("ftp://host/x", "run/\n"):
+        refused = runner.invoke(app, ["campaign", "status", root])
+        assert refused.exit_code == 2 and refused.stderr.startswith("error: invalid campaign root"), refused.output
     # a workflow name still asks the Argo Server (none configured here: one line, exit 2)
     monkeypatch.delenv("ARGO_SERVER", raising=False)
     argo = runner.invoke(app, ["campaign", "status", "wc-1pct-2021-abcde"])

@@ -116,6 +116,10 @@ class StatusReader:
     so that ``--watch`` re-reads only the new records."""
 
     def __init__(self, root) -> None:
+        text = str(root)
+        if not text or any(ord(ch) < 32 for ch in text):
+            raise InputError(f"invalid campaign root {text!r}: expected a folder or an s3:// URL")
+        storage.check_location(text, "campaign root")
         self.root = storage.path(root)
         self._times: dict[str, float | None] = {}
         self._blocks: dict[str, tuple[list[str], int]] = {}
