@@ -15,7 +15,7 @@ IMAGE      ?= localhost/worldcover:$(VERSION)
 IMAGE_BUILD_ARGS ?=
 
 # test-fast: the quick loop (no end-to-end runs, no image build), under 3 minutes
-.PHONY: demo test test-fast lint install web chromium bench argo lock image image-base clean
+.PHONY: demo test test-fast lint install web chromium bench notebooks argo lock image image-base clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,12 @@ test-fast: $(STAMP) $(LEAFLET) chromium
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+
+# notebooks: each notebooks/NN_*.py (jupytext py:percent) executed in a fresh kernel into build/notebooks/*.ipynb,
+# with its wall time; the simulated archive and outputs they share are cached in build/notebook-cache/.
+# WORLDCOVER_NB_SIZE=tiny runs the small configuration of tests/test_notebooks.py (default: normal).
+notebooks: $(STAMP)
+	$(BIN)/python scripts/run_notebooks.py --out build/notebooks
 
 # lint: ruff (rules in pyproject [tool.ruff]) and mypy on the package ([tool.mypy]); the same hooks run
 # from .pre-commit-config.yaml. `ruff format` is not enforced: the code is not formatted that way (yet).

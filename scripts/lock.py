@@ -6,7 +6,7 @@ Starts from ``[project].dependencies`` in pyproject.toml (extras such as
 ``dask[distributed]`` followed) and walks the installed distributions'
 requirements, with environment markers evaluated for this interpreter and
 platform (CPython 3.11 on Linux x86_64, like the image). Dev/test extras
-(pytest, hypothesis, moto, ...) are not followed (except ``ALSO_PINNED``), worldcover itself is not
+(pytest, hypothesis, moto, ...) are not followed (except ``ALSO_PINNED`` and ``NOTEBOOKS``), worldcover itself is not
 listed, and neither are pip/setuptools/wheel. The lint tools (ruff, mypy, pre-commit,
 see ``LINT``) are the exception: pinned with their requirements, so `make lint` reports the
 same findings on every machine. Fails when a dependency is not
@@ -33,6 +33,9 @@ LINT = ["ruff", "mypy", "pre-commit"]
 # Dev/test dependencies pinned all the same: playwright's driver talks to the system Chromium
 # (scripts/setup-chromium.sh), so its version must not float with each fresh install.
 ALSO_PINNED = ["playwright"]
+# what `make notebooks` and tests/test_notebooks.py execute the notebooks with (jupytext, a kernel, nbclient)
+# and the notebooks' own extra reader (rioxarray): the same versions on every machine
+NOTEBOOKS = ["jupytext", "nbclient", "ipykernel", "rioxarray"]
 HEADER = """\
 # Runtime dependencies of worldcover, pinned: the image (Containerfile), CI and
 # `make install` all install with `-c constraints.txt`, so they run the same versions.
@@ -76,7 +79,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(REPO / "constraints.txt"))
     args = ap.parse_args()
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    found = resolve(list(project["dependencies"]) + ALSO_PINNED + LINT)
+    found = resolve(list(project["dependencies"]) + ALSO_PINNED + LINT + NOTEBOOKS)
     env = default_environment()
     lines = [HEADER.format(python=env["python_full_version"], platform=f"{env['sys_platform']} "
                            f"{env['platform_machine']}")]

@@ -41,8 +41,11 @@ def test_every_public_name_resolves_and_is_documented():
         "    if callable(obj) and not (getattr(obj, '__doc__', None) or '').strip():\n"
         "        undocumented.append(name)\n"
         "print(json.dumps({'n': len(wc.__all__), 'bad': bad, 'undocumented': undocumented,\n"
-        "                  'dir_has_all': set(wc.__all__) <= set(dir(wc))}))"))
+        "                  'dir_has_all': set(wc.__all__) <= set(dir(wc)),\n"
+        "                  'unique': len(set(wc.__all__)) == len(wc.__all__),\n"
+        "                  'all_is_api': set(wc.__all__) == set(wc._API) | {'__version__', 'load_default_model'}}))"))
     assert out["bad"] == []
+    assert out["unique"] and out["all_is_api"]  # __all__ (a literal, for linters and IDEs) lists exactly the table
     assert out["undocumented"] == []
     assert out["dir_has_all"] and out["n"] >= 40
 

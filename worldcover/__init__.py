@@ -88,6 +88,7 @@ _API: dict[str, str] = {
     "build_mosaic": "worldcover.mosaic.build:build_mosaic",
     # validation
     "design_sample": "worldcover.validation.design:design_sample",
+    "write_samples": "worldcover.validation.tables:write_samples",
     "label_from_truth": "worldcover.validation.simulated:label_from_truth",
     "label_from_map": "worldcover.validation.labels:label_from_map",
     "read_labelled": "worldcover.validation.tables:read_labelled",
@@ -95,6 +96,8 @@ _API: dict[str, str] = {
     "counts_matrix": "worldcover.validation.estimators:counts_matrix",
     "olofsson": "worldcover.validation.estimators:olofsson",
     "stehman": "worldcover.validation.estimators:stehman",
+    "assess": "worldcover.validation.report:assess",
+    "write_report": "worldcover.validation.report:write_report",
     "build_report": "worldcover.validation.report:build_report",
     # campaigns
     "CampaignPlan": "worldcover.campaign.plan:CampaignPlan",
@@ -103,7 +106,23 @@ _API: dict[str, str] = {
     "install_log_redaction": "worldcover.credentials:install",
 }
 
-__all__ = ["__version__", "load_default_model", *_API]
+__all__ = [  # __version__, load_default_model and every name of _API (tests/test_public_api.py checks)
+    "__version__", "load_default_model",
+    "Tile", "Block", "tile_of", "land_tiles", "parse_blocks", "native_geobox", "stage_tiles", "stages_summary",
+    "latitude_zone", "stratum", "continent",
+    "LEGEND", "class_rgba", "legend_patches", "show_classes",
+    "simulate_block", "simulate_archive", "simulated_truth",
+    "LocalStacApi", "StacSource", "BlockInputs", "open_source", "load_block",
+    "S2MaskConfig", "valid_mask", "preprocess_s2", "preprocess_s1", "FeatureConfig", "feature_names",
+    "spectral_index", "compute_features",
+    "Model", "ModelCard", "feature_config_of", "train_from_points", "read_points",
+    "ChainParams", "chain_features", "classify_block", "run_tile", "tile_paths",
+    "build_mosaic",
+    "design_sample", "write_samples", "label_from_truth", "label_from_map", "read_labelled", "class_areas",
+    "counts_matrix", "olofsson", "stehman", "assess", "write_report", "build_report",
+    "CampaignPlan", "run_campaign",
+    "install_log_redaction",
+]
 
 
 def load_default_model(num_threads: int | None = None) -> Any:
@@ -151,12 +170,18 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from worldcover.stages import continent, latitude_zone, stage_tiles, stratum
     from worldcover.stages import summary as stages_summary
     from worldcover.tile.run import (
-        ChainParams, chain_features, classify_block, feature_config_of, load_block, open_source, run_tile,
+        ChainParams,
+        chain_features,
+        classify_block,
+        feature_config_of,
+        load_block,
+        open_source,
+        run_tile,
     )
     from worldcover.validation.area import class_areas
     from worldcover.validation.design import design_sample
     from worldcover.validation.estimators import counts_matrix, olofsson, stehman
     from worldcover.validation.labels import label_from_map
-    from worldcover.validation.report import build_report
+    from worldcover.validation.report import assess, build_report, write_report
     from worldcover.validation.simulated import label_from_truth
-    from worldcover.validation.tables import read_labelled
+    from worldcover.validation.tables import read_labelled, write_samples

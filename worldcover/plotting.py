@@ -27,6 +27,8 @@ def legend_patches(codes: Any = None) -> list:
 def show_classes(ax: Any, codes: Any, extent: Any = None, title: str | None = None, legend: bool = True) -> Any:
     """Draw a class map on ``ax`` (extent W, E, S, N in its CRS units), with a legend of the classes present."""
     image = ax.imshow(class_rgba(codes), extent=extent, interpolation="nearest")
+    if extent is not None:
+        ax.ticklabel_format(useOffset=False)  # degrees in full, not as offsets from 46.49
     if title:
         ax.set_title(title, fontsize=9)
     if legend:
