@@ -21,9 +21,16 @@ under ``argo/``) on one machine, without Kubernetes:
   ``{{pod.name}}``; parameter defaults and enums; ``retryStrategy`` (``limit``,
   ``retryPolicy``, ``expression`` over ``lastRetry.*``; a retry runs the same
   pod spec again; the backoff is recorded and waited ``backoff_scale`` times);
-  ``resource`` templates with ``action: create`` (the manifest substituted,
-  parsed, checked like any object, the child Workflow run to completion and
-  ``successCondition`` / ``failureCondition`` evaluated against its phase);
+  ``resource`` templates with ``action: create`` or ``apply`` on Workflows (the
+  manifest substituted, parsed, checked like any object, the child Workflow run
+  to completion and ``successCondition`` / ``failureCondition`` evaluated
+  against its phase; ``create`` of an existing name fails with AlreadyExists,
+  ``apply`` of an existing name changes nothing and waits on the existing
+  child, as ``kubectl apply`` does) and ``action: patch`` with
+  ``mergeStrategy: merge`` of a Workflow by name (recorded in
+  :attr:`Replay.patches`; NotFound fails the node); ``onExit`` (run after the
+  entrypoint with ``{{workflow.status}}``; a failing handler fails a workflow
+  that had succeeded, as in Argo);
   ``activeDeadlineSeconds`` of templates and workflows as pod timeouts.
   **Parallelism**: pods run one at a time, in dependency order and, among
   ready tasks, in declaration order; ``parallelism`` and ``synchronization``
@@ -50,7 +57,7 @@ under ``argo/``) on one machine, without Kubernetes:
   Exit 0 -> Succeeded; other codes -> Failed; killed, timed out, a signal
   (exit > 128) or a pod that cannot start -> Error.
 * **Not replayed** (refused when present, since nothing renders them): ``steps``
-  templates (so no ``{{steps.*}}``), artifacts, ``onExit``/hooks, sidecars and
+  templates (so no ``{{steps.*}}``), artifacts, lifecycle hooks, sidecars and
   init containers, daemons, ``suspend``/``http``/``data``/``containerSet``
   templates, ``podSpecPatch``, memoization, expression tags ``{{=...}}``,
   env ``fieldRef``/``configMapKeyRef``, volumes other than ``emptyDir``.
@@ -265,7 +272,8 @@ RETRY = Obj({
     "affinity": _na("node anti-affinity between attempts; there is one node here"),
 })
 RESOURCE = Obj({
-    "action": Leaf((str,), ("create",)), "manifest": STR, "successCondition": STR, "failureCondition": STR,
+    "action": Leaf((str,), ("create", "apply", "patch")), "manifest": STR, "successCondition": STR,
+    "failureCondition": STR, "mergeStrategy": Leaf((str,), ("merge",)),
     "setOwnerReference": _na("garbage collection of the child with its parent; nothing is deleted here"),
 })
 POD_PLACEMENT = {
@@ -289,7 +297,7 @@ TEMPLATE = Obj({
 METADATA = Obj({"name": STR, "generateName": STR, "namespace": STR, "labels": MapOf(STR),
                 "annotations": MapOf(STR)})
 SPEC = Obj({
-    "entrypoint": STR, "templates": ListOf(TEMPLATE),
+    "entrypoint": STR, "templates": ListOf(TEMPLATE), "onExit": STR,
     "arguments": Obj({"parameters": ListOf(INPUT_PARAMETER)}),
     "workflowTemplateRef": Obj({"name": STR}),
     "workflowMetadata": Obj({"labels": MapOf(STR), "annotations": MapOf(STR)}),
@@ -857,6 +865,9 @@ class Settings:
     #: progress lines (e.g. print); None for silence
     log: Callable[[str], None] | None = None
     seed: int | None = None
+    #: (task, attempt) of resource steps whose pod is lost (evicted) after the child exists: the node is an
+    #: Error, as when Argo loses the pod of a long-running resource step
+    lost_resources: Sequence[tuple[str, int]] = ()
 
 
 @dataclass
@@ -998,6 +1009,7 @@ class WorkflowRun:
     parent: str | None = None
     nodes: dict[str, str] = field(default_factory=dict)  # node name -> phase
     seconds: float = 0.0
+    exit_handler: str | None = None  # the onExit template's phase, when the workflow has one
 
 
 @dataclass
@@ -1021,6 +1033,7 @@ class _Workflow:
     deadline: float | None  # monotonic
     parent: str | None
     nodes: dict[str, str] = field(default_factory=dict)
+    status: str | None = None  # set for the exit handler ({{workflow.status}})
 
     def globals(self) -> dict[str, str]:
         g = {
@@ -1029,6 +1042,8 @@ class _Workflow:
             "workflow.creationTimestamp": self.created.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "workflow.mainEntrypoint": str(self.spec.get("entrypoint", "")),
         }
+        if self.status is not None:
+            g["workflow.status"] = self.status
         params = (self.spec.get("arguments") or {}).get("parameters", [])
         for p in params:
             value = p.get("value", p.get("default"))
@@ -1182,7 +1197,8 @@ class PodmanExecutor:
             if name != "@staging":
                 shutil.rmtree(d, ignore_errors=True)
         if timed_out:
-            phase, message = ERROR, f"Pod was active on the node longer than the specified deadline ({pod.timeout_s:g} s)"
+            phase = ERROR
+            message = f"Pod was active on the node longer than the specified deadline ({pod.timeout_s:g} s)"
         elif killed:
             phase, message = ERROR, f"container killed by the harness (exit code {code}): pod lost, as a node failure"
         elif code == 0:
@@ -1290,6 +1306,10 @@ class Replay:
         self._rng = random.Random(self.settings.seed)
         self._executor: Any = None
         self._pending_backoff = 0.0  # Argo's backoff before the next attempt, recorded on its first pod
+        #: the Workflows "in the cluster" by name (what create / apply / patch find)
+        self.cluster: dict[str, WorkflowRun] = {}
+        #: (workflow name, merge patch) of every patch a resource template applied
+        self.patches: list[tuple[str, dict]] = []
 
     # -- entry points -------------------------------------------------------------------------------
 
@@ -1359,8 +1379,20 @@ class Replay:
         outcome = self.execute(ctx, templates[entry], {p["name"]: any_string(p.get("value", p.get("default")))
                                                        for p in args if "value" in p or "default" in p},
                                node_name=name, task=entry)
+        exit_phase = None
+        if local_spec.get("onExit"):
+            handler = local_spec["onExit"]
+            if handler not in templates:
+                raise ReplayError(f"{describe(obj)}: onExit {handler!r} is not one of its templates")
+            wf.status = outcome.phase
+            self._log(f"workflow {name} {outcome.phase}: exit handler {handler}")
+            exit_out = self.execute(ctx, templates[handler], {}, node_name=f"{name}.onExit", task=handler)
+            exit_phase = exit_out.phase
+            if outcome.phase == SUCCEEDED and exit_phase in (FAILED, ERROR):
+                outcome = NodeOutcome(FAILED, f"exit handler {handler} {exit_phase.lower()}: {exit_out.message}")
         run = WorkflowRun(name, wf.uid, outcome.phase, outcome.message, labels, parent, wf.nodes,
-                          round(time.monotonic() - started, 1))
+                          round(time.monotonic() - started, 1), exit_handler=exit_phase)
+        self.cluster[name] = run
         self.workflows.append(run)
         self._log(f"workflow {name} {outcome.phase}" + (f": {outcome.message}" if outcome.message else ""))
         return run
@@ -1657,21 +1689,39 @@ class Replay:
         record = PodRecord(ctx.wf.name, node_name, task, f"{ctx.owner.split('/', 1)[1]}/{tmpl['name']}", "resource",
                            {p["name"]: p["value"] for p in inputs}, attempt, "", None, 0.0,
                            backoff_s=self._take_backoff())
+        action = res.get("action", "")
         try:
             child = yaml.safe_load(res["manifest"])
         except yaml.YAMLError as exc:
             return self._finish(record, NodeOutcome(ERROR, f"manifest is not YAML: {exc}"), start)
+        if action == "patch":
+            return self._patch(res, child, record, start)
         check_object(child, self.not_applicable)
         if child.get("kind") != "Workflow":
             raise UnsupportedField(f"{ctx.owner}/{tmpl['name']}: resource.manifest.kind",
                                    f"creates a {child.get('kind')}; only Workflows are replayed")
+        wanted = (child.get("metadata") or {}).get("name")
+        if action == "apply" and not wanted:
+            out = NodeOutcome(ERROR, "apply needs metadata.name (kubectl apply refuses generateName)", exit_code=1)
+            return self._finish(record, out, start)
         self.pods.append(record)
-        self._log(f"  {ctx.wf.name}: {task} creates a {describe(child)}")
-        run = self.run_workflow(child, parent=ctx.wf.name)
+        if wanted in self.cluster and action == "create":
+            out = NodeOutcome(FAILED, f'workflows.argoproj.io "{wanted}" already exists', exit_code=1)
+            return self._finish(record, out, start, append=False)
+        if wanted in self.cluster:  # apply of an existing object: unchanged, wait on it
+            run = self.cluster[wanted]
+            record.message = f"{wanted} unchanged"
+            self._log(f"  {ctx.wf.name}: {task} applies {wanted}: unchanged")
+        else:
+            self._log(f"  {ctx.wf.name}: {task} {action}s a {describe(child)}")
+            run = self.run_workflow(child, parent=ctx.wf.name)
         record.child = run.name
         state = {"apiVersion": child["apiVersion"], "kind": "Workflow",
                  "metadata": {"name": run.name, "namespace": ctx.wf.namespace, "labels": run.labels},
                  "status": {"phase": run.phase, "message": run.message}}
+        if (task, attempt) in self.settings.lost_resources:
+            out = NodeOutcome(ERROR, f"pod deleted (evicted) while waiting on {run.name}")
+            return self._finish(record, out, start, append=False)
         failure, success = res.get("failureCondition"), res.get("successCondition")
         if failure and eval_condition(failure, state):
             out = NodeOutcome(FAILED, f"failureCondition '{failure}' met (child {run.name} {run.phase})", exit_code=1)
@@ -1683,7 +1733,22 @@ class Replay:
             out = NodeOutcome(ERROR, f"neither condition holds for the finished child {run.name} ({run.phase}): "
                                      "Argo would wait until the deadline")
         out.parameters = {}
+        if record.message and not out.message:
+            out.message = record.message
         return self._finish(record, out, start, append=False)
+
+    def _patch(self, res: dict, patch: Any, record: PodRecord, start: float) -> NodeOutcome:
+        """``kubectl patch --type merge``: the named Workflow must exist; the patch is recorded (the
+        sequential replay has already finished it, and Argo ignores a shutdown of a finished workflow)."""
+        if res.get("mergeStrategy") != "merge" or not isinstance(patch, dict) or patch.get("kind") != "Workflow":
+            raise UnsupportedField("resource.mergeStrategy", "only merge patches of Workflows are replayed")
+        name = (patch.get("metadata") or {}).get("name")
+        if name not in self.cluster:
+            out = NodeOutcome(FAILED, f'workflows.argoproj.io "{name}" not found', exit_code=1)
+            return self._finish(record, out, start)
+        self.patches.append((name, {k: v for k, v in patch.items() if k not in ("apiVersion", "kind", "metadata")}))
+        record.child = name
+        return self._finish(record, NodeOutcome(SUCCEEDED, exit_code=0), start)
 
     def _take_backoff(self) -> float:
         wait, self._pending_backoff = self._pending_backoff, 0.0
