@@ -25,6 +25,8 @@ from tests.argo_replay import (
     substitute, substitute_tree, unresolved,
 )
 from worldcover.campaign import CampaignPlan
+from worldcover.engines.argo import parts
+from worldcover.engines.argo.parts import RenderConfig
 from worldcover.engines.argo.render import render, step_calls_of
 
 TILES = ("N45E003", "S24E021")
@@ -126,6 +128,12 @@ def test_inputs_json_is_what_hera_reads():
 # -- the rendered campaign ------------------------------------------------------------------------------
 
 
+#: the replayed campaigns read a STAC API of their own: only the object-store keys are required
+CFG = RenderConfig(source_kind="stac")
+S3_KEYS = {"worldcover-s3": {"access-key-id": "AKIA-test", "secret-access-key": "s3cr3t"}}
+TILE_TEMPLATE = parts.TEMPLATE_PROCESS_TILE
+
+
 def _plan(out_root: str = "s3://wc-replay/run", **kw) -> CampaignPlan:
     opts = dict(tiles=list(TILES), out_root=out_root, block_size=120, blocks="r150c150", batch_size=1,
                 source="http://127.0.0.1:9/stac", reference="sim:s3://wc-replay/archive")
@@ -135,7 +143,7 @@ def _plan(out_root: str = "s3://wc-replay/run", **kw) -> CampaignPlan:
 
 @pytest.fixture(scope="module")
 def two_batches():
-    rendering = render(_plan())
+    rendering = render(_plan(), CFG)
     assert sum(o.role == "batch" for o in rendering.objects) == 2
     return [o.obj for o in rendering.objects]
 
@@ -149,7 +157,7 @@ def _entry(objects, template_id: str) -> str:
 
 
 def test_dry_run_lists_the_pods_in_dag_order(two_batches):
-    replay = Replay(two_batches, Settings(image="localhost/worldcover:test", seed=1))
+    replay = Replay(two_batches, Settings(image="localhost/worldcover:test", seed=1, secrets=S3_KEYS))
     pods = replay.dry_run()
     print("\n" + format_pods(pods))
     # every pod the rendering calls, in the DAG order the rendering reports (children followed into)
@@ -162,12 +170,12 @@ def test_dry_run_lists_the_pods_in_dag_order(two_batches):
     assert [r.parameters["tile"] for r in tiles] == list(TILES)
     assert all(r.parameters["out_root"] == "s3://wc-replay/run" and r.parameters["block_size"] == "120"
                for r in tiles)
-    # each tile runs in the child Workflow its batch's resource template created
+    # each tile runs in the child Workflow its batch's resource template applied, named <parent>-<batch>
     batches = [r for r in pods if r.kind == "resource"]
     assert [r.task for r in batches] == ["b000", "b001"]
     parent = batches[0].workflow
     for batch, tile in zip(batches, tiles):
-        assert batch.child.startswith(f"{parent}-{batch.task}-") and tile.workflow == batch.child
+        assert batch.child == f"{parent}-{batch.task}" and tile.workflow == batch.child
         assert pods.index(batch) < pods.index(tile)
     last = [r.task for r in pods if r.workflow == parent][-3:]
     assert last == ["collect-failures", "merge", "validate"]
@@ -176,6 +184,9 @@ def test_dry_run_lists_the_pods_in_dag_order(two_batches):
                                                                                   for b in batches}}
     children = [w for w in replay.workflows if w.parent]
     assert all(w.labels["worldcover.io/parent"] == parent for w in children)
+    # nothing failed: the gate is skipped, the exit handler runs and stops nothing
+    run = next(w for w in replay.workflows if w.name == parent)
+    assert run.nodes[f"{parent}.gate"] == "Skipped" and run.exit_handler == "Succeeded" and not replay.patches
     # cluster-only fields are named with their reason; the pods ran with the settings' image
     assert "spec.podGC" in replay.not_applicable and "spec.templates[].metrics" in replay.not_applicable
     tile_argv = tiles[0].argv
@@ -201,87 +212,136 @@ def test_script_source_is_the_input_parameters_json(two_batches):
         seen.append(pod)
         return '{"status": "done"}'
 
-    Replay(two_batches).dry_run(results)
+    Replay(two_batches, Settings(secrets=S3_KEYS)).dry_run(results)
     tile = next(p for p in seen if p.task == "n45e003")
     params = {p["name"]: p["value"] for p in json.loads(tile.script)}
     assert params["tile"] == "N45E003" and params["year"] == "2021" and params["max_cloud"] == "null"
     assert tile.env["ARGO_WORKFLOW_NAME"] == tile.workflow and tile.env["ARGO_NODE_ID"].startswith(tile.workflow)
     assert json.loads(tile.env["ARGO_TEMPLATE"])["name"] == "process-tile"
-    assert tile.env["HOME"] == "/tmp" and "AWS_ACCESS_KEY_ID" not in tile.env  # optional secret absent
+    assert tile.env["HOME"] == "/tmp" and tile.env["AWS_ACCESS_KEY_ID"] == "AKIA-test"
+    assert "PC_SDK_SUBSCRIPTION_KEY" not in tile.env and "SH_CLIENT_ID" not in tile.env  # optional, absent
 
 
 class _Scripted(DryRunExecutor):
-    """Fails chosen (task, attempt) pods with an exit code; everything else succeeds."""
+    """Fails chosen (task, attempt) pods with an exit code, gives chosen tasks output parameters, and runs
+    ``python -c`` containers (the gate) for real with this interpreter; everything else succeeds."""
 
-    def __init__(self, fail: dict[tuple[str, int], int]) -> None:
+    def __init__(self, fail: dict[tuple[str, int], int], outputs: dict[str, dict] | None = None) -> None:
         super().__init__()
-        self.fail = fail
+        self.fail, self.outputs = fail, outputs or {}
 
     def run(self, pod: Pod, settings: Settings) -> PodResult:
         code = self.fail.get((pod.task, pod.attempt))
-        if code is None:
-            return super().run(pod, settings)
-        phase = "Error" if code > 128 else "Failed"
-        return PodResult(code, phase, f"exit {code}", "", "boom", {}, 0.0, argv=[])
+        if code is not None:
+            phase = "Error" if code > 128 else "Failed"
+            return PodResult(code, phase, f"exit {code}", "", "boom", {}, 0.0, argv=[])
+        if (pod.entrypoint or [])[:2] == ["python", "-c"]:
+            import subprocess
+            import sys
+
+            proc = subprocess.run([sys.executable, *pod.entrypoint[1:], *pod.args], capture_output=True, text=True,
+                                  timeout=60)
+            phase = "Succeeded" if proc.returncode == 0 else "Failed"
+            return PodResult(proc.returncode, phase, proc.stderr.strip(), proc.stdout, proc.stderr, {}, 0.0)
+        out = super().run(pod, settings)
+        out.outputs.update(self.outputs.get(pod.task, {}))
+        return out
 
 
-def test_a_failing_tile_is_retried_then_its_batch_fails_and_the_campaign_goes_on(two_batches):
-    # n45e003 fails every attempt (limit 3: 4 attempts); s24e021 is killed once, then succeeds
+def test_failed_tiles_fail_the_campaign_through_the_gate_and_the_exit_handler_stops_the_children(two_batches):
+    """n45e003 fails every attempt (exit 1: retried, limit 3); s24e021 has a data error (exit 2: never
+    retried). Both batches fail, the campaign steps still run, the gate (its real command) fails the
+    parent, and the parent's exit handler patches each child with shutdown: Stop."""
     fail = {("n45e003", a): 1 for a in range(4)}
-    fail[("s24e021", 0)] = 137
-    replay = Replay(two_batches)
-    replay.run(_Scripted(fail))
+    fail[("s24e021", 0)] = 2
+    replay = Replay(two_batches, Settings(secrets=S3_KEYS))
+    replay.run(_Scripted(fail, outputs={"collect-failures": {"failed": "2"}}))
     pods = replay.pods
     n45 = [r for r in pods if r.task == "n45e003"]
     assert [(r.attempt, r.phase) for r in n45] == [(0, "Failed"), (1, "Failed"), (2, "Failed"), (3, "Failed")]
     assert [r.backoff_s for r in n45] == [0, 120, 240, 480]  # Argo's backoff (2m, factor 2), recorded
     s24 = [r for r in pods if r.task == "s24e021"]
-    assert [(r.attempt, r.phase) for r in s24] == [(0, "Error"), (1, "Succeeded")]
-    assert s24[0].parameters == s24[1].parameters  # a retry is the same pod spec
-    batches = {r.task: r for r in pods if r.kind == "resource"}
-    assert batches["b000"].phase == "Failed" and "failureCondition" in batches["b000"].message
-    assert batches["b001"].phase == "Succeeded"
-    assert [r.task for r in pods if r.workflow == batches["b000"].workflow][-3:] == \
-        ["collect-failures", "merge", "validate"]
-    phases = {w.name: w.phase for w in replay.workflows}
-    assert phases[batches["b000"].child] == "Failed" and phases[batches["b001"].child] == "Succeeded"
-    # the failure was handled by collect-failures' depends (b000.Failed): the parent succeeds
-    assert phases[batches["b000"].workflow] == "Succeeded"
+    assert [(r.attempt, r.phase, r.exit_code) for r in s24] == [(0, "Failed", 2)]  # a data error: no retry
+    batches = {r.task: r for r in pods if r.kind == "resource" and r.task.startswith("b")}
+    assert all(b.phase == "Failed" and "failureCondition" in b.message for b in batches.values())
+    parent = batches["b000"].workflow
+    assert [r.task for r in pods if r.workflow == parent and r.kind == "pod"][-4:] == \
+        ["collect-failures", "merge", "validate", "gate"]
+    gate = next(r for r in pods if r.task == "gate")
+    assert gate.phase == "Failed" and gate.exit_code == 1
+    assert gate.message == "2 tiles failed, more than the 0 allowed: the list is in s3://wc-replay/run/failed_tiles.json"
+    run = next(w for w in replay.workflows if w.name == parent)
+    assert run.phase == "Failed" and "gate" in run.message
+    # the exit handler ran with workflow.status = Failed and stopped both children
+    assert run.exit_handler == "Succeeded"
+    assert replay.patches == [(f"{parent}-b000", {"spec": {"shutdown": "Stop"}}),
+                              (f"{parent}-b001", {"spec": {"shutdown": "Stop"}})]
+
+
+def test_the_gate_lets_a_campaign_within_its_threshold_succeed(two_batches):
+    objs = copy.deepcopy(two_batches)
+    parent = next(o for o in objs if o["kind"] == "Workflow")
+    parent["spec"]["arguments"]["parameters"][0]["value"] = "1"  # max-failed-tiles, as set on resubmission
+    replay = Replay(objs, Settings(secrets=S3_KEYS))
+    replay.run(_Scripted({("s24e021", 0): 2}, outputs={"collect-failures": {"failed": "1"}}))
+    run = next(w for w in replay.workflows if not w.parent)
+    assert run.phase == "Succeeded" and run.nodes[f"{run.name}.gate"] == "Skipped"
+    assert not replay.patches  # succeeded: the exit handler stops nothing
+
+
+def test_a_lost_batch_pod_applies_its_child_again_without_a_duplicate(two_batches):
+    """The batch step's pod is lost after its child exists: the retry (OnError) applies the same name, which
+    changes nothing, and waits on the same child; collect-failures starts only after that."""
+    replay = Replay(two_batches, Settings(secrets=S3_KEYS, lost_resources=[("b000", 0)]))
+    replay.run(_Scripted({}))
+    b000 = [r for r in replay.pods if r.task == "b000"]
+    child = b000[0].child
+    assert [(r.attempt, r.phase, r.child) for r in b000] == [(0, "Error", child), (1, "Succeeded", child)]
+    assert b000[1].message == f"{child} unchanged" and child.endswith("-b000")
+    assert sum(w.name == child for w in replay.workflows) == 1  # one child, run once
+    assert len([r for r in replay.pods if r.task == "n45e003"]) == 1
+    assert replay.pods.index(b000[1]) < next(i for i, r in enumerate(replay.pods) if r.task == "collect-failures")
+    assert all(w.phase == "Succeeded" for w in replay.workflows)
 
 
 def test_single_workflow_and_fail_fast_semantics():
-    objs = [o.obj for o in render(_plan(batch_size=50)).objects]
+    objs = [o.obj for o in render(_plan(batch_size=50), CFG).objects]
     assert [o["kind"] for o in objs].count("Workflow") == 1 and not any("resource" in t for o in objs
                                                                        for t in o["spec"].get("templates", []))
-    replay = Replay(objs)
+    replay = Replay(objs, Settings(secrets=S3_KEYS))
     replay.run(_Scripted({("merge", a): 2 for a in range(4)}))
     tasks = [(r.task, r.phase) for r in replay.pods]
+    assert tasks.count(("merge", "Failed")) == 1  # exit 2: a data error is not retried
     assert ("validate", "Succeeded") not in tasks  # depends: merge (Succeeded) is not met
     assert replay.workflows[-1].phase == "Failed"
     assert replay.workflows[-1].nodes[f"{replay.workflows[-1].name}.validate"] == "Omitted"
+    assert replay.workflows[-1].nodes[f"{replay.workflows[-1].name}.gate"] == "Omitted"
 
 
 # -- refusal -------------------------------------------------------------------------------------------
 
 
+_PT, _MG, _VD = parts.TEMPLATE_PROCESS_TILE, parts.TEMPLATE_MERGE, parts.TEMPLATE_VALIDATE
+
+
 @pytest.mark.parametrize("where, edit, path", [
-    ("worldcover-process-tile", lambda o: o["spec"]["templates"][0]["script"].__setitem__("stdin", True),
-     "WorkflowTemplate/worldcover-process-tile: spec.templates[0].script.stdin"),
-    ("worldcover-merge", lambda o: o["spec"].__setitem__("onExit", "cleanup"),
-     "WorkflowTemplate/worldcover-merge: spec.onExit"),
-    ("worldcover-validate", lambda o: o["spec"]["templates"][0].__setitem__("sidecars", []),
-     "WorkflowTemplate/worldcover-validate: spec.templates[0].sidecars"),
+    (_PT, lambda o: o["spec"]["templates"][0]["script"].__setitem__("stdin", True),
+     f"WorkflowTemplate/{_PT}: spec.templates[0].script.stdin"),
+    (_MG, lambda o: o["spec"].__setitem__("hooks", {}),
+     f"WorkflowTemplate/{_MG}: spec.hooks"),
+    (_VD, lambda o: o["spec"]["templates"][0].__setitem__("sidecars", []),
+     f"WorkflowTemplate/{_VD}: spec.templates[0].sidecars"),
     ("wc-replay-b000", lambda o: o["spec"]["templates"][0]["dag"]["tasks"][0].__setitem__("hooks", {}),
      "WorkflowTemplate/wc-replay-b000: spec.templates[0].dag.tasks[0].hooks"),
-    ("worldcover-process-tile",
+    (_PT,
      lambda o: o["spec"]["templates"][0]["script"]["env"][0].__setitem__("valueFrom", {"fieldRef": {}}),
-     "WorkflowTemplate/worldcover-process-tile: spec.templates[0].script.env[0].valueFrom.fieldRef"),
-    ("worldcover-process-tile",
+     f"WorkflowTemplate/{_PT}: spec.templates[0].script.env[0].valueFrom.fieldRef"),
+    (_PT,
      lambda o: o["spec"]["templates"][0]["volumes"].append({"name": "data", "hostPath": {"path": "/"}}),
-     "WorkflowTemplate/worldcover-process-tile: spec.templates[0].volumes[1].hostPath"),
-    ("worldcover-process-tile",
+     f"WorkflowTemplate/{_PT}: spec.templates[0].volumes[1].hostPath"),
+    (_PT,
      lambda o: o["spec"]["templates"][0]["script"]["securityContext"].__setitem__("privileged", True),
-     "WorkflowTemplate/worldcover-process-tile: spec.templates[0].script.securityContext.privileged"),
+     f"WorkflowTemplate/{_PT}: spec.templates[0].script.securityContext.privileged"),
 ])
 def test_an_unknown_field_is_refused_by_its_path(two_batches, where, edit, path):
     objs = copy.deepcopy(two_batches)
@@ -300,34 +360,38 @@ def test_a_parent_field_and_a_child_manifest_field_are_refused(two_batches):
         Replay(objs)
     objs = copy.deepcopy(two_batches)
     parent = next(o for o in objs if o["kind"] == "Workflow")
-    batch = next(t for t in parent["spec"]["templates"] if "resource" in t)
-    batch["resource"]["manifest"] += "  onExit: cleanup\n"  # under spec: in the child it creates
-    replay = Replay(objs)  # the manifest is only text until the resource template runs
-    with pytest.raises(UnsupportedField, match=r"Workflow/.*-b000-: spec\.onExit"):
+    batch = next(t for t in parent["spec"]["templates"] if t["name"] == "batch")
+    batch["resource"]["manifest"] += "  hooks: {}\n"  # under spec: in the child it creates
+    replay = Replay(objs, Settings(secrets=S3_KEYS))  # the manifest is only text until the resource step runs
+    with pytest.raises(UnsupportedField, match=r"Workflow/.*-b000: spec\.hooks"):
         replay.dry_run()
 
 
 def test_secrets_and_env():
-    objs = [o.obj for o in render(_plan(batch_size=50)).objects]
-    tile = next(o for o in objs if o["metadata"].get("name") == "worldcover-process-tile")
-    env = tile["spec"]["templates"][0]["script"]["env"]
-    env[4]["valueFrom"]["secretKeyRef"]["optional"] = False  # AWS_ACCESS_KEY_ID required
+    objs = [o.obj for o in render(_plan(batch_size=50), CFG).objects]
     seen: list[Pod] = []
-    settings = Settings(secrets={"worldcover-s3": {"access-key-id": "AKIA-test", "secret-access-key": "s3cr3t"}},
-                        env={"AWS_ENDPOINT_URL": "http://127.0.0.1:1"})
+    settings = Settings(secrets=S3_KEYS, env={"AWS_ENDPOINT_URL": "http://127.0.0.1:1"})
     Replay(objs, settings).dry_run(lambda pod: seen.append(pod) or "")
     pod = next(p for p in seen if p.template_name == "process-tile")
     assert pod.env["AWS_ACCESS_KEY_ID"] == "AKIA-test" and pod.env["AWS_SECRET_ACCESS_KEY"] == "s3cr3t"
     assert set(pod.secret_env) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
     assert "SH_CLIENT_ID" not in pod.env and pod.env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:1"
     assert "AKIA-test" not in " ".join(pod.podman_argv())  # values travel in podman's env, not its argv
-    # the required key missing: that pod is an Error (CreateContainerConfigError), retried, then given up
+    # a required key missing: that pod is an Error (CreateContainerConfigError), retried, then given up
+    # (write-plan, the first step, cannot start: nothing after it runs, the campaign fails in minutes)
     replay = Replay(objs, Settings(secrets={"worldcover-s3": {"secret-access-key": "s3cr3t"}}))
     replay.dry_run()
-    tiles = [r for r in replay.pods if r.template.endswith("/process-tile")]
-    assert tiles and all(r.phase == "Error" and "access-key-id" in r.message for r in tiles)
+    assert {r.task for r in replay.pods} == {"write-plan"} and len(replay.pods) == 4
+    assert all(r.phase == "Error" and "access-key-id" in r.message for r in replay.pods)
+    assert replay.workflows[0].phase in ("Error", "Failed")
+    # with the Planetary Computer as the cluster's catalogue, its key is required too
+    pc = [o.obj for o in render(_plan(batch_size=50), RenderConfig(source_kind="planetary-computer")).objects]
+    replay = Replay(pc, Settings(secrets=S3_KEYS))
+    replay.dry_run()
+    assert replay.pods and all(r.phase == "Error" and "worldcover-planetary-computer" in r.message
+                               for r in replay.pods)
     with pytest.raises(ReplayError, match="override the template's own env"):
-        Replay(objs, Settings(env={"HOME": "/"})).dry_run()
+        Replay(objs, Settings(secrets=S3_KEYS, env={"HOME": "/"})).dry_run()
 
 
 def test_items_when_and_task_results():
