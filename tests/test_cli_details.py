@@ -140,3 +140,16 @@ def test_quicklook_shows_sea_land_coast_and_the_tile(one_tile_mosaic):
     colours = {int(BY_CODE[c].colour, 16) for c in (10, 20, 30, 40)}
     assert all(np.any(packed == c) for c in colours)  # the zoomed panel (and legend) in the map's colours
     assert ql.view_extent((9.0, 12.0, 42.0, 45.0)) == (4.5, 16.5, 40.5, 46.5)
+
+
+def test_quicklook_land_mask_is_the_validation_mask():
+    """The quicklook reads the shipped coast table bit by bit (no 220 MB unpacking in the merge): the same
+    land/sea as the validation's GLOBE mask, everywhere."""
+    from worldcover.mosaic.quicklook import globe_land
+    from worldcover.validation.landmask import GlobeLandMask
+
+    rng = np.random.default_rng(16)
+    lon, lat = rng.uniform(-180, 180, 20000), rng.uniform(-90, 90, 20000)
+    land = globe_land(lon, lat)
+    assert np.array_equal(land, GlobeLandMask().is_land(lon, lat))
+    assert 0.2 < land.mean() < 0.4  # about 30 % of the globe's area is land

@@ -98,16 +98,36 @@ def land_mask(extent: tuple[float, float, float, float], cells: int = BACKGROUND
     lat = np.linspace(north, south, ny, endpoint=False) - (north - south) / ny / 2
     lon2, lat2 = np.meshgrid(lon, lat)
     try:
-        from worldcover.validation.landmask import GlobeLandMask
-
-        return GlobeLandMask().is_land(lon2, lat2)
-    except ImportError:  # the 3-degree land-fraction table: coarser, but always there
+        return globe_land(lon2, lat2)
+    except (ImportError, OSError, KeyError, ValueError):  # the 3-degree land-fraction table: coarse, always there
         from worldcover.grid import land_fraction_table
 
         table = land_fraction_table()
         rows = np.clip(((90 - lat2) // 3).astype(int), 0, table.shape[0] - 1)
         cols = np.clip(((lon2 + 180) // 3).astype(int), 0, table.shape[1] - 1)
         return table[rows, cols] > 0.5
+
+
+def globe_land(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """GLOBE's 1 km land mask at points, read bit by bit from the packed coast table that ships in the
+    package (:mod:`worldcover.validation.landmask`): 27 MB held for the call, where unpacking the whole
+    table (as the validation's repeated look-ups do) would hold 220 MB in the merge for one picture."""
+    from importlib import resources
+
+    from worldcover.validation import landmask as lm
+
+    with resources.files("worldcover.data").joinpath(lm.COAST_TABLE).open("rb") as f:
+        z = np.load(f)
+        index, packed = z["index"], z["tiles"]  # (60, 120) tile codes; (n, 360, 45) bits of the mixed tiles
+    cells = lm.CELLS_PER_DEGREE
+    col = ((np.asarray(lon, float) + 180.0) % 360.0 * cells).astype(np.int64).clip(0, 360 * cells - 1)
+    row = (np.clip(90.0 - np.asarray(lat, float), 0.0, 180.0 - 1e-9) * cells).astype(np.int64).clip(0, 180 * cells - 1)
+    k = index[row // lm.TILE_CELLS, col // lm.TILE_CELLS].astype(np.int64)
+    out = k == lm.ALL_LAND
+    mixed = k >= 0
+    r, c = row[mixed] % lm.TILE_CELLS, col[mixed] % lm.TILE_CELLS
+    out[mixed] = (packed[k[mixed], r, c // 8] >> (7 - c % 8)) & 1  # np.packbits' order: first cell in the top bit
+    return out
 
 
 def draw_background(ax, extent: tuple[float, float, float, float], cells: int = BACKGROUND_CELLS) -> None:
