@@ -7,6 +7,7 @@ FAILED.json, the root's lock), not by running the chain: one tile done, one fail
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -14,7 +15,6 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import run_cli
 from worldcover import storage
 from worldcover.campaign.plan import CampaignPlan
 from worldcover.campaign.promote import PromotionRefused, promote, stage_plan_path
@@ -82,8 +82,6 @@ def test_status_counts_tiles_blocks_throughput_and_eta(campaign_root):
 
 
 def test_status_sees_a_writer_holding_the_root(campaign_root):
-    import os
-
     root, _ = campaign_root
     with storage.lock(root):
         assert campaign_status(root).writer == f"pid {os.getpid()}"
@@ -161,8 +159,9 @@ def test_promote_refuses_to_skip_a_stage_unless_forced(tmp_path):
     before = sorted(p.name for p in tmp_path.iterdir())
     with pytest.raises(InputError, match="that skips 10pct"):
         promote(tmp_path, "1pct", "100pct", source="planetary-computer")
-    rc, out, err = run_cli("campaign", "promote", "--from", "1pct", "--to", "100pct", "--out", str(tmp_path),
-                           "--source", "planetary-computer")
+    r = CliRunner().invoke(app, ["campaign", "promote", "--from", "1pct", "--to", "100pct", "--out", str(tmp_path),
+                                 "--source", "planetary-computer"])
+    rc, out, err = r.exit_code, r.stdout, r.stderr
     assert rc == 2 and out == "" and err.count("\n") == 1 and "Traceback" not in err
     assert err.strip() == ("error: cannot promote 1pct to 100pct: that skips 10pct, which is never validated; "
                            "promote to 10pct first (or pass --force)")
@@ -175,8 +174,8 @@ def test_promote_needs_a_valid_source(tmp_path):
     _validated(tmp_path)
     with pytest.raises(InputError, match="invalid source 'nowhere'"):
         promote(tmp_path, "1pct", "10pct", source="nowhere")
-    rc, _, err = run_cli("campaign", "promote", "--from", "1pct", "--to", "10pct", "--out", str(tmp_path))
-    assert rc == 2 and "--source" in err
+    r = CliRunner().invoke(app, ["campaign", "promote", "--from", "1pct", "--to", "10pct", "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "--source" in r.stderr
     assert not stage_plan_path(tmp_path, "10pct").exists()
     with pytest.raises(PromotionRefused):
         _low = tmp_path / "low"
@@ -184,3 +183,21 @@ def test_promote_needs_a_valid_source(tmp_path):
         _validated(_low, oa=0.5)
         promote(_low, "1pct", "10pct", source="planetary-computer")
     assert not stage_plan_path(_low, "1pct").exists()
+
+
+@pytest.mark.slow
+def test_status_of_a_root_on_s3(campaign_root, s3_bucket):
+    """The same markers in a bucket (moto's S3 server on loopback) give the same status; the lock object's
+    owner is the writer."""
+    root, _ = campaign_root
+    url = f"{s3_bucket}/run"
+    for f in root.rglob("*"):
+        if f.is_file() and f.name != storage.LOCK_NAME:
+            storage.put_copy(f, f"{url}/{f.relative_to(root).as_posix()}")
+    local, remote = campaign_status(root), campaign_status(url)
+    assert [(t.tile, t.state, t.blocks_done, t.error) for t in remote.tiles] == \
+        [(t.tile, t.state, t.blocks_done, t.error) for t in local.tiles]
+    assert remote.blocks_per_hour == local.blocks_per_hour and remote.eta_s == local.eta_s
+    assert remote.writer == "" and remote.root == url
+    with storage.lock(url):
+        assert campaign_status(url).writer.endswith(f"pid {os.getpid()}")

@@ -63,7 +63,12 @@ def test_stac_serve_stops_rustac_on_sigterm_and_refuses_a_busy_port(sample_archi
         assert len(rustac) == 1
         port = url.rsplit(":", 1)[1]
         # a second server on that port: one line, exit 2, and the first one keeps serving
-        rc, out, err = run_cli("stac", "serve", str(tmp_path), "--port", port)
+        from typer.testing import CliRunner
+
+        from worldcover.cli import app
+
+        busy = CliRunner().invoke(app, ["stac", "serve", str(tmp_path), "--port", port])
+        rc, out, err = busy.exit_code, busy.stdout, busy.stderr
         assert rc == 2 and out == "" and err.count("\n") == 1, err
         assert err.startswith(f"error: port {port} on 127.0.0.1 is in use") and "Traceback" not in err
         assert proc.poll() is None and rustac[0].is_running()
@@ -116,8 +121,12 @@ def test_mosaic_items_declare_the_tiles_classification_version(one_tile_mosaic):
 
 
 def test_stac_serve_bad_port(tmp_path):
-    rc, out, err = run_cli("stac", "serve", str(tmp_path), "--port", "70000")
-    assert rc == 2 and err.count("\n") == 1 and "invalid --port 70000" in err
+    from typer.testing import CliRunner
+
+    from worldcover.cli import app
+
+    r = CliRunner().invoke(app, ["stac", "serve", str(tmp_path), "--port", "70000"])
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1 and "invalid --port 70000" in r.stderr
 
 
 def test_quicklook_shows_sea_land_coast_and_the_tile(one_tile_mosaic):
