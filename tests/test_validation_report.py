@@ -168,7 +168,7 @@ def test_design_table_and_excluded_areas_in_the_report(report, case):
     table = page[page.index('<table class="design">'):]
     table = table[: table.index("</table>")]
     for text in ("<td>Tree cover</td>", "<td>land (population)</td>", "<td>ocean (excluded)</td>",
-                 "<td>nodata (excluded)</td>", "weight W_h", "n_h (design)"):
+                 "<td>nodata (excluded; the rest of the raster extent)</td>", "weight W_h", "n_h (design)"):
         assert text in table
     m = json.loads((report / "metrics.json").read_text())
     design = {d["code"]: d for d in m["design"]}

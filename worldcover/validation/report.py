@@ -269,7 +269,8 @@ def _design_rows(a: Assessment) -> list[list[str]]:
                  f"{ex['land_area_ha']:,.1f}", "1.0000", "", str(sum(d["n_labelled"] for d in a.design))] + pad)
     rows.append(["ocean (excluded)", str(WATER), f"{ex['ocean_pixels']:,} pixels", f"{ex['ocean_area_ha']:,.1f}",
                  "–", "", f"{ex['ocean_samples_dropped']} dropped"] + pad)
-    rows.append(["nodata (excluded)", str(NODATA), "", f"{ex['nodata_area_ha']:,.1f}", "–", "", ""] + pad)
+    rows.append(["nodata (excluded; the rest of the raster extent)", str(NODATA), "", f"{ex['nodata_area_ha']:,.1f}",
+                 "–", "", ""] + pad)
     return rows
 
 
