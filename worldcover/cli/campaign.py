@@ -37,7 +37,8 @@ class _CampaignGroup(TyperGroup):
 
     def resolve_command(self, ctx, args):  # type: ignore[override]
         if args and args[0] == "status" and _names_a_root(args[1:]):
-            args = [ROOT_STATUS, *args[1:]]
+            _, command, rest = super().resolve_command(ctx, [ROOT_STATUS, *args[1:]])
+            return "status", command, rest  # named as typed: usage and errors say `campaign status`
         return super().resolve_command(ctx, args)
 
 
