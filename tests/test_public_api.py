@@ -55,10 +55,18 @@ def test_unknown_name_is_an_attribute_error():
     assert "no_such_thing" in out
 
 
-def test_cli_installs_log_redaction():
-    out = _python("import logging; before = logging.getLogRecordFactory(); import worldcover.cli; "
-                  "print(logging.getLogRecordFactory() is not before)")
-    assert out.strip() == "True"
+def test_process_entry_points_install_log_redaction():
+    """The CLI and an Argo pod's runner entrypoint redact on import; a dask worker's step when it runs."""
+    for module in ("worldcover.cli", "worldcover.engines.argo.entry"):
+        out = _python(f"import logging; before = logging.getLogRecordFactory(); import {module}; "
+                      "print(logging.getLogRecordFactory() is not before)")
+        assert out.strip() == "True", module
+    out = _python("import json, logging; before = logging.getLogRecordFactory()\n"
+                  "from worldcover.engines.local import run_step\n"
+                  "changed_on_import = logging.getLogRecordFactory() is not before\n"
+                  "run_step(json.dumps({'function': 'no_such_step', 'kwargs': {}}), retries=0)\n"
+                  "print(changed_on_import, logging.getLogRecordFactory() is not before)")
+    assert out.split()[-1] == "True"
 
 
 def test_public_api_drives_a_class_map(tmp_path):
