@@ -293,7 +293,8 @@ def summary_lines(st: CampaignStatus) -> list[str]:
         lines.append("throughput: not measured yet (fewer than two blocks written)")
     if st.blocks_to_go:
         stalled = " (nobody is writing: rerun the campaign to go on)" if not st.writer else ""
-        lines.append(f"ETA: {duration(st.eta_s)} for {st.blocks_to_go} blocks to go{stalled}")
+        blocks = f"{st.blocks_to_go} block" + ("" if st.blocks_to_go == 1 else "s")
+        lines.append(f"ETA: {duration(st.eta_s)} for {blocks} to go{stalled}")
     if st.mosaic_tiles is not None:
         lines.append(f"mosaic: {st.mosaic_tiles} tiles (last merge)")
     if st.overall_accuracy is not None:
