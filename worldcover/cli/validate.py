@@ -144,9 +144,10 @@ def report(
     oa = assessment.result.overall_accuracy
     lo, hi = oa.ci95(interval)
     ex = assessment.excluded
+    population = ("no land mask: ocean water not separated" if ex["land_mask"] == "none" else
+                  f"land only: ocean {ex['ocean_area_ha']:,.1f} ha excluded ({ex['ocean_samples_dropped']} samples)")
     console.print(f"overall accuracy {oa.estimate:.4f} ± {oa.ci95_halfwidth:.4f} ({interval} 95 % CI "
-                  f"{lo:.4f}-{hi:.4f}; land only: ocean {ex['ocean_area_ha']:,.1f} ha and nodata "
-                  f"{ex['nodata_area_ha']:,.1f} ha excluded) -> {result.html}")
+                  f"{lo:.4f}-{hi:.4f}; {population}) -> {result.html}")
     if assessment.comparison is not None:
         console.print(assessment.comparison["line"])
 

@@ -362,7 +362,17 @@ def _html(a: Assessment, figures: dict[str, bytes]) -> str:
     return "\n".join(parts)
 
 
-def _comparison(a_samples: pd.DataFrame, compare_path: Path, map_label: str, sizes: dict[int, float],
+def _distinct_labels(map_path: Path | str, compare_path: Path) -> tuple[str, str]:
+    """Short names for two maps: file names, or as many trailing folders as tell them apart."""
+    a, b = Path(str(map_path)).parts, Path(str(compare_path)).parts
+    for k in range(1, max(len(a), len(b)) + 1):
+        la, lb = "/".join(a[-k:]), "/".join(b[-k:])
+        if la != lb:
+            return la, lb
+    return str(map_path), f"{compare_path} (the same file)"
+
+
+def _comparison(a_samples: pd.DataFrame, compare_path: Path, map_label: Path, sizes: dict[int, float],
                 codes_main: list[int]) -> dict:
     """Both maps on the common domain of the sample where the second map has data, and OA(a) - OA(b)."""
     samples = a_samples
@@ -383,8 +393,9 @@ def _comparison(a_samples: pd.DataFrame, compare_path: Path, map_label: str, siz
                          **_cluster_args(samples))
     lo, hi = diff.estimate - diff.ci95_halfwidth, diff.estimate + diff.ci95_halfwidth
     significant = bool(np.isfinite(lo) and (lo > 0 or hi < 0))
-    line = (f"OA({map_label}) − OA({compare_path.name}) = {diff.estimate * 100:+.1f} percentage points "
-            f"(95 % CI {lo * 100:+.1f} to {hi * 100:+.1f}; paired, same {int(domain.sum())} sample units): "
+    label_a, label_b = _distinct_labels(map_label, compare_path)
+    line = (f"OA({label_a}) − OA({label_b}) = {diff.estimate * 100:+.2f} percentage points "
+            f"(95 % CI {lo * 100:+.2f} to {hi * 100:+.2f}; paired, same {int(domain.sum())} sample units): "
             + ("the difference is significant at the 5 % level" if significant
                else "no significant difference at the 5 % level"))
 
@@ -392,7 +403,7 @@ def _comparison(a_samples: pd.DataFrame, compare_path: Path, map_label: str, siz
         return (e.estimate, e.ci95_halfwidth)
 
     return {
-        "labels": (map_label, compare_path.name),
+        "labels": (label_a, label_b),
         "n": int(domain.sum()),
         "line": line,
         "oa": (pair(res_a.overall_accuracy), pair(res_b.overall_accuracy)),
@@ -503,7 +514,7 @@ def assess(
     per_continent = _continent_breakdown(samples, sizes, codes, min_domain_samples, interval)
     comparison = None
     if compare_path is not None:
-        comparison = _comparison(samples, compare_path, map_path.name, sizes, codes)
+        comparison = _comparison(samples, compare_path, map_path, sizes, codes)
 
     design = _design_table(samples, scan, unit)
     excluded = {
@@ -585,7 +596,7 @@ def write_report(assessment: Assessment, out_dir: str | Path) -> Report:
     oa = a.result.overall_accuracy
     oa_entries = [(a.map_path.name, oa.estimate, *oa.ci95(a.interval))]
     if a.comparison is not None:
-        for label, res in zip(("common domain: " + a.map_path.name, "common domain: " + a.compare_path.name),
+        for label, res in zip(["common domain: " + name for name in a.comparison["labels"]],
                               a.comparison["results"]):
             o = res.overall_accuracy
             oa_entries.append((label, o.estimate, *o.ci95(a.interval)))
