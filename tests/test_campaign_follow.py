@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from worldcover import storage
 from worldcover.campaign.plan import CampaignPlan
-from worldcover.campaign.promote import PromotionRefused, promote, stage_plan_path
+from worldcover.campaign.promote import PromotionRefused, promote, run_command, stage_plan_path
 from worldcover.campaign.status import campaign_status
 from worldcover.cli import app
 from worldcover.errors import InputError
@@ -152,6 +152,10 @@ def test_promote_keeps_each_stage_plan_and_takes_the_source(tmp_path):
     assert kept == p.plan and kept.stage == "10pct" and kept.source == "planetary-computer"
     assert CampaignPlan.load(tmp_path / "campaign.json") == kept  # the current stage, for the readers
     assert set(first.tiles) < set(kept.tiles)
+    command = run_command(kept)  # what the CLI prints to run the new stage
+    assert command.startswith("worldcover campaign run --stage 10pct --year 2021 --name wc-10pct-2021 "
+                              f"--source planetary-computer --out {tmp_path}")
+    assert "--model" not in command and "--block-size" not in command  # defaults left out
 
 
 def test_promote_refuses_to_skip_a_stage_unless_forced(tmp_path):
