@@ -199,9 +199,10 @@ def test_wilson_interval_known_values():
     assert wilson(1.0, 50) == pytest.approx((50 / (50 + z2), 1.0))  # lower bound n / (n + z^2)
     assert wilson(0.0, 50) == pytest.approx((0.0, z2 / (50 + z2)))
     assert wilson(0.5, 100) == pytest.approx((0.40383, 0.59617), abs=1e-5)
-    # a stratified estimate: effective n = p(1-p)/SE^2, never above the units behind it
+    # a design-based estimate: effective n = p(1-p)/SE^2; the units behind it where the SE is 0
     assert Estimate(0.8, 0.04, 400).ci95("wilson") == pytest.approx(wilson(0.8, 100))
-    assert Estimate(0.8, 0.001, 400).ci95("wilson") == pytest.approx(wilson(0.8, 400))
+    assert Estimate(0.8, 0.004, 400).ci95("wilson") == pytest.approx(wilson(0.8, 10000))
+    assert Estimate(0.8, 0.0, 400).ci95("wilson") == pytest.approx(wilson(0.8, 400))
     assert Estimate(1.0, 0.0, 40).ci95("normal") == (1.0, 1.0)
 
 

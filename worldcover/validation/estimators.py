@@ -73,18 +73,18 @@ class Estimate:
 
 
 def effective_n(e: Estimate) -> float:
-    """Effective sample size of a design-based proportion: p(1-p)/SE^2, at most the units behind it.
+    """Effective sample size of a design-based proportion: n* = p(1-p)/SE^2 (Kish; Korn & Graubard 1998).
 
-    The design effect is truncated at 1 (Korn & Graubard 1998), and where p is 0 or 1, or the
-    SE is 0, the number of units itself is used: a stratified sample gives no variance there,
-    yet n units all agreeing do not prove 100 %.
+    It carries the design's precision (a stratified OA is often better than simple random
+    sampling) into the Wilson interval. Where p is 0 or 1, or the SE is 0, the design gives
+    no variance, and the number of units behind the estimate is used instead: n units that
+    all agree do not prove 100 %.
     """
     p, se, n = e.estimate, e.se, e.n_units
     if not math.isfinite(p):
         return math.nan
     if 0.0 < p < 1.0 and math.isfinite(se) and se > 0:
-        n_eff = p * (1 - p) / se**2
-        return min(n_eff, n) if math.isfinite(n) else n_eff
+        return p * (1 - p) / se**2
     return n
 
 

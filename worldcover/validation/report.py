@@ -223,7 +223,7 @@ def _fmt_ci(e: Estimate, interval: str) -> str:
 def _interval_note(interval: str) -> str:
     if interval == "wilson":
         return ("95 % intervals of proportions: Wilson score interval with the design's effective sample size "
-                "n* = p(1-p)/SE^2 (at most the units behind the estimate; the units themselves where p is 0 or 1), "
+                "n* = p(1-p)/SE^2 (the number of units behind the estimate where p is 0 or 1 or the SE is 0), "
                 "so a class without errors in the sample still has an interval below 100 %. Standard errors are "
                 "Olofsson et al. (2014) / Stehman (2014); areas use estimate ± 1.96 SE.")
     return "95 % intervals: estimate ± 1.96 SE (Olofsson et al. 2014), clipped to 0–100 %."
