@@ -146,7 +146,10 @@ def report(
     ex = assessment.excluded
     population = ("no land mask: ocean water not separated" if ex["land_mask"] == "none" else
                   f"land only: ocean {ex['ocean_area_ha']:,.1f} ha excluded ({ex['ocean_samples_dropped']} samples)")
-    console.print(f"overall accuracy {oa.estimate:.4f} ± {oa.ci95_halfwidth:.4f} ({interval} 95 % CI "
+    import math
+
+    half = f"± {oa.ci95_halfwidth:.4f}" if math.isfinite(oa.se) else "(no SE: a stratum has a single sample unit)"
+    console.print(f"overall accuracy {oa.estimate:.4f} {half} ({interval} 95 % CI "
                   f"{lo:.4f}-{hi:.4f}; {population}) -> {result.html}")
     if assessment.comparison is not None:
         console.print(assessment.comparison["line"])

@@ -27,6 +27,8 @@ import numpy as np
 from worldcover.errors import InputError
 
 Z95 = 1.96  # normal quantile of the 95 % two-sided interval used by both papers
+Labels = Sequence[Hashable] | np.ndarray  # one class or stratum label per sample unit
+Sizes = Mapping[Any, float]  # per stratum label
 
 
 def _json_number(x: float) -> float | None:
@@ -315,7 +317,7 @@ def _design(
 
 
 def _indicators(
-    map_class: Sequence[Hashable], ref_class: Sequence[Hashable], classes: Sequence[Hashable] | None,
+    map_class: Labels, ref_class: Labels, classes: Labels | None,
     domain: Sequence[bool] | np.ndarray | None, n: int,
 ) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
     """Classes and per-unit indicators: in domain (n,), mapped as class k and labelled k (n, q)."""
@@ -334,7 +336,7 @@ def _indicators(
     return cls, d, in_map, in_ref
 
 
-def _clusters(clusters: Sequence[Hashable], strata: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _clusters(clusters: Labels, strata: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Cluster index of every element and the stratum of every cluster (one stratum per cluster)."""
     keys, index = np.unique(np.asarray([str(c) for c in clusters]), return_inverse=True)
     first = np.zeros(len(keys), dtype=np.int64)
@@ -347,16 +349,16 @@ def _clusters(clusters: Sequence[Hashable], strata: np.ndarray) -> tuple[np.ndar
 
 
 def stehman(
-    strata: Sequence[Hashable],
-    map_class: Sequence[Hashable],
-    ref_class: Sequence[Hashable],
-    stratum_size: Mapping[Hashable, float],
+    strata: Labels,
+    map_class: Labels,
+    ref_class: Labels,
+    stratum_size: Sizes,
     *,
-    classes: Sequence[Hashable] | None = None,
-    stratum_units: Mapping[Hashable, float] | None = None,
+    classes: Labels | None = None,
+    stratum_units: Sizes | None = None,
     domain: Sequence[bool] | np.ndarray | None = None,
     names: Sequence[str] | None = None,
-    clusters: Sequence[Hashable] | None = None,
+    clusters: Labels | None = None,
     elements_per_cluster: int = 100,
 ) -> AccuracyResult:
     """Stratified estimators for strata that differ from the map classes (Stehman 2014).
@@ -428,14 +430,14 @@ def stehman(
 
 
 def oa_difference(
-    strata: Sequence[Hashable],
-    map_a: Sequence[Hashable],
-    map_b: Sequence[Hashable],
-    ref_class: Sequence[Hashable],
-    stratum_size: Mapping[Hashable, float],
+    strata: Labels,
+    map_a: Labels,
+    map_b: Labels,
+    ref_class: Labels,
+    stratum_size: Sizes,
     *,
     domain: Sequence[bool] | np.ndarray | None = None,
-    clusters: Sequence[Hashable] | None = None,
+    clusters: Labels | None = None,
     elements_per_cluster: int = 100,
 ) -> Estimate:
     """OA(a) - OA(b) of two maps from one sample (paired), with its standard error.

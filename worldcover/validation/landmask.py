@@ -50,7 +50,8 @@ ALL_SEA, ALL_LAND = -1, -2  # tile codes of the coast table's index
 class LandMask(Protocol):
     """Something that says land (True) or sea (False) at lon/lat points."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def is_land(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray: ...
 

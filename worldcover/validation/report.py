@@ -543,7 +543,7 @@ def assess(
         ) + "; per continent and comparison: Stehman 2014",
         "interval": interval,
         "interval_method": _interval_note(interval),
-        "population": "land only: " + excluded["definition"],
+        "population": f"land only: {excluded['definition']}",
         "mapped_area": "geodesic pixel areas on the WGS84 ellipsoid (authalic latitude), summed per class on land",
         "total_mapped_area_ha": float(mapped_ha.sum()),
         "n_samples": int(len(samples)),
