@@ -36,6 +36,8 @@ class FakeArgoServer(LoopbackServer):
         self.problems: list[str] = []
         self.templates: dict[str, dict] = {}
         self.workflows: dict[str, dict] = {}
+        self.archived: dict[str, dict] = {}  # uid -> workflow (the workflow archive)
+        self.archive_enabled = True
         self.counter = 0
         self.lock = threading.Lock()
         server = self
@@ -72,6 +74,9 @@ class FakeArgoServer(LoopbackServer):
             def do_PUT(self):
                 self._handle("PUT")
 
+            def do_DELETE(self):
+                self._handle("DELETE")
+
         super().__init__(Handler)
 
     # -- the API -----------------------------------------------------------------------------
@@ -94,6 +99,8 @@ class FakeArgoServer(LoopbackServer):
         if r["auth"] != f"Bearer {self.token}":
             self.problems.append(f"bad Authorization header on {r['method']} {r['path']}")
             return 401, {"code": 16, "message": "token not valid"}
+        if parts_[:3] == ["api", "v1", "archived-workflows"]:
+            return self.archive(r, parts_[3:])
         if len(parts_) < 4 or parts_[:2] != ["api", "v1"]:
             return 404, {"code": 5, "message": "not found"}
         kind, ns, rest = parts_[2], parts_[3], parts_[4:]
@@ -117,6 +124,10 @@ class FakeArgoServer(LoopbackServer):
             if r["method"] == "GET" and len(rest) == 1:
                 t = self.templates.get(rest[0])
                 return (200, t) if t else (404, {"code": 5, "message": "not found"})
+            if r["method"] == "GET" and not rest:
+                return 200, {"metadata": {}, "items": self._select(self.templates.values(), r)}
+            if r["method"] == "DELETE" and len(rest) == 1:
+                return (200, {}) if self.templates.pop(rest[0], None) else (404, {"code": 5, "message": "not found"})
             if r["method"] == "PUT" and len(rest) == 1:
                 t = copy.deepcopy(r["body"]["template"])
                 bad = self._valid(t, "update-template")
@@ -147,11 +158,33 @@ class FakeArgoServer(LoopbackServer):
                 wf = self.workflows.get(rest[0])
                 return (200, wf) if wf else (404, {"code": 5, "message": f"workflows {rest[0]} not found"})
             if r["method"] == "GET" and not rest:
-                selector = r["query"].get("listOptions.labelSelector", [""])[0]
-                key, _, value = selector.partition("=")
-                items = [w for w in self.workflows.values() if (w["metadata"].get("labels") or {}).get(key) == value]
-                return 200, {"metadata": {}, "items": items}
+                return 200, {"metadata": {}, "items": self._select(self.workflows.values(), r)}
+            if r["method"] == "DELETE" and len(rest) == 1:
+                return (200, {}) if self.workflows.pop(rest[0], None) else (404, {"code": 5, "message": "not found"})
         return 404, {"code": 5, "message": "not found"}
+
+    @staticmethod
+    def _select(objects, r: dict) -> list[dict]:
+        """Label (key=value) and field (metadata.name=value) selectors, as the API applies them."""
+        key, _, value = r["query"].get("listOptions.labelSelector", ["="])[0].partition("=")
+        field_, _, fvalue = r["query"].get("listOptions.fieldSelector", ["="])[0].partition("=")
+        return [o for o in objects if (not key or (o["metadata"].get("labels") or {}).get(key) == value)
+                and (not field_ or (field_ == "metadata.name" and o["metadata"]["name"] == fvalue))]
+
+    def archive(self, r: dict, rest: list[str]) -> tuple[int, dict]:
+        if not self.archive_enabled:
+            return 404, {"code": 5, "message": "archive not enabled"}
+        if r["method"] == "GET" and not rest:
+            return 200, {"metadata": {}, "items": self._select(self.archived.values(), r)}
+        if r["method"] == "GET" and len(rest) == 1 and rest[0] in self.archived:
+            return 200, self.archived[rest[0]]
+        return 404, {"code": 5, "message": "not found"}
+
+    def archive_workflow(self, name: str) -> None:
+        """What the TTL and the archive do to a finished workflow: gone from the cluster, kept in the archive."""
+        wf = self.workflows.pop(name)
+        wf["metadata"]["uid"] = f"uid-{name}"
+        self.archived[wf["metadata"]["uid"]] = wf
 
 
 @pytest.fixture()
@@ -415,3 +448,49 @@ def test_cli_bad_input_exits_2_with_one_line(args, message, tmp_path, monkeypatc
     assert res.exit_code == 2, res.output
     assert res.stderr.count("\n") == 1 and res.stderr.startswith("error: ") and message in res.stderr
     assert "Traceback" not in res.output
+
+
+def test_status_and_retry_fall_back_to_the_workflow_archive(server, svc):
+    plan = _plan("10pct")
+    result = S.submit(plan, svc, NS)
+    failed_tile = plan.batches()[1][3]
+    child = f"{result.workflow}-b001"
+    server.workflows[child] = {
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+        "metadata": {"name": child, "namespace": NS, "labels": {parts.LABEL_PARENT: result.workflow,
+                                                                parts.LABEL_BATCH: "b001"}},
+        "spec": {}, "status": {"phase": "Failed", "nodes": _tile_nodes(child, {failed_tile: "Failed"})}}
+    server.workflows[result.workflow]["status"] = {"phase": "Failed", "nodes": {}}
+    server.archive_workflow(result.workflow)  # the TTL deleted both; the archive kept them
+    server.archive_workflow(child)
+    st = S.campaign_status(result.workflow, svc, NS)
+    assert st.phase == "Failed" and st.campaign == plan.name and st.failed_tiles() == [failed_tile]
+    assert S.retry(result.workflow, svc, NS).tiles == 1 and not server.problems
+    server.archive_enabled = False  # a server without an archive: the live API only, and a clear error
+    with pytest.raises(S.ArgoServerError, match="neither in namespace .* nor in its workflow archive"):
+        S.campaign_status(result.workflow, svc, NS)
+
+
+def test_cleanup_removes_what_a_campaign_created(server, svc):
+    plan = _plan("10pct")
+    result = S.submit(plan, svc, NS)
+    other = S.submit(_plan("1pct"), svc, NS)  # another campaign: untouched
+    child = f"{result.workflow}-b000"
+    server.workflows[child] = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+                               "metadata": {"name": child, "labels": {parts.LABEL_CAMPAIGN: plan.name}},
+                               "spec": {}, "status": {"phase": "Running"}}
+    with pytest.raises(InputError, match="still running"):
+        S.cleanup(plan.name, svc, NS)
+    dry = S.cleanup(plan.name, svc, NS, force=True, dry_run=True)
+    batches = sorted(o.name for o in result.rendering.objects if o.role == "batch")
+    assert dry.workflows == sorted([result.workflow, child]) and dry.templates == batches
+    assert result.workflow in server.workflows  # a dry run deletes nothing
+    server.workflows[child]["status"]["phase"] = "Failed"
+    server.workflows[result.workflow]["status"] = {"phase": "Failed"}
+    done = S.cleanup(plan.name, svc, NS)
+    assert done.to_dict() == {**dry.to_dict(), "dry_run": False}
+    assert set(server.workflows) == {other.workflow}
+    assert set(server.templates) == {parts.TEMPLATE_PROCESS_TILE, parts.TEMPLATE_MERGE, parts.TEMPLATE_VALIDATE}
+    assert not server.problems
+    with pytest.raises(InputError):
+        S.cleanup("../etc", svc, NS)

@@ -1,4 +1,4 @@
-"""``worldcover campaign render|submit|status|retry``: the Argo engine's commands.
+"""``worldcover campaign render|submit|status|retry|cleanup``: the Argo engine's commands.
 
 A typer sub-app (``app``) meant to be merged into ``worldcover campaign``.
 It only parses and prints; the work is in :mod:`worldcover.engines.argo`.
@@ -179,6 +179,27 @@ def retry_cmd(
         return
     typer.echo(f"submitted {result.workflow}: {result.tiles:,} failed tiles of {workflow} again")
     typer.echo(s.ui_link(server, namespace, result.workflow))
+
+
+@app.command("cleanup")
+def cleanup_cmd(
+    campaign: str = typer.Argument(..., help="Campaign name (label worldcover.io/campaign), e.g. wc-1pct-2021."),
+    force: bool = typer.Option(False, "--force", help="Also delete workflows that are still running."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be deleted."),
+    server: Optional[str] = _server, namespace: Optional[str] = _namespace,
+    token_file: Optional[Path] = _token_file, insecure: bool = _insecure, as_json: bool = _json,
+) -> None:
+    """Delete a campaign's workflows and batch templates (shared templates and outputs stay)."""
+    from worldcover.engines.argo import submit as s
+
+    svc, server, namespace = _service(server, namespace, token_file, insecure)
+    result = s.cleanup(campaign, svc, namespace, force=force, dry_run=dry_run)
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    verb = "would delete" if dry_run else "deleted"
+    typer.echo(f"{campaign}: {verb} {len(result.workflows)} workflows and {len(result.templates)} batch templates "
+               f"in namespace {namespace}")
 
 
 def main() -> None:

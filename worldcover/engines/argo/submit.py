@@ -271,8 +271,48 @@ def tile_states(workflow: dict) -> list[TileState]:
 
 
 def _get(svc, name: str, namespace: str) -> dict:
+    """The live workflow, else its copy in the workflow archive (the TTL deletes finished workflows)."""
+    from hera.exceptions import NotFound
+
     with _calls(svc, f"reading workflow {name!r} in namespace {namespace!r}"):
-        return _dump(svc.get_workflow(name, namespace=namespace))
+        try:
+            return _dump(svc.get_workflow(name, namespace=namespace))
+        except NotFound:
+            pass
+    archived = _archived(svc, namespace, field_selector=f"metadata.name={name}")
+    if not archived:
+        raise ArgoServerError(f"workflow {name!r} is neither in namespace {namespace!r} nor in its workflow archive")
+    return archived[0]
+
+
+def _archived(svc, namespace: str, *, label_selector: str | None = None, field_selector: str | None = None) -> list:
+    """Workflows of the archive (in full, newest first); none when the server has no archive."""
+    from hera.exceptions import HeraException
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            found = svc.list_archived_workflows(namespace=namespace, label_selector=label_selector,
+                                                field_selector=field_selector)
+    except HeraException:  # no archive configured (404 / 501): only the live API
+        return []
+    out = []
+    for item in found.items or []:
+        uid = item.metadata.uid
+        with _calls(svc, f"reading archived workflow {item.metadata.name!r}"):
+            out.append(_dump(svc.get_archived_workflow(uid, namespace=namespace)) if uid else _dump(item))
+    return sorted(out, key=lambda w: str(w["metadata"].get("creationTimestamp", "")), reverse=True)
+
+
+def _children(svc, name: str, namespace: str) -> list[dict]:
+    """A parent's child workflows, live or archived (one per batch label; the live one wins)."""
+    selector = f"{parts.LABEL_PARENT}={name}"
+    with _calls(svc, f"listing the child workflows of {name!r}"):
+        live = [_dump(item) for item in svc.list_workflows(namespace=namespace, label_selector=selector).items or []]
+    by_name = {c["metadata"]["name"]: c for c in _archived(svc, namespace, label_selector=selector)}
+    for c in live:  # list responses may omit node details: read each child in full
+        by_name[c["metadata"]["name"]] = _get(svc, c["metadata"]["name"], namespace)
+    return list(by_name.values())
 
 
 def campaign_status(name: str, svc, namespace: str | None = None) -> CampaignStatus:
@@ -300,15 +340,9 @@ def campaign_status(name: str, svc, namespace: str | None = None) -> CampaignSta
     st.steps = [{"step": d, "phase": step_nodes[d].get("phase")} for d in STEP_NAMES if d in step_nodes]
     st.tiles = tile_states(wf)
     if labels.get(parts.LABEL_ROLE) == "parent":
-        with _calls(svc, f"listing the child workflows of {name!r}"):
-            children = svc.list_workflows(namespace=namespace, label_selector=f"{parts.LABEL_PARENT}={name}")
         by_batch = {}
-        for item in children.items or []:
-            child = _dump(item)
-            child_name = child["metadata"]["name"]
-            # list responses may omit node details: read each child in full
-            full = _get(svc, child_name, namespace)
-            by_batch[(child["metadata"].get("labels") or {}).get(parts.LABEL_BATCH, "")] = full
+        for full in _children(svc, name, namespace):
+            by_batch[(full["metadata"].get("labels") or {}).get(parts.LABEL_BATCH, "")] = full
             st.tiles.extend(tile_states(full))
         for node in sorted(nodes, key=lambda n: n.get("displayName", "")):
             if node.get("templateName") == "batch" and node.get("type") == "Pod":
@@ -318,6 +352,69 @@ def campaign_status(name: str, svc, namespace: str | None = None) -> CampaignSta
                                    "workflow": child["metadata"]["name"] if child else ""})
     st.tiles.sort(key=lambda t: t.tile)
     return st
+
+
+# -- cleanup ----------------------------------------------------------------------------------------
+
+RUNNING_PHASES = ("", "Pending", "Running")
+
+
+@dataclass
+class Cleanup:
+    """What ``cleanup`` removed (or would remove, with ``dry_run``)."""
+
+    campaign: str
+    workflows: list[str] = field(default_factory=list)
+    templates: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+    def to_dict(self) -> dict:
+        return {"campaign": self.campaign, "workflows": self.workflows, "templates": self.templates,
+                "dry_run": self.dry_run}
+
+
+def cleanup(campaign: str, svc, namespace: str | None = None, *, force: bool = False,
+            dry_run: bool = False) -> Cleanup:
+    """Delete what a campaign created: its workflows (parents, children, retries) and batch templates.
+
+    The shared, versioned templates stay (other campaigns use them). A
+    campaign with a running workflow is refused unless ``force`` (stop it
+    first, e.g. ``argo stop``); outputs in object storage are never touched.
+    """
+    from worldcover.campaign.plan import check_name
+
+    namespace = check_namespace(namespace or svc.namespace)
+    check_name(campaign)
+    selector = f"{parts.LABEL_CAMPAIGN}={campaign}"
+    with _calls(svc, f"listing the workflows of campaign {campaign!r}"):
+        items = [_dump(w) for w in svc.list_workflows(namespace=namespace, label_selector=selector).items or []]
+    with _calls(svc, f"listing the templates of campaign {campaign!r}"):
+        templates = [_dump(t) for t in svc.list_workflow_templates(namespace=namespace,
+                                                                   label_selector=selector).items or []]
+    running = [w["metadata"]["name"] for w in items if (w.get("status") or {}).get("phase", "") in RUNNING_PHASES]
+    if running and not force:
+        raise InputError(f"campaign {campaign!r} is still running ({', '.join(sorted(running)[:5])}): stop it "
+                         "first or pass --force")
+    out = Cleanup(campaign, sorted(w["metadata"]["name"] for w in items),
+                  sorted(t["metadata"]["name"] for t in templates
+                         if (t["metadata"].get("labels") or {}).get(parts.LABEL_ROLE) == "batch"), dry_run)
+    if dry_run:
+        return out
+    from hera.exceptions import NotFound
+
+    for name in out.workflows:  # children go with their parent too (owner references): NotFound is fine
+        with _calls(svc, f"deleting workflow {name!r}"):
+            try:
+                svc.delete_workflow(name, namespace=namespace)
+            except NotFound:
+                pass
+    for name in out.templates:
+        with _calls(svc, f"deleting WorkflowTemplate {name!r}"):
+            try:
+                svc.delete_workflow_template(name, namespace=namespace)
+            except NotFound:
+                pass
+    return out
 
 
 # -- retry ------------------------------------------------------------------------------------------
