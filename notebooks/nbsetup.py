@@ -24,6 +24,8 @@ import worldcover as wc
 # odc-loader reprojects in-memory arrays with rasterio in threads, and rasterio warns on every load that
 # they have no geotransform (they do not need one there): noise in every notebook, not ours to fix
 warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
+# rio-cogeo says it keeps the Map COG's Palette colour interpretation, which is what the Map wants
+warnings.filterwarnings("ignore", message="Dataset color interpretation was set to `Palette`")
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE_ENV, CACHE_ENV, ARCHIVE_ENV = "WORLDCOVER_NB_SIZE", "WORLDCOVER_NB_CACHE", "WORLDCOVER_NB_ARCHIVE"

@@ -76,14 +76,14 @@ _API: dict[str, str] = {
     "Model": "worldcover.model.classifier:Model",
     "ModelCard": "worldcover.model.card:ModelCard",
     "feature_config_of": "worldcover.tile.run:feature_config_of",
-    "train_from_points": "worldcover.model.points:train_from_points",
-    "read_points": "worldcover.model.points:read_points",
+    "train_from_points": "worldcover.tile.points:train_from_points",
+    "read_points": "worldcover.tile.points:read_points",
     # one tile
     "ChainParams": "worldcover.tile.run:ChainParams",
     "chain_features": "worldcover.tile.run:chain_features",
     "classify_block": "worldcover.tile.run:classify_block",
     "run_tile": "worldcover.tile.run:run_tile",
-    "tile_paths": "worldcover.products:find_tile_paths",
+    "tile_paths": "worldcover.layout:find_tile_paths",
     # the mosaic
     "build_mosaic": "worldcover.mosaic.build:build_mosaic",
     # validation
@@ -156,12 +156,12 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from worldcover.legend import CLASSES as LEGEND
     from worldcover.model.card import ModelCard
     from worldcover.model.classifier import Model
-    from worldcover.model.points import read_points, train_from_points
+    from worldcover.tile.points import read_points, train_from_points
     from worldcover.mosaic.build import build_mosaic
     from worldcover.plotting import class_rgba, legend_patches, show_classes
     from worldcover.preprocess.s1 import preprocess_s1
     from worldcover.preprocess.s2 import S2MaskConfig, preprocess_s2, valid_mask
-    from worldcover.products import find_tile_paths as tile_paths
+    from worldcover.layout import find_tile_paths as tile_paths
     from worldcover.sim.simulate import simulate_block
     from worldcover.sim.world import truth as simulated_truth
     from worldcover.sim.writer import generate as simulate_archive
