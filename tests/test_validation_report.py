@@ -157,6 +157,10 @@ def test_perfect_labels_give_overall_accuracy_one(case, tmp_path):
         assert c["area_ha"]["se"] == pytest.approx(0.0, abs=1e-9)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "error_matrix.csv", "mapped_area.csv", "metrics.json", "report.html"]
+    # no errors in the sample, yet the report's intervals keep a width (Wilson, the stratum's n units)
+    n = int((df["map_class"] == 95).sum())
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert f"100.0 % ({100 * n / (n + 1.96**2):.1f}–100.0)" in page and "Wilson score interval" in page
 
 
 # --- issue 16: design table, totals, intervals that do not collapse, the paired OA difference -----------------
@@ -207,20 +211,18 @@ def test_wilson_interval_known_values():
 
 
 def test_a_class_without_errors_has_an_interval_below_100(case, tmp_path):
+    """Wilson keeps a width at 100 % (the stratum's n units); the papers' +-1.96 SE collapses to [1, 1]."""
+    from worldcover.validation.report import assess
+
     root, map_path, _, _ = case
     df = pd.read_csv(root / "labelled.csv")
     df["reference_class"] = df["map_class"]
     df.to_csv(tmp_path / "perfect.csv", index=False)
-    rep = build_report(map_path, tmp_path / "perfect.csv", tmp_path / "out")
-    mangroves = rep.metrics["classes"]["Mangroves"]["users_accuracy"]
     n = int((df["map_class"] == 95).sum())
-    assert mangroves["estimate"] == 1.0 and mangroves["se"] == 0.0
-    assert mangroves["ci95"] == pytest.approx([n / (n + 1.96**2), 1.0])  # Wilson with the stratum's n units
-    page = (tmp_path / "out" / "report.html").read_text()
-    assert f"100.0 % ({100 * n / (n + 1.96**2):.1f}–100.0)" in page and "Wilson score interval" in page
-    from worldcover.validation.report import assess
-
-    normal = assess(map_path, tmp_path / "perfect.csv", interval="normal")  # the papers' +-1.96 SE collapses
+    wilson = assess(map_path, tmp_path / "perfect.csv").metrics["classes"]["Mangroves"]["users_accuracy"]
+    assert wilson["estimate"] == 1.0 and wilson["se"] == 0.0
+    assert wilson["ci95"] == pytest.approx([n / (n + 1.96**2), 1.0])
+    normal = assess(map_path, tmp_path / "perfect.csv", interval="normal")
     assert normal.metrics["classes"]["Mangroves"]["users_accuracy"]["ci95"] == [1.0, 1.0]
 
 
