@@ -26,9 +26,14 @@ def bookkeeping_step(cfg: p.RenderConfig, name: str, source, deadline_s: int, ou
 
 
 #: the gate: runs only when more tiles failed than allowed (its task's ``when``), and fails the campaign
-GATE_CODE = ("import sys; failed, allowed, root = sys.argv[1:4]; "
-             "sys.exit(f'{failed} tiles failed, more than the {allowed} allowed: the list is in '"
-             "f'{root.rstrip(chr(47))}/failed_tiles.json')")
+GATE_CODE = (
+    "import os, sys; failed, allowed, root = sys.argv[1:4]\n"
+    "msg = f'failed tiles: {failed}, more than the {allowed} allowed; the list is in ' "
+    "f'{root.rstrip(chr(47))}/failed_tiles.json'\n"
+    "if os.path.exists('/dev/termination-log'):  # Kubernetes' file: the node's message in the Argo UI\n"
+    "    open('/dev/termination-log', 'w').write(msg)\n"
+    "sys.exit(msg)"
+)
 
 
 def gate(cfg: p.RenderConfig) -> Container:

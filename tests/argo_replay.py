@@ -1713,7 +1713,7 @@ class Replay:
             record.message = f"{wanted} unchanged"
             self._log(f"  {ctx.wf.name}: {task} applies {wanted}: unchanged")
         else:
-            self._log(f"  {ctx.wf.name}: {task} {action}s a {describe(child)}")
+            self._log(f"  {ctx.wf.name}: {task} ({action}) {describe(child)}")
             run = self.run_workflow(child, parent=ctx.wf.name)
         record.child = run.name
         state = {"apiVersion": child["apiVersion"], "kind": "Workflow",

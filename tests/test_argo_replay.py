@@ -2,20 +2,25 @@
 
 Fast tests (no podman): Argo's ``depends`` grammar, substitution, the
 allow-list refusing an unknown field by its path, resource conditions, and
-dry runs of a rendered two-batch campaign (pod order and parameters, a
-failing tile retried then given up, its batch failing, the campaign steps
-still running).
+dry runs of a rendered two-batch campaign (pod order and parameters; a
+failing tile retried, a data error not retried; the gate, run with its real
+command, failing the campaign; the exit handler stopping the children; a lost
+batch pod re-applying its child without a duplicate).
 
-The replay test runs the rendered campaign in the built image with podman
-against the loopback STAC API and S3 server, kills one process-tile
-container after its first block record reaches the bucket, and checks that
-Argo's retry resumes it and that every product equals the local engine's.
+The replay runs the smallest workflow of workflows once (a module fixture) in
+the built image with podman against the loopback STAC API and S3 server: one
+tile is killed after its first block record reaches the bucket and resumed by
+Argo's retry, the other has no input (a data error, exit 2, not retried), a
+batch's resource pod is lost once, and the tests check the gate failing the
+campaign, the re-applied child, the exit handler, and that the products equal
+the local engine's.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+from dataclasses import dataclass
 
 import pytest
 
@@ -269,7 +274,7 @@ def test_failed_tiles_fail_the_campaign_through_the_gate_and_the_exit_handler_st
         ["collect-failures", "merge", "validate", "gate"]
     gate = next(r for r in pods if r.task == "gate")
     assert gate.phase == "Failed" and gate.exit_code == 1
-    assert gate.message == "2 tiles failed, more than the 0 allowed: the list is in s3://wc-replay/run/failed_tiles.json"
+    assert gate.message == "failed tiles: 2, more than the 0 allowed; the list is in s3://wc-replay/run/failed_tiles.json"
     run = next(w for w in replay.workflows if w.name == parent)
     assert run.phase == "Failed" and "gate" in run.message
     # the exit handler ran with workflow.status = Failed and stopped both children
@@ -453,7 +458,8 @@ BLOCK = 120
 #: two blocks per tile, so that a kill after the first block record leaves a block to resume from
 SPEC = "r150c150,r150c151"
 PERIOD = ("2021-05-01", "2021-06-30")  # the demo's quick form: two months of acquisitions
-KILLED = "N45E003"
+KILLED = "N45E003"  # resumed after a kill
+FAILING = "S24E021"  # no input in the archive: a data error
 
 
 def _built_image() -> str:
@@ -467,13 +473,18 @@ def _built_image() -> str:
 
 @pytest.fixture(scope="module")
 def replay_archive(tmp_path_factory):
+    """Acquisitions for the blocks of the tile that works (KILLED) only: the other tile (FAILING) finds no
+    Sentinel-2 item, a data error, as a tile outside the archive would."""
     from worldcover import sim
     from worldcover.grid import Tile
 
     root = tmp_path_factory.mktemp("replay") / "archive"
     rc = [tuple(map(int, b[1:].split("c"))) for b in SPEC.split(",")]
-    blocks = [Tile.parse(t).block(r, c, BLOCK) for t in TILES for r, c in rc]
-    sim.generate(blocks, YEAR, root, seed=3, period=PERIOD)
+    import time
+
+    t0 = time.monotonic()
+    sim.generate([Tile.parse(KILLED).block(r, c, BLOCK) for r, c in rc], YEAR, root, seed=3, period=PERIOD)
+    print(f"archive simulated in {time.monotonic() - t0:.1f} s")
     return root
 
 
@@ -504,19 +515,6 @@ def _keys(bucket: str, prefix: str) -> list[str]:
     return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
 
 
-def _print_window(bucket: str, prefix: str) -> None:
-    """When each tile's first block record and its STAC item reached the bucket (the window a kill hits)."""
-    import boto3
-
-    pages = boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    objs = [o for page in pages for o in page.get("Contents", [])]
-    for tile in TILES:
-        blocks = [o["LastModified"] for o in objs if f"/{tile}/blocks/" in o["Key"] and o["Key"].endswith(".json")]
-        items = [o["LastModified"] for o in objs if o["Key"].endswith(f"_{tile}.json")]
-        if blocks and items:
-            print(f"{tile}: STAC item {(max(items) - min(blocks)).total_seconds():.1f} s after the first block record")
-
-
 def _read(location: str):
     import numpy as np
     import rasterio
@@ -527,93 +525,159 @@ def _read(location: str):
         return src.read(), src.transform, src.crs, src.nodata, np.dtype(src.dtypes[0])
 
 
-@pytest.mark.slow
-def test_the_rendered_campaign_replayed_pod_by_pod_equals_the_local_engine(replay_archive, s3_server, s3_bucket,
-                                                                           tmp_path):
-    """Rendered objects -> podman pods in the image -> S3 products identical to the local engine's."""
+@dataclass
+class Replayed:
+    """One podman replay of the smallest workflow of workflows and the local engine's run of the same plan."""
+
+    bucket: str
+    plan: CampaignPlan
+    replay: Replay
+    runs: list
+    kill: KillRule
+    local: object
+
+
+@pytest.fixture(scope="module")
+def replayed(replay_archive, s3_server, tmp_path_factory):
+    """The rendered two-batch campaign, pod by pod in the built image, once for the module's tests.
+
+    N45E003 (batch b000) is killed after its first block record reaches the bucket and resumed by Argo's
+    retry; S24E021 (batch b001) has no input (a data error, exit 2); b001's resource pod is lost once after
+    its child exists, so Argo applies the child again. Then collect-failures, merge, validate, the gate and
+    the exit handler; the local engine runs the same plan for comparison.
+    """
+    import time
+    import uuid
     from dataclasses import replace
 
-    import numpy as np
-
+    from tests.argo_replay import podman_problem
+    from tests.s3 import make_bucket
     from worldcover import storage
     from worldcover.engines.local import run_campaign
-    from worldcover.mosaic.build import MosaicPaths
-    from worldcover.products import tile_paths
+    from worldcover.layout import tile_paths
     from worldcover.sources.local_api import LocalStacApi
 
+    t0 = time.monotonic()
     image = _built_image()
-    from tests.argo_replay import podman_problem
-
+    print(f"image ready in {time.monotonic() - t0:.1f} s (built only when its sources changed)")
     problem = podman_problem(image)
     if problem:
         pytest.fail(problem, pytrace=False)
-    bucket = s3_bucket.removeprefix("s3://")
-    env = s3_server.env()
-    keys = {"access-key-id": env.pop("AWS_ACCESS_KEY_ID"), "secret-access-key": env.pop("AWS_SECRET_ACCESS_KEY")}
-    blocks_prefix = storage.uri(tile_paths(f"{s3_bucket}/argo", KILLED, YEAR).blocks_dir)
-    blocks_prefix = blocks_prefix.removeprefix(f"{s3_bucket}/").rstrip("/") + "/"
+    tmp_path = tmp_path_factory.mktemp("replayed")
+    with pytest.MonkeyPatch.context() as mp:
+        env = s3_server.env()
+        for k, v in env.items():
+            mp.setenv(k, v)
+        bucket = f"wc-replay-{uuid.uuid4().hex[:8]}"
+        make_bucket(bucket)
+        s3 = f"s3://{bucket}"
+        keys = {"access-key-id": env.pop("AWS_ACCESS_KEY_ID"), "secret-access-key": env.pop("AWS_SECRET_ACCESS_KEY")}
+        blocks_prefix = storage.uri(tile_paths(f"{s3}/argo", KILLED, YEAR).blocks_dir)
+        blocks_prefix = blocks_prefix.removeprefix(f"{s3}/").rstrip("/") + "/"
 
-    def first_block_recorded() -> bool:
-        return any(k.endswith(".json") for k in _keys(bucket, blocks_prefix))
+        def first_block_recorded() -> bool:
+            return any(k.endswith(".json") for k in _keys(bucket, blocks_prefix))
 
-    # pods share nothing but object storage: the archive (the stand-in for Planetary Computer's blob storage)
-    # is read from the bucket, the STAC API on loopback points at it, outputs go to the bucket
-    import time
-
-    t0 = time.monotonic()
-    archive_url = f"{s3_bucket}/archive"
-    served = _publish_archive(replay_archive, archive_url, tmp_path / "served")
-    print(f"archive published to {archive_url} in {time.monotonic() - t0:.1f} s")
-    with LocalStacApi(served) as api:
-        plan = CampaignPlan.create("wc-replay", YEAR, tiles=list(TILES), source=api.url, out_root=f"{s3_bucket}/argo",
-                                   block_size=BLOCK, blocks=SPEC, batch_size=1, reference=f"sim:{archive_url}")
-        rendering = render(plan)
-        kill = KillRule(task=KILLED.lower(), template="process-tile", when=first_block_recorded, poll_s=0.2)
-        settings = Settings(image=image, secrets={"worldcover-s3": keys}, env=env, kills=[kill],
-                            work_dir=tmp_path / "pods", log=print)
-        replay = Replay(rendering.objects, settings)
+        # pods share nothing but object storage: the archive (the stand-in for Planetary Computer's blob
+        # storage) is read from the bucket, the STAC API on loopback points at it, outputs go to the bucket
         t0 = time.monotonic()
-        runs = replay.run()
-        print(f"replay: {len(replay.pods)} pods in {time.monotonic() - t0:.1f} s")
-        print("\npods:\n" + format_pods(replay.pods))
-        problems = "\n".join(f"--- {r.workflow} {r.task}({r.attempt}) {r.phase}: {r.message}\n{r.stderr_tail}"
-                             for r in replay.pods if r.phase != "Succeeded" and not r.killed)
-        print(problems)
-        _print_window(bucket, "argo/tiles/")
-        t0 = time.monotonic()
-        local = run_campaign(replace(plan, out_root=f"{s3_bucket}/local"), workers=1, threads=1, retries=0,
-                             progress=False)
-        print(f"local engine: {time.monotonic() - t0:.1f} s ("
-              + ", ".join(f"{o.call.name} {o.seconds:.1f} s" for o in local.steps) + ")")
+        archive_url = f"{s3}/archive"
+        served = _publish_archive(replay_archive, archive_url, tmp_path / "served")
+        print(f"archive published to {archive_url} in {time.monotonic() - t0:.1f} s")
+        with LocalStacApi(served) as api:
+            plan = CampaignPlan.create("wc-replay", YEAR, tiles=list(TILES), source=api.url, out_root=f"{s3}/argo",
+                                       block_size=BLOCK, blocks=SPEC, batch_size=1, reference=f"sim:{archive_url}")
+            rendering = render(plan, CFG)
+            kill = KillRule(task=KILLED.lower(), template="process-tile", when=first_block_recorded, poll_s=0.2)
+            settings = Settings(image=image, secrets={"worldcover-s3": keys}, env=env, kills=[kill],
+                                work_dir=tmp_path / "pods", log=print, lost_resources=[("b001", 0)])
+            replay = Replay(rendering.objects, settings)
+            t0 = time.monotonic()
+            runs = replay.run()
+            print(f"replay: {len(replay.pods)} pods in {time.monotonic() - t0:.1f} s")
+            print("\npods:\n" + format_pods(replay.pods))
+            t0 = time.monotonic()
+            local = run_campaign(replace(plan, out_root=f"{s3}/local"), workers=1, threads=1, retries=0,
+                                 progress=False)
+            print(f"local engine: {time.monotonic() - t0:.1f} s ("
+                  + ", ".join(f"{o.call.name} {o.seconds:.1f} s" for o in local.steps) + ")")
+        yield Replayed(bucket, plan, replay, runs, kill, local)
 
-    # every workflow and pod succeeded, except the killed attempt, which Argo's retry resumed
-    assert [w.phase for w in runs] == ["Succeeded"], \
-        f"{[(w.name, w.phase, w.message) for w in replay.workflows]}\n{problems}"
-    assert all(w.phase == "Succeeded" for w in replay.workflows), problems
+
+def _parent(r: Replayed):
+    return next(w for w in r.replay.workflows if not w.parent)
+
+
+@pytest.mark.slow
+def test_replay_a_killed_tile_is_resumed_by_argos_retry(replayed):
+    kill, pods = replayed.kill, replayed.replay.pods
     assert kill.fired, "the kill condition never held: the tile finished before its first block record was seen"
-    killed = [r for r in replay.pods if r.killed]
-    assert [(r.task, r.attempt, r.phase) for r in killed] == [(KILLED.lower(), 0, "Error")]
-    retried = [r for r in replay.pods if r.task == KILLED.lower()]
-    assert [(r.attempt, r.phase) for r in retried] == [(0, "Error"), (1, "Succeeded")]
-    resumed = json.loads(retried[1].result.strip().splitlines()[-1])
+    attempts = [r for r in pods if r.task == KILLED.lower()]
+    assert [(r.attempt, r.phase, r.killed) for r in attempts] == [(0, "Error", True), (1, "Succeeded", False)]
+    resumed = json.loads(attempts[1].result.strip().splitlines()[-1])
     assert resumed["status"] == "done" and resumed["blocks_reused"] >= 1, resumed
     print(f"{KILLED} killed {kill.fired_after_s} s into attempt 0, after its first block record; attempt 1: {resumed}")
-    assert all(r.phase == "Succeeded" for r in replay.pods if not r.killed)
-    assert {r.task for r in replay.pods if r.kind == "resource"} == {"b000", "b001"}
 
-    # the mosaic and the validation report are in the bucket, pixel-identical to the local engine's run
-    assert all(s.ok for s in local.steps), [(s.call.name, s.error) for s in local.steps if not s.ok]
-    argo_root, local_root = f"{s3_bucket}/argo", f"{s3_bucket}/local"
+
+@pytest.mark.slow
+def test_replay_a_data_error_is_not_retried_and_the_gate_fails_the_campaign(replayed):
+    pods = replayed.replay.pods
+    failing = [r for r in pods if r.task == FAILING.lower()]
+    assert [(r.attempt, r.phase, r.exit_code) for r in failing] == [(0, "Failed", 2)], failing
+    assert "DataError" in failing[0].stderr_tail and "Traceback" not in failing[0].stderr_tail
+    parent = _parent(replayed)
+    steps = {r.task: r for r in pods if r.workflow == parent.name and r.kind == "pod"}
+    assert all(steps[t].phase == "Succeeded" for t in ("write-plan", "collect-failures", "merge", "validate"))
+    assert json.loads(steps["collect-failures"].result.strip().splitlines()[-1])["failed"] == 1  # a count only
+    assert steps["gate"].phase == "Failed" and steps["gate"].exit_code == 1
+    assert steps["gate"].stderr_tail.strip() == \
+        f"failed tiles: 1, more than the 0 allowed; the list is in s3://{replayed.bucket}/argo/failed_tiles.json"
+    assert [w.phase for w in replayed.runs] == ["Failed"] and "gate" in parent.message
+    failed = json.loads(storage_text(f"s3://{replayed.bucket}/argo/failed_tiles.json"))
+    assert failed["failed"] == [FAILING] and "no Sentinel-2 items" in failed["errors"][FAILING]
+
+
+@pytest.mark.slow
+def test_replay_reapplying_a_child_is_a_no_op_and_the_exit_handler_stops_the_children(replayed):
+    pods, parent = replayed.replay.pods, _parent(replayed)
+    b001 = [r for r in pods if r.task == "b001"]
+    child = f"{parent.name}-b001"
+    assert [(r.attempt, r.phase, r.child) for r in b001] == [(0, "Error", child), (1, "Failed", child)]
+    assert "unchanged" in b001[1].message  # the retried apply found the child: no second one
+    assert sum(w.name == child for w in replayed.replay.workflows) == 1
+    assert len([r for r in pods if r.task == FAILING.lower()]) == 1
+    # the parent failed: its exit handler patched each child with shutdown: Stop
+    assert parent.exit_handler == "Succeeded"
+    assert replayed.replay.patches == [(f"{parent.name}-{b}", {"spec": {"shutdown": "Stop"}})
+                                       for b in ("b000", "b001")]
+
+
+def storage_text(location: str) -> str:
+    from worldcover import storage
+
+    return storage.read_text(location)
+
+
+@pytest.mark.slow
+def test_replay_products_equal_the_local_engines(replayed):
+    """Rendered objects -> podman pods in the image -> S3 products identical to the local engine's."""
+    import numpy as np
+
+    from worldcover import storage
+    from worldcover.mosaic.build import MosaicPaths
+    from worldcover.layout import tile_paths
+
+    bucket, local = replayed.bucket, replayed.local
+    assert [(s.call.name, s.call.arguments.get("tile")) for s in local.steps if not s.ok] == \
+        [("process_tile", FAILING)]
+    argo_root, local_root = f"s3://{bucket}/argo", f"s3://{bucket}/local"
     listing = _keys(bucket, "argo/")
-    print("\nbucket:\n" + "\n".join(listing))
     assert any(k.endswith("validation/report.html") for k in listing)
-    for tile in TILES:
-        a, b = tile_paths(argo_root, tile, YEAR), tile_paths(local_root, tile, YEAR)
-        for product in ("map", "prob", "quality"):
-            pa, pb = _read(storage.uri(getattr(a, product))), _read(storage.uri(getattr(b, product)))
-            assert np.array_equal(pa[0], pb[0]), (tile, product)
-            assert pa[1:] == pb[1:], (tile, product)
-    ma, mb = MosaicPaths(argo_root, YEAR), MosaicPaths(local_root, YEAR)
+    a, b = tile_paths(argo_root, KILLED, YEAR), tile_paths(local_root, KILLED, YEAR)
+    for product in ("map", "prob", "quality"):
+        pa, pb = _read(storage.uri(getattr(a, product))), _read(storage.uri(getattr(b, product)))
+        assert np.array_equal(pa[0], pb[0]), product
+        assert pa[1:] == pb[1:], product
     levels = [k for k in listing if "/mosaic/" in k and k.endswith(".tif")]
     assert levels
     for key in levels:
@@ -621,6 +685,7 @@ def test_the_rendered_campaign_replayed_pod_by_pod_equals_the_local_engine(repla
         pa, pb = _read(f"s3://{bucket}/{key}"), _read(f"s3://{bucket}/{other}")
         assert np.array_equal(pa[0], pb[0]), key
     # the 10 m mosaic: a VRT of the tile Map COGs (compared above) by relative paths, the same text in both roots
+    ma, mb = MosaicPaths(argo_root, YEAR), MosaicPaths(local_root, YEAR)
     assert storage.read_text(storage.uri(ma.vrt)) == storage.read_text(storage.uri(mb.vrt))
     metrics = [k for k in listing if k.endswith("validation/metrics.json")]
     assert metrics
