@@ -248,7 +248,11 @@ def test_compare_a_map_with_itself_gives_zero_difference(case, tmp_path):
     a = assess(map_path, root / "labelled.csv", compare_path=map_path)
     diff = a.comparison["difference"]
     assert diff.estimate == 0.0 and diff.se == 0.0
-    assert "no significant difference" in a.comparison["line"]
+    assert "no significant difference" in a.comparison["line"] and "(the same file)" in a.comparison["line"]
+    from worldcover.validation.report import _distinct_labels
+
+    assert _distinct_labels(root / "a" / "2021" / "m.vrt", root / "b" / "2021" / "m.vrt") == ("a/2021/m.vrt",
+                                                                                             "b/2021/m.vrt")
 
 
 def test_sample_map_groups_distant_places():
