@@ -23,6 +23,7 @@ implementation of the same computation (xarray ``resample().median()`` and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -49,11 +50,9 @@ def peak_rss_gb() -> float:
 
 def machine() -> dict:
     cpu = ""
-    try:
+    with contextlib.suppress(OSError, StopIteration):  # no /proc/cpuinfo, or no model name in it
         cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                    if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
     return {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
             "cpu_model": cpu or platform.processor(), "memory_gb": round(mem, 1), "system": platform.system()}
@@ -96,10 +95,8 @@ class RssSampler:
         procs = [self._proc, *self._proc.children(recursive=True)] if self._tree else [self._proc]
         total = 0
         for p in procs:
-            try:
+            with contextlib.suppress(psutil.Error):  # a worker that just exited
                 total += p.memory_info().rss
-            except psutil.Error:  # a worker that just exited
-                pass
         return total
 
     def _run(self) -> None:
@@ -122,7 +119,10 @@ class RssSampler:
 
 def run_production(block_size: int, model_dir: Path, chunk: int | None = None, grid: str = "native",
                    map_out: str | None = None) -> dict:
-    """``run_tile`` on the benchmark block, as a campaign runs it: wall time and peak RSS (``map_out``: keep its Map)."""
+    """``run_tile`` on the benchmark block, as a campaign runs it: wall time and peak RSS.
+
+    ``map_out``: keep its Map.
+    """
     from worldcover.sources.local_api import LocalStacApi
     from worldcover.tile.run import ChainParams, run_tile
 
@@ -159,10 +159,10 @@ def run_stages(block_size: int, model_dir: Path, naive: bool = False, grid: str 
     import dask
 
     from worldcover.features import compute_features
+    from worldcover.layout import tile_paths
     from worldcover.model import Model
     from worldcover.preprocess.s1 import preprocess_s1
     from worldcover.preprocess.s2 import preprocess_s2
-    from worldcover.products import tile_paths
     from worldcover.sources.local_api import LocalStacApi
     from worldcover.sources.stac import StacSource
     from worldcover.tile.products import BlockResult, assemble_tile, write_block_result

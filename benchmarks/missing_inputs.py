@@ -63,7 +63,7 @@ def block_features(archive: Path, blocks, cache: Path) -> dict:
 
 
 def diverse_block(tile, size: int, grid: int = 6):
-    """The block of ``tile`` (among a grid x grid spread of candidates) whose simulated truth has the most class entropy."""
+    """The block of ``tile`` whose simulated truth has the most class entropy (among a grid x grid spread)."""
     from worldcover.sim.world import truth
 
     rows, cols = tile.block_grid(size)

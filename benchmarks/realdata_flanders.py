@@ -65,7 +65,8 @@ def evaluate(model: str = "default", archive: str | Path = CACHE, source_dir: st
     metrics = score(points["class"].to_numpy(), predicted)
     card = Model.load(model).card
     return {
-        "model": str(model), "model_card": {"name": card.name, "version": card.version, "created": card.created}, "tile": tile.id, "year": YEAR, "block_size": block_size,
+        "model": str(model), "model_card": {"name": card.name, "version": card.version, "created": card.created},
+        "tile": tile.id, "year": YEAR, "block_size": block_size,
         "blocks": blocks_spec(blocks), "archive": str(archive), "source_commit": record["source_commit"],
         "labelled_pixels": int(len(points)), "metrics": metrics.to_dict(),
         "seconds": {"import": round(t_import, 1), "tile_run": round(t_run, 1),
@@ -109,7 +110,8 @@ def record_in_card(model: str, result: dict) -> None:
     m = Model.load(directory)
     metrics = result["metrics"]
     entry = {"dataset": "WorldCereal worldcereal-flanders-A (2018, 640 m, LPIS parcel labels)",
-             "source_commit": result["source_commit"], "chain": "tile run on the imported archive (STAC API on loopback)",
+             "source_commit": result["source_commit"],
+             "chain": "tile run on the imported archive (STAC API on loopback)",
              "labelled_pixels": result["labelled_pixels"], "overall_accuracy": metrics["overall_accuracy"],
              "kappa": metrics["kappa"],
              "recall": {c: r["recall"] for c, r in metrics["per_class"].items() if r.get("support")},
@@ -127,7 +129,8 @@ def report(result: dict) -> str:
     """The compact text printed by ``main``."""
     s = result["seconds"]
     head = (f"Flanders patch ({result['tile']} {result['blocks']} @ {result['block_size']} px, {result['year']}), "
-            f"model {result['model']} ({result['model_card']['name']} {result['model_card']['version'][:12]}): tile run {s['tile_run']} s, import {s['import']} s")
+            f"model {result['model']} ({result['model_card']['name']} {result['model_card']['version'][:12]}): "
+            f"tile run {s['tile_run']} s, import {s['import']} s")
     return head + "\n" + format_metrics(result["_metrics"])
 
 

@@ -78,7 +78,7 @@ def map_agreement(a: Path, b: Path) -> dict:
         x, y = fa.read(1), fb.read(1)
     mapped = (x > 0) | (y > 0)
     differ = mapped & (x != y)
-    pairs = Counter(zip(x[differ].tolist(), y[differ].tolist())).most_common(5)
+    pairs = Counter(zip(x[differ].tolist(), y[differ].tolist(), strict=True)).most_common(5)
     return {"agreement": round(float(1 - differ.sum() / max(mapped.sum(), 1)), 5), "pixels": int(mapped.sum()),
             "most_common_differences": [{"product_grid": int(p), "native_grid": int(q), "pixels": n}
                                         for (p, q), n in pairs]}
@@ -159,12 +159,15 @@ def main() -> None:
         stages[s] = child("benchmarks.block_chain", "--mode", "stages", "--block-size", str(s), *extra)
         if extra:
             naive = stages[s]
-        print(json.dumps({k: stages[s].get(k) for k in ("stages_s", "predict_floor_s", "speedup_vs_naive")}), flush=True)
+        summary = {k: stages[s].get(k) for k in ("stages_s", "predict_floor_s", "speedup_vs_naive")}
+        print(json.dumps(summary), flush=True)
     for s in sizes:
         print(f"tile {s} ...", flush=True)
         tile[s] = child("benchmarks.block_chain", "--mode", "tile", "--block-size", str(s))
-        print(json.dumps({k: tile[s][k] for k in ("end_to_end_s", "end_to_end_mpx_per_s_per_core", "peak_rss_gb")}),
-              flush=True)
+        print(
+            json.dumps({k: tile[s][k] for k in ("end_to_end_s", "end_to_end_mpx_per_s_per_core", "peak_rss_gb")}),
+            flush=True,
+        )
     print(f"reference chain (product grid) {args.floor_size} ...", flush=True)
     reference = reference_chain(args.floor_size)
     print(json.dumps(reference), flush=True)

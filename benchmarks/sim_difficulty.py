@@ -163,7 +163,8 @@ def main(argv: list[str] | None = None) -> dict:
         for tile, r, c in blocks:
             t = time.perf_counter()
             bf = block_features(tile, r, c, args.block_size, args.year, args.samples, args.seed, rng)
-            counts = {BY_CODE[k].name.split()[0]: int(v) for k, v in zip(*np.unique(bf.labels, return_counts=True))}
+            codes, n = np.unique(bf.labels, return_counts=True)
+            counts = {BY_CODE[k].name.split()[0]: int(v) for k, v in zip(codes, n, strict=True)}
             print(f"{name:5s} {bf.block:22s} {time.perf_counter() - t:6.1f} s  {counts}", flush=True)
             feats[name].append(bf)
     res_t = train_and_score(feats["train"], feats["test"], "temporal", args.seed)

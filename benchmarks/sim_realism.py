@@ -89,14 +89,16 @@ def print_tables(table: pd.DataFrame, summary: pd.DataFrame, feature_filter: str
     for region, rows in shown.groupby("region", sort=False):
         t = Table(title=f"{region}: real vs simulated", show_lines=False)
         for col, just in (("class", "left"), ("feature", "left"), ("real p10/p50/p90", "right"),
-                          ("sim p10/p50/p90", "right"), ("Δ median", "right"), ("W1", "right"), ("n real/sim", "right")):
+                          ("sim p10/p50/p90", "right"), ("Δ median", "right"), ("W1", "right"),
+                          ("n real/sim", "right")):
             t.add_column(col, justify=just)
         for i, (code, crows) in enumerate(rows.groupby("class", sort=True)):
             if i:
                 t.add_section()
             for r in crows.itertuples(index=False):
                 g = r.group
-                trio = lambda a, b, c: "/".join(fmt(v, g) for v in (a, b, c))  # noqa: E731
+                # g bound as a default: the lambda is called in this iteration only, but must not see a later g
+                trio = lambda a, b, c, g=g: "/".join(fmt(v, g) for v in (a, b, c))  # noqa: E731
                 shift = r.median_shift
                 style = "red" if np.isfinite(shift) and abs(shift) > FLAG_SHIFT[g] else ""
                 t.add_row(f"{code} {r.class_name}", r.feature, trio(r.real_p10, r.real_p50, r.real_p90),
@@ -104,7 +106,8 @@ def print_tables(table: pd.DataFrame, summary: pd.DataFrame, feature_filter: str
                           f"{r.n_real}/{r.n_sim}", style=style)
         console.print(t)
     for region, rows in summary.groupby("region", sort=False):
-        parts = [f"{r.group} {fmt(r.mean_wasserstein, r.group)} ({r.compared}{f', {r.missing} missing' if r.missing else ''})"
+        parts = [f"{r.group} {fmt(r.mean_wasserstein, r.group)} "
+                 f"({r.compared}{f', {r.missing} missing' if r.missing else ''})"
                  for r in rows.itertuples(index=False)]
         console.print(f"[bold]{region}[/bold] mean W1: " + "; ".join(parts))
 
@@ -170,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         "options": {"quick": args.quick, "block_size": size, "blocks_per_region": n_blocks, "pixels": pixels,
                     "seed": args.seed, "regions": regions},
         "simulator": prov,
-        "targets": {"path": str(args.targets or "worldcover/sim/data/real_targets.json"), "generated": doc["generated"]},
+        "targets": {"path": str(args.targets or "worldcover/sim/data/real_targets.json"),
+                    "generated": doc["generated"]},
         "blocks": used,
         "summary": [{k: jsonable(v) for k, v in r.items()} for r in summary.to_dict("records")],
         "rows": [{k: jsonable(v) for k, v in r.items()} for r in table.to_dict("records")],
@@ -179,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
 
     text = json.dumps(result, indent=1) + "\n"
     RESULTS.mkdir(parents=True, exist_ok=True)
-    names = [f"sim_realism-{stamp}.json", "sim_realism-latest.json"] + ([f"sim_realism-{args.label}.json"] if args.label else [])
+    names = [f"sim_realism-{stamp}.json", "sim_realism-latest.json"]
+    names += [f"sim_realism-{args.label}.json"] if args.label else []
     for name in names:
         atomic_write_text(RESULTS / name, text)
     print(f"wrote {', '.join(f'benchmarks/results/{n}' for n in names)} ({result['wall_s']} s)")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+from tests.helpers import DEFAULT_MODEL, SHARED
+
 PC_SAMPLE = SHARED / "stac-samples" / "planetary-computer-sentinel-2-l2a-100-items.parquet"
 
 
@@ -32,15 +32,11 @@ def sample_archive(tmp_path_factory, pc_sample_items) -> Path:
     return root
 
 
-def run_cli(*args: str):
-    """Run the real console script in a subprocess: exit code, stdout, stderr."""
-    import subprocess
-    import sys
-
-    proc = subprocess.run(
-        [sys.executable, "-m", "worldcover", *args], capture_output=True, text=True, timeout=300
-    )
-    return proc.returncode, proc.stdout, proc.stderr
+@pytest.fixture(scope="session")
+def default_model() -> Path:
+    """The default model's folder (``models/default``): committed, so a missing one fails rather than skips."""
+    assert (DEFAULT_MODEL / "card.json").is_file(), f"{DEFAULT_MODEL}: the committed default model is missing"
+    return DEFAULT_MODEL
 
 
 @pytest.fixture(scope="session")

@@ -187,7 +187,8 @@ class FaultyProxy:
                     self.end_headers()
                     self.wfile.write(msg)
                     return
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("transfer-encoding", "connection")}
+                hop_by_hop = ("transfer-encoding", "connection")
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in hop_by_hop}
                 if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
                     headers["Content-Length"] = str(len(body))
                 conn = http.client.HTTPConnection("127.0.0.1", proxy.upstream.port, timeout=60)

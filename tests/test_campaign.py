@@ -17,7 +17,7 @@ from worldcover.storage import lock as campaign_lock
 from worldcover.errors import InputError
 from worldcover.grid import Tile
 from worldcover.stages import stage_tiles
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 
 def test_plan_from_stage_is_the_stage():

@@ -22,7 +22,7 @@ from worldcover.campaign.status import campaign_status
 from worldcover.cli import app
 from worldcover.errors import InputError
 from worldcover.mosaic.synthetic import write_tile
-from worldcover.products import tile_paths
+from worldcover.layout import tile_paths
 from worldcover.stages import stage_tiles
 
 YEAR = 2021

@@ -13,13 +13,13 @@ import numpy as np
 import psutil
 import pytest
 
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 from worldcover.campaign.plan import CampaignPlan
+from worldcover.layout import tile_paths
 from worldcover.mosaic import MosaicPaths, build_mosaic, validate_offline
 from worldcover.mosaic import stac as mstac
 from worldcover.mosaic.build import collection_id
 from worldcover.mosaic.synthetic import synthetic_codes, write_tile
-from worldcover.products import tile_paths
 
 YEAR = 2021
 

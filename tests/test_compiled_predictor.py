@@ -88,7 +88,8 @@ def test_temperature_scaled_probabilities_match_lightgbm(tiny, tmp_path):
 def test_predict_block_is_identical(model_dir):
     feats = labelled_blocks(size=48)[0][1]
     lgb, fast = Model.load(model_dir, predictor="lightgbm"), Model.load(model_dir, predictor="compile")
-    for a, b in zip(lgb.predict_block(feats, chunk_pixels=500), fast.predict_block(feats.chunk({"y": 24}))):
+    chunked = fast.predict_block(feats.chunk({"y": 24}))
+    for a, b in zip(lgb.predict_block(feats, chunk_pixels=500), chunked, strict=True):
         np.testing.assert_array_equal(a.values, b.values)
     assert fast.predictor == "lleaves"
 

@@ -16,20 +16,18 @@ import numpy as np
 import pytest
 import rasterio
 
+from tests.helpers import DEFAULT_MODEL as MODEL
 from worldcover import sim
 from worldcover.campaign import CampaignPlan
 from worldcover.engines.local import run_campaign
 from worldcover.grid import Tile
-from worldcover.products import is_finished, tile_paths
+from worldcover.layout import is_finished, tile_paths
 from worldcover.sources.local_api import LocalStacApi
 
-MODEL = Path(__file__).resolve().parents[1] / "models" / "default"
 YEAR = 2021
 BLOCK = 120
 TILES = ("N45E003", "S24E021")  # temperate Europe, subtropical southern Africa
 SPEC = "r150c150"
-
-pytestmark = pytest.mark.skipif(not (MODEL / "card.json").exists(), reason="models/default not trained")
 
 
 @pytest.fixture(scope="module")

@@ -31,13 +31,13 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from tests.helpers import DEFAULT_MODEL as REPO_MODEL
 from worldcover.campaign.plan import CampaignPlan
 from worldcover.cli import app
 from worldcover.errors import DataError, InputError
 from worldcover.grid import Tile, check_block_size, parse_bbox, parse_blocks
-from worldcover.products import tile_paths
+from worldcover.layout import tile_paths
 
-REPO_MODEL = Path(__file__).resolve().parents[1] / "models" / "default"
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "stac-samples" / \
     "planetary-computer-sentinel-2-l2a-100-items.parquet"
 
@@ -476,8 +476,8 @@ def test_reference_csvs_cli(tmp_path_factory, labelled, data):
 
 ODD = st.one_of(st.sampled_from([None, "", "04.00", "4.00", "04.0", "99.99", "N0400", "xx", "05.10", 4, 4.0, -1,
                                  True, [], {}, ["04.00"], "04.00\n", "{{x}}", "../x"]), json_values)
-PROPS = ["s2:processing_baseline", "s2:product_uri", "s2:granule_id", "s2:datatake_id", "earthsearch:boa_offset_applied",
-         "datetime", "eo:cloud_cover"]
+PROPS = ["s2:processing_baseline", "s2:product_uri", "s2:granule_id", "s2:datatake_id",
+         "earthsearch:boa_offset_applied", "datetime", "eo:cloud_cover"]
 
 
 _ITEMS: list[dict] = []  # trimmed real items, filled by the pc_items fixture (kept out of hypothesis' reprs)

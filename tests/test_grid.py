@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 from worldcover.errors import InputError
 from worldcover.grid import (
     PIXEL_SIZE,

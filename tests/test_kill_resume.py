@@ -35,18 +35,13 @@ import psutil
 import pytest
 import rasterio
 
+from tests.helpers import DEFAULT_MODEL as MODEL
 from tests.small_campaign import BLOCK, TILES, TWO_BLOCKS, YEAR, blocks
-from worldcover.cog import is_temp_name
-from worldcover.products import is_finished, tile_paths
+from worldcover.layout import is_finished, tile_paths
+from worldcover.storage import is_temp_name
 from worldcover.tile.products import block_done
 
-REPO = Path(__file__).resolve().parents[1]
-MODEL = REPO / "models" / "default"
 SPEC = TWO_BLOCKS
-
-pytestmark = pytest.mark.skipif(not (MODEL / "card.json").exists(), reason="models/default not trained")
-
-
 
 
 def _cli_args(url: str, out: Path) -> list[str]:

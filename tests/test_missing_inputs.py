@@ -224,8 +224,10 @@ def test_dem_voids_give_nan_dem_and_slope_there_only(one_block):
 
 def test_missing_inputs_record_sums_blocks_over_mapped_pixels():
     records = [
-        {"missing_inputs": {"mapped_pixels": 3600, "s1": 1800, "dem": 0}, "model_trained_missing": {"s1": 0.15, "dem": 0.1}},
-        {"missing_inputs": {"mapped_pixels": 400, "s1": 0, "dem": 100}, "model_trained_missing": {"s1": 0.15, "dem": 0.1}},
+        {"missing_inputs": {"mapped_pixels": 3600, "s1": 1800, "dem": 0},
+         "model_trained_missing": {"s1": 0.15, "dem": 0.1}},
+        {"missing_inputs": {"mapped_pixels": 400, "s1": 0, "dem": 100},
+         "model_trained_missing": {"s1": 0.15, "dem": 0.1}},
         {},  # a block recorded before missing inputs were counted
     ]
     assert missing_inputs(records) == {
@@ -363,7 +365,7 @@ def test_tile_item_and_input_quality_record_the_half_without_s1(rich, tmp_path):
 
     import rasterio
 
-    from worldcover.products import tile_paths
+    from worldcover.layout import tile_paths
     from worldcover.tile.run import run_tile
 
     model_dir = rich["models"]["missing"].save(tmp_path / "model")

@@ -115,7 +115,7 @@ def test_confusion_matrix_rows_sum_to_class_support(model, tables):
     _, test_df = tables
     cm = model.card.metrics["confusion_matrix"]
     support = test_df["code"].value_counts()
-    for label, row in zip(cm["labels"], cm["counts"]):
+    for label, row in zip(cm["labels"], cm["counts"], strict=True):
         assert sum(row) == support.get(label, 0) == model.card.metrics["per_class"][str(label)]["support"]
     assert sum(map(sum, cm["counts"])) == len(test_df)
 
@@ -188,14 +188,12 @@ def test_params_aliases_are_recorded_canonically(tables):
     assert hp["num_iterations"] == 7 and hp["bagging_fraction"] == 0.5 and "n_estimators" not in hp
 
 
-def test_committed_default_model_matches_its_training_design():
+def test_committed_default_model_matches_its_training_design(default_model):
     """models/default loads (checksums verified), records how it was made, and beats its baseline."""
-    from pathlib import Path
-
     from worldcover.model import Model
     from worldcover.model.default import training_design
 
-    model = Model.load(Path(__file__).resolve().parents[1] / "models" / "default")
+    model = Model.load(default_model)
     card = model.card
     zones = training_design(complete=False)  # the rare-class search (slow) adds blocks on top of these
     assert {b.id for b in zones.test} < set(card.test_blocks)

@@ -28,7 +28,7 @@ def block():
 def _available(features, truth) -> dict[int, int]:
     valid = (truth.values != 0) & ~np.isnan(features.values).all(axis=0)
     codes, counts = np.unique(truth.values[valid], return_counts=True)
-    return dict(zip(codes.tolist(), counts.tolist()))
+    return dict(zip(codes.tolist(), counts.tolist(), strict=True))
 
 
 @pytest.mark.parametrize("n", [1, 17, 10_000])

@@ -27,7 +27,7 @@ from worldcover.legend import CLASSES, CODES
 from worldcover.mosaic import LEVELS, MosaicPaths, build_mosaic, categorical_mode
 from worldcover.mosaic.overviews import CLASS_CODES, class_index_lut, count_cells
 from worldcover.mosaic.synthetic import synthetic_codes, write_tile
-from worldcover.products import tile_paths
+from worldcover.layout import tile_paths
 from worldcover.stages import STAGES, stage_tiles, stratum
 
 YEAR = 2021

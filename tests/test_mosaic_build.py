@@ -16,8 +16,8 @@ from worldcover.legend import CLASSES
 from worldcover.mosaic import MosaicPaths, build_mosaic, validate_offline
 from worldcover.mosaic import stac as mstac
 from worldcover.mosaic.synthetic import synthetic_codes, write_tile
-from worldcover.products import multihash_sha256, tile_paths
-from worldcover.cog import sha256_file
+from worldcover.layout import multihash_sha256, tile_paths
+from worldcover.storage import sha256 as sha256_file
 
 YEAR = 2021
 TILES = {"N42E009": 11, "N42E012": 12, "N45E009": 13}  # tile -> seed
@@ -282,7 +282,7 @@ def test_tile_item_extensions_without_a_schema_are_reported_not_fetched(tmp_path
 def test_finished_check_hashes_each_product_once_and_sees_a_rewrite(tmp_path, monkeypatch):
     """The checksum memo: a second check reads no product; a product rewritten in place is caught."""
     import worldcover.storage as storage
-    from worldcover.products import is_finished
+    from worldcover.layout import is_finished
 
     import os
     import time
@@ -308,7 +308,7 @@ def test_finished_check_hashes_each_product_once_and_sees_a_rewrite(tmp_path, mo
 
 def test_atomic_workdir_keeps_a_writers_own_temp_files_hidden_and_swept(tmp_path):
     """A writer that drops its own temp file beside its output (rio-cogeo on disk) leaves nothing visible."""
-    from worldcover.cog import atomic_workdir, is_temp_name, remove_temps
+    from worldcover.storage import atomic_workdir, is_temp_name, remove_temps
 
     dest = tmp_path / "Map.tif"
     with pytest.raises(RuntimeError):

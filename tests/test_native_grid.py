@@ -1,4 +1,4 @@
-"""The native-grid chain: the UTM grid of a block, the 20 m -> 10 m split, and the one resampling to the product grid."""
+"""The native-grid chain: a block's UTM grid, the 20 m -> 10 m split, and the one resampling to the product grid."""
 
 from __future__ import annotations
 
@@ -178,7 +178,7 @@ def test_prefetch_loads_one_block_ahead_in_order_and_defers_errors():
 
 
 def test_tile_run_refuses_an_unknown_grid_in_one_line(tmp_path):
-    from tests.conftest import run_cli
+    from tests.helpers import run_cli
 
     code, out, err = run_cli("tile", "run", "N45E003", "--year", "2021", "--source", "http://127.0.0.1:9",
                              "--out", str(tmp_path), "--grid", "utm")

@@ -282,6 +282,7 @@ def test_reference_option_reaches_the_validate_step(tmp_path):
     text = "".join(p.read_text() for p in (work / "out").rglob("*.yaml"))
     assert "sim:s3://wc-bucket/archive" in text
     (tmp_path / "b").mkdir()
-    result, _ = _invoke(tmp_path / "b", ["campaign", "plan", "--tiles", "N45E003", "--reference", "labels.csv", "--json"])
+    args = ["campaign", "plan", "--tiles", "N45E003", "--reference", "labels.csv", "--json"]
+    result, _ = _invoke(tmp_path / "b", args)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["plan"]["reference"].endswith("/work/labels.csv")  # absolute for the workers

@@ -21,12 +21,12 @@ import rasterio
 import typer
 from typer.testing import CliRunner
 
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 from worldcover.cli import _FriendlyErrors
 from worldcover.cli.model import app
 from worldcover.errors import DataError, InputError
 from worldcover.grid import Tile
-from worldcover.model.points import (
+from worldcover.tile.points import (
     GroupSplit,
     check_points,
     locate,
@@ -246,7 +246,7 @@ def world(tmp_path_factory):
             "lon": xs, "lat": ys, "class": codes.astype(int), "year": YEAR,
             "weight": np.where(rng.random(rows.size) < 0.2, 2.0, 1.0),
             # a "field": the 24 px quadrant of the block, so groups are smaller than the loaded chips
-            "group": [f"{block.id}_q{r // 24}{c // 24}" for r, c in zip(rows, cols)]}))
+            "group": [f"{block.id}_q{r // 24}{c // 24}" for r, c in zip(rows, cols, strict=True)]}))
     points = pd.concat(parts, ignore_index=True)
     assert points["class"].nunique() >= 3, f"the simulated blocks changed: classes {points['class'].unique()}"
     points.to_csv(root / "reference.csv", index=False)
@@ -325,7 +325,7 @@ def test_geojson_gives_the_same_model(world, trained):
 def test_tile_run_maps_what_the_model_predicts_at_the_points(world, trained, tmp_path):
     """The model runs in ``tile run``, and its map at the points equals its prediction from the training features."""
     from worldcover.model import Model
-    from worldcover.model.points import chip_samples, feature_config, source_needs
+    from worldcover.tile.points import chip_samples, feature_config, source_needs
     from worldcover.tile.run import open_source
     from worldcover.validation.points import sample_map
 

@@ -15,7 +15,8 @@ from odc.geo.xr import xr_coords
 from worldcover.bands import S2_BANDS
 from worldcover.errors import InputError
 from worldcover.grid import Tile
-from worldcover.preprocess import s2, sorted_quantiles
+from worldcover.preprocess import s2
+from worldcover.preprocess.kernels import sorted_quantiles
 
 pytestmark = [
     pytest.mark.filterwarnings("error::RuntimeWarning"),

@@ -19,11 +19,12 @@ import numpy as np
 import pystac
 import pytest
 
-from tests.conftest import run_cli
+from tests.helpers import DEFAULT_MODEL as MODEL
+from tests.helpers import run_cli
 from worldcover import sim
-from worldcover.bands import S2_ASSET_KEYS, S2_BANDS, required_s2_bands, s2_asset_keys
+from worldcover.bands import S2_ASSET_KEYS, S2_BANDS, s2_asset_keys
 from worldcover.errors import DataError, InputError
-from worldcover.features import FeatureConfig
+from worldcover.features import FeatureConfig, required_s2_bands
 from worldcover.grid import Tile
 from worldcover.sources.catalogues import PRESETS, check_s1_geocoded, resolve
 from worldcover.sources.harmonise import (
@@ -36,8 +37,6 @@ from worldcover.sources.harmonise import (
 from worldcover.sources.local_api import LocalStacApi
 from worldcover.sources.stac import StacSource, dominant_orbit, split_by_assets
 
-REPO = Path(__file__).resolve().parents[1]
-MODEL = REPO / "models" / "default"
 TILE, BLOCK, SPEC = "N45E003", 60, "r300c300"
 NEEDED = required_s2_bands(FeatureConfig())
 
@@ -159,10 +158,9 @@ def test_items_lacking_a_needed_band_are_skipped_and_recorded(archive):
     assert victim["id"] not in inputs.items["s2"] and len(inputs.items["s2"]) == 9
 
 
-@pytest.mark.skipif(not (MODEL / "card.json").exists(), reason="models/default not trained")
 def test_real_format_archive_without_b01_b09_is_mapped(archive, tmp_path):
     """Acceptance: a real-format archive without B01/B09 processed by `tile run`'s chain to a map."""
-    from worldcover.products import is_finished, tile_paths
+    from worldcover.layout import is_finished, tile_paths
     from worldcover.tile.run import run_tile
 
     _edit_items(archive, "sentinel-2-l2a", _drop_b01_b09)

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import rasterio
 
-from tests.conftest import SHARED, run_cli
+from tests.helpers import SHARED, run_cli
 from worldcover.grid import Tile
+from worldcover.layout import TilePaths, find_tile_paths, finished_tiles, parse_file_name, tile_paths
 from worldcover.legend import CODES, colormap
-from worldcover.products import TilePaths, find_tile_paths, finished_tiles, parse_file_name, tile_paths
 from worldcover.tile.products import (
     PRODUCT_BLOCKSIZE,
     BlockResult,
@@ -111,7 +111,8 @@ def our_tile(tmp_path_factory) -> TilePaths:
 
 
 def test_our_map_and_input_quality_carry_the_real_products_tags(our_tile):
-    for ours_path, real_path, extra in ((our_tile.map, MAP[2021], "legend"), (our_tile.quality, IQ[2021], "description")):
+    pairs = ((our_tile.map, MAP[2021], "legend"), (our_tile.quality, IQ[2021], "description"))
+    for ours_path, real_path, extra in pairs:
         ours, real = _header(ours_path)["tags"], _header(real_path)["tags"]
         assert set(ours) - GDAL_TAGS == set(real) - GDAL_TAGS, ours_path.name  # the same keys, no more, no less
         assert extra in ours

@@ -30,12 +30,8 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
-import pytest
-
+from tests.helpers import DEFAULT_MODEL as MODEL
 from tests.loopback import LoopbackServer
-
-REPO = Path(__file__).resolve().parents[1]
-MODEL = REPO / "models" / "default"
 
 SECRETS = {
     "ARGO_TOKEN": "argo-SEKRET-7f3a9c1d",
@@ -48,8 +44,6 @@ SECRETS = {
 }
 TOKEN_FILE_SECRET = "tokfile-SEKRET-99"
 ALL_SECRETS = [*SECRETS.values(), TOKEN_FILE_SECRET]
-
-pytestmark = pytest.mark.skipif(not (MODEL / "card.json").exists(), reason="models/default not trained")
 
 
 def forms(secret: str) -> set[bytes]:

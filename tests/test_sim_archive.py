@@ -168,14 +168,15 @@ def test_cogs_are_valid_and_match_their_items(archive):
     for cid in COLLECTIONS:
         for it in _items(out, cid)[:4]:
             crs = it["properties"]["proj:code"]
-            for key, a in it["assets"].items():
+            for a in it["assets"].values():
                 ok, errors, _ = cog_validate(a["href"], quiet=True)
                 assert ok, errors
                 with rasterio.open(a["href"]) as src:
                     assert list(src.shape) == a["proj:shape"]
                     assert list(src.transform)[:6] == pytest.approx(a["proj:transform"])
                     assert src.crs.to_string() == crs
-                    assert src.is_tiled
+                    bh, bw = src.block_shapes[0]
+                    assert bh == bw, f"{a['href']}: blocks {bh}x{bw}, expected square tiles (not strips)"
                     if max(src.shape) > 256:
                         assert src.overviews(1)
                     nodata = a["raster:bands"][0].get("nodata")

@@ -105,7 +105,8 @@ def _samples_from(targets) -> dict:
 def test_distance_table_has_every_class_and_feature_of_the_targets(targets):
     table = cal.distance_table(targets, _samples_from(targets))
     assert len(table) == len(targets)
-    assert set(zip(table.region, table["class"], table.feature)) == set(zip(targets.region, targets["class"], targets.feature))
+    keys = set(zip(table.region, table["class"], table.feature, strict=True))
+    assert keys == set(zip(targets.region, targets["class"], targets.feature, strict=True))
     assert table["wasserstein"].notna().all()
     partial = _samples_from(targets)
     del partial["flanders"][50]

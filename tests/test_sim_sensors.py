@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -132,7 +133,7 @@ def test_s1_backscatter_separates_water_trees_and_grows_with_biomass():
 def test_revisits_follow_the_constellation_of_the_era():
     grid = chip_grid(Tile.parse("N42W090").block(40, 40, 256))
     s1_2021, s1_2022 = s1_schedule(grid, 2021), s1_schedule(grid, 2022)
-    gaps = lambda acqs: {(b.day - a.day).days for a, b in zip(acqs, acqs[1:])}  # noqa: E731
+    gaps = lambda acqs: {(b.day - a.day).days for a, b in pairwise(acqs)}  # noqa: E731
     assert min(gaps(s1_2021)) == 6 and 55 <= len(s1_2021) <= 62  # S1A + S1B
     assert min(gaps(s1_2022)) == 12 and 28 <= len(s1_2022) <= 31  # S1B died in December 2021
     s2 = s2_schedule(grid, 2021, missing_fraction=0.0)
@@ -153,7 +154,7 @@ def test_simulate_block_is_deterministic():
     c = simulate_block(block, 2021, seed=6, **kw)
     assert a.s2 and a.s1 and a.dem is not None
     np.testing.assert_array_equal(a.truth.values, b.truth.values)
-    for sa, sb in zip(a.s2, b.s2):
+    for sa, sb in zip(a.s2, b.s2, strict=True):
         for band in sa.bands:
             np.testing.assert_array_equal(sa.bands[band].values, sb.bands[band].values)
         np.testing.assert_array_equal(sa.scl.values, sb.scl.values)
@@ -163,7 +164,8 @@ def test_simulate_block_is_deterministic():
     assert not np.array_equal(a.s1[0].vv.values, c.s1[0].vv.values)
     # The native resolutions: 10 m bands twice the 20 m size, six times the 60 m size.
     s = a.s2[0]
-    assert s.bands["B04"].shape == tuple(2 * n for n in s.bands["B05"].shape) == tuple(6 * n for n in s.bands["B01"].shape)
+    b05, b01 = s.bands["B05"].shape, s.bands["B01"].shape
+    assert s.bands["B04"].shape == tuple(2 * n for n in b05) == tuple(6 * n for n in b01)
     assert s.scl.shape == s.bands["B05"].shape
     assert s.bands["B04"].odc.geobox.crs.epsg == a.grid.epsg
 

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 from worldcover.errors import InputError
 from worldcover.grid import land_tiles
 from worldcover.stages import (

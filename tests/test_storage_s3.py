@@ -23,6 +23,7 @@ import pytest
 import rasterio
 import rasterio.windows
 
+from tests.helpers import DEFAULT_MODEL as MODEL
 from tests.small_campaign import BLOCK, TILES, TWO_BLOCKS, YEAR
 from tests.small_campaign import ONE_BLOCK as SPEC
 from worldcover import storage
@@ -30,13 +31,8 @@ from worldcover.campaign import CampaignPlan
 from worldcover.engines.local import run_campaign
 from worldcover.errors import InputError
 from worldcover.grid import Tile
-from worldcover.products import is_finished, tile_paths
+from worldcover.layout import is_finished, tile_paths
 from worldcover.sources.local_api import LocalStacApi
-
-REPO = Path(__file__).resolve().parents[1]
-MODEL = REPO / "models" / "default"
-
-
 
 
 def _plan(small_api, small_archive, out: str, blocks: str = SPEC) -> CampaignPlan:
@@ -60,13 +56,14 @@ def test_whole_writes_reads_and_relative_paths(s3_bucket, tmp_path):
     dest = storage.path(f"{s3_bucket}/a/b/note.txt")
     storage.atomic_write_text(dest, "hello")
     assert storage.read_text(dest) == "hello" and storage.size(dest) == 5
-    with pytest.raises(RuntimeError):  # a writer that fails uploads nothing
-        with storage.atomic_path(f"{s3_bucket}/a/b/broken.tif") as tmp:
-            tmp.write_bytes(b"half")
-            raise RuntimeError("writer died")
+    # a writer that fails uploads nothing
+    with pytest.raises(RuntimeError), storage.atomic_path(f"{s3_bucket}/a/b/broken.tif") as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("writer died")
     assert not storage.path(f"{s3_bucket}/a/b/broken.tif").exists()
     assert _keys(s3_bucket) == ["a/b/note.txt"]
-    assert storage.relpath(f"{s3_bucket}/tiles/N00E006/x.tif", f"{s3_bucket}/mosaic/2021") == "../../tiles/N00E006/x.tif"
+    rel = storage.relpath(f"{s3_bucket}/tiles/N00E006/x.tif", f"{s3_bucket}/mosaic/2021")
+    assert rel == "../../tiles/N00E006/x.tif"
     with pytest.raises(InputError, match="different stores"):
         storage.relpath(f"{s3_bucket}/x.tif", tmp_path)
     assert storage.vsi_path(f"{s3_bucket}/x.tif") == "/vsis3/" + s3_bucket.removeprefix("s3://") + "/x.tif"
@@ -139,7 +136,7 @@ def test_campaign_on_s3_equals_local_disk(small_api, small_archive, s3_bucket, t
     assert not list(Path(".").glob("s3:*"))
 
     # the CLI on that root: mosaic build is up to date, validate report reads the mosaic from S3
-    from tests.conftest import run_cli
+    from tests.helpers import run_cli
 
     code, out, err = run_cli("mosaic", "build", "--campaign", root, "--quiet", "--json")
     assert code == 0, err
@@ -149,8 +146,8 @@ def test_campaign_on_s3_equals_local_disk(small_api, small_archive, s3_bucket, t
                              "--out", f"{root}/report2")
     assert code == 0, err
     assert json.loads(storage.read_text(f"{root}/report2/metrics.json"))["overall_accuracy"] == m_s3["overall_accuracy"]
-    code, out, err = run_cli("validate", "design", "--map", vrt, "--out", f"{root}/design2/samples.csv", "--n", "40", "--min-per-class", "5",
-                             "--json")
+    code, out, err = run_cli("validate", "design", "--map", vrt, "--out", f"{root}/design2/samples.csv", "--n", "40",
+                             "--min-per-class", "5", "--json")
     assert code == 0, err
     assert storage.read_text(f"{root}/design2/samples.csv").count("\n") == 41
 
@@ -198,7 +195,8 @@ def test_sigkill_mid_campaign_resumes_on_s3(small_api, small_archive, s3_bucket,
 
 
 @pytest.mark.slow
-def test_injected_500s_fail_the_tile_cleanly_and_a_rerun_completes(small_api, small_archive, s3_server, s3_bucket, monkeypatch):
+def test_injected_500s_fail_the_tile_cleanly_and_a_rerun_completes(small_api, small_archive, s3_server, s3_bucket,
+                                                                   monkeypatch):
     from tests.s3 import FaultyProxy
     from worldcover.tile.run import run_tile
 
@@ -208,7 +206,8 @@ def test_injected_500s_fail_the_tile_cleanly_and_a_rerun_completes(small_api, sm
         for k, v in proxy.env().items():
             monkeypatch.setenv(k, v)
         proxy.fail("PUT", r"_Map\.tif")  # every upload of the Map COG fails, retries included
-        with pytest.raises(Exception):
+        # which error surfaces depends on the layer that gives up (botocore, s3fs, GDAL); what is left is checked below
+        with pytest.raises(Exception):  # noqa: B017
             run_tile(tile, YEAR, small_api.url, MODEL, root, block_size=BLOCK, blocks=SPEC)
         assert proxy.failed, "no request was failed: the fault did not hit"
         paths = tile_paths(root, tile, YEAR)
@@ -242,8 +241,11 @@ def test_endpoint_lost_mid_tile_then_back(small_api, small_archive, s3_server, s
             if len(seen) == 1:
                 proxy.stop()
 
-        with pytest.raises(Exception):
-            run_tile(tile, YEAR, small_api.url, MODEL, root, block_size=BLOCK, blocks=TWO_BLOCKS, on_block=drop_after_first)
+        # which error surfaces depends on the layer that loses the endpoint; what is left is checked below
+        with pytest.raises(Exception):  # noqa: B017
+            run_tile(
+                tile, YEAR, small_api.url, MODEL, root, block_size=BLOCK, blocks=TWO_BLOCKS, on_block=drop_after_first
+            )
         proxy.start()
         paths = tile_paths(root, tile, YEAR)
         assert not is_finished(paths) and not paths.item.exists()
@@ -273,8 +275,10 @@ def test_published_archive_is_served_and_read_from_s3(small_api, small_archive, 
         with LocalStacApi(url) as published:
             run = run_tile(TILES[0], YEAR, published.url, MODEL, f"{s3_bucket}/from-s3", block_size=BLOCK, blocks=SPEC)
         assert run.status == "done"
-        assert np.array_equal(_read(tile_paths(f"{s3_bucket}/from-s3", TILES[0], YEAR).map),
-                              _read(tile_paths(tmp_path / "from-disk", TILES[0], YEAR).map))
+        assert np.array_equal(
+            _read(tile_paths(f"{s3_bucket}/from-s3", TILES[0], YEAR).map),
+            _read(tile_paths(tmp_path / "from-disk", TILES[0], YEAR).map),
+        )
         samples = tmp_path / "samples.csv"
         block = Tile.parse(TILES[0]).block(300, 300, BLOCK)
         w, s, e, n = block.geobox.boundingbox

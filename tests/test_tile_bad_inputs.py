@@ -13,23 +13,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers import DEFAULT_MODEL as MODEL
 from worldcover import sim
 from worldcover.errors import DataError
 from worldcover.grid import Tile
+from worldcover.layout import is_finished, tile_paths
 from worldcover.legend import NODATA
 from worldcover.model import Model
-from worldcover.products import is_finished, tile_paths
 from worldcover.sources.local_api import LocalStacApi
 from worldcover.sources.stac import StacSource
 from worldcover.tile.run import ChainParams, classify_block, run_tile
 
-MODEL = Path(__file__).resolve().parents[1] / "models" / "default"
 YEAR = 2021
 BLOCK = 60
 TILE = "N45E003"
 SPEC = "r300c300"
-
-pytestmark = pytest.mark.skipif(not (MODEL / "card.json").exists(), reason="models/default not trained")
 
 
 @pytest.fixture(scope="module")
@@ -71,10 +69,9 @@ def test_items_without_a_needed_band_asset_are_a_data_error_naming_block_and_ban
     path.write_text(json.dumps(fc))
     out = tmp_path / "out"
     n = len(fc["features"])
-    with LocalStacApi(archive) as api:
-        with pytest.raises(DataError, match=rf"block {TILE}_{SPEC}: none of the {n} Sentinel-2 items .* "
-                                            rf"missing: B04 \({n} items\)"):
-            run_tile(TILE, YEAR, api.url, MODEL, out, block_size=BLOCK, blocks=SPEC)
+    expected = rf"block {TILE}_{SPEC}: none of the {n} Sentinel-2 items .* missing: B04 \({n} items\)"
+    with LocalStacApi(archive) as api, pytest.raises(DataError, match=expected):
+        run_tile(TILE, YEAR, api.url, MODEL, out, block_size=BLOCK, blocks=SPEC)
     _assert_failed_cleanly(out)
     assert "missing: B04" in json.loads(tile_paths(out, TILE, YEAR).failure.read_text())["error"]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from rio_cogeo.cogeo import cog_validate
 
-from worldcover.products import tile_paths
+from worldcover.layout import tile_paths
 from worldcover.tile.products import BlockResult, assemble_tile, cog_layout, write_block_result
 
 

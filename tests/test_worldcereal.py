@@ -12,7 +12,7 @@ import pytest
 import rasterio
 import xarray as xr
 
-from tests.conftest import SHARED, run_cli
+from tests.helpers import SHARED, run_cli
 from worldcover.grid import Tile
 from worldcover.sources import worldcereal as wc
 from worldcover.validation.points import blocks_for_points, blocks_spec, label_points, sample_map, score
@@ -152,7 +152,7 @@ def test_blocks_and_map_sampling(labels_only, tmp_path):
     path = write_cog(tmp_path / "map.tif", values, block.geobox, nodata=0)
     got = sample_map(path, pts["lon"].to_numpy(), pts["lat"].to_numpy())
     with rasterio.open(path) as f:
-        ref = np.array([v[0] for v in f.sample(zip(pts["lon"], pts["lat"]))])
+        ref = np.array([v[0] for v in f.sample(zip(pts["lon"], pts["lat"], strict=True))])
     np.testing.assert_array_equal(got, ref)
     m = score(pts["class"].to_numpy(), np.where(pts["class"] == 40, 40, 10))
     assert m.n == 2343 and m.overall_accuracy == pytest.approx(1401 / 2343)

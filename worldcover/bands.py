@@ -1,6 +1,6 @@
 """Fixed facts about the Sentinel bands, shared by the simulator, loaders and preprocessing.
 
-Data contract between stages (DESIGN.md §3): an ``xarray.Dataset`` on the
+Data contract between stages (sources hand it to preprocessing and features): an ``xarray.Dataset`` on the
 block GeoBox with dims ``(time, y, x)``, one float32 variable per band
 (surface reflectance for S2, linear power for S1) with NaN for missing, and
 ``SCL`` as uint8 with 0 for nodata.
@@ -59,26 +59,6 @@ S1_POLARISATIONS = ("vv", "vh")
 
 # s2cloudless' inputs that L2A provides (its B10 is replaced by a proxy: preprocess.s2.cloud_probability).
 S2_CLOUDLESS_BANDS = ("B01", "B02", "B04", "B05", "B08", "B8A", "B09", "B11", "B12")
-
-
-def required_s2_bands(config=None, cloud_probability: bool = False) -> tuple[str, ...]:
-    """The S2 reflectance bands a ``FeatureConfig`` needs, in ``S2_BANDS`` order (SCL not included).
-
-    Its bands, the bands of its spectral indices (spyndex), NDVI's for the
-    monthly NDVI, and s2cloudless' inputs (B01, B09, ...) only when that mask is
-    on: archives that omit unused bands can then be processed, and fewer rasters
-    are warped. ``config=None`` means every band (the loader's old contract).
-    """
-    if config is None:
-        return tuple(S2_BANDS)
-    from worldcover.features import index_inputs  # features imports this module
-
-    needed = set(config.bands)
-    for name in [*config.indices, *(["NDVI"] if config.monthly_ndvi else [])]:
-        needed |= set(index_inputs(name)[0].values())
-    if cloud_probability:
-        needed |= set(S2_CLOUDLESS_BANDS)
-    return tuple(b for b in S2_BANDS if b in needed)
 
 
 def s2_asset_keys(layout: str, bands) -> dict[str, str]:

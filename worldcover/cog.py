@@ -2,7 +2,9 @@
 
 Every product is first written to a temporary name in the destination
 folder and renamed only once complete and valid, so a crash never leaves a
-file that a later step could take for a finished one.
+file that a later step could take for a finished one (the atomic writes,
+checksums and temp sweeps themselves are :mod:`worldcover.storage`'s, for
+local disk and object storage alike).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from odc.geo.geobox import GeoBox
@@ -19,16 +21,7 @@ from rio_cogeo.cogeo import cog_translate, cog_validate
 from rio_cogeo.profiles import cog_profiles
 
 from worldcover.errors import DataError
-from worldcover.storage import (
-    TEMP_MARK,
-    atomic_path,
-    atomic_workdir,
-    atomic_write_text,
-    is_temp_name,
-    path,
-    remove_temps,
-    sha256,
-)
+from worldcover.storage import Location, atomic_path, path
 
 # rio-cogeo's translate is not safe in two threads of one process: under load,
 # one call's in-memory GeoTIFF intermittently opens as the other's WarpedVRT
@@ -37,25 +30,25 @@ from worldcover.storage import (
 _TRANSLATE_LOCK = threading.Lock()
 
 
-# Atomic writes, checksums and temp sweeps live in the storage layer (local disk and object
-# storage alike); the writers that import them from here keep working.
-sha256_file = sha256
-__all__ = ["TEMP_MARK", "atomic_path", "atomic_workdir", "atomic_write_text", "is_temp_name", "remove_temps",
-           "sha256_file", "write_cog"]
+
+#: the overview resamplings rio-cogeo accepts
+OverviewResampling = Literal[
+    "nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode", "gauss", "rms"
+]
 
 
 def write_cog(
-    dest: str | os.PathLike,
+    dest: str | os.PathLike | Location,
     data: np.ndarray,
     geobox: GeoBox,
     *,
     nodata: float | int | None,
-    overview_resampling: str = "nearest",
+    overview_resampling: OverviewResampling = "nearest",
     colormap: dict | None = None,
     band_names: Sequence[str] | None = None,
     tags: dict | None = None,
     blocksize: int = 512,
-) -> Path:
+) -> Location:
     """Write ``data`` ((band, y, x) or (y, x)) on ``geobox`` as a validated COG at ``dest``."""
     arr = data[np.newaxis] if data.ndim == 2 else data
     if arr.shape[1:] != geobox.shape:
@@ -67,7 +60,7 @@ def write_cog(
     dst_profile = cog_profiles.get("deflate")
     size = min(blocksize, max(16, 1 << int(np.log2(max(min(arr.shape[1:]), 16)))))
     dst_profile.update(blockxsize=size, blockysize=size, predictor=2 if arr.dtype.kind in "iu" else 3)
-    dest = path(dest)
+    target = path(dest)
     with _TRANSLATE_LOCK, MemoryFile() as mem:
         with mem.open(**profile) as src:
             src.write(arr)
@@ -77,11 +70,11 @@ def write_cog(
                 src.set_band_description(i, name)
             if tags:
                 src.update_tags(**{k: str(v) for k, v in tags.items()})
-        with mem.open() as src, atomic_path(dest, suffix=".tif") as tmp:
+        with mem.open() as src, atomic_path(target, suffix=".tif") as tmp:
             cog_translate(src, tmp, dst_profile, nodata=nodata, overview_resampling=overview_resampling,
                           in_memory=True, quiet=True, forward_band_tags=True,
                           colormap=colormap, additional_cog_metadata=None)
             ok, errors, _ = cog_validate(tmp, quiet=True)
             if not ok:
-                raise DataError(f"{dest.name} is not a valid COG: {'; '.join(errors)}")
-    return dest
+                raise DataError(f"{target.name} is not a valid COG: {'; '.join(errors)}")
+    return target

@@ -37,14 +37,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from typing import Any, cast
 
 import numpy as np
 import xarray as xr
 
-from worldcover.bands import S2_BANDS
+from worldcover.bands import S2_BANDS, S2_CLOUDLESS_BANDS
 from worldcover.errors import DataError, InputError
-from worldcover.preprocess import (
+from worldcover.preprocess.kernels import (
     TIME,
     apply_along_time,
     group_mean,
@@ -145,15 +146,15 @@ def _index_kernel(*arrays: np.ndarray, name: str, symbols: tuple[str, ...], cons
     are planes that stay in cache, and the rare non-finite values are replaced
     in place (``np.where`` over the block cost as much as the formula).
     """
-    arrays = [np.asarray(a) for a in arrays]
+    bands = [np.asarray(a) for a in arrays]
     code = _index_code(name)
-    shape = arrays[0].shape
-    by_plane = len(shape) >= 3 and all(a.shape == shape for a in arrays)
+    shape = bands[0].shape
+    by_plane = len(shape) >= 3 and all(a.shape == shape for a in bands)
     planes = range(shape[0]) if by_plane else [...]
-    out = np.empty(np.broadcast_shapes(*(a.shape for a in arrays)), dtype=np.float32)
+    out = np.empty(np.broadcast_shapes(*(a.shape for a in bands)), dtype=np.float32)
     with np.errstate(all="ignore"):
         for i in planes:
-            params = {**{s: a[i] for s, a in zip(symbols, arrays)}, **constants}
+            params = {**{s: a[i] for s, a in zip(symbols, bands, strict=True)}, **constants}
             o = out[i]
             o[...] = eval(code, {}, params)  # noqa: S307 -- spyndex's catalogue formula
             finite = np.isfinite(o)
@@ -209,11 +210,26 @@ class FeatureConfig:
     longitude: bool = False
 
     def __post_init__(self) -> None:
+        self._check_names()
+        self._check_ranges()
+        for field_name in ("bands", "indices", "percentiles", "s1_variables", "s1_percentiles"):
+            values = list(getattr(self, field_name))
+            if len(set(values)) != len(values):
+                raise InputError(f"FeatureConfig.{field_name} has duplicates: {values}")
+
+    def _check_names(self) -> None:
+        """Bands, indices and S1 variables are ones the features know."""
         for b in self.bands:
             if b not in S2_BANDS:
                 raise InputError(f"invalid feature band {b!r}: expected one of {list(S2_BANDS)}")
         for name in self.indices:
             index_inputs(name)
+        for v in self.s1_variables:
+            if v not in S1_VARIABLES:
+                raise InputError(f"invalid S1 feature variable {v!r}: expected one of {list(S1_VARIABLES)}")
+
+    def _check_ranges(self) -> None:
+        """Percentiles are integers 0..100 and the summer months 1..12."""
         for field_name in ("percentiles", "s1_percentiles"):
             for p in getattr(self, field_name):
                 if not isinstance(p, (int, np.integer)) or isinstance(p, bool) or not 0 <= p <= 100:
@@ -222,13 +238,6 @@ class FeatureConfig:
             m = getattr(self, field_name)
             if not isinstance(m, (int, np.integer)) or not 1 <= m <= 12:
                 raise InputError(f"invalid {field_name} {m!r}: expected a month 1..12")
-        for v in self.s1_variables:
-            if v not in S1_VARIABLES:
-                raise InputError(f"invalid S1 feature variable {v!r}: expected one of {list(S1_VARIABLES)}")
-        for field_name in ("bands", "indices", "percentiles", "s1_variables", "s1_percentiles"):
-            values = list(getattr(self, field_name))
-            if len(set(values)) != len(values):
-                raise InputError(f"FeatureConfig.{field_name} has duplicates: {values}")
 
     def to_dict(self) -> dict:
         """JSON-friendly form (lists for tuples), e.g. for the model card."""
@@ -244,7 +253,8 @@ class FeatureConfig:
         d = dict(d)
         # Cards written before the longitude switch used all four location encodings.
         d.setdefault("longitude", bool(d.get("location", True)))
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        return cls(**kwargs)
 
     @classmethod
     def summer_only(cls, **overrides) -> FeatureConfig:
@@ -394,7 +404,7 @@ def slope_degrees(dem: xr.DataArray) -> xr.DataArray:
     gx = map_overlap_yx(_gradient_kernel, dem, depth=1, axis=-1)
     dx, dy = pixel_size_m(dem)
     with np.errstate(invalid="ignore"):
-        s = np.degrees(np.arctan(np.hypot(gx / dx, gy / dy)))
+        s = cast(xr.DataArray, np.degrees(np.arctan(np.hypot(gx / dx, gy / dy))))  # numpy ufuncs keep DataArrays
     return s.astype(np.float32).rename("slope")
 
 
@@ -406,7 +416,8 @@ def location_features(template: xr.DataArray, longitude: bool = True) -> xr.Data
     if is_dask(zero) and not is_dask(lat) and lat.ndim == 2:
         lon, lat = lon.chunk(zero.chunksizes), lat.chunk(zero.chunksizes)
     rlat, rlon = np.deg2rad(lat), np.deg2rad(lon)
-    parts = [np.sin(rlat), np.cos(rlat)] + ([np.sin(rlon), np.cos(rlon)] if longitude else [])
+    # numpy ufuncs on DataArrays give DataArrays (numpy's hints say ndarray)
+    parts = cast(list[xr.DataArray], [np.sin(rlat), np.cos(rlat)] + ([np.sin(rlon), np.cos(rlon)] if longitude else []))
     return xr.concat([(p + zero).astype(np.float32) for p in parts], dim=FEATURE).assign_coords(
         {FEATURE: list(LOCATION_NAMES[:len(parts)])}
     )
@@ -459,39 +470,8 @@ def compute_features(
     if config.terrain and dem is None:
         raise InputError("FeatureConfig(terrain=True) needs a DEM; pass dem= or use terrain=False")
 
-    @functools.cache
-    def index(name: str) -> xr.DataArray:
-        return spectral_index(s2, name)
-
-    def band(b: str) -> xr.DataArray:
-        if b not in s2.data_vars:
-            raise InputError(f"S2 composites lack band {b}: expected {list(s2.data_vars)} to include it")
-        return s2[b].astype(np.float32, copy=False)
-
-    parts: list[xr.DataArray] = []
-    for kind, args, names in _plan(config):
-        if kind == "s2_pct":
-            parts.append(temporal_percentiles(band(args["band"]), config.percentiles, names))
-        elif kind == "index_pct":
-            parts.append(temporal_percentiles(index(args["index"]), config.percentiles, names))
-        elif kind == "ndvi_monthly":
-            groups = _month_groups(s2[TIME])
-            out = apply_along_time(group_mean, index("NDVI"), out_dim="_m", out_size=12, kwargs={"groups": groups})
-            parts.append(_stack(out, names, "_m"))
-        elif kind == "summer":
-            parts.append(_summer(s2, config, names, band))
-        elif kind == "s1":
-            da = _on_grid(s1[args["var"]], template, "S1").astype(np.float32, copy=False)
-            qs = [p / 100.0 for p in config.s1_percentiles]
-            out = apply_along_time(
-                _pct_std_kernel, da, out_dim="_s", out_size=len(names), kwargs={"qs": qs, "std": config.s1_std}
-            )
-            parts.append(_stack(out, names, "_s"))
-        elif kind == "terrain":
-            d = _on_grid(dem, template, "DEM").astype(np.float32, copy=False)
-            parts.append(xr.concat([d, slope_degrees(d)], dim=FEATURE).assign_coords({FEATURE: names}))
-        elif kind == "location":
-            parts.append(location_features(template, longitude=config.longitude))
+    inputs = _BlockInputs(s2, s1, dem, config, template)
+    parts = [inputs.part(kind, args, names) for kind, args, names in _plan(config)]
     if not parts:
         raise InputError("FeatureConfig selects no features")
     parts = [
@@ -506,6 +486,60 @@ def compute_features(
         raise AssertionError(f"feature order drifted from feature_names(): {list(out[FEATURE].values)}")
     out.attrs = {}
     return out.rename("features")
+
+
+@dataclass
+class _BlockInputs:
+    """One block's inputs to :func:`compute_features`; each spectral index is computed once."""
+
+    s2: xr.Dataset
+    s1: xr.Dataset | None
+    dem: xr.DataArray | None
+    config: FeatureConfig
+    template: xr.DataArray  # one (y, x) S2 layer: the grid S1 and the DEM are checked against
+    _indices: dict[str, xr.DataArray] = field(default_factory=dict)
+
+    def index(self, name: str) -> xr.DataArray:
+        """Spectral index ``name`` of the composites (cached: several features share NDVI)."""
+        if name not in self._indices:
+            self._indices[name] = spectral_index(self.s2, name)
+        return self._indices[name]
+
+    def band(self, b: str) -> xr.DataArray:
+        """S2 band ``b`` as float32."""
+        if b not in self.s2.data_vars:
+            raise InputError(f"S2 composites lack band {b}: expected {list(self.s2.data_vars)} to include it")
+        return self.s2[b].astype(np.float32, copy=False)
+
+    def part(self, kind: str, args: dict, names: list[str]) -> xr.DataArray:
+        """The features of one entry of :func:`_plan`, named ``names``."""
+        config = self.config
+        if kind == "s2_pct":
+            return temporal_percentiles(self.band(args["band"]), config.percentiles, names)
+        if kind == "index_pct":
+            return temporal_percentiles(self.index(args["index"]), config.percentiles, names)
+        if kind == "ndvi_monthly":
+            groups = _month_groups(self.s2[TIME])
+            out = apply_along_time(group_mean, self.index("NDVI"), out_dim="_m", out_size=12,
+                                   kwargs={"groups": groups})
+            return _stack(out, names, "_m")
+        if kind == "summer":
+            return _summer(self.s2, config, names, self.band)
+        if kind == "s1":
+            assert self.s1 is not None  # compute_features refuses config.s1 without s1
+            da = _on_grid(self.s1[args["var"]], self.template, "S1").astype(np.float32, copy=False)
+            qs = [p / 100.0 for p in config.s1_percentiles]
+            out = apply_along_time(
+                _pct_std_kernel, da, out_dim="_s", out_size=len(names), kwargs={"qs": qs, "std": config.s1_std}
+            )
+            return _stack(out, names, "_s")
+        if kind == "terrain":
+            assert self.dem is not None  # compute_features refuses config.terrain without a DEM
+            d = _on_grid(self.dem, self.template, "DEM").astype(np.float32, copy=False)
+            return xr.concat([d, slope_degrees(d)], dim=FEATURE).assign_coords({FEATURE: names})
+        if kind == "location":
+            return location_features(self.template, longitude=config.longitude)
+        raise AssertionError(f"unknown feature kind {kind!r} in the plan")
 
 
 def _summer(s2: xr.Dataset, config: FeatureConfig, names: list[str], band) -> xr.DataArray:
@@ -524,6 +558,24 @@ def _summer(s2: xr.Dataset, config: FeatureConfig, names: list[str], band) -> xr
     )
     layers = [comp[b] for b in config.bands] + [spectral_index(comp, i) for i in config.indices]
     return xr.concat(layers, dim=FEATURE, coords="minimal", compat="override").assign_coords({FEATURE: names})
+
+
+def required_s2_bands(config: FeatureConfig | None = None, cloud_probability: bool = False) -> tuple[str, ...]:
+    """The S2 reflectance bands a ``FeatureConfig`` needs, in ``S2_BANDS`` order (SCL not included).
+
+    Its bands, the bands of its spectral indices (spyndex), NDVI's for the
+    monthly NDVI, and s2cloudless' inputs (B01, B09, ...) only when that mask is
+    on: archives that omit unused bands can then be processed, and fewer rasters
+    are warped. ``config=None`` means every band (the loader's old contract).
+    """
+    if config is None:
+        return tuple(S2_BANDS)
+    needed = set(config.bands)
+    for name in [*config.indices, *(["NDVI"] if config.monthly_ndvi else [])]:
+        needed |= set(index_inputs(name)[0].values())
+    if cloud_probability:
+        needed |= set(S2_CLOUDLESS_BANDS)
+    return tuple(b for b in S2_BANDS if b in needed)
 
 
 def n_features(config: FeatureConfig = FeatureConfig()) -> int:

@@ -274,7 +274,7 @@ def land_tiles(
     """
     table = land_fraction_table()
     out = []
-    for r, c in zip(*np.nonzero(table > min_fraction)):
+    for r, c in zip(*np.nonzero(table > min_fraction), strict=True):
         tile = Tile(90 - TILE_DEGREES * (int(r) + 1), TILE_DEGREES * int(c) - 180)
         if not (PRODUCT_SOUTH <= tile.lat < PRODUCT_NORTH):
             continue

@@ -25,6 +25,7 @@ are complete, so an interrupted run is never taken for a finished one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from dataclasses import dataclass
@@ -214,10 +215,9 @@ class _ChecksumMemo:
     def save(self) -> None:
         if not self.changed:
             return
-        try:
+        # OSError: a read-only archive: verification still worked, it just is not remembered
+        with contextlib.suppress(OSError):
             storage.atomic_write_text(self.path, json.dumps(self.known, sort_keys=True))
-        except OSError:
-            pass  # a read-only archive: verification still worked, it just is not remembered
 
 
 def finished_tiles(root, year: int) -> list[str]:

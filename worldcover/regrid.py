@@ -10,9 +10,14 @@ per band here, which is why this is not ``rasterio.warp.reproject``.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import numpy as np
+from affine import Affine
 from odc.geo.geobox import GeoBox
 from pyproj import Transformer
+
+from worldcover.errors import InputError
 
 __all__ = ["Regrid"]
 
@@ -39,18 +44,23 @@ def _bilinear_band(band: np.ndarray, taps: list[np.ndarray], weights: list[np.nd
     vals = [band.take(t) for t in taps]
     if not any(np.isnan(v).any() for v in vals):
         np.multiply(vals[0], weights[0], out=res)
-        for v, w in zip(vals[1:], weights[1:]):
+        for v, w in zip(vals[1:], weights[1:], strict=True):
             res += v * w
         return
     total = np.zeros_like(res)
     res[:] = 0
-    for v, w in zip(vals, weights):
+    for v, w in zip(vals, weights, strict=True):
         ok = ~np.isnan(v)
         res += np.where(ok, v, 0) * w
         total += np.where(ok, w, 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         res /= total  # 0 / 0: all four taps missing -> NaN
 
+
+
+def _apply(t: Affine, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``t`` applied to arrays of x and y (``@``: affine 3 deprecates ``*``; its type hints cover floats only)."""
+    return cast(Any, t) @ (x, y)
 
 class Regrid:
     """The mapping of ``dst`` pixel centres into ``src`` pixels: bilinear (NaN-aware) and nearest resampling.
@@ -80,15 +90,18 @@ class Regrid:
         ys, ym = _axis_weights(h, _STEP)
         xs, xm = _axis_weights(w, _STEP)
         gx, gy = np.meshgrid(xs + 0.5, ys + 0.5)
-        lon, lat = self.dst.affine * (gx, gy)
+        lon, lat = _apply(self.dst.affine, gx, gy)
+        if self.dst.crs is None or self.src.crs is None:
+            raise InputError(f"regrid needs two grids with a CRS, got {self.src.crs} -> {self.dst.crs}")
         to_src = Transformer.from_crs(self.dst.crs.to_wkt(), self.src.crs.to_wkt(), always_xy=True)
         x, y = to_src.transform(lon, lat)
-        c, r = ~self.src.affine * (x, y)
+        c, r = _apply(~self.src.affine, x, y)
         return ym @ (r - 0.5) @ xm.T, ym @ (c - 0.5) @ xm.T
 
     @property
     def shape(self) -> tuple[int, int]:
-        return tuple(self.dst.shape)
+        h, w = self.dst.shape
+        return (h, w)
 
     def _check(self, a: np.ndarray) -> np.ndarray:
         a = np.asarray(a)

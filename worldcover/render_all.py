@@ -66,7 +66,7 @@ def stale(root: Path, files: dict[str, str]) -> list[str]:
 
 def write_tree(root: Path, files: dict[str, str]) -> list[str]:
     """Bring ``root`` in line with ``files``; return the paths written or removed."""
-    from worldcover.cog import atomic_write_text as write_text
+    from worldcover.storage import atomic_write_text as write_text
 
     changed = stale(root, files)
     for rel in changed:

@@ -144,7 +144,7 @@ def summary(seed: int = DEFAULT_SEED) -> list[dict]:
     rows = []
     counts = {name: Counter(stratum(t).zone for t in stage_tiles(name, seed)) for name in STAGES}
     for zone, lo, hi in ZONES:
-        row = {"zone": zone, "lat_range": f"{lo:g}..{hi:g}"}
+        row: dict[str, str | int] = {"zone": zone, "lat_range": f"{lo:g}..{hi:g}"}
         row.update({name: counts[name].get(zone, 0) for name in STAGES})
         rows.append(row)
     rows.append({"zone": "total", "lat_range": "", **{n: sum(c.values()) for n, c in counts.items()}})

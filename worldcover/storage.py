@@ -24,12 +24,14 @@ Configuration comes only from the standard environment (``AWS_ENDPOINT_URL``,
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
 import posixpath
 import re
+import secrets
 import shutil
 import socket
 import tempfile
@@ -45,6 +47,7 @@ from urllib.parse import urlsplit
 from worldcover.errors import InputError
 
 if TYPE_CHECKING:
+    from typing_extensions import TypeIs  # typing.TypeIs from Python 3.13
     from upath import UPath
 
 #: A location as the code holds it: a local Path or an fsspec-backed UPath (imported lazily).
@@ -71,6 +74,11 @@ def is_remote(location) -> bool:
     if isinstance(location, Path):
         return False
     return bool(scheme(str(location)))
+
+
+def _remote(p: Location) -> TypeIs[UPath]:
+    """:func:`is_remote` for a location object, so that the type checker tells the UPath branch from the Path one."""
+    return is_remote(p)
 
 
 def check_location(value: str, what: str) -> str:
@@ -135,9 +143,10 @@ def relpath(target, start) -> str:
     t, s = path(target), path(start)
     if is_remote(t) != is_remote(s) or (is_remote(t) and str(t).split("/", 3)[:3] != str(s).split("/", 3)[:3]):
         raise InputError(f"{str(target)!r} and {str(start)!r} are on different stores: no relative path joins them")
-    if is_remote(t):
+    if _remote(t) and _remote(s):
         return posixpath.relpath("/" + t.path, "/" + s.path)
-    return Path(os.path.relpath(Path(t).resolve(), Path(s).resolve())).as_posix()
+    assert isinstance(t, Path) and isinstance(s, Path)  # both local: the same store was checked above
+    return Path(os.path.relpath(t.resolve(), s.resolve())).as_posix()
 
 
 def vsi_path(location) -> str:
@@ -183,7 +192,7 @@ configure_gdal()
 
 def makedirs(p: Location) -> None:
     """Create a local folder (and parents); object stores have no folders, so nothing to do there."""
-    if not is_remote(p):
+    if not _remote(p):
         Path(p).mkdir(parents=True, exist_ok=True)
 
 
@@ -210,7 +219,7 @@ def stamp(location) -> list | None:
     None when the location does not exist.
     """
     p = path(location)
-    if not is_remote(p):
+    if not _remote(p):
         try:
             st = Path(p).stat()
         except FileNotFoundError:
@@ -231,7 +240,7 @@ def size(location) -> int | None:
 def age_ns(location) -> int:
     """Nanoseconds since a local file was last modified (object stores: since the object was written)."""
     p = path(location)
-    if not is_remote(p):
+    if not _remote(p):
         return time.time_ns() - Path(p).stat().st_mtime_ns
     modified = p.fs.info(p.path).get("LastModified")
     return time.time_ns() - int(modified.timestamp() * 1e9) if modified is not None else 1 << 62
@@ -251,7 +260,7 @@ def is_temp_name(name: str) -> bool:
 def put_copy(local: str | os.PathLike, location) -> None:
     """Store a copy of a complete local file at ``location`` (the local file stays), whole."""
     p = path(location)
-    if is_remote(p):
+    if _remote(p):
         p.fs.put_file(str(local), p.path)
         return
     with atomic_path(p) as tmp:
@@ -269,7 +278,7 @@ def atomic_path(dest, suffix: str | None = None) -> Iterator[Path]:
     when complete; an object is never visible half-written.
     """
     p = path(dest)
-    if is_remote(p):
+    if _remote(p):
         work = Path(tempfile.mkdtemp(prefix="worldcover-put-"))
         try:
             tmp = work / (p.name + (suffix or ""))
@@ -300,7 +309,7 @@ def atomic_workdir(dest) -> Iterator[Path]:
     too, so a crash leaves nothing visible, and :func:`remove_temps` sweeps it.
     """
     p = path(dest)
-    if is_remote(p):
+    if _remote(p):
         with atomic_path(p) as tmp:
             yield tmp
         return
@@ -314,6 +323,62 @@ def atomic_workdir(dest) -> Iterator[Path]:
         os.replace(out, dest)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def fsync_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a local file and flush it to the disk (for files that must survive a power cut)."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a local folder's entries (the renames into it) to the disk; nothing where the OS cannot."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def durable_dir(dest: str | os.PathLike) -> Iterator[Path]:
+    """Yield a fresh sibling folder of the local folder ``dest``; on success it replaces ``dest`` whole.
+
+    For sets of files that must change together (a model and its card): the caller writes them
+    with :func:`fsync_write`; the folder is flushed, then renamed onto ``dest``, so a crash leaves
+    the old set, nothing, or the new set. A non-empty ``dest`` is moved aside first (to
+    ``.NAME.old-*``, kept if the process dies mid-swap) and put back if the swap fails.
+    """
+    target = Path(dest)
+    parent = target.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = parent / f".{target.name}.tmp-{secrets.token_hex(6)}"
+    staging.mkdir()
+    try:
+        yield staging
+        fsync_dir(staging)
+        if target.exists() and os.listdir(target):
+            retired = parent / f".{target.name}.old-{secrets.token_hex(6)}"
+            os.rename(target, retired)
+            try:
+                os.rename(staging, target)
+            except BaseException:
+                os.rename(retired, target)  # put the old set back
+                raise
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, target)  # onto nothing or an empty directory: atomic
+        fsync_dir(parent)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def atomic_write_text(dest, text: str):
@@ -336,13 +401,11 @@ def remove(location, missing_ok: bool = True) -> None:
 def remove_tree(location) -> None:
     """Delete a folder or every object under a prefix."""
     p = path(location)
-    if not is_remote(p):
+    if not _remote(p):
         shutil.rmtree(p, ignore_errors=True)
         return
-    try:
+    with contextlib.suppress(FileNotFoundError):
         p.fs.rm(p.path, recursive=True)
-    except FileNotFoundError:
-        pass
 
 
 def remove_temps(folder, recursive: bool = False) -> int:
@@ -412,7 +475,7 @@ def lock(root, ttl_s: float = LOCK_TTL_S) -> Iterator[Location]:
     a lock past its expiry, or left by a dead process of this host, is taken over.
     """
     p = path(root)
-    if is_remote(p):
+    if _remote(p):
         with _object_lock(p / LOCK_NAME, ttl_s) as held:
             yield held
         return
@@ -484,10 +547,9 @@ def _object_lock(lock_obj, ttl_s: float) -> Iterator[Location]:
 
     def heartbeat() -> None:
         while not stop.wait(ttl_s / 3):
-            try:
+            # any error: a missed beat is retried; expiry covers a lost store
+            with contextlib.suppress(Exception):
                 lock_obj.fs.pipe_file(lock_obj.path, _lock_record(owner, ttl_s))
-            except Exception:  # noqa: BLE001 - a missed beat is retried; expiry covers a lost store
-                pass
 
     beat = threading.Thread(target=heartbeat, name="worldcover-lock-heartbeat", daemon=True)
     beat.start()

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from worldcover import storage
 from worldcover.campaign.plan import CampaignPlan, check_source
 from worldcover.errors import InputError
-from worldcover.products import finished_tiles
+from worldcover.layout import finished_tiles
 from worldcover.stages import STAGES, check_stage, stage_tiles
 
 DEFAULT_THRESHOLD = 0.75

@@ -1,7 +1,7 @@
 """Where a campaign stands, read from what the local engine leaves under its output root.
 
 Nothing reports to us: the state is in the files every step writes anyway
-(see :mod:`worldcover.products`), so any machine that reads the root can
+(see :mod:`worldcover.layout`), so any machine that reads the root can
 follow the campaign, while it runs or after it stopped:
 
 * ``campaign.json``: the plan, hence the tiles and the blocks of each;
@@ -29,7 +29,7 @@ from worldcover import storage
 from worldcover.campaign.plan import CampaignPlan
 from worldcover.errors import InputError
 from worldcover.grid import Tile, parse_blocks
-from worldcover.products import find_tile_paths, is_finished
+from worldcover.layout import find_tile_paths, is_finished
 
 PLAN_FILE = "campaign.json"
 STATES = ("done", "failed", "running", "pending")

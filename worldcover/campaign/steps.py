@@ -115,8 +115,8 @@ def collect_failures(out_root: str, campaign: str, year: int) -> dict:
     Also writes ``out_root/failed_tiles.json`` so a retry can start from it.
     """
     from worldcover.campaign.plan import CampaignPlan
-    from worldcover.cog import atomic_write_text
-    from worldcover.products import is_finished, tile_paths
+    from worldcover.storage import atomic_write_text
+    from worldcover.layout import is_finished, tile_paths
 
     _check_arguments(out_root=out_root, campaign=campaign, year=year)
     root = storage.path(out_root)
@@ -171,7 +171,7 @@ def validate(out_root: str, campaign: str, year: int, reference: str = "", n: in
     land_mask = parse_land_mask(f"sim:{reference[4:]}" if reference.startswith("sim:") else DEFAULT_MASK)
     current = json.loads(stamp.read_text()) if stamp.exists() else {}
     if not samples.exists() or (current.get("mosaic_key"), current.get("land_mask")) != (mosaic_key, land_mask.name):
-        from worldcover.cog import atomic_write_text
+        from worldcover.storage import atomic_write_text
 
         design = design_sample(mosaic, n=n or None, seed=year, land_mask=land_mask)
         write_samples(design.samples, samples)

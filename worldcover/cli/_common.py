@@ -8,6 +8,8 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from worldcover.errors import InputError
+
 console = Console(stderr=True)
 
 
@@ -17,8 +19,6 @@ def echo_json(value: Any) -> None:
 
 
 def parse_year(year: int) -> int:
-    from worldcover.errors import InputError
-
     if not 2015 <= year <= 2100:
         raise InputError(f"invalid year {year}: Sentinel-2 data start in 2015 (expected 2015..2100)")
     return year

@@ -131,7 +131,7 @@ def run_cmd(
     plan = build_plan(name or f"wc-{stage or 'custom'}-{year}", year, stage, tiles, bbox, model, source, out,
                       block_size, blocks, 50, max_cloud, seed, reference)
     outcome = run_campaign(plan, scheduler=scheduler, workers=workers, threads=threads, retries=retries,
-                           progress=not as_json, finish=not no_finish)
+                           progress=not as_json, console=console, finish=not no_finish)
     summary = summarise(outcome)
     if as_json:
         echo_json(summary)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import typer
 
 from worldcover.cli._common import echo_json

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import typer
 
-from worldcover.cli._common import echo_json
+from worldcover.cli._common import console, echo_json, parse_year
+from worldcover.errors import DataError, InputError
+from worldcover.legend import BY_CODE
+
+# Each command imports its machinery (models, the tile chain, the simulator) when it runs, so that
+# `worldcover --help` and shell completion do not load dask, rasterio and LightGBM.
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -18,8 +23,6 @@ def _fmt(x: float | None, digits: int = 3) -> str:
 
 def card_summary_lines(card) -> list[str]:
     """Human-readable lines summarising a :class:`~worldcover.model.ModelCard`."""
-    from worldcover.legend import BY_CODE
-
     names = list(card.feature_names)
     shown = ", ".join(names[:8]) + (f", ... ({len(names) - 8} more)" if len(names) > 8 else "")
     lines = [
@@ -44,8 +47,8 @@ def card_summary_lines(card) -> list[str]:
         )
         held = dict(card.provenance).get("held_out_map")
         if held:
-            lines.append(f"{'held-out map':16s} OA {_fmt(held.get('overall_accuracy'))}  kappa {_fmt(held.get('kappa'))}  "
-                         f"n {held.get('n')} (every pixel of the test blocks)")
+            lines.append(f"{'held-out map':16s} OA {_fmt(held.get('overall_accuracy'))}  "
+                         f"kappa {_fmt(held.get('kappa'))}  n {held.get('n')} (every pixel of the test blocks)")
     else:
         lines.append(f"{'held-out':16s} no metrics (trained without test blocks)")
     lines.append("")
@@ -100,7 +103,6 @@ def compile_(
     The code goes into MODEL_DIR/compiled/ when that folder is local and writable, else into
     $WORLDCOVER_CACHE/compiled (default ~/.cache/worldcover/compiled); an intact cached copy is reused.
     """
-    from worldcover.errors import DataError
     from worldcover.model import Model
 
     compiled = Model.load(model_dir, predictor="lightgbm").compile()
@@ -136,16 +138,12 @@ def train(
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
     """Reproduce the default model on the simulated world, or, with --points, train on reference points."""
-    from worldcover.cli._common import parse_year
-
     if year is not None:
         parse_year(year)
     if points is not None:
         _train_points(points, source, out, year, group_by, chip_size, test_fraction, features, seed, as_json)
         return
     if source is not None:
-        from worldcover.errors import InputError
-
         raise InputError("--source is for training from --points; the default model trains on the simulated world")
     _train_default(out or Path("models/default"), year or 2021, sim_seed, seed, max_per_class, work_dir, as_json)
 
@@ -155,9 +153,7 @@ def _train_points(points: str, source: str | None, out: Path | None, year: int |
     """``model train --points``: features through the production chain, split by spatial group, carded."""
     from rich.progress import Progress
 
-    from worldcover.cli._common import console
-    from worldcover.errors import InputError
-    from worldcover.model.points import train_from_points
+    from worldcover.tile.points import train_from_points
 
     if source is None:
         raise InputError("--points needs --source URL: the STAC API (or preset) the point features are loaded from")
@@ -191,7 +187,6 @@ def _train_default(out: Path, year: int, sim_seed: int, seed: int, max_per_class
     """Reproduce the default model: simulate, serve, load with odc-stac, train; report vs a summer-only baseline."""
     from rich.progress import Progress
 
-    from worldcover.cli._common import console
     from worldcover.model.default import train_default_model
 
     with Progress(console=console, transient=True) as bar:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from worldcover.cli._common import console, echo_json, parse_year
 from worldcover.errors import InputError
 from worldcover.grid import DEFAULT_BLOCK_SIZE, Tile, check_block_size, parse_blocks
+
+# Each command imports its machinery (models, the tile chain, the simulator) when it runs, so that
+# `worldcover --help` and shell completion do not load dask, rasterio and LightGBM.
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -44,7 +48,7 @@ def generate(
     if layout not in LAYOUTS:
         raise InputError(f"unknown layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
     selected = [b for t in _tiles(tiles) for b in parse_blocks(t, blocks, block_size)]
-    options = {"looks": looks}
+    options: dict[str, Any] = {"looks": looks}
     if period:
         parts = period.split("/")
         if len(parts) != 2:

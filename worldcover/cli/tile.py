@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-
 import typer
 
+from worldcover import storage
 from worldcover.cli._common import console, echo_json
+from worldcover.grid import Tile, parse_blocks
+from worldcover.layout import check_naming
+
+# Each command imports its machinery (models, the tile chain, the simulator) when it runs, so that
+# `worldcover --help` and shell completion do not load dask, rasterio and LightGBM.
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -23,7 +28,8 @@ def run(
     block_size: int = typer.Option(3000, "--block-size", help="Block size in pixels."),
     max_cloud: float | None = typer.Option(None, "--max-cloud", help="Skip S2 items above this cloud cover (%)."),
     naming: str = typer.Option("worldcover", "--naming", help="Product file names: worldcover "
-                               "(worldcover_2021_N00E006_Map.tif) or esa (ESA_WorldCover_10m_2021_v010_N00E006_Map.tif)."),
+                               "(worldcover_2021_N00E006_Map.tif) or esa "
+                               "(ESA_WorldCover_10m_2021_v010_N00E006_Map.tif)."),
     grid: str = typer.Option("native", "--grid", help="Where inputs are processed: native (their own UTM grid, "
                              "features resampled once) or product (every input warped to the map's grid first)."),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
@@ -31,10 +37,7 @@ def run(
     """Load, preprocess, classify and write Map / Prob / InputQuality COGs and a STAC item."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from worldcover import storage
     from worldcover.campaign.plan import check_blocks, check_model, check_source, check_uri, check_year
-    from worldcover.grid import Tile, parse_blocks
-    from worldcover.products import check_naming
     from worldcover.tile.run import ChainParams, run_tile
 
     check_year(year)
@@ -46,8 +49,8 @@ def run(
     check_naming(naming)
     params = ChainParams(grid=grid)
     total = len(parse_blocks(t, blocks, block_size))
-    with storage.lock(out), Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=as_json) as bar:
+    bar_columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with storage.lock(out), Progress(*bar_columns, console=console, transient=as_json) as bar:
         task = bar.add_task(f"{t.id} blocks", total=total)
         result = run_tile(t, year, source, model, out, block_size=block_size, blocks=blocks, max_cloud=max_cloud,
                           on_block=lambda b, how: bar.advance(task), naming=naming, params=params)

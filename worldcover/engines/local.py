@@ -13,14 +13,19 @@ import json
 import time
 import traceback
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from worldcover import storage
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import TaskID
 from worldcover.campaign.calls import StepCall, phases, step_calls
 from worldcover.campaign.plan import CampaignPlan
-from worldcover.cog import remove_temps
 from worldcover.credentials import install as install_log_redaction
 from worldcover.credentials import redact
 from worldcover.errors import WorldCoverError
+from worldcover.storage import remove_temps
 
 
 @dataclass
@@ -50,7 +55,7 @@ class CampaignOutcome:
 
     @property
     def failed_tiles(self) -> list[str]:
-        return sorted(s.tile for s in self.tiles if not s.ok)
+        return sorted(s.tile or "" for s in self.tiles if not s.ok)
 
     def step(self, name: str) -> StepOutcome | None:
         return next((s for s in self.steps if s.call.name == name), None)
@@ -101,9 +106,13 @@ def _client(scheduler: str | None, workers: int, threads: int):
 
 
 def run_campaign(plan: CampaignPlan, *, scheduler: str | None = None, workers: int = 1, threads: int = 1,
-                 retries: int = 2, backoff_s: float = 1.0, progress: bool = True,
+                 retries: int = 2, backoff_s: float = 1.0, progress: bool = True, console: Console | None = None,
                  blocks_per_tile: int | None = None, finish: bool = True) -> CampaignOutcome:
-    """Run every tile of ``plan``, then (``finish``) collect failures, merge and validate."""
+    """Run every tile of ``plan``, then (``finish``) collect failures, merge and validate.
+
+    ``progress``: show rich progress bars on ``console`` (the caller's, e.g. the CLI's, so its messages
+    and the bars share one live display; default a new console on stderr).
+    """
     from dask.distributed import as_completed
 
     setup, tile_calls, after = phases(step_calls(plan))
@@ -114,9 +123,10 @@ def run_campaign(plan: CampaignPlan, *, scheduler: str | None = None, workers: i
         remove_temps(plan.out_root, recursive=True)  # under the lock, any temporary file is a dead run's
         client, cluster = _client(scheduler, workers, threads)
         try:
-            futures = {client.submit(run_step, c.to_json(), retries, backoff_s, pure=False, key=f"tile-{c.arguments['tile']}"): c
+            futures = {client.submit(run_step, c.to_json(), retries, backoff_s, pure=False,
+                                     key=f"tile-{c.arguments['tile']}"): c
                        for c in tile_calls}
-            with _Progress(progress, plan, blocks_per_tile) as bar:
+            with _Progress(progress, plan, blocks_per_tile, console) as bar:
                 pending = set(c.arguments["tile"] for c in tile_calls)
                 for fut in as_completed(futures, with_results=False, timeout=None):
                     call = futures[fut]
@@ -143,8 +153,10 @@ def _outcome(call: StepCall, raw: dict) -> StepOutcome:
 class _Progress:
     """Rich progress bars: one for the campaign's tiles, one per running tile's blocks."""
 
-    def __init__(self, enabled: bool, plan: CampaignPlan, blocks_per_tile: int | None) -> None:
+    def __init__(self, enabled: bool, plan: CampaignPlan, blocks_per_tile: int | None,
+                 console: Console | None = None) -> None:
         self.enabled, self.plan, self.blocks_per_tile = enabled, plan, blocks_per_tile
+        self.console = console
         self._stop = False
 
     def __enter__(self) -> _Progress:
@@ -152,15 +164,14 @@ class _Progress:
             return self
         import threading
 
+        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        from worldcover.cli._common import console
-
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=console, transient=False)
+                                 TimeElapsedColumn(), console=self.console or Console(stderr=True), transient=False)
         self.progress.start()
         self.main = self.progress.add_task(f"campaign {self.plan.name}: tiles", total=len(self.plan.tiles))
-        self.block_tasks: dict[str, int] = {}
+        self.block_tasks: dict[str, TaskID] = {}
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
         return self

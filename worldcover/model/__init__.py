@@ -1,6 +1,6 @@
 """The land-cover classifier: training tables, LightGBM training, model cards, prediction.
 
-Flow (DESIGN.md §3)::
+Flow::
 
     labelled blocks --sample_training_points--> training table (one row per pixel)
     block ids --split_blocks--> spatially separated train / test blocks
@@ -32,7 +32,6 @@ from worldcover.model.training import (
     DEFAULT_PARAMS,
     resolve_params,
     train,
-    train_default_model,
     train_from_blocks,
     train_from_tables,
 )
@@ -41,6 +40,6 @@ __all__ = [
     "CARD_FILE", "MODEL_FILE", "DEFAULT_CHUNK_PIXELS", "DEFAULT_MAX_PER_CLASS", "DEFAULT_MODEL_NAME",
     "DEFAULT_PARAMS", "META_COLUMNS", "BlockSplit", "ClassificationMetrics", "FeatureSchema", "Model",
     "ModelCard", "build_training_table", "check_feature_names", "feature_columns", "resolve_params",
-    "sample_training_points", "split_blocks", "train", "train_default_model", "train_from_blocks",
+    "sample_training_points", "split_blocks", "train", "train_from_blocks",
     "train_from_tables",
 ]

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from worldcover import __version__
 from worldcover.errors import DataError, InputError
 from worldcover.legend import BY_CODE, CODES
 from worldcover.model.schema import check_feature_names
@@ -47,8 +48,6 @@ def _utc_now() -> str:
 
 def _versions() -> tuple[str, str]:
     import lightgbm
-
-    from worldcover import __version__
 
     return __version__, lightgbm.__version__
 

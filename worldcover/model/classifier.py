@@ -12,8 +12,6 @@ import contextlib
 import functools
 import logging
 import os
-import secrets
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,13 +20,16 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from worldcover import storage
 from worldcover.errors import DataError, InputError
 from worldcover.legend import NODATA
 from worldcover.model.card import CARD_FILE, MODEL_FILE, ModelCard
-from worldcover.model.compiled import COMPILED_DIR, CompiledPredictor, CompileError
+from worldcover.model.compiled import COMPILED_DIR, CompiledPredictor, CompileError, find_cached, load_or_compile
+from worldcover.model.location import resolve_model
 from worldcover.model.metrics import ClassificationMetrics
 from worldcover.model.sampling import CODE_COLUMN
 from worldcover.model.schema import FEATURE_DIM, FeatureSchema
+from worldcover.storage import Location
 
 # Pixels per predict call: bounds the (pixels, features) float32 copy and the
 # (pixels, classes) float64 probabilities, e.g. 262144 px x 100 features = 100 MB.
@@ -71,33 +72,14 @@ def thread_limit(num_threads: int | None) -> Iterator[None]:
     parameter into model.txt: the same model trained on 2 or 16 cores would
     then differ by one line, and its hash with it.
     """
-    if check_num_threads(num_threads) is None:
+    n = check_num_threads(num_threads)
+    if n is None:
         yield
         return
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=int(num_threads), user_api="openmp"):
+    with threadpool_limits(limits=int(n), user_api="openmp"):
         yield
-
-
-def _fsync_write(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class Model:
@@ -119,7 +101,7 @@ class Model:
 
     def __init__(
         self, model_text: str, card: ModelCard, *, num_threads: int | None = None, source: str | None = None,
-        predictor: str | None = None, model_dir: str | os.PathLike | None = None,
+        predictor: str | None = None, model_dir: str | os.PathLike | Location | None = None,
     ) -> None:
         import lightgbm
 
@@ -206,8 +188,6 @@ class Model:
 
         :class:`~worldcover.model.compiled.CompileError` if lleaves is missing or fails.
         """
-        from worldcover.model.compiled import load_or_compile
-
         with self._compiled_lock:
             self._compiled = load_or_compile(self._text, self._card.model_sha256, self._model_dir)
             return self._compiled
@@ -221,8 +201,6 @@ class Model:
         return self._compiled  # type: ignore[return-value]
 
     def _resolve_compiled(self) -> CompiledPredictor | None:
-        from worldcover.model.compiled import find_cached, load_or_compile
-
         if self._predictor_mode == "lightgbm":
             return None
         find = load_or_compile if self._predictor_mode == "compile" else find_cached
@@ -390,30 +368,11 @@ class Model:
                 raise InputError(f"{target} already holds files {present}: pass overwrite=True to replace the model")
             others = sorted(set(present) - {MODEL_FILE, CARD_FILE, COMPILED_DIR})
             if others:
-                raise InputError(f"refusing to replace {target}: it holds files other than {MODEL_FILE} and {CARD_FILE}: {others}")
-        parent = target.absolute().parent
-        parent.mkdir(parents=True, exist_ok=True)
-        staging = parent / f".{target.name}.tmp-{secrets.token_hex(6)}"
-        staging.mkdir()
-        try:
-            _fsync_write(staging / MODEL_FILE, self._text.encode("utf-8"))
-            _fsync_write(staging / CARD_FILE, self._card.to_json().encode("utf-8"))
-            _fsync_dir(staging)
-            if target.exists() and os.listdir(target):
-                retired = parent / f".{target.name}.old-{secrets.token_hex(6)}"
-                os.rename(target, retired)
-                try:
-                    os.rename(staging, target)
-                except BaseException:
-                    os.rename(retired, target)  # put the old pair back
-                    raise
-                shutil.rmtree(retired, ignore_errors=True)
-            else:
-                os.replace(staging, target)  # onto nothing or an empty directory: atomic
-            _fsync_dir(parent)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+                raise InputError(f"refusing to replace {target}: it holds files other than {MODEL_FILE} and "
+                                 f"{CARD_FILE}: {others}")
+        with storage.durable_dir(target) as staging:
+            storage.fsync_write(staging / MODEL_FILE, self._text.encode("utf-8"))
+            storage.fsync_write(staging / CARD_FILE, self._card.to_json().encode("utf-8"))
         return target
 
     @classmethod
@@ -423,12 +382,10 @@ class Model:
         model); :class:`DataError` if its files are missing, unreadable or do not match.
 
         ``predictor``: see :class:`Model` (None: $WORLDCOVER_PREDICTOR or "auto": compiled code if cached)."""
-        from worldcover import storage
-        from worldcover.model.default import resolve_model
-
         d = storage.path(resolve_model(directory) if isinstance(directory, str) else directory)
         if not d.is_dir():
-            raise InputError(f"model directory {d} does not exist (expected a directory with {MODEL_FILE} and {CARD_FILE})")
+            raise InputError(f"model directory {d} does not exist (expected a directory with {MODEL_FILE} and "
+                             f"{CARD_FILE})")
         card_path, model_path = d / CARD_FILE, d / MODEL_FILE
         missing = [p.name for p in (card_path, model_path) if not p.is_file()]
         if missing:

@@ -24,6 +24,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,9 +47,12 @@ class CompileError(WorldCoverError):
 
 @dataclass
 class CompiledPredictor:
-    """Raw multiclass scores from a model's lleaves-compiled code; ``path`` is its cached artefact (None: not cached)."""
+    """Raw multiclass scores from a model's lleaves-compiled code.
 
-    forest: object = field(repr=False)  # a compiled lleaves.Model
+    ``path`` is its cached artefact (None: not cached).
+    """
+
+    forest: Any = field(repr=False)  # a compiled lleaves.Model (lleaves is untyped and imported lazily)
     path: Path | None
     compile_seconds: float = 0.0  # 0 when loaded from the cache
 
@@ -148,8 +152,10 @@ def _store(obj: Path, name: str, model_dir) -> Path | None:
             return folder / name
         except OSError as exc:
             log.info("cannot cache compiled model in %s (%s): trying the next place", folder, exc)
-    log.warning("compiled model could not be cached in %s: it will be compiled again next time",
-                " or ".join(map(str, cache_dirs(model_dir))))
+    log.warning(
+        "compiled model could not be cached in %s: it will be compiled again next time",
+        " or ".join(map(str, cache_dirs(model_dir))),
+    )
     return None
 
 

@@ -19,12 +19,24 @@ import numpy as np
 import rasterio
 import xarray as xr
 
-from worldcover.cog import atomic_write_text
+from worldcover import sim
+from worldcover.features import FeatureConfig, compute_features
 from worldcover.grid import Block, Tile
+from worldcover.legend import CODES, CROP, NODATA
+from worldcover.model.calibration import calibrate
+from worldcover.model.classifier import CODE_COLUMN
+from worldcover.model.location import DEFAULT_MODEL_DIR, resolve_model  # noqa: F401 (re-exported for scripts)
+from worldcover.model.metrics import ClassificationMetrics
+from worldcover.model.sampling import build_training_table
+from worldcover.model.training import DEFAULT_MISSING_GROUPS, train_from_tables
+from worldcover.preprocess.s1 import _box_sum, preprocess_s1
+from worldcover.preprocess.s2 import preprocess_s2
+from worldcover.sim.world import oceanity_at, truth, truth_on
+from worldcover.sources.local_api import LocalStacApi
+from worldcover.sources.stac import StacSource
 from worldcover.stages import ZONES, stage_tiles, stratum
+from worldcover.storage import atomic_path, atomic_write_text
 
-#: the committed default model, shipped inside the package (``models/default`` in the repository links here)
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 DEFAULT_MODEL_NAME = "worldcover-default-sim"
 TRAIN_BLOCK_SIZE = 240
 #: share of training labels relabelled at random (see :func:`with_label_noise`). Off: 2 % noise lowered the
@@ -33,13 +45,6 @@ DEFAULT_LABEL_NOISE = 0.0
 #: LightGBM settings of the default model over DEFAULT_PARAMS: larger leaves and half the features per tree,
 #: so no single reflectance level decides (the real world drifts from the simulated one).
 DEFAULT_MODEL_PARAMS = {"min_data_in_leaf": 40, "feature_fraction": 0.5}
-#: what a plan or the CLI says for the packaged model: every dask worker and pod has it at its own install path
-DEFAULT_MODEL_KEYWORD = "default"
-
-
-def resolve_model(location: str) -> str:
-    """``"default"`` -> the packaged model directory (``str(DEFAULT_MODEL_DIR)``); anything else unchanged."""
-    return str(DEFAULT_MODEL_DIR) if location == DEFAULT_MODEL_KEYWORD else location
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,8 @@ def training_design(train_per_zone: int = 3, test_per_zone: int = 1, blocks_per_
         train += [b for t in train_tiles for b in _centre_blocks(t, blocks_per_tile, block_size)]
         test += [b for t in test_tiles for b in _centre_blocks(t, blocks_per_tile, block_size)]
     if maritime_farmland:
-        farm = _maritime_farmland_blocks(ten | {b.tile.id for b in train + test}, block_size, seed, maritime_farmland + 1)
+        seen = ten | {b.tile.id for b in train + test}
+        farm = _maritime_farmland_blocks(seen, block_size, seed, maritime_farmland + 1)
         train += farm[:-1]
         test += farm[-1:]
     if complete:
@@ -89,9 +95,6 @@ def _maritime_farmland_blocks(exclude: set[str], block_size: int, seed: int, n: 
     Europe's green-winter farmland (crops and meadows that stay green from
     November to March) would otherwise be rare in training.
     """
-    from worldcover.legend import CROP
-    from worldcover.sim.world import oceanity_at
-
     pool = [t for t in stage_tiles("100pct", seed) if t.id not in exclude and 40 <= abs(t.center[1]) <= 56
             and t.land_fraction > 0.6 and float(oceanity_at(np.array(t.center[0]), np.array(t.center[1]))) > 0.6]
     order = np.random.default_rng(seed + 2).permutation(len(pool))
@@ -122,8 +125,6 @@ MIN_RARE_SHARE = 0.01
 
 
 def _classes_in(blocks: list[Block]) -> set[int]:
-    from worldcover.sim.world import truth
-
     return {int(c) for b in blocks for c in np.unique(truth(b).values)} - {0}
 
 
@@ -135,8 +136,6 @@ def _add_missing_classes(train: list[Block], test: list[Block], exclude: set[str
     a class can never map it, so tiles are scanned coarsely (100 x 100 truth
     samples) in a seeded order until two regions with the class are found.
     """
-    from worldcover.legend import CODES
-
     missing = sorted((set(CODES) - _classes_in(train)) | (set(CODES) - _classes_in(test)))
     pool = [t for t in stage_tiles("100pct", seed) if t.id not in exclude]
     order = np.random.default_rng(seed + 1).permutation(len(pool))
@@ -154,9 +153,6 @@ def _add_missing_classes(train: list[Block], test: list[Block], exclude: set[str
 def _richest_block(tile: Tile, code: int, block_size: int, samples: int = 100, candidates: int = 4) -> Block | None:
     """The block of ``tile`` with the most pixels of ``code`` among the densest coarse spots, if rich enough."""
     from odc.geo.geobox import GeoBox
-
-    from worldcover.preprocess.s1 import _box_sum
-    from worldcover.sim.world import truth, truth_on
 
     gb = GeoBox.from_bbox((tile.lon, tile.lat, tile.lon + 3, tile.lat + 3), "EPSG:4326", shape=(samples, samples))
     hits = (truth_on(gb).values == code).astype(np.float32)
@@ -195,10 +191,6 @@ def block_features(source, block: Block, year: int, configs: dict) -> dict[str, 
     """Features of one block for each named FeatureConfig, sharing the preprocessing."""
     import dask
 
-    from worldcover.features import compute_features
-    from worldcover.preprocess.s1 import preprocess_s1
-    from worldcover.preprocess.s2 import preprocess_s2
-
     inputs = source.load_block(block, year)
     s2 = preprocess_s2(inputs.s2, year)
     s1 = preprocess_s1(inputs.s1, year).db if inputs.s1 is not None else None
@@ -222,14 +214,6 @@ def train_default_model(out_dir: str | os.PathLike = DEFAULT_MODEL_DIR, *, year:
     """
     import tempfile
 
-    from worldcover import sim
-    from worldcover.features import FeatureConfig
-    from worldcover.model.calibration import calibrate
-    from worldcover.model.sampling import build_training_table
-    from worldcover.model.training import DEFAULT_MISSING_GROUPS, train_from_tables
-    from worldcover.sources.local_api import LocalStacApi
-    from worldcover.sources.stac import StacSource
-
     design = design or training_design()
     work = Path(work_dir or tempfile.mkdtemp(prefix="worldcover-train-"))
     archive = work / "archive"
@@ -247,9 +231,9 @@ def train_default_model(out_dir: str | os.PathLike = DEFAULT_MODEL_DIR, *, year:
         source = StacSource(api.url, chunk=None)
         for i, block in enumerate(todo):
             feats = block_features(source, block, year, configs)
-            truth = read_truth(archive, block)
+            block_truth = read_truth(archive, block)
             for name in configs:
-                items[name].append((block.id, feats[name], truth))
+                items[name].append((block.id, feats[name], block_truth))
             if progress:
                 progress(i + 1, len(todo), block)
     test_ids = {b.id for b in design.test}
@@ -284,11 +268,12 @@ def train_default_model(out_dir: str | os.PathLike = DEFAULT_MODEL_DIR, *, year:
     model = model.with_card(card.replace(provenance={
         **dict(card.provenance),
         "held_out_map": maps["default"],
-        "baseline_summer_only": {"feature_count": len(baseline.feature_names), "metrics": dict(baseline.card.metrics),
-                                 "held_out_map": maps["summer"]},
+        "baseline_summer_only": {"feature_count": len(baseline.feature_names),
+                                 "metrics": dict(baseline.card.metrics or {}), "held_out_map": maps["summer"]},
     }))
     model.save(out_dir, overwrite=True)
-    return {"model_dir": str(out_dir), "default": dict(model.card.metrics), "baseline": dict(baseline.card.metrics),
+    return {"model_dir": str(out_dir), "default": dict(model.card.metrics or {}),
+            "baseline": dict(baseline.card.metrics or {}),
             "default_map": maps["default"], "baseline_map": maps["summer"],
             "train_blocks": [b.id for b in design.train], "test_blocks": [b.id for b in design.test]}
 
@@ -311,8 +296,6 @@ def _cached_tables(folder: Path, key: dict, names: list[str]) -> dict | None:
 
 def save_table(table, path: Path) -> None:
     """A training table as Parquet (atomic), so benchmarks can retrain variants without re-simulating."""
-    from worldcover.storage import atomic_path
-
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         table.to_parquet(tmp, index=False)
@@ -325,8 +308,6 @@ def with_label_noise(table, share: float, seed: int = 0):
     off); training on a perfect simulated truth makes over-confident models.
     Test rows are never relabelled.
     """
-    from worldcover.model.classifier import CODE_COLUMN
-
     if not 0 <= share < 0.5:
         raise ValueError(f"label_noise {share!r}: expected a share 0 <= share < 0.5")
     out = table.copy()
@@ -353,15 +334,12 @@ def held_out_map_metrics(model, items: list, test_ids: set[str]) -> dict:
     enough support for their F1 but is not the map's overall accuracy: that
     is the share of the area mapped right, measured here on all pixels.
     """
-    from worldcover.legend import CODES, NODATA
-    from worldcover.model.metrics import ClassificationMetrics
-
     refs, preds = [], []
-    for block_id, features, truth in items:
+    for block_id, features, block_truth in items:
         if block_id not in test_ids:
             continue
         codes, _ = model.predict_block(features)
-        ref = np.asarray(truth.values).ravel()
+        ref = np.asarray(block_truth.values).ravel()
         keep = ref != NODATA
         refs.append(ref[keep])
         preds.append(np.asarray(codes.values).ravel()[keep])

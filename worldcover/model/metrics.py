@@ -38,7 +38,9 @@ class ClassificationMetrics:
         k = len(self.labels)
         cm = np.asarray(self.confusion, dtype=np.int64)
         if cm.shape != (k, k):
-            raise DataError(f"confusion matrix has shape {cm.shape}, expected ({k}, {k}) for labels {list(self.labels)}")
+            raise DataError(
+                f"confusion matrix has shape {cm.shape}, expected ({k}, {k}) for labels {list(self.labels)}"
+            )
         object.__setattr__(self, "labels", tuple(int(c) for c in self.labels))
         object.__setattr__(self, "confusion", cm)
 

@@ -84,7 +84,7 @@ def _check_truth(truth: xr.DataArray, features: xr.DataArray) -> np.ndarray:
         raise DataError(
             f"truth shape {truth.shape} does not match the features' (y, x) shape {features.shape[1:]}"
         )
-    for tdim, fdim in zip(tdims, features.dims[1:]):
+    for tdim, fdim in zip(tdims, features.dims[1:], strict=True):
         if tdim in truth.coords and fdim in features.coords:
             a, b = np.asarray(truth[tdim].values), np.asarray(features[fdim].values)
             if a.shape != b.shape or not np.allclose(a, b, rtol=0.0, atol=1e-9):
@@ -140,7 +140,8 @@ def sample_training_points(
         block_id = block_id.id
     if not isinstance(block_id, str) or not block_id.strip():
         raise InputError(f"invalid block_id {block_id!r}: expected a non-empty string such as N00E006_r00c01")
-    if max_per_class is not None and (isinstance(max_per_class, bool) or not isinstance(max_per_class, (int, np.integer)) or max_per_class < 1):
+    if max_per_class is not None and (
+            isinstance(max_per_class, bool) or not isinstance(max_per_class, (int, np.integer)) or max_per_class < 1):
         raise InputError(f"invalid max_per_class {max_per_class!r}: expected an integer >= 1 (or None for all)")
     features = check_block_dims(features)
     names = check_feature_names(block_feature_names(features))
@@ -307,7 +308,8 @@ def check_missing_groups(shares, names: Sequence[str]) -> dict[str, float]:
     out: dict[str, float] = {}
     for group, share in sorted(shares.items()):
         if not group_features(group, names):
-            raise InputError(f"missing_groups names {group!r} but the features have none of its ({MISSING_GROUPS[group]})")
+            raise InputError(f"missing_groups names {group!r} but the features have none of its "
+                             f"({MISSING_GROUPS[group]})")
         if isinstance(share, bool) or not isinstance(share, (int, float, np.integer, np.floating)) \
                 or not 0.0 <= float(share) < 1.0:
             raise InputError(f"invalid missing_groups share {share!r} for {group!r}: expected a number in [0, 1)")

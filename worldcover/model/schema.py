@@ -1,6 +1,6 @@
 """Feature names a model was trained on, and the check that features match them.
 
-DESIGN.md §3: feature names are stable strings (``s2_B04_p50``, ``ndvi_m07``,
+Feature names are stable strings (``s2_B04_p50``, ``ndvi_m07``,
 ``s1_vh_db_p90``) stored in the model card, so a model refuses features it was
 not trained on. A block whose features carry exactly the card's names in
 another order is reordered by name; anything else (a missing, extra or

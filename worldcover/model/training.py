@@ -13,7 +13,7 @@ outside LightGBM so it does not enter the model file (see
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 import pandas as pd
@@ -144,6 +144,16 @@ def _blocks_of(table: pd.DataFrame) -> tuple[str, ...]:
     return tuple(sorted(str(b) for b in pd.unique(table[BLOCK_COLUMN])))
 
 
+class TrainOptions(TypedDict, total=False):
+    """The keyword options of :func:`train` that :func:`train_from_tables` and :func:`train_from_blocks`
+    pass on unchanged (their defaults are :func:`train`'s)."""
+
+    params: Mapping[str, Any] | None
+    num_threads: int | None
+    name: str
+    missing_groups: Mapping[str, float] | None
+
+
 def train(
     table: pd.DataFrame,
     feature_names: Sequence[str],
@@ -176,7 +186,7 @@ def train(
         raise InputError(f"invalid seed {seed!r}: expected an integer")
     num_threads = check_num_threads(num_threads)
     hyper = resolve_params(params)
-    provenance = check_json(dict(provenance or {}), "provenance")
+    provenance = dict(check_json(dict(provenance or {}), "provenance"))
     table = _canonical_order(table)
     if missing_groups:
         table, masked = mask_missing_groups(table, missing_groups, seed, names=names)
@@ -216,7 +226,7 @@ def train(
         name=name,
         feature_names=names,
         trained_classes=tuple(int(c) for c in classes),
-        samples_per_class={int(c): int(n) for c, n in zip(classes, counts)},
+        samples_per_class={int(c): int(n) for c, n in zip(classes, counts, strict=True)},
         hyperparameters={**hyper, **fixed},
         seed=int(seed),
         training_blocks=_blocks_of(table),
@@ -242,22 +252,19 @@ def train_from_tables(
     test_df: pd.DataFrame,
     feature_names: Sequence[str] | None = None,
     *,
-    params: Mapping[str, Any] | None = None,
     seed: int = 0,
-    num_threads: int | None = None,
-    name: str = DEFAULT_MODEL_NAME,
     provenance: Mapping[str, Any] | None = None,
-    missing_groups: Mapping[str, float] | None = None,
     weight_column: str | None = None,
+    **options: Unpack[TrainOptions],
 ) -> Model:
     """Train on ``train_df``, evaluate on ``test_df``, return the model with metrics in its card.
 
     ``feature_names`` default: every non-metadata column of ``train_df``, in
     order. The tables must not share a block (that would be spatial leakage
     into the held-out metrics); see :func:`~worldcover.model.sampling.split_blocks`.
-    ``missing_groups`` as in :func:`train`; the card's metrics are then on
-    complete test rows, and each masked group's record adds the held-out
-    overall accuracy with that group missing on every test row.
+    ``options`` (params, num_threads, name, missing_groups) as in :func:`train`; with
+    ``missing_groups`` the card's metrics are on complete test rows, and each masked group's
+    record adds the held-out overall accuracy with that group missing on every test row.
     """
     names = feature_columns(train_df) if feature_names is None else list(feature_names)
     shared = sorted(set(_blocks_of(train_df)) & set(_blocks_of(test_df)))
@@ -266,8 +273,7 @@ def train_from_tables(
     if len(test_df) == 0:
         raise DataError("test table is empty: held-out metrics need test samples")
     _check_labels(table_codes(test_df), "test table")
-    model = train(train_df, names, params, seed, num_threads=num_threads, name=name, provenance=provenance,
-                  missing_groups=missing_groups, weight_column=weight_column)
+    model = train(train_df, names, seed=seed, provenance=provenance, weight_column=weight_column, **options)
     metrics = model.evaluate(test_df)
     prov = dict(model.card.provenance)
     if "missing_groups" in prov:
@@ -291,19 +297,16 @@ def train_from_blocks(
     test_fraction: float = 0.25,
     split_by: str = "tile",
     max_per_class: int | None = DEFAULT_MAX_PER_CLASS,
-    params: Mapping[str, Any] | None = None,
     seed: int = 0,
-    num_threads: int | None = None,
-    name: str = DEFAULT_MODEL_NAME,
     provenance: Mapping[str, Any] | None = None,
-    missing_groups: Mapping[str, float] | None = None,
+    **options: Unpack[TrainOptions],
 ) -> Model:
     """The whole recipe from labelled blocks ``(block_id, features, truth)``.
 
     Split the blocks spatially (:func:`split_blocks`), sample both sides
     (:func:`build_training_table`), train and evaluate
     (:func:`train_from_tables`). The sampling and split settings are added
-    to the card's provenance under ``"training_table"``.
+    to the card's provenance under ``"training_table"``; ``options`` as in :func:`train`.
     """
     items = list(blocks)
     split = split_blocks([b for b, _, _ in items], test_fraction=test_fraction, seed=seed, by=split_by)
@@ -315,12 +318,5 @@ def train_from_blocks(
         "max_per_class": max_per_class, "sampling_seed": seed,
         "split": {"rule": split.rule, "test_fraction": test_fraction, "seed": seed},
     }
-    return train_from_tables(train_df, test_df, params=params, seed=seed, num_threads=num_threads,
-                             name=name, provenance=prov, missing_groups=missing_groups)
+    return train_from_tables(train_df, test_df, seed=seed, provenance=prov, **options)
 
-
-def train_default_model(*args: Any, **kwargs: Any):
-    """Build the committed default model from the simulated world (see :mod:`worldcover.model.default`)."""
-    from worldcover.model.default import train_default_model as _train
-
-    return _train(*args, **kwargs)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worldcover.cog import atomic_write_text
+from worldcover.storage import atomic_write_text
 from worldcover.grid import Tile
 from worldcover.legend import CLASSES
 from worldcover.stages import DEFAULT_SEED, STAGES, stage_tiles, stratum

@@ -14,12 +14,12 @@ Outputs, under ``ROOT/mosaic/<YEAR>/`` (see :class:`MosaicPaths`)::
     manifest.json                     the build key and outputs, written last
 
 Inputs: a campaign root's finished tiles (under either file naming, see
-:func:`worldcover.products.find_tile_paths`), or with ``maps=FOLDER`` a plain
+:func:`worldcover.layout.find_tile_paths`), or with ``maps=FOLDER`` a plain
 folder of tile ``*_Map.tif`` files such as ESA's own WorldCover tiles
 (:mod:`worldcover.mosaic.maps`); the mosaic then goes under the output root.
 
 Incremental and idempotent: the per-tile cache is keyed by each Map COG's
-sha256 (from the tile's STAC item, which :func:`worldcover.products.finished_tiles`
+sha256 (from the tile's STAC item, which :func:`worldcover.layout.finished_tiles`
 has verified), so adding tiles computes only the new tiles' pieces. The build
 key is the hash of every (tile, checksum) pair, the cache version and the
 campaign's stage/seed; when it equals the manifest's and the outputs are
@@ -46,7 +46,7 @@ from affine import Affine
 
 from worldcover import storage
 from worldcover.campaign.plan import CampaignPlan, check_year
-from worldcover.cog import atomic_write_text
+from worldcover.storage import atomic_write_text
 from worldcover.errors import InputError
 from worldcover.grid import PIXEL_SIZE, PIXELS_PER_DEGREE, TILE_DEGREES, Tile
 from worldcover.legend import CODES
@@ -57,7 +57,7 @@ from worldcover.mosaic.overviews import LEVELS, Level, write_level_cog
 from worldcover.mosaic.pieces import CACHE_VERSION, cache_dir, compute_tile_pieces, map_checksum, tile_pieces
 from worldcover.mosaic.quicklook import pick_level, render_quicklook
 from worldcover.mosaic.vrt import VrtSource, write_vrt
-from worldcover.products import TilePaths, find_tile_paths, finished_tiles, parse_file_name
+from worldcover.layout import TilePaths, find_tile_paths, finished_tiles, parse_file_name
 from worldcover.stages import DEFAULT_SEED
 
 Log = Callable[[str], None]

@@ -3,7 +3,7 @@
 A folder of maps holds tiles that no run of ours wrote, such as ESA's own
 WorldCover tiles (``ESA_WorldCover_10m_2021_v200_N00E006_Map.tif``) or our
 tiles copied without their items. Each file's name gives its tile and year
-(either naming, see :func:`worldcover.products.parse_file_name`); its checksum
+(either naming, see :func:`worldcover.layout.parse_file_name`); its checksum
 is computed (and remembered in the mosaic's cache), and its STAC item is made
 from the file itself.
 """
@@ -17,7 +17,7 @@ import rasterio
 from worldcover import storage
 from worldcover.errors import InputError
 from worldcover.grid import Tile
-from worldcover.products import _ChecksumMemo, multihash_sha256, parse_file_name
+from worldcover.layout import _ChecksumMemo, multihash_sha256, parse_file_name
 from worldcover.storage import Location
 
 

@@ -29,7 +29,7 @@ from rasterio.shutil import copy as rio_copy
 from rio_cogeo.cogeo import cog_validate
 
 from worldcover import storage
-from worldcover.cog import atomic_path
+from worldcover.storage import atomic_path
 from worldcover.errors import DataError
 from worldcover.grid import PIXELS_PER_DEGREE
 from worldcover.legend import CODES, NODATA

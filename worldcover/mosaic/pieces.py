@@ -28,7 +28,7 @@ from affine import Affine
 from rasterio.windows import Window
 
 from worldcover import storage
-from worldcover.cog import atomic_path, atomic_write_text, sha256_file
+from worldcover.storage import atomic_path, atomic_write_text, sha256 as sha256_file
 from worldcover.errors import DataError
 from worldcover.grid import CRS as GRID_CRS, PIXEL_SIZE, TILE_PIXELS, Tile
 from worldcover.legend import colormap
@@ -36,7 +36,7 @@ from worldcover.mosaic.areas import strip_class_area_m2
 from worldcover.mosaic.overviews import (
     CLASS_CODES, LEVELS, N_CLASSES, PIECE_ALIGN, aggregate, categorical_mode, class_index_lut, count_cells,
 )
-from worldcover.products import TilePaths, multihash_sha256
+from worldcover.layout import TilePaths, multihash_sha256
 
 CACHE_VERSION = 1  # bump when the pieces' content or layout changes: every cache entry is then stale
 RECORD = "record.json"

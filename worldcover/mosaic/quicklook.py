@@ -23,7 +23,7 @@ import rasterio
 from rasterio.enums import Resampling
 
 from worldcover import storage
-from worldcover.cog import atomic_path
+from worldcover.storage import atomic_path
 from worldcover.legend import CLASSES, colormap
 
 MAX_PIXELS = 1024  # the figure shows about 800 px of map: more would only cost memory

@@ -39,10 +39,10 @@ from pystac.validation.local_validator import get_local_schema_cache
 from pystac.validation.stac_validator import JsonSchemaSTACValidator
 
 from worldcover import storage
-from worldcover.cog import atomic_write_text
+from worldcover.storage import atomic_write_text
 from worldcover.errors import DataError
 from worldcover.legend import CLASSES, NODATA
-from worldcover.products import TilePaths
+from worldcover.layout import TilePaths
 
 if TYPE_CHECKING:
     from worldcover.mosaic.maps import MapFile
@@ -205,8 +205,8 @@ def raster_fields(path: Path, metres: float | None = None) -> dict:
 
 def file_fields(path: Path, checksum: str | None = None) -> dict:
     """``file:size`` and ``file:checksum`` (sha256 multihash) of a file."""
-    from worldcover.cog import sha256_file
-    from worldcover.products import multihash_sha256
+    from worldcover.storage import sha256 as sha256_file
+    from worldcover.layout import multihash_sha256
 
     return {"file:size": storage.size(path), "file:checksum": checksum or multihash_sha256(sha256_file(path))}
 

@@ -1,6 +1,6 @@
 """Fabricated tile products in the tile runner's layout, for tests and benchmarks.
 
-A finished tile here is what :func:`worldcover.products.finished_tiles` accepts:
+A finished tile here is what :func:`worldcover.layout.finished_tiles` accepts:
 Map / Prob (/ InputQuality) COGs over a window of the tile, aligned to its
 pixel grid, and a STAC item written last whose assets carry ``file:checksum``.
 """
@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from worldcover.cog import atomic_write_text, sha256_file, write_cog
+from worldcover.cog import write_cog
+from worldcover.storage import atomic_write_text, sha256 as sha256_file
 from worldcover.grid import Tile
 from worldcover.legend import CODES, NODATA, colormap
-from worldcover.products import TilePaths, multihash_sha256, tile_paths
+from worldcover.layout import TilePaths, multihash_sha256, tile_paths
 
 FILE_EXT = "https://stac-extensions.github.io/file/v2.1.0/schema.json"
 COG_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"

@@ -32,7 +32,7 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from worldcover import storage
-from worldcover.cog import atomic_write_text
+from worldcover.storage import atomic_write_text
 from worldcover.legend import NODATA, colormap
 
 

@@ -1,17 +1,7 @@
-"""Preprocessing of one block: Sentinel-2 masking and composites, Sentinel-1 composites.
+"""The array kernels of preprocessing, shared by :mod:`.s2`, :mod:`.s1` and :mod:`worldcover.features`.
 
-The tile runner calls, per block (DESIGN.md §3)::
-
-    from worldcover.preprocess import s1, s2
-    from worldcover import features
-
-    s2_out = s2.preprocess_s2(s2_raw, year=year)           # -> S2Result(composites, quality)
-    s1_out = s1.preprocess_s1(s1_raw, year=year)           # -> S1Result(db, count)
-    feats = features.compute_features(s2_out.composites, s1_out.db, dem)   # (feature, y, x)
-
-This module holds the small array kernels shared by :mod:`.s2`, :mod:`.s1` and
-:mod:`worldcover.features`, and the two wrappers that run a numpy kernel on
-xarray objects eagerly (numpy) or lazily (dask) with identical results:
+The two wrappers run a numpy kernel on xarray objects eagerly (numpy) or
+lazily (dask) with identical results:
 
 * :func:`apply_along_time` -- a kernel that needs the whole time axis of each
   pixel (composites, percentiles, counts).  Blocks keep the whole time axis and
@@ -28,7 +18,7 @@ divide explicitly, so all-NaN pixels give NaN without "All-NaN slice" or
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from functools import partial
 from typing import Any
 
@@ -74,7 +64,7 @@ def spatial_dims(obj: xr.DataArray | xr.Dataset) -> tuple[str, str]:
     raise ValueError(f"no spatial dims found in {tuple(obj.dims)}: expected (y, x) or (latitude, longitude)")
 
 
-def _single_chunk(da: xr.DataArray, dims: Sequence[str]) -> xr.DataArray:
+def _single_chunk(da: xr.DataArray, dims: Sequence[Hashable]) -> xr.DataArray:
     """Rechunk a dask-backed ``da`` so that each of ``dims`` is one chunk."""
     if not is_dask(da):
         return da

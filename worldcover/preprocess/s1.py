@@ -1,6 +1,6 @@
 """Sentinel-1 preprocessing: multi-temporal speckle filter, linear-mean composites, dB, VH/VV.
 
-Input (DESIGN.md §3): a Dataset with dims ``(time, y, x)`` (or ``latitude,
+Input (the contract of :mod:`worldcover.bands`): a Dataset with dims ``(time, y, x)`` (or ``latitude,
 longitude``) and float32 ``vv``, ``vh`` backscatter in linear power (gamma0 or
 sigma0), NaN for missing.  Values <= 0 are treated as missing too: they are
 nodata fill or below the noise floor, and their logarithm is undefined.
@@ -16,7 +16,7 @@ Order of calls (or just :func:`preprocess_s1`)::
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,7 @@ import xarray as xr
 
 from worldcover.bands import S1_POLARISATIONS
 from worldcover.errors import InputError
-from worldcover.preprocess import TIME, apply_along_time, count_valid, group_mean, map_overlap_yx
+from worldcover.preprocess.kernels import TIME, apply_along_time, count_valid, group_mean, map_overlap_yx
 from worldcover.preprocess.s2 import infer_year, select_year
 
 __all__ = [
@@ -41,7 +41,8 @@ __all__ = [
 DEFAULT_WINDOW = 7  # boxcar side, pixels (70 m at 10 m)
 
 
-class S1Result(NamedTuple):
+@dataclass(frozen=True)
+class S1Result:
     """What :func:`preprocess_s1` returns."""
 
     db: xr.Dataset  # (time, y, x) float32: vv_db, vh_db, ratio_db
@@ -70,10 +71,9 @@ def _power32(da: xr.DataArray) -> xr.DataArray:
 def s1_count(ds: xr.Dataset) -> xr.DataArray:
     """Number of S1 acquisitions per pixel with a valid VV or VH value, (y, x) int16."""
     pols = _check(ds)
-    ok = None
-    for p in pols:
-        v = ds[p] > 0  # NaN compares False
-        ok = v if ok is None else ok | v
+    ok = ds[pols[0]] > 0  # NaN compares False
+    for p in pols[1:]:
+        ok = ok | (ds[p] > 0)
     return apply_along_time(count_valid, ok, dtype=np.int16).rename("s1_obs")
 
 
@@ -254,7 +254,7 @@ def composite(ds: xr.Dataset, year: int | None = None, period: str | int = "mont
     t = pd.DatetimeIndex(ds[TIME].values)
     lo = np.searchsorted(t, starts, side="left")
     hi = np.searchsorted(t, ends, side="left")
-    groups = [slice(int(a), int(b)) for a, b in zip(lo, hi)]
+    groups = [slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True)]
     mids = starts + (ends - starts) / 2
     out = {
         p: apply_along_time(

@@ -1,6 +1,6 @@
 """Sentinel-2 L2A preprocessing: SCL masking, cloud dilation, 10-day composites, gap filling.
 
-Input (DESIGN.md §3): a Dataset on the block GeoBox with dims ``(time, y, x)``
+Input (the contract of :mod:`worldcover.bands`): a Dataset on the block GeoBox with dims ``(time, y, x)``
 (or ``latitude, longitude``), float32 reflectance bands B01..B12/B8A with NaN
 for missing, and ``SCL`` uint8 (0 = nodata).  Every function here is lazy on
 dask-backed input and gives bit-identical results on numpy input.
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, cast
 
 import numpy as np
 import pandas as pd
@@ -33,7 +33,7 @@ from worldcover.bands import (
     SCL_SNOW,
 )
 from worldcover.errors import InputError
-from worldcover.preprocess import (
+from worldcover.preprocess.kernels import (
     TIME,
     apply_along_time,
     count_valid,
@@ -276,8 +276,8 @@ def _valid_kernel(
     bad, seed = np.empty(plane, bool), np.empty(plane, bool)
     scratch = np.empty(plane, np.uint8)
     persistent = snow == "persistent"
-    n_clear = np.zeros(plane, np.int32) if persistent else None
-    n_snow = np.zeros(plane, np.int32) if persistent else None
+    n_clear = np.zeros(plane, np.int32)  # counted under the persistent policy only
+    n_snow = np.zeros(plane, np.int32)
     snowy = []  # slices with snow, for the persistent policy
     for i in range(scl.shape[0]):
         s = scl[i]
@@ -325,8 +325,8 @@ def valid_mask(
     Masks ``config.invalid``; grows ``config.dilate`` classes (and, if given,
     ``cloud_prob > config.cloud_threshold``) by a disk of
     ``config.dilation_radius`` pixels, per time slice (:func:`_dilate_disk`,
-    equal to :func:`scipy.ndimage.binary_dilation`); applies the snow policy.  On dask the dilation halo crosses chunk borders
-    (map_overlap), so results do not depend on chunking.
+    equal to :func:`scipy.ndimage.binary_dilation`); applies the snow policy.  On dask the dilation halo crosses
+    chunk borders (map_overlap), so results do not depend on chunking.
     """
     scl = _as_scl(scl)
     kw = dict(
@@ -366,7 +366,7 @@ def apply_mask(ds: xr.Dataset, valid: xr.DataArray) -> xr.Dataset:
 
 
 def s2_quality(scl: xr.DataArray, valid: xr.DataArray) -> xr.Dataset:
-    """Per-pixel InputQuality statistics of one year of S2 (DESIGN.md §2).
+    """Per-pixel InputQuality statistics of one year of S2 (the three bands of ESA WorldCover's InputQuality).
 
     ``s2_obs``: observations with data (SCL != 0), int16; ``s2_valid``: kept by
     the mask, int16; ``s2_discarded_pct``: 100 * (obs - valid) / obs, float32,
@@ -426,7 +426,8 @@ def cloud_probability(ds: xr.Dataset) -> xr.DataArray:
         raise InputError(f"s2cloudless needs bands {missing} that the Sentinel-2 input lacks")
     if "B10" not in bands:
         with np.errstate(invalid="ignore"):
-            proxy = (B10_PROXY_FACTOR * np.fmin(ds["B02"], ds["B11"])).clip(0.0, 1.0)
+            # np.fmin on DataArrays gives a DataArray (numpy's hints say ndarray)
+            proxy = cast(xr.DataArray, B10_PROXY_FACTOR * np.fmin(ds["B02"], ds["B11"])).clip(0.0, 1.0)
         bands["B10"] = proxy.where(ds["B02"].notnull() & ds["B11"].notnull()).astype(np.float32)
     arrays = [bands[b] for b in CLOUDLESS_BANDS]
     out = map_overlap_yx(_cloud_kernel, *arrays, depth=0, dtype=np.float32)
@@ -653,9 +654,7 @@ def composite(ds: xr.Dataset, year: int | None = None, interpolate: bool = True)
     return _composites(ds, year, interpolate)
 
 
-def _composites(
-    ds: xr.Dataset, year: int | None, interpolate: bool, valid: xr.DataArray | None = None
-) -> xr.Dataset:
+def _composites(ds: xr.Dataset, year: int | None, interpolate: bool, valid: xr.DataArray | None = None) -> xr.Dataset:
     """:func:`composite`, or with ``valid`` that of ``apply_mask(ds, valid)`` with the mask fused in.
 
     Fused, each band's kernel masks the 1-3 planes of a dekad as it reads them:
@@ -666,7 +665,7 @@ def _composites(
     didx = dekad_index(_times(ds))
     starts = np.searchsorted(didx, np.arange(N_DEKADS), side="left")
     stops = np.searchsorted(didx, np.arange(N_DEKADS), side="right")
-    bounds = [(int(a), int(b)) for a, b in zip(starts, stops)]
+    bounds = [(int(a), int(b)) for a, b in zip(starts, stops, strict=True)]
     centres = dekad_centres(year)
     t_days = np.asarray((centres - centres[0]) / pd.Timedelta(days=1), dtype=np.float64)
     kw = dict(bounds=bounds, centres=t_days, interpolate=interpolate)

@@ -23,7 +23,32 @@ Modules: :mod:`~worldcover.sim.noise` (seamless randomness),
 :mod:`~worldcover.sim.stac` and :mod:`~worldcover.sim.writer` (the archive).
 """
 
-from worldcover.sim.simulate import BlockWorld, SimOptions, SimResult, simulate_block
-from worldcover.sim.writer import generate
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# The package imports nothing on its own: its submodules import one another (``from worldcover.sim
+# import spectra``) without re-entering a half-initialised package, and ``import worldcover.sim.noise``
+# does not load the whole simulator. These names are imported on first use (PEP 562).
+_LAZY = {
+    "BlockWorld": "worldcover.sim.simulate", "SimOptions": "worldcover.sim.simulate",
+    "SimResult": "worldcover.sim.simulate", "simulate_block": "worldcover.sim.simulate",
+    "generate": "worldcover.sim.writer",
+}
 
 __all__ = ["BlockWorld", "SimOptions", "SimResult", "simulate_block", "generate"]
+
+
+def __getattr__(name: str) -> Any:
+    """Import one of :data:`__all__` from its module on first use."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'worldcover.sim' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from worldcover.sim.simulate import BlockWorld, SimOptions, SimResult, simulate_block
+    from worldcover.sim.writer import generate

@@ -34,6 +34,11 @@ import pandas as pd
 
 from worldcover.bands import SCL_INVALID
 from worldcover.errors import InputError
+from worldcover.grid import TILE_DEGREES, TILE_PIXELS, tile_of
+from worldcover.legend import BY_CODE
+from worldcover.sim.simulate import BlockWorld, SimOptions
+from worldcover.sim.world import surface_at
+from worldcover.storage import atomic_write_text
 
 TARGETS_PATH = Path(__file__).parent / "data" / "real_targets.json"
 QUANTILES = tuple(round(0.05 * i, 2) for i in range(1, 20))  # q05..q95
@@ -175,7 +180,7 @@ def series_features(s: Series) -> dict[str, np.ndarray]:
         enough = np.isfinite(vals).sum(axis=0) >= s.year_min
         if enough.any():
             pct = np.nanpercentile(vals[:, enough], (10, 50, 90), axis=0)
-            for p, row in zip((10, 50, 90), pct):
+            for p, row in zip((10, 50, 90), pct, strict=True):
                 out[f"{name}_p{p}"] = row
     for m in range(1, 13):
         sel = s.months == m
@@ -207,9 +212,11 @@ def thin_months(s: Series, share, seed: int = 0) -> Series:
     keep_p = np.asarray(share, float) / max(max(share), 1e-12)
     rng = np.random.default_rng(seed)
     keep = rng.random(s.clear.shape) < keep_p[s.months - 1][:, None]
-    keep1 = rng.random(next(iter(s.s1.values())).shape) < keep_p[s.s1_months - 1][:, None] if s.s1 else None
+    s1 = {}
+    if s.s1:
+        keep1 = rng.random(next(iter(s.s1.values())).shape) < keep_p[s.s1_months - 1][:, None]
+        s1 = {p: np.where(keep1, a, np.nan) for p, a in s.s1.items()}
     refl = {b: np.where(keep, a, np.nan) for b, a in s.refl.items()}
-    s1 = {p: np.where(keep1, a, np.nan) for p, a in s.s1.items()}
     return Series(s.months, refl, s.clear & keep, s.s1_months, s1, s.scl, s.year_min)
 
 
@@ -348,7 +355,8 @@ def dynamicworld_series(root: Path, region: str) -> tuple[dict[int, Series], np.
         g[mon.T - 1, np.arange(n)[None, :].repeat(t, 0)] = a.T
         return g
 
-    refl = {b: calendar(np.where(per(c) > 0, per(c) / 1e4, np.nan)) for b, c in DW_CHANNELS.items() if b.startswith("B")}
+    refl = {b: calendar(np.where(per(c) > 0, per(c) / 1e4, np.nan))
+            for b, c in DW_CHANNELS.items() if b.startswith("B")}
     db = {p: calendar(np.where(per(c) != 0, per(c), np.nan)) for p, c in DW_CHANNELS.items() if not p.startswith("B")}
     months = np.arange(1, 13)
     clear = np.all([np.isfinite(a) for a in refl.values()], axis=0)
@@ -389,8 +397,6 @@ def _sites(lonlat: np.ndarray, n: int = 48) -> list[list[float]]:
 
 def compute_real_targets(root: Path | None = None) -> dict:
     """The targets document (see the module docstring) from the real data under ``root``."""
-    from worldcover.legend import BY_CODE
-
     root = Path(root) if root else realdata_root()
     if not root.is_dir():
         raise InputError(f"real data folder {root} not found (expected shared/realdata or $WORLDCOVER_REALDATA)")
@@ -431,8 +437,6 @@ def compute_real_targets(root: Path | None = None) -> dict:
 
 def write_real_targets(path: Path | None = None, root: Path | None = None) -> Path:
     """Regenerate ``real_targets.json`` from the shared real data (temp file then rename)."""
-    from worldcover.storage import atomic_write_text
-
     dest = Path(path) if path else TARGETS_PATH
     dest.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(dest, dumps_compact(compute_real_targets(root)))
@@ -455,7 +459,8 @@ def load_targets(path: Path | None = None) -> dict:
     try:
         doc = json.loads(p.read_text())
     except FileNotFoundError:
-        raise InputError(f"calibration targets {p} not found (regenerate: python -m worldcover.sim.calibration)") from None
+        raise InputError(f"calibration targets {p} not found "
+                         "(regenerate: python -m worldcover.sim.calibration)") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"calibration targets {p} are not valid JSON: {exc}") from None
     if doc.get("version") != 1 or "regions" not in doc:
@@ -471,7 +476,7 @@ def targets_frame(doc: dict) -> pd.DataFrame:
             for feature, st in c["features"].items():
                 rows.append({"region": region, "class": int(code), "class_name": c["name"], "feature": feature,
                              "group": feature_group(feature), "n": st["n"], "mean": st["mean"],
-                             **dict(zip(QCOLS, st["q"]))})
+                             **dict(zip(QCOLS, st["q"], strict=True))})
     return pd.DataFrame(rows)
 
 
@@ -485,8 +490,6 @@ def real_targets(path: Path | None = None) -> pd.DataFrame:
 
 def block_at(lon: float, lat: float, block_size: int):
     """The grid block of ``block_size`` containing a point."""
-    from worldcover.grid import TILE_DEGREES, TILE_PIXELS, tile_of
-
     tile = tile_of(lon, lat)
     per_deg = TILE_PIXELS / TILE_DEGREES
     west, south, _, north = tile.bbox
@@ -497,12 +500,10 @@ def block_at(lon: float, lat: float, block_size: int):
 
 def class_shares(block, seed: int = 0, n: int = 24) -> dict[int, float]:
     """Share of each simulated class in a block, from the truth at an n x n lattice of points (cheap)."""
-    from worldcover.sim.world import surface_at
-
     w, s, e, nth = block.bbox
     lon, lat = np.meshgrid(np.linspace(w, e, n), np.linspace(s, nth, n))
     codes, counts = np.unique(surface_at(lon, lat, seed).code, return_counts=True)
-    return {int(c): float(k) / counts.sum() for c, k in zip(codes, counts)}
+    return {int(c): float(k) / counts.sum() for c, k in zip(codes, counts, strict=True)}
 
 
 def pick_blocks(shares: dict, classes: list[int], n_blocks: int, cap: float = 0.25) -> list:
@@ -512,7 +513,8 @@ def pick_blocks(shares: dict, classes: list[int], n_blocks: int, cap: float = 0.
     w_c = 1 / (1 + 20 * share of c collected so far): a block holding a little of a missing
     class beats one holding much of a class already there, so few blocks cover many classes.
     """
-    chosen, got = [], dict.fromkeys(classes, 0.0)
+    chosen: list = []
+    got = dict.fromkeys(classes, 0.0)
     pool = dict(shares)
 
     def gain(b) -> float:
@@ -567,8 +569,6 @@ def simulated_series(block, year: int, classes: list[int], max_pixels: int = 150
     Straight from the simulator's in-memory scenes (no files): 10 m bands at the pixel,
     20 m bands and SCL at the pixel's 20 m cell, S1 linear gamma0 -> dB.
     """
-    from worldcover.sim.simulate import BlockWorld, SimOptions
-
     world = BlockWorld(block, year, seed, SimOptions.from_kwargs(**options))
     codes = np.asarray(world.surface.code)
     pix = sample_pixels(codes, classes, max_pixels, seed)
@@ -592,11 +592,11 @@ def simulated_series(block, year: int, classes: list[int], max_pixels: int = 150
         scl[t] = sv[np.minimum(r // f, sv.shape[0] - 1), np.minimum(c // f, sv.shape[1] - 1)]
     s1acq = world.s1_acquisitions
     db = {p: np.empty((len(s1acq), allidx.size), np.float32) for p in ("vv", "vh")}
-    for t, acq in enumerate(s1acq):
-        scene = world.s1(acq)
+    for t, one_s1 in enumerate(s1acq):
+        s1scene = world.s1(one_s1)
         for p in db:
             with np.errstate(all="ignore"):
-                db[p][t] = 10 * np.log10(scene[p].values[r, c])
+                db[p][t] = 10 * np.log10(s1scene[p].values[r, c])
     months = np.array([a.day.month for a in acqs], np.int64)
     months1 = np.array([a.day.month for a in s1acq], np.int64)
     valid = np.all([np.isfinite(a) for a in refl.values()], axis=0)
@@ -614,7 +614,7 @@ def region_blocks(doc: dict, region: str, n_blocks: int, block_size: int, seed: 
     """The simulated blocks standing for a region: those at its sites that best cover its real classes."""
     r = doc["regions"][region]
     classes = [int(c) for c in r["classes"]]
-    cands = {}
+    cands: dict = {}
     for lon, lat in r["sites"]:
         b = block_at(lon, lat, block_size)
         cands.setdefault(b.id, b)

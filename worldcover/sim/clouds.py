@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import date
 
 import numpy as np
 from scipy.special import ndtri
@@ -112,7 +111,8 @@ def cloud_fields(lon: np.ndarray, lat: np.ndarray, seed: int, day: int, cover: f
             alpha = np.maximum(alpha, deck).astype(np.float32)
     cirrus = zero.copy()
     if u[2] < 0.3:  # cirrus veils, up to ~20 % opacity
-        cirrus = (smoothstep(fbm(dom, key(seed, "cirrus", day), 25.0, 4), 0.0, 1.2) * (0.08 + 0.14 * u[2] / 0.3)).astype(np.float32)
+        veil = smoothstep(fbm(dom, key(seed, "cirrus", day), 25.0, 4), 0.0, 1.2)
+        cirrus = (veil * (0.08 + 0.14 * u[2] / 0.3)).astype(np.float32)
     return CloudFields(alpha.astype(np.float32), cirrus, shadow * (1 - alpha), brightness)
 
 
@@ -194,7 +194,3 @@ def scl_percentages(scl: np.ndarray) -> dict[str, float]:
         "s2:saturated_defective_pixel_percentage": pct(SCL_SATURATED),
         "eo:cloud_cover": pct(SCL_CLOUD_HIGH, SCL_CLOUD_MEDIUM, SCL_CIRRUS),
     }
-
-
-def day_index(day: date) -> int:
-    return day.toordinal()

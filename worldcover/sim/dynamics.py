@@ -64,8 +64,8 @@ def day_of_year(when: date) -> float:
     return float(when.timetuple().tm_yday)
 
 
-def _cycle(doy: float, sow: np.ndarray, length: np.ndarray, jitter: np.ndarray, winter: np.ndarray,
-           g_temp: np.ndarray):
+def _cycle(doy: float | np.floating, sow: np.ndarray, length: np.ndarray, jitter: np.ndarray,
+           winter: np.ndarray, g_temp: np.ndarray):
     """Growth of one crop cycle: (green, ripe, days since harvest or NaN) for each pixel."""
     delta = np.mod(np.float32(doy) - sow - jitter, YEAR_DAYS)
     inside = delta < length
@@ -82,7 +82,8 @@ def _cycle(doy: float, sow: np.ndarray, length: np.ndarray, jitter: np.ndarray, 
     return green, ripe, since, np.where(inside, x, np.nan)
 
 
-def _catch_crop(doy: float, since: np.ndarray, next_sow: np.ndarray, cover: np.ndarray, g_temp: np.ndarray):
+def _catch_crop(doy: float | np.floating, since: np.ndarray, next_sow: np.ndarray, cover: np.ndarray,
+                g_temp: np.ndarray):
     """Green cover of a catch crop: sown ~3 weeks after harvest, ploughed in ~3 weeks before the next sowing."""
     to_sow = np.mod(next_sow - np.float32(doy), YEAR_DAYS)
     grown = sigmoid((np.nan_to_num(since, nan=-99.0) - 35.0) / 7.0)
@@ -119,7 +120,8 @@ def state_at(s: Surface, when: date, weather: Weather | None = None) -> State:
     melt = np.where(s.t_mean - s.t_amp < 0, s.t_peak - crossing + 12, s.t_peak - 80)
     flood_day = np.where(s.t_amp > 8, melt + 15, s.rain_peak + 30)
     theta_f = TWO_PI * (doy - flood_day) / YEAR_DAYS
-    flood = s.flood * (0.15 + 0.85 * np.exp(3.0 * (np.cos(theta_f) - 1))) * (1 - frozen) * (0.7 + 0.6 * np.asarray(w.wet, f32))
+    flood = (s.flood * (0.15 + 0.85 * np.exp(3.0 * (np.cos(theta_f) - 1))) * (1 - frozen)
+             * (0.7 + 0.6 * np.asarray(w.wet, f32)))
     flood = np.clip(flood + s.tidal * (0.1 + 0.5 * np.asarray(w.tide, f32)), 0, 1)
 
     # Meadows: each cut leaves a third of the biomass, which regrows in ~5 weeks.
@@ -169,7 +171,7 @@ def state_at(s: Surface, when: date, weather: Weather | None = None) -> State:
 def endmember_fractions(s: Surface, st: State) -> np.ndarray:
     """Areal fractions of the spectral endmembers, shape (n_endmembers, *surface shape), summing to 1."""
     f32 = np.float32
-    I = spectra.INDEX
+    ix = spectra.INDEX
     F = np.zeros((len(spectra.NAMES),) + s.shape, f32)
     wet = np.asarray(st.wet, f32)
 
@@ -181,24 +183,24 @@ def endmember_fractions(s: Surface, st: State) -> np.ndarray:
     # Open water, frozen in winter (then white with snow, or grey ice).
     liquid = water * (1 - st.frozen)
     frozen = water * st.frozen
-    F[I["water_clear"]] += liquid * (1 - s.turbid)
-    F[I["water_turbid"]] += liquid * s.turbid
-    F[I["snow"]] += frozen * st.snow + ice * st.ice_snow
-    F[I["ice"]] += frozen * (1 - st.snow) + ice * (1 - st.ice_snow)
+    F[ix["water_clear"]] += liquid * (1 - s.turbid)
+    F[ix["water_turbid"]] += liquid * s.turbid
+    F[ix["snow"]] += frozen * st.snow + ice * st.ice_snow
+    F[ix["ice"]] += frozen * (1 - st.snow) + ice * (1 - st.ice_snow)
 
     # Buildings and roads: bright or dark materials with shadows between them.
     snow_on_roofs = 0.6 * st.snow
-    F[I["concrete"]] += imp * 0.85 * s.urban_mat * (1 - snow_on_roofs)
-    F[I["asphalt"]] += imp * 0.85 * (1 - s.urban_mat) * (1 - snow_on_roofs)
-    F[I["shadow"]] += imp * 0.15
-    F[I["snow"]] += imp * 0.85 * snow_on_roofs
+    F[ix["concrete"]] += imp * 0.85 * s.urban_mat * (1 - snow_on_roofs)
+    F[ix["asphalt"]] += imp * 0.85 * (1 - s.urban_mat) * (1 - snow_on_roofs)
+    F[ix["shadow"]] += imp * 0.15
+    F[ix["snow"]] += imp * 0.85 * snow_on_roofs
 
     # Canopy: evergreen part always on, deciduous part with the leaves.
     tree = land * s.tree
     on = tree * (s.evergreen + (1 - s.evergreen) * st.leaf)
-    F[I["needleleaf"]] += on * s.needle
-    F[I["broadleaf"]] += on * (1 - s.needle) * (1 - s.tidal)
-    F[I["mangrove"]] += on * (1 - s.needle) * s.tidal
+    F[ix["needleleaf"]] += on * s.needle
+    F[ix["broadleaf"]] += on * (1 - s.needle) * (1 - s.tidal)
+    F[ix["mangrove"]] += on * (1 - s.needle) * s.tidal
     bare_branches = 0.5 * (tree - on)
 
     # The ground: what is not canopy. Crops replace the herb layer on their parcels.
@@ -214,27 +216,27 @@ def endmember_fractions(s: Surface, st: State) -> np.ndarray:
 
     # Seasonal snow covers the ground layer (and a little shows through canopy gaps).
     sn = st.snow
-    F[I["snow"]] += sn * (soil + ground_veg + bare_branches) + 0.15 * sn * on
+    F[ix["snow"]] += sn * (soil + ground_veg + bare_branches) + 0.15 * sn * on
     keep = 1 - sn
     for canopy in ("needleleaf", "broadleaf", "mangrove"):
-        F[I[canopy]] *= 1 - 0.15 * sn
+        F[ix[canopy]] *= 1 - 0.15 * sn
     # Floods and tides cover the ground layer: bare ground goes under water,
     # vegetation keeps half its cover above the water (emergent stems and leaves).
     fl = np.clip(st.flood + np.where(crop, (1 - margin) * st.crop_water, 0), 0, 1)
     keep_soil = keep * (1 - fl)
     keep_veg = keep * (1 - 0.5 * fl)
-    F[I["water_turbid"]] += (soil + 0.5 * ground_veg) * fl * keep * 0.6
-    F[I["water_clear"]] += (soil + 0.5 * ground_veg) * fl * keep * 0.4
-    F[I["green_veg"]] += (herb_green + crop_area * st.crop_green) * keep_veg
-    F[I["dry_veg"]] += ((herb - herb_green) + crop_area * (st.crop_dry + st.crop_residue)) * keep_veg
-    F[I["dry_veg"]] += bare_branches * keep
-    F[I["shrub"]] += shrub * (0.65 + 0.35 * st.green) * keep_veg
-    F[I["dry_veg"]] += shrub * 0.35 * (1 - st.green) * keep_veg
-    F[I["lichen"]] += lichen * keep_veg
+    F[ix["water_turbid"]] += (soil + 0.5 * ground_veg) * fl * keep * 0.6
+    F[ix["water_clear"]] += (soil + 0.5 * ground_veg) * fl * keep * 0.4
+    F[ix["green_veg"]] += (herb_green + crop_area * st.crop_green) * keep_veg
+    F[ix["dry_veg"]] += ((herb - herb_green) + crop_area * (st.crop_dry + st.crop_residue)) * keep_veg
+    F[ix["dry_veg"]] += bare_branches * keep
+    F[ix["shrub"]] += shrub * (0.65 + 0.35 * st.green) * keep_veg
+    F[ix["dry_veg"]] += shrub * 0.35 * (1 - st.green) * keep_veg
+    F[ix["lichen"]] += lichen * keep_veg
     # Soil: wet soil is darker.
     bright = s.soil_bright * (1 - 0.35 * wet)
-    F[I["soil_bright"]] += soil * bright * keep_soil
-    F[I["soil_dark"]] += soil * (1 - bright) * keep_soil
+    F[ix["soil_bright"]] += soil * bright * keep_soil
+    F[ix["soil_dark"]] += soil * (1 - bright) * keep_soil
     total = F.sum(axis=0)
     F /= np.maximum(total, 1e-6)
     return F
@@ -248,10 +250,11 @@ def backscatter(s: Surface, st: State) -> tuple[np.ndarray, np.ndarray]:
     wet = np.asarray(st.wet, f32)
     out = []
     for pol in (0, 1):
-        def c(name: str):
+        # pol bound as a default: the helpers are called in this iteration only, but must not see a later pol
+        def c(name: str, pol: int = pol):
             return lin(name)[pol]
 
-        def db(name: str):
+        def db(name: str, pol: int = pol):
             return f32(spectra.S1_DB[name][pol])
 
         water = s.water

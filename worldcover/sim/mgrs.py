@@ -13,8 +13,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from affine import Affine
 from odc.geo.geobox import GeoBox
 from pyproj import Transformer
@@ -57,11 +59,13 @@ def _to_lonlat(epsg: int) -> Transformer:
     return Transformer.from_crs(f"EPSG:{epsg}", "EPSG:4326", always_xy=True)
 
 
-def to_lonlat(epsg: int, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def to_lonlat(epsg: int, x: npt.ArrayLike, y: npt.ArrayLike) -> tuple[Any, Any]:
+    """UTM (x, y) of ``epsg`` to (lon, lat): arrays for arrays, floats for floats."""
     return _to_lonlat(epsg).transform(x, y)
 
 
-def to_utm(epsg: int, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def to_utm(epsg: int, lon: npt.ArrayLike, lat: npt.ArrayLike) -> tuple[Any, Any]:
+    """(lon, lat) to UTM (x, y) of ``epsg``: arrays for arrays, floats for floats."""
     return _to_utm(epsg).transform(lon, lat)
 
 
@@ -118,7 +122,8 @@ class ChipGrid:
         """GeoBox at ``res`` metres (10, 20 or 60)."""
         if self.width_m % res or self.height_m % res:
             raise ValueError(f"chip extent is not a multiple of {res} m")
-        return GeoBox((self.height_m // res, self.width_m // res), Affine(res, 0.0, self.x0, 0.0, -res, self.y1), self.crs)
+        transform = Affine(res, 0.0, self.x0, 0.0, -res, self.y1)
+        return GeoBox((self.height_m // res, self.width_m // res), transform, self.crs)
 
     def shape(self, res: int) -> tuple[int, int]:
         return (self.height_m // res, self.width_m // res)
@@ -144,10 +149,14 @@ class ChipGrid:
         """Chip outline in lon/lat (closed ring, counter-clockwise), densified along edges."""
         x1, y0 = self.x0 + self.width_m, self.y1 - self.height_m
         n = 8
-        xs = np.concatenate([np.linspace(self.x0, x1, n), np.full(n, x1), np.linspace(x1, self.x0, n), np.full(n, self.x0)])
-        ys = np.concatenate([np.full(n, y0), np.linspace(y0, self.y1, n), np.full(n, self.y1), np.linspace(self.y1, y0, n)])
+        xs = np.concatenate(
+            [np.linspace(self.x0, x1, n), np.full(n, x1), np.linspace(x1, self.x0, n), np.full(n, self.x0)]
+        )
+        ys = np.concatenate(
+            [np.full(n, y0), np.linspace(y0, self.y1, n), np.full(n, self.y1), np.linspace(self.y1, y0, n)]
+        )
         lon, lat = to_lonlat(self.epsg, xs, ys)
-        ring = [(float(a), float(b)) for a, b in zip(lon, lat)]
+        ring = [(float(a), float(b)) for a, b in zip(lon, lat, strict=True)]
         ring.append(ring[0])
         return ring
 

@@ -210,7 +210,8 @@ def fbm(dom: Domain, k: int, scale_km: float, octaves: int = 4, gain: float = 0.
         if sel.all():
             out += w * fbm2(u, v, (k * 31 + pid * 0x9E37) & 0xFFFFFFFF, scale_km, octaves, gain, lacunarity)
         else:
-            out[sel] += w[sel] * fbm2(u[sel], v[sel], (k * 31 + pid * 0x9E37) & 0xFFFFFFFF, scale_km, octaves, gain, lacunarity)
+            out[sel] += w[sel] * fbm2(u[sel], v[sel], (k * 31 + pid * 0x9E37) & 0xFFFFFFFF, scale_km, octaves, gain,
+                                      lacunarity)
     return out
 
 
@@ -269,10 +270,11 @@ def voronoi(dom: Domain, k: int, cell_km: float, jitter: float = 0.85,
     """
     ids = np.zeros(dom.shape, np.uint32)
     edge = np.zeros(dom.shape, np.float32)
-    for pid, u, v, w in dom.planes:
+    for pid, u, v, _w in dom.planes:
         sel = dom.dominant == pid
         if sel.any():
-            ids[sel], edge[sel] = voronoi2(u[sel], v[sel], (k * 31 + pid * 0x9E37) & 0xFFFFFFFF, cell_km, jitter, stretch)
+            ids[sel], edge[sel] = voronoi2(u[sel], v[sel], (k * 31 + pid * 0x9E37) & 0xFFFFFFFF, cell_km, jitter,
+                                           stretch)
     return ids, edge
 
 

@@ -36,7 +36,9 @@ def publish(archive: str | Path, dest: str) -> str:
     """Upload a local archive to ``dest`` (an object-store URL); the catalogue last. Returns ``dest``."""
     src = Path(archive).resolve()
     if not (src / CATALOGUE / "items").is_dir():
-        raise InputError(f"archive {str(archive)!r} has no {CATALOGUE}/items: expected a `worldcover sim generate` output")
+        raise InputError(
+            f"archive {str(archive)!r} has no {CATALOGUE}/items: expected a `worldcover sim generate` output"
+        )
     storage.check_location(dest, "archive destination")
     if not storage.is_remote(dest):
         raise InputError(f"invalid archive destination {dest!r}: expected an s3:// (or gs://, az://) URL")

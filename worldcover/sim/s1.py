@@ -19,7 +19,7 @@ from odc.geo.xr import wrap_xr
 
 from worldcover.sim.dynamics import backscatter, state_at
 from worldcover.sim.noise import key, pixel_random
-from worldcover.sim.s2 import _blur
+from worldcover.sim.psf import blur
 from worldcover.sim.schedule import S1Acquisition, day_key
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,21 +46,25 @@ class S1Scene:
 
 def speckle(shape: tuple[int, int], col0: int, row0: int, looks: float, keys: tuple[int, ...]) -> np.ndarray:
     """Multiplicative speckle: i.i.d. Gamma(L, 1/L) (mean 1, variance 1/L) on an absolute pixel lattice."""
-    return pixel_random(shape, col0, row0, keys, lambda rng, size: rng.gamma(looks, 1.0 / looks, size).astype(np.float32))
+    return pixel_random(
+        shape, col0, row0, keys, lambda rng, size: rng.gamma(looks, 1.0 / looks, size).astype(np.float32)
+    )
 
 
 def render_s1(world: BlockWorld, acq: S1Acquisition, keep_clean: bool = False) -> S1Scene:
     grid, seed = world.grid, world.seed
     looks = float(world.options.looks)
     dk = day_key(acq.day)
-    st = state_at(world.surface_padded, acq.day, world.weather(acq.day, hour=18.0 if acq.orbit_state == "ascending" else 6.0))
+    st = state_at(
+        world.surface_padded, acq.day, world.weather(acq.day, hour=18.0 if acq.orbit_state == "ascending" else 6.0)
+    )
     vv, vh = backscatter(world.surface_padded, st)
     gb = grid.geobox(RESOLUTION)
     col0, row0 = grid.lattice_origin(RESOLUTION)
     nodata = acq.frame.nodata(*grid.centres(RESOLUTION)) if acq.frame is not None else None
     out, clean = {}, {}
     for i, (pol, sigma) in enumerate((("vv", vv), ("vh", vh))):
-        sigma = _blur(sigma * world.s1_texture[i], RTC_PSF)[world.crop].astype(np.float32)
+        sigma = blur(sigma * world.s1_texture[i], RTC_PSF)[world.crop].astype(np.float32)
         if keep_clean:
             clean[pol] = wrap_xr(sigma.copy(), gb)
         noisy = sigma * speckle(sigma.shape, col0, row0, looks, (seed, key(seed, "s1-speckle"), grid.epsg, dk, i))

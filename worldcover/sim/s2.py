@@ -30,6 +30,7 @@ from worldcover.sim import spectra
 from worldcover.sim.clouds import CloudFields, apply_clouds, cloud_fields, scene_classification, scl_percentages
 from worldcover.sim.dynamics import endmember_fractions, state_at
 from worldcover.sim.noise import key, pixel_random
+from worldcover.sim.psf import blur
 from worldcover.sim.schedule import S2Acquisition, day_key, solar_geometry
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -72,17 +73,9 @@ class S2Scene:
         if res == 20:
             return ok
         if res == 10:
-            return xr.DataArray(np.repeat(np.repeat(ok.values, 2, 0), 2, 1), coords=self.cloud.coords, dims=self.cloud.dims)
+            return xr.DataArray(np.repeat(np.repeat(ok.values, 2, 0), 2, 1), coords=self.cloud.coords,
+                                dims=self.cloud.dims)
         raise ValueError("res must be 10 or 20")
-
-
-def _blur(a: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """Separable 3-tap blur over the last two axes with edge replication (in place friendly)."""
-    k0, k1, k2 = (np.float32(v) for v in kernel)
-    p = np.concatenate([a[..., :1, :], a, a[..., -1:, :]], axis=-2)
-    a = k0 * p[..., :-2, :] + k1 * p[..., 1:-1, :] + k2 * p[..., 2:, :]
-    p = np.concatenate([a[..., :1], a, a[..., -1:]], axis=-1)
-    return k0 * p[..., :-2] + k1 * p[..., 1:-1] + k2 * p[..., 2:]
 
 
 def block_mean(a: np.ndarray, f: int) -> np.ndarray:
@@ -134,7 +127,7 @@ def render_s2(world: BlockWorld, acq: S2Acquisition, baseline: str | None = None
     del frac
     refl *= world.texture[None] * illumination(world.slope_x, world.slope_y, zen, az)[None]
     refl *= world.spectral_drift[:, None, None]
-    refl = _blur(refl, PSF)[(slice(None), *world.crop)]
+    refl = blur(refl, PSF)[(slice(None), *world.crop)]
     surface = None
     if keep_surface:
         surface = _native(world, refl, "surface reflectance")
@@ -190,7 +183,8 @@ def render_s2(world: BlockWorld, acq: S2Acquisition, baseline: str | None = None
     shadow10 = cf10.shadow_mask & ~nodata[10]
     stats = scl_percentages(scl)
     stats["s2:nodata_pixel_percentage"] = round(100.0 * float(nodata[20].mean()), 6)
-    stats["true_cloud_percentage"] = round(100.0 * float(cloud10[~nodata[10]].mean()) if (~nodata[10]).any() else 0.0, 6)
+    clear_data = ~nodata[10]
+    stats["true_cloud_percentage"] = round(100.0 * float(cloud10[clear_data].mean()) if clear_data.any() else 0.0, 6)
     return S2Scene(
         acquisition=acq,
         bands=bands,
@@ -213,8 +207,9 @@ def _aggregate(refl10: np.ndarray) -> dict[int, dict[str, np.ndarray]]:
 
 def _native(world: BlockWorld, refl10: np.ndarray, name: str) -> dict[str, xr.DataArray]:
     agg = _aggregate(refl10)
-    return {b: _wrap(agg[S2_BANDS[b]][b].astype(np.float32), world.grid.geobox(S2_BANDS[b]), b, None)
-            for b in spectra.BANDS}
+    return {
+        b: _wrap(agg[S2_BANDS[b]][b].astype(np.float32), world.grid.geobox(S2_BANDS[b]), b, None) for b in spectra.BANDS
+    }
 
 
 def _wrap(a: np.ndarray, geobox, name: str, nodata) -> xr.DataArray:

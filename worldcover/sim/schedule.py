@@ -147,7 +147,7 @@ def s2_schedule(grid: ChipGrid, year: int, seed: int = 0, revisit_days: int = 5,
     lon_c, lat_c = _chip_centre(grid)
     phase = int(_u(seed, "s2-phase", mg) * revisit_days)
     orbit = 1 + int(_u(seed, "s2-orbit", mg) * 143)
-    tracks = [(phase, orbit, None)]
+    tracks: list[tuple[int, int, SwathEdge | None]] = [(phase, orbit, None)]
     if _u(seed, "s2-overlap", mg) < 0.35:  # the tile also lies under a neighbouring track
         edge = SwathEdge(
             x_ref=grid.mgrs.origin[0] + _u(seed, "s2-edge-x", mg) * 109_800.0,
@@ -163,7 +163,7 @@ def s2_schedule(grid: ChipGrid, year: int, seed: int = 0, revisit_days: int = 5,
         if day < S2A_START:
             continue
         n = (day - EPOCH).days
-        for ph, rel, edge in tracks:
+        for ph, rel, track_edge in tracks:
             if (n - ph) % revisit_days:
                 continue
             pair = ((n - ph) // revisit_days) % 2  # which satellite of the pair
@@ -176,14 +176,14 @@ def s2_schedule(grid: ChipGrid, year: int, seed: int = 0, revisit_days: int = 5,
             zen, _ = solar_geometry(lat_c, day)
             if zen > MAX_SUN_ZENITH:
                 continue
-            if edge is not None and _valid_fraction(grid, edge) <= 0.0:
+            if track_edge is not None and _valid_fraction(grid, track_edge) <= 0.0:
                 continue
-            sensed = _utc(day, 10.5 + (0.25 if edge is not None else 0.0), lon_c, _u(seed, "s2-sec", mg, n) * 30)
+            sensed = _utc(day, 10.5 + (0.25 if track_edge is not None else 0.0), lon_c, _u(seed, "s2-sec", mg, n) * 30)
             generated = sensed + timedelta(hours=2, minutes=int(_u(seed, "s2-gen", mg, n) * 150))
             out.append(S2Acquisition(
                 sensed=sensed.replace(microsecond=0), platform=platform, relative_orbit=rel,
                 baseline=baseline or baseline_for(day), generated=generated.replace(microsecond=0),
-                mgrs=mg, day=day, swath=edge,
+                mgrs=mg, day=day, swath=track_edge,
             ))
     return sorted(out, key=lambda a: a.sensed)
 

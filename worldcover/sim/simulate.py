@@ -13,6 +13,7 @@ import math
 import zlib
 from dataclasses import asdict, dataclass, fields
 from datetime import date
+from typing import cast
 
 import numpy as np
 import xarray as xr
@@ -21,6 +22,7 @@ from worldcover.bands import parse_baseline
 from worldcover.errors import InputError
 from worldcover.grid import Block
 from worldcover.sim import dem as dem_mod
+from worldcover.sim.clouds import cloud_cover
 from worldcover.sim.dynamics import Weather
 from worldcover.sim.mgrs import ChipGrid, chip_grid, mgrs_centre
 from worldcover.sim.noise import domain, fbm, key, mix32, smoothstep, unit
@@ -30,7 +32,8 @@ from worldcover.sim.schedule import S1Acquisition, S2Acquisition, day_key, s1_sc
 from worldcover.sim.world import surface_at, truth
 
 MODEL_VERSION = "1"
-HALO = 2  # extra 10 m pixels around the chip for gradients and blurs  # bump when the simulated world changes for the same seed
+# extra 10 m pixels around the chip for gradients and blurs; bump when the simulated world changes for the same seed
+HALO = 2
 YEAR_MIN, YEAR_MAX = 2015, 2100
 
 
@@ -130,7 +133,7 @@ class BlockWorld:
         self.surface_padded = surface_at(lon10, lat10, self.seed)
         self.surface = self.surface_padded.subset(self.crop)
         # Terrain slopes for the illumination (rows run south, hence the sign).
-        gy, gx = np.gradient(self.surface_padded.elev.astype(np.float32), 10.0)
+        gy, gx = cast(list[np.ndarray], np.gradient(self.surface_padded.elev.astype(np.float32), 10.0))
         self.slope_x, self.slope_y = gx.astype(np.float32), (-gy).astype(np.float32)
         dom = domain(lon10, lat10)
         # Static per-pixel brightness texture (+-4 %) and radar texture (+-1 dB).
@@ -183,8 +186,6 @@ class BlockWorld:
 
     def cloud_cover(self, acq: S2Acquisition) -> float:
         """Target cloud cover (0..1) of an S2 acquisition, known before rendering it."""
-        from worldcover.sim.clouds import cloud_cover
-
         moist, rain = self.cloud_climate(acq.day)
         u = self.draws("s2-clouds", day_key(acq.day), 2)
         return cloud_cover(moist, rain, float(u[0]), float(u[1]), self.options.cloudiness)

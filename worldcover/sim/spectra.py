@@ -54,10 +54,6 @@ HAZE = np.array([.022, .018, .012, .008, .006, .004, .003, .003, .003, .003, .00
 NOISE = np.array([.004, .003, .003, .003, .003, .003, .003, .004, .004, .006, .004, .004], dtype=np.float32)
 
 
-def band_index(band: str) -> int:
-    return BANDS.index(band)
-
-
 # --- Sentinel-1 (gamma0, dB) ---------------------------------------------------
 # Typical C-band values: water is dark (wind roughens it), soils depend on
 # moisture and roughness, vegetation volume scattering raises VH, forests are
@@ -87,10 +83,6 @@ S1_DB = {
     "wet_snow_loss": (-6.0, -7.0),
     "double_bounce": (-3.0, -13.0),  # flooded vegetation, per unit of (water x vegetation)
 }
-
-
-def db_to_linear(db: float | np.ndarray) -> np.ndarray:
-    return np.power(np.float32(10.0), np.asarray(db, np.float32) / np.float32(10.0))
 
 
 def s1_linear(name: str) -> tuple[np.float32, np.float32]:

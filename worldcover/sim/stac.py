@@ -13,6 +13,7 @@ blocks never collide.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -105,13 +106,13 @@ def footprint(grid: ChipGrid, edge: SwathEdge | None = None) -> dict:
     if edge is not None:
         ring = _clip_ring(ring, edge) or ring
     dense = []
-    for (ax, ay), (bx, by) in zip(ring[:-1], ring[1:]):
+    for (ax, ay), (bx, by) in pairwise(ring):
         for t in np.linspace(0, 1, 6)[:-1]:
             dense.append((ax + t * (bx - ax), ay + t * (by - ay)))
     dense.append(dense[0])
     xs, ys = np.array(dense).T
     lon, lat = to_lonlat(grid.epsg, xs, ys)
-    coords = [[round(float(a), 7), round(float(b), 7)] for a, b in zip(lon, lat)]
+    coords = [[round(float(a), 7), round(float(b), 7)] for a, b in zip(lon, lat, strict=True)]
     coords[-1] = coords[0]
     return {"type": "Polygon", "coordinates": [coords]}
 
@@ -140,10 +141,7 @@ def _href(path: Path) -> str:
 
 
 def s2_item_id(block: Block, acq: S2Acquisition, layout: str = "planetary-computer") -> str:
-    if layout == "earth-search":
-        base = f"S2{acq.unit}_{acq.mgrs}_{acq.sensed:%Y%m%d}_0_L2A"
-    else:
-        base = acq.item_base_id
+    base = f"S2{acq.unit}_{acq.mgrs}_{acq.sensed:%Y%m%d}_0_L2A" if layout == "earth-search" else acq.item_base_id
     return f"{base}_{block_suffix(block)}"
 
 
@@ -166,9 +164,11 @@ def s2_item(block: Block, grid: ChipGrid, acq: S2Acquisition, stats: dict, hrefs
         "s2:processing_baseline": acq.baseline,
         "s2:product_uri": f"{uri}.SAFE",
         "s2:product_type": "S2MSI2A",
-        "s2:granule_id": f"S2{acq.unit}_OPER_MSI_L2A_TL_2{acq.unit}PS_{gen:%Y%m%dT%H%M%S}_A{absolute:06d}_T{acq.mgrs}_N{b[:2]}.{b[2:]}",
+        "s2:granule_id": f"S2{acq.unit}_OPER_MSI_L2A_TL_2{acq.unit}PS_{gen:%Y%m%dT%H%M%S}_A{absolute:06d}"
+                         f"_T{acq.mgrs}_N{b[:2]}.{b[2:]}",
         "s2:datatake_id": f"GS2{acq.unit}_{acq.sensed:%Y%m%dT%H%M%S}_{absolute:06d}_N{b[:2]}.{b[2:]}",
-        "s2:datastrip_id": f"S2{acq.unit}_OPER_MSI_L2A_DS_2{acq.unit}PS_{gen:%Y%m%dT%H%M%S}_S{acq.sensed:%Y%m%dT%H%M%S}_N{b[:2]}.{b[2:]}",
+        "s2:datastrip_id": f"S2{acq.unit}_OPER_MSI_L2A_DS_2{acq.unit}PS_{gen:%Y%m%dT%H%M%S}"
+                           f"_S{acq.sensed:%Y%m%dT%H%M%S}_N{b[:2]}.{b[2:]}",
         "s2:datatake_type": "INS-NOBS",
         "s2:generation_time": _iso(gen),
         "s2:mean_solar_zenith": round(zen, 6),
@@ -292,7 +292,8 @@ def dem_item(block: Block, geobox: GeoBox, tile_name: str, href: Path, seed: int
         "worldcover:block": block.id, "worldcover:block_size": block.size, "worldcover:seed": seed,
         "worldcover:simulated": True,
     })
-    extra = {**_proj_fields(geobox), "raster:bands": [{"data_type": "float32", "spatial_resolution": 30, "unit": "metre"}]}
+    extra = {**_proj_fields(geobox),
+             "raster:bands": [{"data_type": "float32", "spatial_resolution": 30, "unit": "metre"}]}
     item.add_asset("data", pystac.Asset(href=_href(href), title=tile_name, media_type=COG_TYPE, roles=["data"],
                                         extra_fields=extra))
     return item
@@ -319,7 +320,7 @@ def collection(collection_id: str, items: list[dict]) -> pystac.Collection:
         boxes = np.array([i["bbox"] for i in items], dtype=np.float64)
         bbox = [float(boxes[:, 0].min()), float(boxes[:, 1].min()), float(boxes[:, 2].max()), float(boxes[:, 3].max())]
         times = sorted(_parse_time(i["properties"]["datetime"]) for i in items)
-        interval = [times[0], times[-1]]
+        interval: list[datetime | None] = [times[0], times[-1]]
     else:
         bbox = [-180.0, -90.0, 180.0, 90.0]
         interval = [None, None]

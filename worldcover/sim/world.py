@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, fields
+from typing import NamedTuple
 
 import numpy as np
 import xarray as xr
@@ -281,7 +282,54 @@ def surface_at(lon: np.ndarray, lat: np.ndarray, seed: int = 0) -> Surface:
     px1 = fbm(dom, key(seed, "pixel-1"), 0.04, 2)
     px2 = fbm(dom, key(seed, "pixel-2"), 0.04, 2)
 
-    # --- water: sea, lakes, rivers ---------------------------------------
+    waters = _waters(dom, seed, base, mount, elev, t_mean, moist)
+    flood = _wetlands(dom, seed, base, mount, moist, waters)
+    mangrove_zone = _mangrove_zone(dom, seed, base, t_mean, moist)
+    tidal = mangrove_zone.astype(f32)
+    ice = _perennial_ice(dom, seed, moist, t_warm)
+    veg = _natural_vegetation(dom, seed, t_mean, t_amp, t_warm, moist, mount, px1, px2)
+    water = _mangrove_forests(dom, seed, mangrove_zone, veg, waters.water)
+
+    # --- phenology per pixel -------------------------------------------------------
+    pheno_shift = 8.0 * fbm(dom, key(seed, "pheno-shift"), 4.0, 3) + 4.0 * px2
+    pheno_amp = np.clip(0.95 + 0.08 * fbm(dom, key(seed, "pheno-amp"), 1.0, 4), 0.4, 1.0)
+    snow_off = 1.5 * fbm(dom, key(seed, "snow-line"), 1.5, 4)
+
+    imp, urban_mat, urban_orient = _settlements(dom, seed, shape, t_mean, moist, mount, elev, base, mangrove_zone,
+                                                water)
+    agri = _agriculture(dom, seed, shape, lat, t_mean, t_amp, t_warm, moist, rain_seas, rain_peak, mount, base, water,
+                        ice, imp, flood, mangrove_zone, veg)
+    code = _classes(veg, agri["use"], flood, imp, ice, water, mangrove_zone)
+    # Wetland vegetation is herbaceous: make the herb layer dense where the class is wetland.
+    herb = np.where(code == WETLAND, np.maximum(veg["herb"], 0.55 * (1 - veg["tree"] - veg["shrub"])), veg["herb"])
+
+    return Surface(
+        code=code, elev=elev, t_mean=t_mean, t_amp=t_amp, t_peak=t_peak, moisture=moist,
+        rain_seas=rain_seas, rain_peak=rain_peak, rain_k=rain_k,
+        water=water.astype(f32), turbid=waters.turbid, flood=flood.astype(f32), tidal=tidal, ice=ice,
+        imp=imp.astype(f32), urban_mat=urban_mat.astype(f32), urban_orient=urban_orient.astype(f32),
+        tree=np.asarray(veg["tree"], f32), needle=np.asarray(veg["needle"], f32),
+        evergreen=np.asarray(veg["evergreen"], f32), shrub=np.asarray(veg["shrub"], f32), herb=np.asarray(herb, f32),
+        lichen=np.asarray(veg["lichen"], f32), soil_bright=veg["soil_bright"].astype(f32),
+        rough=veg["rough"].astype(f32),
+        pheno_shift=pheno_shift.astype(f32), pheno_amp=pheno_amp.astype(f32), snow_off=snow_off.astype(f32),
+        use=agri["use"], crop_type=agri["crop_type"], sow1=agri["sow1"], len1=agri["len1"], sow2=agri["sow2"],
+        len2=agri["len2"], crop_peak=agri["crop_peak"], plough=agri["plough"], cover_crop=agri["cover_crop"],
+        mow1=agri["mow1"], mow2=agri["mow2"], field_edge=agri["field_edge"],
+    )
+
+
+class _Waters(NamedTuple):
+    water: np.ndarray  # sea, lakes and rivers, 0..1
+    turbid: np.ndarray  # sediment load of the water
+    shore: np.ndarray  # lake shores (wetland candidates)
+    plain: np.ndarray  # river flood plains (wetland candidates)
+    boreal: np.ndarray  # cold, wet climate: many lakes and bogs
+
+
+def _waters(dom: Domain, seed: int, base, mount, elev, t_mean, moist) -> _Waters:
+    """Sea, lakes and rivers, with the shores and flood plains around them."""
+    f32 = np.float32
     sea = np.clip(0.5 - base / 0.0001, 0, 1)
     boreal = (1 - smoothstep(t_mean, 2.0, 7.0)) * smoothstep(moist, 0.35, 0.5)
     n_lake = fbm(dom, key(seed, "lakes"), 4.0, 6)
@@ -300,30 +348,38 @@ def surface_at(lon: np.ndarray, lat: np.ndarray, seed: int = 0) -> Surface:
     inland = (sea < 0.5).astype(f32)
     turbid = np.clip(0.3 + 0.5 * river + 0.3 * fbm(dom, key(seed, "turbidity"), 20.0, 3)
                      + 0.3 * inland * (1 - moist), 0, 1).astype(f32)
+    return _Waters(water, turbid, shore, plain, boreal)
 
-    # --- wetlands: shores, flood plains, bogs, tropical swamps ------------------
+
+def _wetlands(dom: Domain, seed: int, base, mount, moist, waters: _Waters) -> np.ndarray:
+    """Wetland cover: shores, flood plains, bogs, tropical swamps."""
     # Fields that can only matter in some climates are evaluated there only
     # (NOISE_MAX bounds the noise): the masks are functions of position too.
-    bog_thr = 2.1 - 1.8 * boreal - 1.2 * (moist - 0.6) + 1.5 * mount
+    bog_thr = 2.1 - 1.8 * waters.boreal - 1.2 * (moist - 0.6) + 1.5 * mount
     z_bog = fbm_where(dom, bog_thr < NOISE_MAX, key(seed, "bogs"), 2.0, 6, fill=-NOISE_MAX) - bog_thr
-    swamp_thr = 1.7 - 2.0 * (moist - 0.75) + 1.5 * mount - 0.8 * plain
+    swamp_thr = 1.7 - 2.0 * (moist - 0.75) + 1.5 * mount - 0.8 * waters.plain
     z_swamp = fbm_where(dom, swamp_thr < NOISE_MAX, key(seed, "swamps"), 5.0, 6, fill=-NOISE_MAX) - swamp_thr
-    flood = np.maximum.reduce([
-        0.8 * shore, 0.6 * plain * smoothstep(moist, 0.4, 0.8),
+    return np.maximum.reduce([
+        0.8 * waters.shore, 0.6 * waters.plain * smoothstep(moist, 0.4, 0.8),
         smoothstep(z_bog, 0.0, 0.3), smoothstep(z_swamp, 0.0, 0.3),
-    ]).astype(f32) * (1 - water) * (base > 0.002)
+    ]).astype(np.float32) * (1 - waters.water) * (base > 0.002)
 
-    # --- mangroves: the intertidal fringe of warm, wet coasts ------------------
+
+def _mangrove_zone(dom: Domain, seed: int, base, t_mean, moist) -> np.ndarray:
+    """The intertidal fringe of warm, wet coasts where mangroves grow (bool)."""
     warm_coast = (base > -0.0008) & (base < 0.0045) & (t_mean > 20.0) & (moist > 0.45)
-    mangrove_zone = warm_coast & (fbm_where(dom, warm_coast, key(seed, "mangrove-patches"), 3.0, 5, fill=-1) > -0.35)
-    tidal = mangrove_zone.astype(f32)
+    return warm_coast & (fbm_where(dom, warm_coast, key(seed, "mangrove-patches"), 3.0, 5, fill=-1) > -0.35)
 
-    # --- perennial snow and ice ---------------------------------------------
+
+def _perennial_ice(dom: Domain, seed: int, moist, t_warm) -> np.ndarray:
+    """Perennial snow and ice cover, 0..1."""
     t_ice = -1.5 + 3.0 * moist  # dry polar deserts must be colder to keep ice
     z_ice = (t_ice - t_warm) / 1.4 + 0.9 * fbm_where(dom, t_warm - t_ice < 6.5, key(seed, "ice"), 3.0, 6)
-    ice = np.clip(sigmoid(3.0 * z_ice) * 1.1 - 0.05, 0, 1).astype(f32)
+    return np.clip(sigmoid(3.0 * z_ice) * 1.1 - 0.05, 0, 1).astype(np.float32)
 
-    # --- natural vegetation ----------------------------------------------------
+
+def _natural_vegetation(dom: Domain, seed: int, t_mean, t_amp, t_warm, moist, mount, px1, px2) -> dict[str, np.ndarray]:
+    """Natural covers (tree, shrub, herb, lichen), leaf types and the soil under them."""
     forest_p = sigmoid((moist - 0.45) / 0.06) * sigmoid((t_warm - 11.0) / 1.2)
     shrub_p = np.maximum(_bump(moist, 0.28, 0.10) * sigmoid((t_warm - 8.0) / 2.0),
                          0.8 * _bump(t_warm, 9.0, 2.5) * sigmoid((moist - 0.3) / 0.08))
@@ -344,30 +400,33 @@ def surface_at(lon: np.ndarray, lat: np.ndarray, seed: int = 0) -> Surface:
     ev_needle = 1 - sigmoid((t_amp - 19.0) / 0.8)  # larch in the most continental climates
     ev_broad = sigmoid((t_mean - 18.0) / 2.0) * sigmoid((moist - 0.62) / 0.05)
     evergreen = needle * ev_needle + (1 - needle) * ev_broad
+    return {"tree": tree, "shrub": shrub, "herb": herb, "lichen": lichen, "soil_bright": soil_bright,
+            "rough": rough, "needle": needle, "evergreen": evergreen}
 
-    # Mangrove forests: dense canopy over tidal water.
+
+def _mangrove_forests(dom: Domain, seed: int, mangrove_zone, veg: dict[str, np.ndarray], water) -> np.ndarray:
+    """Mangrove forests, dense canopy over tidal water: set in ``veg`` in place; returns the water left."""
     mg_canopy = 0.9 * sigmoid(2.0 * (fbm_where(dom, mangrove_zone, key(seed, "mangrove-canopy"), 0.5, 4) + 1.5))
-    tree = np.where(mangrove_zone, mg_canopy, tree)
-    shrub = np.where(mangrove_zone, (1 - mg_canopy) * 0.3, shrub)
-    herb = np.where(mangrove_zone, 0.0, herb)
-    lichen = np.where(mangrove_zone, 0.0, lichen)
-    water = np.where(mangrove_zone, 0.0, water)
-    evergreen = np.where(mangrove_zone, 1.0, evergreen)
-    needle = np.where(mangrove_zone, 0.0, needle)
+    veg["tree"] = np.where(mangrove_zone, mg_canopy, veg["tree"])
+    veg["shrub"] = np.where(mangrove_zone, (1 - mg_canopy) * 0.3, veg["shrub"])
+    veg["herb"] = np.where(mangrove_zone, 0.0, veg["herb"])
+    veg["lichen"] = np.where(mangrove_zone, 0.0, veg["lichen"])
+    veg["evergreen"] = np.where(mangrove_zone, 1.0, veg["evergreen"])
+    veg["needle"] = np.where(mangrove_zone, 0.0, veg["needle"])
+    return np.where(mangrove_zone, 0.0, water)
 
-    # --- phenology per pixel -------------------------------------------------------
-    pheno_shift = 8.0 * fbm(dom, key(seed, "pheno-shift"), 4.0, 3) + 4.0 * px2
-    pheno_amp = np.clip(0.95 + 0.08 * fbm(dom, key(seed, "pheno-amp"), 1.0, 4), 0.4, 1.0)
-    snow_off = 1.5 * fbm(dom, key(seed, "snow-line"), 1.5, 4)
 
-    # --- settlements ---------------------------------------------------------------
+def _settlements(dom: Domain, seed: int, shape: tuple[int, ...], t_mean, moist, mount, elev, base, mangrove_zone,
+                 water) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(impervious cover, roof material, street orientation) of cities and villages."""
     hab = (sigmoid((t_mean - 1.0) / 3.0) * sigmoid((moist - 0.18) / 0.05) * (1 - mount) ** 2
            * (elev < 3500) * (base > 0.002) * (~mangrove_zone))
-    core = fbm_where(dom, 3.45 - 1.6 * hab < NOISE_MAX, key(seed, "cities"), 15.0, 6, fill=-NOISE_MAX) + 1.6 * hab - 3.45
+    core = (fbm_where(dom, 3.45 - 1.6 * hab < NOISE_MAX, key(seed, "cities"), 15.0, 6, fill=-NOISE_MAX)
+            + 1.6 * hab - 3.45)
     village = fbm_where(dom, 2.75 - 0.9 * hab < NOISE_MAX - 0.4, key(seed, "villages"), 1.0, 4,
                         fill=-NOISE_MAX) + 0.9 * hab - 2.75
     i_pot = np.maximum(smoothstep(core, 0.0, 0.9), 0.75 * smoothstep(village, 0.0, 0.25)) * (1 - water)
-    imp = np.zeros(shape, f32)
+    imp = np.zeros(shape, np.float32)
     urban = i_pot > 0.02
     if urban.any():
         d_urban = dom.subset(urban)
@@ -376,46 +435,56 @@ def surface_at(lon: np.ndarray, lat: np.ndarray, seed: int = 0) -> Surface:
         imp[urban] = np.clip(i_pot[urban] * (0.55 + 0.3 * bld + 0.45 * (street < 0.007)), 0, 1)
     urban_mat = sigmoid(1.5 * fbm_where(dom, urban, key(seed, "roofs"), 0.12, 3))
     urban_orient = np.clip(0.5 + 0.35 * fbm_where(dom, urban, key(seed, "street-orientation"), 0.25, 3), 0, 1)
+    return imp, urban_mat, urban_orient
 
-    # --- agriculture: regions cut into parcels ------------------------------------
+
+_PARCEL_FIELDS = ("sow1", "len1", "sow2", "len2", "crop_peak", "plough", "cover_crop", "mow1", "mow2",
+                  "field_edge")
+
+
+def _agriculture(dom: Domain, seed: int, shape: tuple[int, ...], lat, t_mean, t_amp, t_warm, moist, rain_seas,
+                 rain_peak, mount, base, water, ice, imp, flood, mangrove_zone,
+                 veg: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Agricultural regions cut into parcels and their calendars; managed parcels replace the natural
+    covers in ``veg`` (in place). Returns ``use``, ``crop_type`` and the calendar fields."""
+    f32 = np.float32
     suit = (sigmoid((t_warm - 14.0) / 2.0) * sigmoid((moist - 0.27) / 0.05) * sigmoid((0.93 - moist) / 0.04)
             * (1 - mount) ** 3 * sigmoid((t_mean + 1.0) / 2.0))
     agri_z = fbm(dom, key(seed, "agriculture"), 25.0, 6) + 2.6 * suit - 1.9
     agri = ((agri_z > 0) & (water < 0.5) & (ice < 0.5) & (imp < BUILT_MIN) & (base > 0.002)
             & (~mangrove_zone) & (flood < 0.5))
-    use = np.zeros(shape, np.int8)
-    crop_type = np.full(shape, NO_CROP, np.int8)
     nanf = np.full(shape, np.nan, f32)
-    sow1, len1, sow2, len2 = nanf.copy(), nanf.copy(), nanf.copy(), nanf.copy()
-    crop_peak = np.zeros(shape, f32)
-    plough = np.zeros(shape, f32)
-    cover_crop = np.zeros(shape, f32)
-    mow1, mow2 = nanf.copy(), nanf.copy()
-    field_edge = np.zeros(shape, f32)
-    if agri.any():
-        p = _parcels(seed, dom.subset(agri), t_mean[agri], t_amp[agri], moist[agri], rain_seas[agri],
-                     rain_peak[agri], lat[agri])
-        use[agri] = p["use"]
-        crop_type[agri] = p["crop_type"]
-        for name, arr in (("sow1", sow1), ("len1", len1), ("sow2", sow2), ("len2", len2), ("crop_peak", crop_peak),
-                          ("plough", plough), ("cover_crop", cover_crop), ("mow1", mow1), ("mow2", mow2), ("field_edge", field_edge)):
-            arr[agri] = p[name]
-        fallow_herb = np.zeros(shape, f32)
-        fallow_herb[agri] = p["fallow_herb"]
-        meadow = use == USE_MEADOW
-        fallow = use == USE_FALLOW
-        woodlot = use == USE_WOODLOT
-        managed = (use == USE_CROP) | fallow | meadow
-        # Managed parcels replace the natural covers; on cropland the herb layer
-        # is filled in season by the crop calendar (see sim.dynamics).
-        tree = np.where(woodlot, 0.85, np.where(managed, 0.0, tree))
-        shrub = np.where(managed | woodlot, 0.0, shrub)
-        lichen = np.where(managed | woodlot, 0.0, lichen)
-        herb = np.where(meadow, 0.97, np.where(fallow, fallow_herb, np.where(use == USE_CROP, 0.0, herb)))
-        evergreen = np.where(woodlot, np.clip(evergreen + 0.3, 0, 1), evergreen)
+    out: dict[str, np.ndarray] = {"use": np.zeros(shape, np.int8), "crop_type": np.full(shape, NO_CROP, np.int8),
+           "sow1": nanf.copy(), "len1": nanf.copy(), "sow2": nanf.copy(), "len2": nanf.copy(),
+           "crop_peak": np.zeros(shape, f32), "plough": np.zeros(shape, f32), "cover_crop": np.zeros(shape, f32),
+           "mow1": nanf.copy(), "mow2": nanf.copy(), "field_edge": np.zeros(shape, f32)}
+    if not agri.any():
+        return out
+    p = _parcels(seed, dom.subset(agri), t_mean[agri], t_amp[agri], moist[agri], rain_seas[agri],
+                 rain_peak[agri], lat[agri])
+    for name in ("use", "crop_type", *_PARCEL_FIELDS):
+        out[name][agri] = p[name]
+    use = out["use"]
+    fallow_herb = np.zeros(shape, f32)
+    fallow_herb[agri] = p["fallow_herb"]
+    meadow = use == USE_MEADOW
+    fallow = use == USE_FALLOW
+    woodlot = use == USE_WOODLOT
+    managed = (use == USE_CROP) | fallow | meadow
+    # Managed parcels replace the natural covers; on cropland the herb layer
+    # is filled in season by the crop calendar (see sim.dynamics).
+    veg["tree"] = np.where(woodlot, 0.85, np.where(managed, 0.0, veg["tree"]))
+    veg["shrub"] = np.where(managed | woodlot, 0.0, veg["shrub"])
+    veg["lichen"] = np.where(managed | woodlot, 0.0, veg["lichen"])
+    veg["herb"] = np.where(meadow, 0.97, np.where(fallow, fallow_herb, np.where(use == USE_CROP, 0.0, veg["herb"])))
+    veg["evergreen"] = np.where(woodlot, np.clip(veg["evergreen"] + 0.3, 0, 1), veg["evergreen"])
+    return out
 
-    # --- class rules -------------------------------------------------------------
-    code = np.full(shape, BARE, np.uint8)
+
+def _classes(veg: dict[str, np.ndarray], use, flood, imp, ice, water, mangrove_zone) -> np.ndarray:
+    """The WorldCover class of each point from its covers (uint8): the rules, in order of precedence."""
+    tree, shrub, herb, lichen = veg["tree"], veg["shrub"], veg["herb"], veg["lichen"]
+    code = np.full(tree.shape, BARE, np.uint8)
     veg_natural = np.select(
         [tree >= TREE_MIN, flood >= FLOOD_MIN,
          (shrub >= SHRUB_MIN) & (shrub >= 0.5 * herb), herb >= HERB_MIN, lichen >= LICHEN_MIN],
@@ -428,22 +497,7 @@ def surface_at(lon: np.ndarray, lat: np.ndarray, seed: int = 0) -> Surface:
     code = np.where(imp >= BUILT_MIN, BUILT, code)
     code = np.where(ice >= 0.5, SNOW, code)
     code = np.where(mangrove_zone & (tree >= TREE_MIN), MANGROVE, code)
-    code = np.where(water >= 0.5, WATER, code).astype(np.uint8)
-    # Wetland vegetation is herbaceous: make the herb layer dense where the class is wetland.
-    herb = np.where(code == WETLAND, np.maximum(herb, 0.55 * (1 - tree - shrub)), herb)
-
-    return Surface(
-        code=code, elev=elev, t_mean=t_mean, t_amp=t_amp, t_peak=t_peak, moisture=moist,
-        rain_seas=rain_seas, rain_peak=rain_peak, rain_k=rain_k,
-        water=water.astype(f32), turbid=turbid, flood=flood.astype(f32), tidal=tidal, ice=ice,
-        imp=imp.astype(f32), urban_mat=urban_mat.astype(f32), urban_orient=urban_orient.astype(f32),
-        tree=np.asarray(tree, f32), needle=np.asarray(needle, f32), evergreen=np.asarray(evergreen, f32),
-        shrub=np.asarray(shrub, f32), herb=np.asarray(herb, f32), lichen=np.asarray(lichen, f32),
-        soil_bright=soil_bright.astype(f32), rough=rough.astype(f32),
-        pheno_shift=pheno_shift.astype(f32), pheno_amp=pheno_amp.astype(f32), snow_off=snow_off.astype(f32),
-        use=use, crop_type=crop_type, sow1=sow1, len1=len1, sow2=sow2, len2=len2, crop_peak=crop_peak,
-        plough=plough, cover_crop=cover_crop, mow1=mow1, mow2=mow2, field_edge=field_edge,
-    )
+    return np.where(water >= 0.5, WATER, code).astype(np.uint8)
 
 
 FIELD_SIZES_KM = (0.09, 0.2, 0.4)  # smallholder, medium, large mechanised parcels

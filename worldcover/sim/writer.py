@@ -27,18 +27,21 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
+from worldcover import __version__
 from worldcover.bands import S2_ASSET_KEYS, S2_BANDS, SCL
-from worldcover.cog import atomic_write_text, write_cog
+from worldcover.cog import write_cog
 from worldcover.errors import InputError
 from worldcover.grid import Block
 from worldcover.legend import colormap
 from worldcover.sim import stac
 from worldcover.sim.dem import dem_geobox, dem_tile_name
 from worldcover.sim.simulate import MODEL_VERSION, BlockWorld, SimOptions, check_year
+from worldcover.storage import atomic_write_text
 
 Progress = Callable[[str, int, int], None]  # (what, done, total) for the current block
 
@@ -120,8 +123,6 @@ def check_manifest(out: Path, seed: int, opts: SimOptions, layout: str) -> dict 
 
 
 def update_manifest(out: Path, seed: int, opts: SimOptions, layout: str, year: int, blocks: Iterable[Block]) -> dict:
-    from worldcover import __version__
-
     path = Path(out) / "sim.json"
     with archive_lock(out):
         man = json.loads(path.read_text()) if path.exists() else {}
@@ -139,7 +140,8 @@ def update_manifest(out: Path, seed: int, opts: SimOptions, layout: str, year: i
                 lst.append(b.key)
                 lst.sort()
         man["looks"] = opts.looks
-        man["revisit_days"] = {"s2": opts.s2_revisit_days, "s1": opts.s1_revisit_days or "6 (S1A+S1B/S1C) or 12 (S1A only)"}
+        man["revisit_days"] = {"s2": opts.s2_revisit_days,
+                               "s1": opts.s1_revisit_days or "6 (S1A+S1B/S1C) or 12 (S1A only)"}
         man["code_version"] = __version__
         man["layout_files"] = {
             "collections": "stac/collections/<collection-id>.json",
@@ -156,7 +158,7 @@ def _as_dict(out: Path, item) -> dict:
     """Item as a dict with its ``collection`` link (the STAC item schema requires one with ``collection``)."""
     d = item.to_dict(include_self_link=False)
     href = str(collection_path(out, d["collection"]).resolve())
-    d["links"] = [l for l in d.get("links", []) if l.get("rel") != "collection"]
+    d["links"] = [link for link in d.get("links", []) if link.get("rel") != "collection"]
     d["links"].append({"rel": "collection", "href": href, "type": "application/json"})
     return d
 
@@ -237,7 +239,7 @@ def write_block(world: BlockWorld, out: Path, layout: str = "planetary-computer"
                 path = asset_path(out, stac.DEM_COLLECTION, iid, "data")
                 fut = writer.write(path, world.dem().values, gb, nodata=None, overview_resampling="average")
                 item = _as_dict(out, stac.dem_item(block, gb, name, path, seed))
-                writer.item([fut], lambda item=item: new[stac.DEM_COLLECTION].append(item))
+                writer.item([fut], partial(new[stac.DEM_COLLECTION].append, item))
         step("dem")
 
         keys = S2_ASSET_KEYS[layout]
@@ -253,23 +255,23 @@ def write_block(world: BlockWorld, out: Path, layout: str = "planetary-computer"
                                                 overview_resampling="nearest" if band == SCL else "average"))
                     hrefs[band] = path
                 item = _as_dict(out, stac.s2_item(block, grid, scene.acquisition, scene.stats, hrefs, layout, seed))
-                writer.item(futures, lambda item=item: new[stac.S2_COLLECTION].append(item))
+                writer.item(futures, partial(new[stac.S2_COLLECTION].append, item))
             step(f"S2 {acq.day}")
 
-        for acq in world.s1_acquisitions:
-            iid = stac.s1_item_id(block, acq)
+        for s1acq in world.s1_acquisitions:
+            iid = stac.s1_item_id(block, s1acq)
             if not (iid in known[stac.S1_COLLECTION] and _complete(known[stac.S1_COLLECTION][iid])):
-                scene = world.s1(acq, keep_clean=False)
+                s1scene = world.s1(s1acq, keep_clean=False)
                 hrefs, futures = {}, []
                 for pol in ("vv", "vh"):
-                    da = scene[pol]
+                    da = s1scene[pol]
                     path = asset_path(out, stac.S1_COLLECTION, iid, pol)
                     futures.append(writer.write(path, da.values, da.odc.geobox, nodata=float("nan"),
                                                 overview_resampling="average"))
                     hrefs[pol] = path
-                item = _as_dict(out, stac.s1_item(block, grid, acq, opts.looks, hrefs, seed))
-                writer.item(futures, lambda item=item: new[stac.S1_COLLECTION].append(item))
-            step(f"S1 {acq.day}")
+                item = _as_dict(out, stac.s1_item(block, grid, s1acq, opts.looks, hrefs, seed))
+                writer.item(futures, partial(new[stac.S1_COLLECTION].append, item))
+            step(f"S1 {s1acq.day}")
     finally:
         writer.close()
     return {"items": new, "bytes": writer.nbytes}

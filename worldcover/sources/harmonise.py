@@ -101,7 +101,8 @@ def _declared_offset(item: pystac.Item | dict, asset_key: str | None) -> float |
         if bands is None or bands == []:
             continue
         if not isinstance(bands, list) or not all(isinstance(b, dict) for b in bands):
-            raise DataError(f"item {item_id!r}: asset {key!r} has raster:bands {bands!r:.80}, expected a list of objects")
+            raise DataError(f"item {item_id!r}: asset {key!r} has raster:bands {bands!r:.80}, "
+                            "expected a list of objects")
         for band in bands:
             if "offset" in band:
                 value = band["offset"]

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import odc.stac
@@ -81,7 +82,11 @@ def _year_range(year: int) -> str:
     return f"{year}-01-01T00:00:00Z/{year}-12-31T23:59:59Z"
 
 
-def _chunks(geobox: GeoBox, chunk: int | None) -> dict[str, int] | None:
+#: dask chunks as odc-stac takes them
+Chunks = dict[str, int | Literal["auto"]]
+
+
+def _chunks(geobox: GeoBox, chunk: int | None) -> Chunks | None:
     if chunk is None:
         return None
     return {"time": -1, "y": min(chunk, geobox.shape[0]), "x": min(chunk, geobox.shape[1])}
@@ -111,7 +116,7 @@ def load_s2(items: list[pystac.Item], geobox: GeoBox, layout: str = "planetary-c
         decisions = sample_offsets(items, decisions, geobox, keys)
     parts = []
     for offset in sorted({d.offset_dn for d in decisions}):
-        group = [i for i, d in zip(items, decisions) if d.offset_dn == offset]
+        group = [i for i, d in zip(items, decisions, strict=True) if d.offset_dn == offset]
         load = _load_s2_native if native else _load_s2_group
         parts.append(load(group, geobox, keys, offset, chunk))
     ds = parts[0] if len(parts) == 1 else _fuse_days(xr.concat(parts, dim="time"))
@@ -145,7 +150,7 @@ def sample_offsets(items: list[pystac.Item], decisions: list[Harmonisation], geo
         raise DataError(f"offset sample: {raw.sizes['time']} slices for {len(picked)} Sentinel-2 items")
     fractions = fraction_below_offset(raw[keys[band]].values, clear)
     out = list(decisions)
-    for k, frac in zip(todo, fractions):
+    for k, frac in zip(todo, fractions, strict=True):
         out[k] = offset_already_removed(decisions[k], float(frac))
     return out
 
@@ -179,7 +184,8 @@ def _load_s2_group(items, geobox, keys, offset, chunk, align: bool = False) -> x
     return out
 
 
-def tile_aligned(geobox: GeoBox, href: str, chunk: int | None) -> tuple[GeoBox, tuple[slice, slice] | None, dict | None]:
+def tile_aligned(geobox: GeoBox, href: str,
+                 chunk: int | None) -> tuple[GeoBox, tuple[slice, slice] | None, Chunks | None]:
     """(a grid extended up and left to the internal tiling of the COG at ``href``, the window of ``geobox``
     in it, dask chunks of whole tiles near ``chunk``); ``geobox`` unchanged when the COG is not on its grid.
 
@@ -202,7 +208,7 @@ def tile_aligned(geobox: GeoBox, href: str, chunk: int | None) -> tuple[GeoBox, 
         return plain
     dc, dr = int(col) % bw, int(row) % bh
     ext = GeoBox((geobox.shape[0] + dr, geobox.shape[1] + dc), a * Affine.translation(-dc, -dr), geobox.crs)
-    chunks = {"time": -1, "y": max(bh, chunk // bh * bh), "x": max(bw, chunk // bw * bw)}
+    chunks: Chunks = {"time": -1, "y": max(bh, chunk // bh * bh), "x": max(bw, chunk // bw * bw)}
     return ext, (slice(dr, dr + geobox.shape[0]), slice(dc, dc + geobox.shape[1])), chunks
 
 
@@ -297,7 +303,9 @@ def _fuse_days(ds: xr.Dataset) -> xr.Dataset:
 
 
 def check_s2_headers(items: list[pystac.Item], keys: dict[str, str], sample: int = 2) -> None:
-    """Refuse S2 COGs (of the bands in ``keys``, {band: asset key}) that are not L2A digital numbers: the loader would read them as DN without a word.
+    """Refuse S2 COGs (of the bands in ``keys``, {band: asset key}) that are not L2A digital numbers.
+
+    The loader would read them as DN without a word.
 
     odc-stac casts whatever it reads to uint16, so a float reflectance COG
     becomes zeros (nodata) and a COG without a CRS is placed by the item's
@@ -361,7 +369,7 @@ def dominant_orbit(items: list[pystac.Item]) -> tuple[list[pystac.Item], dict[st
         return items, counts, None
     known = {s: n for s, n in counts.items() if s != "unknown"} or counts
     used = max(sorted(known), key=lambda s: known[s])
-    return [i for i, s in zip(items, states) if s == used], counts, used
+    return [i for i, s in zip(items, states, strict=True) if s == used], counts, used
 
 
 def _backscatter(items: list[pystac.Item], collection_kind: str | None) -> str | None:
@@ -390,7 +398,7 @@ def load_s1(items: list[pystac.Item], geobox: GeoBox, chunk: int | None = DEFAUL
     raw = odc.stac.load(items, bands=list(assets), geobox=load_box, groupby="solar_day",
                         chunks=chunks, resampling="bilinear", dtype="float32",
                         nodata=float("nan"))
-    raw = to_yx(raw).rename(dict(zip(assets, S1_POLARISATIONS)))
+    raw = to_yx(raw).rename(dict(zip(assets, S1_POLARISATIONS, strict=True)))
     if window is not None:
         raw = raw.isel(y=window[0], x=window[1])
     return xr.Dataset({p: raw[p].where(raw[p] > 0) for p in S1_POLARISATIONS})
@@ -423,7 +431,7 @@ class StacSource:
     """A STAC API (preset or URL) as a provider of block inputs.
 
     ``s2_bands``: the S2 bands to load (default all; the tile chain passes the
-    model's :func:`worldcover.bands.required_s2_bands`); items lacking one are
+    model's :func:`worldcover.features.required_s2_bands`); items lacking one are
     skipped. ``need_s1``: refuse a preset whose S1 is radar-geometry GRD (with
     False, such a preset's S1 is simply not loaded).
     """

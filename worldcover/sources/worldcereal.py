@@ -34,10 +34,12 @@ import xarray as xr
 from affine import Affine
 from odc.geo.geobox import GeoBox
 
+from worldcover import __version__
 from worldcover.bands import S2_QUANTIFICATION, SCL
-from worldcover.cog import atomic_write_text, write_cog
+from worldcover.cog import write_cog
 from worldcover.errors import DataError, InputError
 from worldcover.sim.stac import EXTENSIONS_S1, EXTENSIONS_S2, S2_BAND_INFO
+from worldcover.storage import Location, atomic_write_text
 
 S2_COLLECTION = "sentinel-2-l2a"
 S1_COLLECTION = "sentinel-1-sigma0"
@@ -88,17 +90,21 @@ def find_files(src_dir: str | os.PathLike) -> Extraction:
         raise InputError(f"WorldCereal extraction {str(folder)!r} is not a directory: expected a folder of "
                          "S2_L2A_10m_*.nc, S2_L2A_20m_*.nc, S1_GRD-*_20m_*.nc files")
 
-    def one(pattern: str, required: bool = True) -> Path | None:
+    def maybe(pattern: str) -> Path | None:
         found = sorted(folder.glob(pattern))
         if len(found) > 1:
             raise InputError(f"WorldCereal extraction {str(folder)!r} has {len(found)} files matching {pattern}, "
                              "expected one")
-        if not found and required:
-            raise InputError(f"WorldCereal extraction {str(folder)!r} has no {pattern} file")
         return found[0] if found else None
 
+    def one(pattern: str) -> Path:
+        found = maybe(pattern)
+        if found is None:
+            raise InputError(f"WorldCereal extraction {str(folder)!r} has no {pattern} file")
+        return found
+
     return Extraction(folder, one("S2_L2A_10m_*.nc"), one("S2_L2A_20m_*.nc"),
-                      sorted(folder.glob("S1_GRD-*_20m_*.nc")), one("OUTPUT_POLY-*_10m_*.nc", required=False))
+                      sorted(folder.glob("S1_GRD-*_20m_*.nc")), maybe("OUTPUT_POLY-*_10m_*.nc"))
 
 
 def open_netcdf(path: Path) -> xr.Dataset:
@@ -169,10 +175,17 @@ def _iso(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _epsg(geobox: GeoBox) -> int | None:
+    """The grid's EPSG code (None for a CRS without one); grids here come from :func:`grid_of`, which sets one."""
+    if geobox.crs is None:
+        raise DataError("grid without a CRS: the extractions' grids carry their EPSG code")
+    return geobox.crs.epsg
+
+
 def _proj(geobox: GeoBox) -> dict:
     t, (h, w), b = geobox.transform, geobox.shape, geobox.extent.boundingbox
     return {"proj:shape": [int(h), int(w)], "proj:transform": [t.a, t.b, t.c, t.d, t.e, t.f],
-            "proj:bbox": [b.left, b.bottom, b.right, b.top], "proj:epsg": geobox.crs.epsg}
+            "proj:bbox": [b.left, b.bottom, b.right, b.top], "proj:epsg": _epsg(geobox)}
 
 
 def _footprint(geobox: GeoBox) -> tuple[dict, list[float]]:
@@ -182,8 +195,11 @@ def _footprint(geobox: GeoBox) -> tuple[dict, list[float]]:
     return geom, [float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max())]
 
 
-def _href(path: Path) -> str:
-    return str(Path(path).resolve())
+def _href(path: Path | Location) -> str:
+    """Absolute path of a file written here (the extractions are converted onto local disk)."""
+    if not isinstance(path, Path):
+        raise InputError(f"{path}: WorldCereal archives are written to local disk")
+    return str(path.resolve())
 
 
 def _item(item_id: str, collection: str, when: datetime, geobox: GeoBox, props: dict,
@@ -191,15 +207,15 @@ def _item(item_id: str, collection: str, when: datetime, geobox: GeoBox, props: 
     geom, bbox = _footprint(geobox)
     item = pystac.Item(id=item_id, geometry=geom, bbox=bbox, datetime=when, properties={}, collection=collection,
                        stac_extensions=list(extensions))
-    item.properties.update({"datetime": _iso(when), "proj:epsg": geobox.crs.epsg,
-                            "proj:code": f"EPSG:{geobox.crs.epsg}", **props})
+    item.properties.update({"datetime": _iso(when), "proj:epsg": _epsg(geobox),
+                            "proj:code": f"EPSG:{_epsg(geobox)}", **props})
     return item
 
 
 def _as_dict(out: Path, item: pystac.Item) -> dict:
     """Item dict with the ``collection`` link pointing at the archive's collection file (as the simulator does)."""
     d = item.to_dict(include_self_link=False)
-    d["links"] = [l for l in d.get("links", []) if l.get("rel") != "collection"]
+    d["links"] = [link for link in d.get("links", []) if link.get("rel") != "collection"]
     href = str((out / "stac" / "collections" / f"{d['collection']}.json").resolve())
     d["links"].append({"rel": "collection", "href": href, "type": "application/json"})
     return d
@@ -352,14 +368,14 @@ def labels_path(out: str | os.PathLike, name: str) -> Path:
     return Path(out) / "labels" / f"{name}_labels.tif"
 
 
-def convert_labels(ds: xr.Dataset, out: Path, name: str) -> tuple[Path, dict[str, int]]:
+def convert_labels(ds: xr.Dataset, out: Path, name: str) -> tuple[Location, dict[str, int]]:
     """The LC raster as WorldCover codes (0 = unlabelled) on its own grid; counts per code."""
     codes = map_labels(ds["LC"].values)
     path = write_cog(labels_path(out, name), codes, grid_of(ds, epsg_of(ds)), nodata=0, overview_resampling="mode",
                      tags={"source": ds.attrs.get("source", ""), "legend": "WorldCover codes, 0 = unlabelled",
                            "mapping": json.dumps(LC_TO_WORLDCOVER)})
     values, counts = np.unique(codes[codes > 0], return_counts=True)
-    return path, {str(int(v)): int(c) for v, c in zip(values, counts)}
+    return path, {str(int(v)): int(c) for v, c in zip(values, counts, strict=True)}
 
 
 def patch_name(src_dir: Path) -> str:
@@ -402,12 +418,12 @@ def import_extraction(src_dir: str | os.PathLike, out_dir: str | os.PathLike, na
     labels = None
     if files.labels is not None:
         lab = open_netcdf(files.labels)
-        path, counts = convert_labels(lab, out, name)
-        labels = {"path": str(path.relative_to(out)), "file": files.labels.name, "source": lab.attrs.get("source"),
+        _, counts = convert_labels(lab, out, name)
+        labels = {"path": str(labels_path(out, name).relative_to(out)), "file": files.labels.name,
+                  "source": lab.attrs.get("source"),
                   "counts": counts, "mapping": {str(k): v for k, v in LC_TO_WORLDCOVER.items()},
                   "unlabelled": "LC 0 and 99 (non-cropland, unspecified) -> 0"}
     gb = grid_of(ten, epsg_of(ten))
-    from worldcover import __version__
 
     record = {
         "name": name,
@@ -416,7 +432,7 @@ def import_extraction(src_dir: str | os.PathLike, out_dir: str | os.PathLike, na
         "source_commit": SOURCE_COMMIT,
         "location_id": location,
         "mgrs_tile": tile,
-        "epsg": gb.crs.epsg,
+        "epsg": _epsg(gb),
         "bounds": list(gb.extent.boundingbox),
         "bbox_lonlat": _footprint(gb)[1],
         "converter_version": CONVERTER_VERSION,

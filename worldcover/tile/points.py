@@ -25,15 +25,19 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from worldcover import storage
-from worldcover.errors import DataError, InputError
+from worldcover.errors import DataError, InputError, WorldCoverError
+from worldcover.features import FeatureConfig, required_s2_bands
 from worldcover.grid import PIXELS_PER_DEGREE, TILE_DEGREES, TILE_PIXELS, Block, Tile, check_block_size
 from worldcover.legend import CODES
 from worldcover.model.sampling import BLOCK_COLUMN, CODE_COLUMN, COL_COLUMN, LAT_COLUMN, LON_COLUMN, ROW_COLUMN
+from worldcover.model.training import train_from_tables
+from worldcover.tile.run import ChainParams, chain_features, load_block, open_source, product_features
 
 LON, LAT, CLASS, YEAR, WEIGHT, GROUP = "lon", "lat", "class", "year", "weight", "group"
 REQUIRED_COLUMNS = (LON, LAT, CLASS, YEAR)
@@ -380,8 +384,6 @@ def chip_samples(chip: Block, year: int, rows: np.ndarray, cols: np.ndarray, sou
     point, feature names). The whole chip is preprocessed (the chain's
     spatial filters need the neighbourhood); only the points are gathered.
     """
-    from worldcover.tile.run import ChainParams, chain_features, load_block, product_features
-
     params = params or ChainParams()
     inputs = load_block(source, chip, year, params)
     feats, clear = product_features(chip, inputs, chain_features(chip, year, inputs, config, params), params)
@@ -398,8 +400,6 @@ def extract_features(located: pd.DataFrame, source, year: int, config, chip_size
     skipped and named in ``chips_failed``; points with no clear S2
     observation all year are dropped (``tile run`` maps them as nodata).
     """
-    from worldcover.errors import WorldCoverError
-
     chips = sorted(pd.unique(located[CHIP_COLUMN]))
     parts, failed, names = [], {}, None
     dropped = lost = 0
@@ -427,7 +427,7 @@ def extract_features(located: pd.DataFrame, source, year: int, config, chip_size
     if not parts:
         first = next(iter(failed.items())) if failed else ("-", "no chips")
         raise DataError(f"no chip of the {len(chips)} gave features (first: {first[0]}: {first[1]})")
-    return PointFeatures(pd.concat(parts, ignore_index=True), tuple(names), chips_loaded=len(parts),
+    return PointFeatures(pd.concat(parts, ignore_index=True), tuple(names or ()), chips_loaded=len(parts),
                          chips_failed=failed, points_without_clear_observation=dropped, points_in_failed_chips=lost)
 
 
@@ -436,8 +436,6 @@ def extract_features(located: pd.DataFrame, source, year: int, config, chip_size
 
 def source_needs(config) -> dict:
     """What the features of ``config`` need from a source, as ``tile run`` asks it (only the bands used)."""
-    from worldcover.bands import required_s2_bands
-
     return {"s2_bands": required_s2_bands(config, cloud_probability=False), "need_s1": config.s1}
 
 
@@ -446,8 +444,6 @@ FEATURE_SETS = ("default", "no-dem", "s2-only")
 
 def feature_config(name: str = "default"):
     """The FeatureConfig of a named set: ``default`` (S2 temporal + S1 + DEM + location), ``no-dem``, ``s2-only``."""
-    from worldcover.features import FeatureConfig
-
     if name == "default":
         return FeatureConfig()
     if name == "no-dem":
@@ -459,7 +455,7 @@ def feature_config(name: str = "default"):
 
 def _per_class(codes) -> dict[str, int]:
     values, counts = np.unique(np.asarray(codes), return_counts=True)
-    return {str(int(v)): int(n) for v, n in zip(values, counts)}
+    return {str(int(v)): int(n) for v, n in zip(values, counts, strict=True)}
 
 
 def select_year(points: pd.DataFrame, year: int | None, name: str) -> tuple[pd.DataFrame, int]:
@@ -502,9 +498,6 @@ def train_from_points(points_file: str | os.PathLike, source: str, out_dir: str 
     ``source`` is the URL (or preset) recorded in the card; ``source_obj``
     an already opened source (default: :func:`worldcover.tile.run.open_source`).
     """
-    from worldcover.model.training import train_from_tables
-    from worldcover.tile.run import open_source
-
     if group_by not in GROUP_BY:
         raise InputError(f"invalid group-by {group_by!r}: expected one of {list(GROUP_BY)}")
     config = feature_config(features)
@@ -540,7 +533,7 @@ def train_from_points(points_file: str | os.PathLike, source: str, out_dir: str 
                   "test_points_per_class": _per_class(test_df[CODE_COLUMN])},
         "metrics_unit": "held-out points (unweighted)",
     }
-    extra = {}
+    extra: dict[str, Any] = {}
     if weighted:
         extra["weight_column"] = WEIGHT
     if missing_groups:

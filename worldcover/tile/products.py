@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,11 +28,12 @@ from rio_cogeo.cogeo import cog_translate, cog_validate
 from rio_cogeo.profiles import cog_profiles
 
 from worldcover import __version__, storage
-from worldcover.cog import atomic_path, atomic_workdir, atomic_write_text, remove_temps, sha256_file
+from worldcover.cog import OverviewResampling
 from worldcover.errors import DataError
 from worldcover.grid import CRS, PIXELS_PER_DEGREE, QUALITY_PIXELS_PER_DEGREE, Block, Tile
+from worldcover.layout import TilePaths, multihash_sha256, product_version
 from worldcover.legend import CLASSES, NODATA, colormap
-from worldcover.products import TilePaths, multihash_sha256, product_version
+from worldcover.storage import atomic_path, atomic_workdir, atomic_write_text, remove_temps, sha256
 
 # Bands of a block result GeoTIFF (int16 so one file holds them all).
 BLOCK_BANDS = ("map", "prob", "n_s1", "n_s2", "pct_discarded")
@@ -156,7 +158,7 @@ def write_block_result(paths: TilePaths, result: BlockResult) -> storage.Locatio
         with rasterio.open(tmp, "w", **profile) as dst:
             dst.write(result.stack())
             dst.descriptions = BLOCK_BANDS
-        digest = sha256_file(tmp)  # of the bytes stored, hashed before they leave local scratch
+        digest = sha256(tmp)  # of the bytes stored, hashed before they leave local scratch
     record = {"block": result.block.id, "key": key, "size": result.block.size,
               "sha256": digest, "provenance": result.provenance,
               "written": datetime.now(UTC).isoformat()}
@@ -173,7 +175,7 @@ def block_done(paths: TilePaths, block: Block) -> bool:
         rec = json.loads(rec_path.read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    return rec.get("size") == block.size and rec.get("sha256") == sha256_file(tif)
+    return rec.get("size") == block.size and rec.get("sha256") == sha256(tif)
 
 
 def block_provenance(paths: TilePaths, block: Block) -> dict:
@@ -199,16 +201,19 @@ def _window_geobox(tile: Tile, window: tuple[int, int, int, int], factor: int = 
     return GeoBox(((r1 - r0) // factor, (c1 - c0) // factor), Affine(res, 0, x0, 0, -res, y0), CRS)
 
 
-def _to_cog(src_path: Path, dest: storage.Location, overview_resampling: str, cmap: dict | None = None,
+def _to_cog(src_path: Path, dest: storage.Location, overview_resampling: OverviewResampling, cmap: dict | None = None,
             tags: dict[str, str] | None = None) -> None:
     profile = cog_profiles.get("deflate")
     # on disk, rio-cogeo writes its own temporary file beside its output: keep it in a hidden scratch folder
     with rasterio.open(src_path) as src, atomic_workdir(dest) as tmp:
         size, overviews = cog_layout(*src.shape)
         profile.update(blockxsize=size, blockysize=size)
-        cog_translate(src, tmp, profile, overview_resampling=overview_resampling, in_memory=False, quiet=True,
-                      colormap=cmap, forward_band_tags=True, overview_level=len(overviews),
-                      additional_cog_metadata=tags)
+        with warnings.catch_warnings():
+            # rio-cogeo says so whenever it is given a colour map; the Map's palette is the point of giving one
+            warnings.filterwarnings("ignore", "Dataset color interpretation was set to `Palette`", UserWarning)
+            cog_translate(src, tmp, profile, overview_resampling=overview_resampling, in_memory=False, quiet=True,
+                          colormap=cmap, forward_band_tags=True, overview_level=len(overviews),
+                          additional_cog_metadata=tags)
         ok, errors, _ = cog_validate(tmp, quiet=True)
         if not ok:
             raise DataError(f"{dest.name} is not a valid COG: {'; '.join(errors)}")
@@ -243,9 +248,9 @@ def assemble_tile(paths: TilePaths, blocks: Sequence[Block], *, model_card: dict
 def _scratch_folder(paths: TilePaths) -> Iterator[Path]:
     """Where assembly writes its scratch rasters: the tile folder on local disk (swept after a crash by
     :func:`cleanup_scratch`), a local temporary folder when the products go to object storage."""
-    if not storage.is_remote(paths.dir):
+    if isinstance(paths.dir, Path):  # local disk (storage.path gives a UPath only for object storage)
         paths.dir.mkdir(parents=True, exist_ok=True)
-        yield Path(paths.dir)
+        yield paths.dir
         return
     with tempfile.TemporaryDirectory(prefix="worldcover-tile-") as tmp:
         yield Path(tmp)
@@ -306,7 +311,7 @@ def _coarsen_quality(q10: Path, qgb: GeoBox, rows_per_strip: int = 1200) -> Path
 
 def _asset(paths: TilePaths, path: storage.Location, title: str, roles: list[str], extra: dict) -> dict:
     return {"href": f"./{path.name}", "type": "image/tiff; application=geotiff; profile=cloud-optimized",
-            "title": title, "roles": roles, "file:checksum": multihash_sha256(sha256_file(path)),
+            "title": title, "roles": roles, "file:checksum": multihash_sha256(sha256(path)),
             "file:size": storage.size(path), **extra}
 
 
@@ -375,7 +380,7 @@ def input_summary(records: Sequence[dict]) -> dict:
     """What the loader decided over the tile's blocks: S2 items skipped for missing bands, S1 kind and
     orbit, and how DN were harmonised (items whose metadata disagreed with their data are named)."""
     skipped: dict[str, list[str]] = {}
-    s1 = {"collections": set(), "backscatter": set(), "orbit_states_used": set()}
+    s1: dict[str, set[str]] = {"collections": set(), "backscatter": set(), "orbit_states_used": set()}
     offsets: dict[str, set] = {}
     disagree: set[str] = set()
     for rec in records:

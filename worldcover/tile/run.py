@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 import dask
 import numpy as np
@@ -23,13 +23,19 @@ import xarray as xr
 from odc.geo.xr import xr_coords
 
 from worldcover import storage
-from worldcover.cog import atomic_write_text
+from worldcover.credentials import redact
 from worldcover.errors import DataError, InputError, WorldCoverError
+from worldcover.features import FeatureConfig, compute_features, feature_names, required_s2_bands
 from worldcover.grid import Block, Tile, check_block_size, parse_blocks
+from worldcover.layout import TilePaths, is_finished, tile_paths
 from worldcover.legend import NODATA
-from worldcover.products import TilePaths, is_finished, tile_paths
+from worldcover.model import Model
+from worldcover.model.sampling import MISSING_GROUPS, group_features
+from worldcover.preprocess.s1 import preprocess_s1
+from worldcover.preprocess.s2 import S2MaskConfig, preprocess_s2
 from worldcover.regrid import Regrid
-from worldcover.sources.stac import DEFAULT_CHUNK, BlockInputs
+from worldcover.sources.stac import DEFAULT_CHUNK, BlockInputs, StacSource
+from worldcover.storage import atomic_write_text
 from worldcover.tile.products import (
     BlockResult,
     assemble_tile,
@@ -43,6 +49,14 @@ class Source(Protocol):
     kind: str
 
     def load_block(self, block: Block, year: int) -> BlockInputs: ...
+
+
+class NativeGridSource(Source, Protocol):
+    """A source that can also give a block's inputs on their own UTM grid (``native_grid = True``)."""
+
+    native_grid: bool
+
+    def load_block(self, block: Block, year: int, native: bool = False) -> BlockInputs: ...
 
 
 GRIDS = ("native", "product")
@@ -81,7 +95,6 @@ def open_source(source: str, max_cloud: float | None = None, chunk: int = DEFAUL
         from worldcover.sources.sentinelhub import SentinelHubSource
 
         return SentinelHubSource(max_cloud=max_cloud)
-    from worldcover.sources.stac import StacSource
 
     return StacSource(source, max_cloud=max_cloud, chunk=chunk, s2_bands=s2_bands, need_s1=need_s1)
 
@@ -89,16 +102,12 @@ def open_source(source: str, max_cloud: float | None = None, chunk: int = DEFAUL
 def source_needs(model) -> dict:
     """What a model needs from a source: only its features' S2 bands (B01/B09 only for s2cloudless,
     which the chain's mask leaves off), and whether it uses S1."""
-    from worldcover.bands import required_s2_bands
-
     config = feature_config_of(model)
     return {"s2_bands": required_s2_bands(config, cloud_probability=False), "need_s1": config.s1}
 
 
 def feature_config_of(model):
     """The FeatureConfig a model was trained with (recorded in its card's provenance)."""
-    from worldcover.features import FeatureConfig, feature_names
-
     recorded = dict(model.card.provenance).get("feature_config")
     if recorded is None:
         raise DataError(f"model {model.name!r} does not record its feature_config in the card's provenance")
@@ -127,10 +136,6 @@ def chain_features(block: Block, year: int, inputs: BlockInputs, config, params:
     lacks gives NaN features (S1 count 0) instead of a :class:`DataError`;
     gaps within a block are NaN either way.
     """
-    from worldcover.features import compute_features
-    from worldcover.preprocess.s1 import preprocess_s1
-    from worldcover.preprocess.s2 import S2MaskConfig, preprocess_s2
-
     if inputs.s2 is None:
         raise DataError(f"block {block.id}: no Sentinel-2 data")
     s2 = preprocess_s2(inputs.s2, year, S2MaskConfig(dilation_radius=params.cloud_dilation_px))
@@ -169,8 +174,6 @@ def missing_shares(model) -> dict[str, float]:
 
 def _missing_masks(feats: xr.DataArray) -> dict[str, xr.DataArray]:
     """Lazy (y, x) masks of the pixels where any feature of an input group is NaN: what the model saw missing."""
-    from worldcover.model.sampling import MISSING_GROUPS, group_features
-
     names = [str(n) for n in feats["feature"].values]
     return {g: feats.sel(feature=cols).isnull().any("feature")
             for g in MISSING_GROUPS if (cols := group_features(g, names))}
@@ -186,8 +189,8 @@ def classify_block(block: Block, year: int, inputs: BlockInputs, model, params: 
     trained_missing = missing_shares(model)
     chain = chain_features(block, year, inputs, feature_config_of(model), params,
                            missing_ok={g for g, share in trained_missing.items() if share > 0})
-    native = inputs.geobox is not None and inputs.geobox != block.geobox
-    out = (_classify_native(chain, model, params, Regrid(inputs.geobox, block.geobox)) if native
+    native = inputs.geobox if inputs.geobox is not None and inputs.geobox != block.geobox else None
+    out = (_classify_native(chain, model, params, Regrid(native, block.geobox)) if native is not None
            else _classify_on_grid(chain, model, params))
     codes, prob, n_s1, n_s2, n_clear, pct, missing = out
     codes = np.asarray(codes, dtype="uint8")
@@ -203,7 +206,7 @@ def classify_block(block: Block, year: int, inputs: BlockInputs, model, params: 
         provenance={"items": inputs.items,
                     "s2_skipped": inputs.s2_skipped, "s1": inputs.s1_info,
                     "harmonisation": [asdict(h) for h in inputs.harmonisation],
-                    "s2_acquisitions": int(inputs.s2.sizes.get("time", 0)),
+                    "s2_acquisitions": int(inputs.s2.sizes.get("time", 0)) if inputs.s2 is not None else 0,
                     "s1_acquisitions": int(inputs.s1.sizes.get("time", 0)) if inputs.s1 is not None else 0,
                     "missing_inputs": missing_inputs,
                     "model_trained_missing": {g: trained_missing.get(g, 0.0) for g in missing}},
@@ -286,7 +289,7 @@ def product_features(block: Block, inputs: BlockInputs, chain: ChainFeatures, pa
 def load_block(src: Source, block: Block, year: int, params: ChainParams) -> BlockInputs:
     """A block's inputs from ``src``, on the grid ``params.grid`` asks for when the source can give it."""
     if params.grid == "native" and getattr(src, "native_grid", False):
-        return src.load_block(block, year, native=True)
+        return cast(NativeGridSource, src).load_block(block, year, native=True)
     return src.load_block(block, year)
 
 
@@ -335,9 +338,7 @@ def run_tile(tile: str | Tile, year: int, source: str | Source, model: str | Pat
              naming: str = "worldcover") -> TileRun:
     """Process one tile (idempotent): skip if finished, resume at unfinished blocks.
 
-    ``naming`` "esa" writes the products under ESA's file names (see :mod:`worldcover.products`)."""
-    from worldcover.model import Model
-
+    ``naming`` "esa" writes the products under ESA's file names (see :mod:`worldcover.layout`)."""
     t0 = time.perf_counter()
     tile = tile if isinstance(tile, Tile) else Tile.parse(tile)
     check_block_size(block_size)
@@ -392,12 +393,10 @@ def _outputs(paths: TilePaths) -> dict:
 
 
 def _describe(exc: BaseException) -> str:
-    from worldcover.credentials import redact
-
     if isinstance(exc, WorldCoverError):
         return redact(str(exc))
     return redact(f"{type(exc).__name__}: {exc}")[:500]
 
 
-__all__ = ["ChainFeatures", "ChainParams", "TileRun", "chain_features", "classify_block", "feature_config_of", "open_source", "run_tile",
-           "source_needs"]
+__all__ = ["ChainFeatures", "ChainParams", "TileRun", "chain_features", "classify_block", "feature_config_of",
+           "open_source", "run_tile", "source_needs"]

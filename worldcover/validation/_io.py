@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from worldcover import storage
-from worldcover.cog import atomic_path, atomic_write_text as write_text
+from worldcover.storage import atomic_path, atomic_write_text as write_text
 
 __all__ = ["atomic_path", "write_text", "write_with"]
 

@@ -28,7 +28,7 @@ import yaml
 
 from worldcover.engines.argo import parts
 from worldcover.engines.argo.parts import RenderConfig
-from worldcover.cog import atomic_write_text
+from worldcover.storage import atomic_write_text
 from worldcover.engines.argo.schema import DEFAULT_VERSION, describe, validate_object
 from worldcover.errors import DataError, InputError
 
