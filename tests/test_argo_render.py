@@ -377,3 +377,75 @@ def test_cli_render_100pct(tmp_path):
     kinds = {k["kind"]: k for k in summary["kinds"]}
     assert kinds["batch"]["nodes_max"] <= 1000 and kinds["parent"]["nodes_max"] <= 1000
     assert len(list(out.rglob("*.yaml"))) == 58
+
+
+def _template(r, name: str, entry: str) -> dict:
+    obj = next(o.obj for o in r.objects if o.obj["metadata"].get("name") == name)
+    return next(t for t in obj["spec"]["templates"] if t["name"] == entry)
+
+
+def test_tiles_share_a_live_semaphore_and_get_scheduling_hooks():
+    from worldcover.engines.argo import install
+
+    cfg = RenderConfig(node_selector=(("pool", "tiles"),), tolerations=("dedicated=wc:NoSchedule", "gpu:NoExecute"),
+                       priority_class="worldcover-batch", spot=True)
+    r = render(_plan("1pct"), cfg)
+    tile = _template(r, parts.TEMPLATE_PROCESS_TILE, "process-tile")
+    ref = tile["synchronization"]["semaphores"][0]["configMapKeyRef"]
+    limits = install.limits(cfg)
+    assert limits["metadata"]["name"] == ref["name"] and ref["key"] in limits["data"]
+    assert tile["nodeSelector"] == {"pool": "tiles"} and tile["priorityClassName"] == "worldcover-batch"
+    keys = [t["key"] for t in tile["tolerations"]]
+    assert keys[:2] == ["dedicated", "gpu"] and "cloud.google.com/gke-spot" in keys  # spot: tiles only
+    merge = _template(r, parts.TEMPLATE_MERGE, "merge")
+    assert [t["key"] for t in merge["tolerations"]] == ["dedicated", "gpu"]
+    assert tile["tolerations"][1] == {"key": "gpu", "operator": "Exists", "effect": "NoExecute"}
+    for bad in (dict(tolerations=("x",)), dict(node_selector=(("a b", "c"),)), dict(priority_class="Bad_Name"),
+                dict(source_kind="ftp"), dict(max_failed_tiles=-2)):
+        with pytest.raises(InputError):
+            RenderConfig(**bad)
+
+
+def test_the_gate_and_the_exit_handler():
+    r10 = _render("10pct")[0]
+    parent = r10.objects[-1].obj
+    tasks = {t["name"]: t for t in _dag(parent)["tasks"]}
+    gate = tasks["gate"]
+    assert gate["depends"] == "validate" and gate["templateRef"]["template"] == "gate"
+    assert gate["when"] == "{{tasks.collect-failures.outputs.parameters.failed}} > " \
+                           "{{workflow.parameters.max-failed-tiles}}"
+    args = {p["name"]: p for p in parent["spec"]["arguments"]["parameters"]}
+    assert args["max-failed-tiles"]["value"] == str(len(_plan("10pct").tiles) // 100)
+    assert args["max-failed-tiles"]["description"]
+    one = _render("1pct")[0].submitted_workflow().obj
+    assert one["spec"]["arguments"]["parameters"][0]["value"] == "0" and "onExit" not in one["spec"]
+    assert parent["spec"]["onExit"] == "on-exit"
+    handler = next(t for t in parent["spec"]["templates"] if t["name"] == "on-exit")["dag"]["tasks"][0]
+    assert handler["when"] == "{{workflow.status}} != Succeeded" and handler["continueOn"] == {"failed": True}
+    assert handler["withItems"] == [n for n in tasks if re.fullmatch(r"b\d{3}", n)]
+    stop = next(t for t in parent["spec"]["templates"] if t["name"] == "stop-child")["resource"]
+    assert stop["action"] == "patch" and stop["mergeStrategy"] == "merge"
+    assert yaml.safe_load(stop["manifest"])["spec"] == {"shutdown": "Stop"}
+    # the gate fails with its message: its real command, run here
+    gate_tmpl = _template(r10, parts.TEMPLATE_PROCESS_TILE, "gate")
+    assert "retryStrategy" not in gate_tmpl
+    cmd = gate_tmpl["container"]["command"]
+    proc = subprocess.run([sys.executable, *cmd[1:3], "3", "2", "s3://b/c/"], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "failed tiles: 3, more than the 2 allowed; the list is in s3://b/c/failed_tiles.json"
+
+
+def test_deadlines_come_from_the_estimate():
+    from worldcover.campaign.estimate import measured_throughput
+    from worldcover.grid import TILE_PIXELS
+
+    cfg = RenderConfig()
+    deadline = parts.tile_deadline(cfg)
+    rate, _ = measured_throughput()
+    assert 2 * 3600 <= deadline <= 48 * 3600 and deadline % 3600 == 0
+    assert deadline >= min(3 * TILE_PIXELS**2 / (rate * 1e6 * 4), 48 * 3600)  # 3x a whole land tile on 4 cores
+    assert parts.tile_deadline(RenderConfig(tile_deadline_s=1234)) == 1234
+    small, large = (parts.workflow_deadline(cfg, _plan(s)) for s in ("1pct", "100pct"))
+    assert 2 * 86400 <= small <= large <= 60 * 86400
+    r = _render("1pct")[0]
+    assert _template(r, parts.TEMPLATE_PROCESS_TILE, "process-tile")["activeDeadlineSeconds"] == deadline

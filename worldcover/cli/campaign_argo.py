@@ -53,10 +53,33 @@ def _plan(stage, year, tiles, name, batch_size, out_root, model, source, max_clo
                                out_root=out_root, engine="argo", **opts)
 
 
-def _config(image):
-    from worldcover.engines.argo.parts import RenderConfig
+_max_failed = typer.Option(None, "--max-failed-tiles", help="Failed tiles the final gate accepts (default: 0 for "
+                           "1pct and tile lists, 1 % of the tiles for 10pct/100pct).")
+_source_kind = typer.Option("planetary-computer", "--source-kind", help="The cluster's catalogue, whose Secret is "
+                            "required: planetary-computer, sentinelhub or stac.")
+_node_selector = typer.Option(None, "--node-selector", help="Node label KEY=VALUE for every pod (repeatable).")
+_toleration = typer.Option(None, "--toleration", help="KEY=VALUE:Effect or KEY:Effect (repeatable).")
+_priority = typer.Option("", "--priority-class", help="PriorityClass of the pods.")
+_spot = typer.Option(False, "--spot", help="Tile pods tolerate the usual spot / preemptible taints.")
 
-    return RenderConfig(image=image) if image else RenderConfig()
+
+def _config(image, max_failed=None, source_kind="planetary-computer", node_selector=None, toleration=None,
+            priority_class="", spot=False):
+    """RenderConfig from the command's options (validated there: one line, exit 2, on a bad value)."""
+    from worldcover.engines.argo.parts import RenderConfig
+    from worldcover.errors import InputError
+
+    pairs = []
+    for item in node_selector or []:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise InputError(f"invalid --node-selector {item!r}: expected KEY=VALUE")
+        pairs.append((key, value))
+    opts = {"source_kind": source_kind, "node_selector": tuple(pairs), "tolerations": tuple(toleration or []),
+            "priority_class": priority_class, "spot": spot}
+    if max_failed is not None:
+        opts["max_failed_tiles"] = max_failed
+    return RenderConfig(image=image, **opts) if image else RenderConfig(**opts)
 
 
 def _service(server, namespace, token_file, insecure):
@@ -85,6 +108,9 @@ def render_cmd(
     image: Optional[str] = _image, batch_size: int = _batch, out_root: str = _out_root, model: str = _model,
     source: str = _source, max_cloud: Optional[float] = _max_cloud, reference: str = _reference,
     schema: str = typer.Option("v4.1.2", "--schema", help="Argo schema to validate against (v4.1.2, v3.7.18)."),
+    max_failed: Optional[int] = _max_failed, source_kind: str = _source_kind,
+    node_selector: Optional[list[str]] = _node_selector, toleration: Optional[list[str]] = _toleration,
+    priority_class: str = _priority, spot: bool = _spot,
     as_json: bool = _json,
 ) -> None:
     """Render a campaign into Argo YAML (templates, workflow or parent + batch templates), validated."""
@@ -92,7 +118,8 @@ def render_cmd(
 
     start = time.perf_counter()
     plan = _plan(stage, year, tiles, name, batch_size, out_root, model, source, max_cloud, reference)
-    rendering = render(plan, _config(image), version=schema)
+    cfg = _config(image, max_failed, source_kind, node_selector, toleration, priority_class, spot)
+    rendering = render(plan, cfg, version=schema)
     files = write(rendering.objects, out)
     seconds = time.perf_counter() - start
     largest = rendering.largest()
@@ -123,13 +150,17 @@ def submit_cmd(
     source: str = _source, max_cloud: Optional[float] = _max_cloud, reference: str = _reference,
     server: Optional[str] = _server, namespace: Optional[str] = _namespace,
     token_file: Optional[Path] = _token_file, insecure: bool = _insecure, as_json: bool = _json,
+    max_failed: Optional[int] = _max_failed, source_kind: str = _source_kind,
+    node_selector: Optional[list[str]] = _node_selector, toleration: Optional[list[str]] = _toleration,
+    priority_class: str = _priority, spot: bool = _spot,
 ) -> None:
     """Render, validate and submit a campaign to an Argo Server."""
     from worldcover.engines.argo import submit as s
 
     plan = _plan(stage, year, tiles, name, batch_size, out_root, model, source, max_cloud, reference)
     svc, server, namespace = _service(server, namespace, token_file, insecure)
-    result = s.submit(plan, svc, namespace, _config(image))
+    cfg = _config(image, max_failed, source_kind, node_selector, toleration, priority_class, spot)
+    result = s.submit(plan, svc, namespace, cfg)
     if as_json:
         echo_json(result.to_dict())
         return
