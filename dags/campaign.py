@@ -46,7 +46,7 @@ def step_task(call, plan, depends=None) -> Task:
         raise DataError(f"no Argo template runs step {call.name!r}: add it to STEP_TEMPLATES in dags/campaign.py")
     template, entry = STEP_TEMPLATES[call.name]
     tile = call.arguments.get("tile")
-    extra = {"stage": p.stage_label(plan)} if call.name == "process_tile" else {}
+    extra = {"stage": p.stage_label(plan)} if call.name in ("process_tile", "collect_failures") else {}
     return Task(
         name=p.task_name(tile) if tile else call.name.replace("_", "-"),
         template_ref=m.TemplateRef(name=template, template=entry),

@@ -11,14 +11,15 @@ from hera.workflows import models as m
 from worldcover.engines.argo import entry, parts as p
 
 
-def bookkeeping_step(cfg: p.RenderConfig, name: str, source, deadline_s: int, outputs=None) -> Script:
-    """A small campaign step (JSON in the output root, no pixels): a quarter core, 1 GiB."""
+def bookkeeping_step(cfg: p.RenderConfig, name: str, source, deadline_s: int, **counted) -> Script:
+    """A small campaign step (JSON in the output root, no pixels): a quarter core, 1 GiB. With ``counted``
+    (outputs, inputs, metrics) it counts the campaign's tiles, once: no retryStrategy (see tile_metrics)."""
     return Script(
         name=name,
         source=source,
-        outputs=outputs,
         resources=p.resources(cpu="250m", memory="1Gi", cpu_limit="1", disk="1Gi"),
-        retry_strategy=p.retry(cfg, deadline_s),
+        retry_strategy=None if counted else p.retry(cfg, deadline_s),
+        **counted,
         active_deadline_seconds=deadline_s,
         env=p.base_env() + p.credentials_env(cfg),
         **p.script_kwargs(cfg, disk="1Gi"),
@@ -73,12 +74,11 @@ def build(cfg: p.RenderConfig) -> WorkflowTemplate:
             retry_strategy=p.retry(cfg, deadline),
             active_deadline_seconds=deadline,
             synchronization=p.tile_semaphore(),
-            metrics=p.tile_metrics(),
             env=p.base_env() + p.credentials_env(cfg),
             **p.script_kwargs(cfg, disk="40Gi", spot=True),
         )
         bookkeeping_step(cfg, "write-plan", entry.write_plan, deadline_s=600)
         bookkeeping_step(cfg, "collect-failures", entry.collect_failures, deadline_s=3600,
-                         outputs=p.failure_outputs())
+                         outputs=p.failure_outputs(), inputs=[p.stage_input()], metrics=p.tile_metrics())
         gate(cfg)
     return wt

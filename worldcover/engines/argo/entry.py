@@ -12,7 +12,7 @@ Each entrypoint is a thin adapter around one function of
 * it calls the step with keyword arguments only and returns its result
   unchanged (hera prints it as JSON: the node's ``outputs.result``);
 * it writes the few numbers the Prometheus metrics and the gate need
-  (``pixels``, ``failed``) to small files under ``$WORLDCOVER_OUTPUTS_DIR``
+  (``pixels``, ``failed``, ``finished``) to small files under ``$WORLDCOVER_OUTPUTS_DIR``
   (default ``/tmp/outputs``), which the templates declare as output parameters
   with a default;
 * a data or input error (:class:`~worldcover.errors.WorldCoverError`) ends the
@@ -35,7 +35,7 @@ STEPS_MODULE = "worldcover.campaign.steps"
 OUTPUTS_DIR_ENV = "WORLDCOVER_OUTPUTS_DIR"
 DEFAULT_OUTPUTS_DIR = "/tmp/outputs"
 #: result keys written as output-parameter files (name -> file name)
-OUTPUT_FILES = {"pixels": "pixels", "failed": "failed"}
+OUTPUT_FILES = {"pixels": "pixels", "failed": "failed", "finished": "finished"}
 #: the exit code of a data or input error (the CLI's; parts.DATA_ERROR_EXIT)
 DATA_ERROR_EXIT = 2
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 
 from hera.workflows import EmptyDirVolume, Env, Metrics, Parameter, Resources, RetryStrategy, SecretEnv
 from hera.workflows import models as m
-from hera.workflows.metrics import Counter, Histogram, Label
+from hera.workflows.metrics import Counter, Label
 
 from worldcover.errors import InputError
 
@@ -403,7 +403,6 @@ def tile_semaphore() -> m.Synchronization:
 
 # -- metrics (labels: campaign, stage, status only; never a tile id) ----------------------------
 
-TILE_DURATION_BUCKETS = [60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 21600.0]
 METRIC_LABEL_KEYS = ("campaign", "stage", "status")
 
 
@@ -416,17 +415,17 @@ def _labels(*, status: bool) -> list:
 
 
 def tile_metrics() -> Metrics:
-    """Counters of tiles succeeded/failed and pixels classified, and a tile-duration histogram."""
+    """Tiles finished and failed, once per campaign run: on collect-failures, which has no retryStrategy.
+
+    Argo emits a template's metrics for its retry node and again for each attempt
+    (argoproj/argo-workflows#15526), so counters on the retried process-tile template
+    would count a tile two or more times; collect-failures counts each tile once.
+    """
     return Metrics(metrics=[
-        Counter(name="worldcover_tiles_succeeded", help="Tiles processed successfully (done or skipped as done)",
-                labels=_labels(status=False), when="{{status}} == Succeeded", value="1"),
-        Counter(name="worldcover_tiles_failed", help="Tile attempts that failed or errored",
-                labels=_labels(status=True), when="{{status}} != Succeeded", value="1"),
-        Counter(name="worldcover_pixels_classified", help="Pixels classified (from the step result's 'pixels')",
-                labels=_labels(status=False), when="{{status}} == Succeeded",
-                value="{{outputs.parameters.pixels}}"),
-        Histogram(name="worldcover_tile_duration_seconds", help="Duration of one tile attempt in seconds",
-                  labels=_labels(status=True), buckets=TILE_DURATION_BUCKETS, value="{{duration}}"),
+        Counter(name="worldcover_tiles_succeeded", help="Tiles with a valid finished product (done or reused)",
+                labels=_labels(status=False), when="{{status}} == Succeeded", value="{{outputs.parameters.finished}}"),
+        Counter(name="worldcover_tiles_failed", help="Tiles without a finished product after every retry",
+                labels=_labels(status=False), when="{{status}} == Succeeded", value="{{outputs.parameters.failed}}"),
     ])
 
 
@@ -435,8 +434,9 @@ def tile_outputs() -> list:
 
 
 def failure_outputs() -> list:
-    """collect-failures' count of failed tiles, which the final gate compares with its threshold."""
-    return [Parameter(name="failed", value_from=m.ValueFrom(path=f"{OUTPUTS_DIR}/failed", default="0"))]
+    """collect-failures' counts: failed tiles (the final gate compares them with its threshold), finished tiles."""
+    return [Parameter(name=n, value_from=m.ValueFrom(path=f"{OUTPUTS_DIR}/{n}", default="0"))
+            for n in ("failed", "finished")]
 
 
 def stage_input() -> Parameter:

@@ -257,6 +257,7 @@ ALLOWED_PLACEHOLDERS = frozenset({
     "{{inputs.parameters}}", "{{inputs.parameters.campaign}}", "{{inputs.parameters.stage}}",
     "{{inputs.parameters.batch}}", "{{inputs.parameters.template}}", "{{outputs.parameters.pixels}}",
     "{{inputs.parameters.failed}}", "{{inputs.parameters.allowed}}", "{{inputs.parameters.out_root}}",
+    "{{outputs.parameters.failed}}", "{{outputs.parameters.finished}}",
     "{{tasks.collect-failures.outputs.parameters.failed}}", "{{workflow.parameters.max-failed-tiles}}",
     "{{workflow.parameters.out_root}}", "{{workflow.parameters.campaign}}", "{{workflow.parameters.year}}",
     "{{workflow.parameters.reference}}", "{{workflow.parameters.n}}",
