@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import sys
 import tempfile
 import time
@@ -37,6 +38,7 @@ class Executed:
     out: Path
     seconds: float
     error: str = ""
+    cpu_seconds: float = 0.0  # the kernel's user + system CPU time (the wall time also counts other load)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -44,6 +46,12 @@ def _first_line(exc: BaseException) -> str:
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # the kernel colours its tracebacks
     lines = [ln for ln in text.splitlines() if ln.strip()]
     return lines[-1].strip() if lines else type(exc).__name__
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's finished children (a kernel counts once it has exited)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def execute(source: Path, out_dir: Path, timeout: int = 900, env: dict[str, str] | None = None) -> Executed:
@@ -57,7 +65,7 @@ def execute(source: Path, out_dir: Path, timeout: int = 900, env: dict[str, str]
     nb = jupytext.read(source)
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{source.stem}.ipynb"
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _children_cpu()
     error = ""
     with tempfile.TemporaryDirectory(prefix="worldcover-kernel-") as sockets:
         # the kernel talks over Unix sockets in a private folder, not over loopback TCP ports
@@ -70,11 +78,11 @@ def execute(source: Path, out_dir: Path, timeout: int = 900, env: dict[str, str]
         finally:
             if km.has_kernel:  # nbclient leaves a kernel manager it was given running: ours to stop
                 km.shutdown_kernel(now=False)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
     tmp = out.with_name(f".{out.name}.tmp")
     nbformat.write(nb, tmp)
     tmp.replace(out)
-    return Executed(source, out, seconds, error)
+    return Executed(source, out, seconds, error, cpu)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         run = execute(path, args.out, args.timeout)
         status = "ok" if not run.error else f"FAILED: {run.error}"
         where = run.out.relative_to(REPO) if run.out.is_relative_to(REPO) else run.out
-        print(f"{path.name:40s} {run.seconds:7.1f} s  {status}  -> {where}", flush=True)
+        print(f"{path.name:40s} {run.seconds:7.1f} s (CPU {run.cpu_seconds:6.1f} s)  {status}  -> {where}", flush=True)
         failed += bool(run.error)
     print(f"{len(chosen) - failed} passed, {failed} failed in {time.perf_counter() - total:.1f} s")
     return 1 if failed else 0

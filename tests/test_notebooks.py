@@ -82,7 +82,7 @@ def test_notebook_executes_at_the_tiny_size(name, notebook_env, tmp_path):
     if name == "05_validation":
         assert (cache / "outputs" / "validation" / "report" / "report.html").exists()
         assert re.search(r"overall accuracy \d+\.\d %", text)
-    print(f"{name}: {run.seconds:.1f} s")
+    print(f"{name}: {run.seconds:.1f} s, kernel CPU {run.cpu_seconds:.1f} s")
 
 
 @pytest.mark.slow
