@@ -1733,8 +1733,8 @@ class Replay:
             out = NodeOutcome(ERROR, f"neither condition holds for the finished child {run.name} ({run.phase}): "
                                      "Argo would wait until the deadline")
         out.parameters = {}
-        if record.message and not out.message:
-            out.message = record.message
+        if record.message:  # "<child> unchanged": a re-applied child
+            out.message = f"{record.message}; {out.message}" if out.message else record.message
         return self._finish(record, out, start, append=False)
 
     def _patch(self, res: dict, patch: Any, record: PodRecord, start: float) -> NodeOutcome:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests import small_campaign
 from tests.argo_replay import (
     DryRunExecutor, KillRule, Pod, PodResult, Replay, ReplayError, Settings, TaskState, UnsupportedField,
     check_object, depends_tasks, eval_condition, eval_depends, eval_expression, format_pods, inputs_json,
@@ -454,12 +455,11 @@ def test_kill_rule_matching():
 # The replay: the rendered campaign in the built image, pod by pod, against loopback STAC and S3
 # =================================================================================================
 
-BLOCK = 120
-#: two blocks per tile, so that a kill after the first block record leaves a block to resume from
-SPEC = "r150c150,r150c151"
-PERIOD = ("2021-05-01", "2021-06-30")  # the demo's quick form: two months of acquisitions
+#: the session's small simulated archive (tests/small_campaign.py): two blocks per tile, so that a kill after
+#: the first block record leaves a block to resume from
+BLOCK, SPEC = small_campaign.BLOCK, small_campaign.TWO_BLOCKS
 KILLED = "N45E003"  # resumed after a kill
-FAILING = "S24E021"  # no input in the archive: a data error
+FAILING = "S03W063"  # not in the archive: no input, a data error
 
 
 def _built_image() -> str:
@@ -469,23 +469,6 @@ def _built_image() -> str:
     except ImportError as exc:
         pytest.fail(f"the replay needs the worldcover image: tests/image.py with ensure_image() is missing ({exc})")
     return ensure_image()
-
-
-@pytest.fixture(scope="module")
-def replay_archive(tmp_path_factory):
-    """Acquisitions for the blocks of the tile that works (KILLED) only: the other tile (FAILING) finds no
-    Sentinel-2 item, a data error, as a tile outside the archive would."""
-    from worldcover import sim
-    from worldcover.grid import Tile
-
-    root = tmp_path_factory.mktemp("replay") / "archive"
-    rc = [tuple(map(int, b[1:].split("c"))) for b in SPEC.split(",")]
-    import time
-
-    t0 = time.monotonic()
-    sim.generate([Tile.parse(KILLED).block(r, c, BLOCK) for r, c in rc], YEAR, root, seed=3, period=PERIOD)
-    print(f"archive simulated in {time.monotonic() - t0:.1f} s")
-    return root
 
 
 def _publish_archive(archive, url: str, served):
@@ -538,11 +521,11 @@ class Replayed:
 
 
 @pytest.fixture(scope="module")
-def replayed(replay_archive, s3_server, tmp_path_factory):
+def replayed(small_archive, s3_server, tmp_path_factory):
     """The rendered two-batch campaign, pod by pod in the built image, once for the module's tests.
 
     N45E003 (batch b000) is killed after its first block record reaches the bucket and resumed by Argo's
-    retry; S24E021 (batch b001) has no input (a data error, exit 2); b001's resource pod is lost once after
+    retry; S03W063 (batch b001) has no input (a data error, exit 2); b001's resource pod is lost once after
     its child exists, so Argo applies the child again. Then collect-failures, merge, validate, the gate and
     the exit handler; the local engine runs the same plan for comparison.
     """
@@ -582,10 +565,11 @@ def replayed(replay_archive, s3_server, tmp_path_factory):
         # storage) is read from the bucket, the STAC API on loopback points at it, outputs go to the bucket
         t0 = time.monotonic()
         archive_url = f"{s3}/archive"
-        served = _publish_archive(replay_archive, archive_url, tmp_path / "served")
+        served = _publish_archive(small_archive, archive_url, tmp_path / "served")
         print(f"archive published to {archive_url} in {time.monotonic() - t0:.1f} s")
         with LocalStacApi(served) as api:
-            plan = CampaignPlan.create("wc-replay", YEAR, tiles=list(TILES), source=api.url, out_root=f"{s3}/argo",
+            plan = CampaignPlan.create("wc-replay", YEAR, tiles=[KILLED, FAILING], source=api.url,
+                                       out_root=f"{s3}/argo",
                                        block_size=BLOCK, blocks=SPEC, batch_size=1, reference=f"sim:{archive_url}")
             rendering = render(plan, CFG)
             kill = KillRule(task=KILLED.lower(), template="process-tile", when=first_block_recorded, poll_s=0.2)

@@ -41,9 +41,11 @@ Controller settings worth setting (`workflow-controller-configmap`):
   by `worldcover.io/campaign={{workflow.labels.worldcover.io/campaign}}`, and a
   `pod-logs` link to your log store.
 - **Metrics**: the controller's Prometheus endpoint exports
-  `worldcover_tiles_succeeded|failed`, `worldcover_pixels_classified`,
-  `worldcover_tile_duration_seconds` and `worldcover_campaign_duration_seconds`
-  (labels: campaign, stage, status; never a tile id).
+  `worldcover_tiles_succeeded` and `worldcover_tiles_failed` (counted once per
+  campaign run by collect-failures, which has no retries: Argo emits a retried
+  template's metrics for the retry node and for each attempt, argo#15526) and
+  `worldcover_campaign_duration_seconds` (labels: campaign, stage; never a
+  tile id). Per-tile durations and attempts are in the workflow's nodes.
 
 ## 2. Namespace, RBAC, artifact repository, limits, templates
 
