@@ -104,7 +104,7 @@ def record_in_card(model: str, result: dict) -> None:
 
     The patch only *evaluates* the model: no real pixel is in its training set.
     """
-    from worldcover.model.default import resolve_model
+    from worldcover.model.location import resolve_model
 
     directory = resolve_model(model)
     m = Model.load(directory)

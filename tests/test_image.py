@@ -14,7 +14,7 @@ import pytest
 
 from tests.image import package_version, run_in_image
 from worldcover.model import Model
-from worldcover.model.default import DEFAULT_MODEL_DIR
+from worldcover.model.location import DEFAULT_MODEL_DIR
 
 pytestmark = pytest.mark.slow
 DIGEST = "sha256:" + "0123456789abcdef" * 4
@@ -48,7 +48,7 @@ def test_packaged_model_loads_and_nothing_comes_from_a_source_tree(image):
     script = """
 import json, worldcover, worldcover.dags
 from worldcover.model import Model
-from worldcover.model.default import DEFAULT_MODEL_DIR
+from worldcover.model.location import DEFAULT_MODEL_DIR
 from worldcover.campaign.estimate import measured_throughput
 m = Model.load(DEFAULT_MODEL_DIR)
 assert Model.load("default").card.version == m.card.version  # the keyword plans and pods use

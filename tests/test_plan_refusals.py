@@ -22,7 +22,7 @@ from worldcover.campaign.calls import plan_call, step_calls
 from worldcover.campaign.plan import CampaignPlan, check_cluster_locations, check_model, current_year
 from worldcover.cli import app
 from worldcover.errors import InputError
-from worldcover.model.default import DEFAULT_MODEL_DIR, resolve_model
+from worldcover.model.location import DEFAULT_MODEL_DIR, resolve_model
 
 NEXT_YEAR = str(current_year() + 1)
 CLOSED = "http://127.0.0.1:9"  # no Argo Server there: a plan that passed would fail with "cannot reach"

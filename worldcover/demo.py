@@ -87,7 +87,7 @@ def cluster_plan(plan):
     from dataclasses import replace
 
     from worldcover import storage
-    from worldcover.model.default import DEFAULT_MODEL_DIR
+    from worldcover.model.location import DEFAULT_MODEL_DIR
 
     if storage.is_remote(plan.out_root):  # the demo ran on object storage: Argo uses the same locations
         packaged = not storage.is_remote(plan.model) and Path(plan.model).resolve() == DEFAULT_MODEL_DIR.resolve()

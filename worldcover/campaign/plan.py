@@ -77,7 +77,7 @@ def check_model(value: str) -> str:
     check_uri(value, "model")
     from worldcover import storage
     from worldcover.model.card import CARD_FILE, MODEL_FILE
-    from worldcover.model.default import resolve_model
+    from worldcover.model.location import resolve_model
 
     where = storage.path(resolve_model(value))
     expected = f"expected '{DEFAULT_MODEL}' or a model directory holding {MODEL_FILE} and {CARD_FILE}"

@@ -25,7 +25,7 @@ from worldcover.grid import Block, Tile
 from worldcover.legend import CODES, CROP, NODATA
 from worldcover.model.calibration import calibrate
 from worldcover.model.classifier import CODE_COLUMN
-from worldcover.model.location import DEFAULT_MODEL_DIR, resolve_model  # noqa: F401 (re-exported for scripts)
+from worldcover.model.location import DEFAULT_MODEL_DIR
 from worldcover.model.metrics import ClassificationMetrics
 from worldcover.model.sampling import build_training_table
 from worldcover.model.training import DEFAULT_MISSING_GROUPS, train_from_tables
