@@ -70,9 +70,9 @@ def test_nearest_picks_the_pixel_holding_each_centre(regrid):
     ours = regrid.nearest(codes)
     rng = np.random.default_rng(2)
     rows, cols = rng.integers(0, BLOCK.shape[0], 500), rng.integers(0, BLOCK.shape[1], 500)
-    lon, lat = regrid.dst.affine * (cols + 0.5, rows + 0.5)
+    lon, lat = regrid.dst.affine @ (cols + 0.5, rows + 0.5)
     x, y = Transformer.from_crs("EPSG:4326", str(regrid.src.crs), always_xy=True).transform(lon, lat)
-    c, r = ~regrid.src.affine * (x, y)
+    c, r = ~regrid.src.affine @ (x, y)
     np.testing.assert_array_equal(ours[rows, cols], np.floor(r).astype(int) * regrid.src.shape[1] + np.floor(c))
     ref = np.zeros(BLOCK.shape, np.uint8)  # GDAL rounds some centres differently, but rarely
     rasterio.warp.reproject((codes % 200).astype(np.uint8), ref, src_transform=regrid.src.affine,
@@ -197,12 +197,12 @@ def test_chunks_lie_on_the_cogs_internal_tiles(tmp_path):
     with rasterio.open(path, "w", driver="GTiff", width=200, height=160, count=1, dtype="uint16", crs="EPSG:32631",
                        transform=transform, tiled=True, blockxsize=64, blockysize=32) as f:
         f.write(np.ones((1, 160, 200), np.uint16))
-    inner = GeoBox((100, 120), transform * Affine.translation(70, 40), "EPSG:32631")  # 70 px in, 40 px down
+    inner = GeoBox((100, 120), transform @ Affine.translation(70, 40), "EPSG:32631")  # 70 px in, 40 px down
     ext, window, chunks = tile_aligned(inner, str(path), chunk=100)
-    assert ext.affine == transform * Affine.translation(64, 32)  # back to the tile corner (64, 32)
+    assert ext.affine == transform @ Affine.translation(64, 32)  # back to the tile corner (64, 32)
     assert window == (slice(8, 108), slice(6, 126)) and ext.shape == (108, 126)
     assert chunks == {"time": -1, "y": 96, "x": 64}  # whole tiles, as near the asked 100 px as they go
-    shifted = GeoBox((100, 120), transform * Affine.translation(70.5, 40), "EPSG:32631")  # not on the file's grid
+    shifted = GeoBox((100, 120), transform @ Affine.translation(70.5, 40), "EPSG:32631")  # not on the file's grid
     assert tile_aligned(shifted, str(path), chunk=100)[1] is None
     coarser = GeoBox((50, 60), Affine(20, 0, 600000, 0, -20, 5000000), "EPSG:32631")
     assert tile_aligned(coarser, str(path), chunk=100)[1] is None

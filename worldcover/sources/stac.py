@@ -207,7 +207,7 @@ def tile_aligned(geobox: GeoBox, href: str,
     if not (float(col).is_integer() and float(row).is_integer()):
         return plain
     dc, dr = int(col) % bw, int(row) % bh
-    ext = GeoBox((geobox.shape[0] + dr, geobox.shape[1] + dc), a * Affine.translation(-dc, -dr), geobox.crs)
+    ext = GeoBox((geobox.shape[0] + dr, geobox.shape[1] + dc), a @ Affine.translation(-dc, -dr), geobox.crs)
     chunks: Chunks = {"time": -1, "y": max(bh, chunk // bh * bh), "x": max(bw, chunk // bw * bw)}
     return ext, (slice(dr, dr + geobox.shape[0]), slice(dc, dc + geobox.shape[1])), chunks
 
