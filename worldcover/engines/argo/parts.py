@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 
 from hera.workflows import EmptyDirVolume, Env, Metrics, Parameter, Resources, RetryStrategy, SecretEnv
 from hera.workflows import models as m
@@ -274,9 +275,17 @@ def workflow_deadline(cfg: RenderConfig, plan, cores: int = 4) -> int:
     default number of tiles at once (at least 2 days, at most 60)."""
     if cfg.workflow_deadline_s:
         return cfg.workflow_deadline_s
-    from worldcover.campaign.estimate import estimate
+    return _estimated_deadline(plan.year, tuple(plan.tiles), cfg.tile_limit, cores)
 
-    concurrent = max(1, min(len(plan.tiles), cfg.tile_limit))
+
+@lru_cache(maxsize=16)
+def _estimated_deadline(year: int, tiles: tuple[str, ...], tile_limit: int, cores: int) -> int:
+    """Cached: every child workflow of a campaign asks (the estimate reads each tile's land fraction)."""
+    from worldcover.campaign.estimate import estimate
+    from worldcover.campaign.plan import CampaignPlan
+
+    plan = CampaignPlan.create("deadline", year, tiles=list(tiles), out_root="s3://estimate/only")
+    concurrent = max(1, min(len(tiles), tile_limit))
     hours = estimate(plan).core_hours / (cores * concurrent)
     days = min(max(-(-3 * hours // 24), 2), 60)
     return int(days) * 24 * 3600
