@@ -153,15 +153,14 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from worldcover.engines.local import run_campaign
     from worldcover.features import FeatureConfig, compute_features, feature_names, spectral_index
     from worldcover.grid import Block, Tile, land_tiles, native_geobox, parse_blocks, tile_of
+    from worldcover.layout import find_tile_paths as tile_paths
     from worldcover.legend import CLASSES as LEGEND
     from worldcover.model.card import ModelCard
     from worldcover.model.classifier import Model
-    from worldcover.tile.points import read_points, train_from_points
     from worldcover.mosaic.build import build_mosaic
     from worldcover.plotting import class_rgba, legend_patches, show_classes
     from worldcover.preprocess.s1 import preprocess_s1
     from worldcover.preprocess.s2 import S2MaskConfig, preprocess_s2, valid_mask
-    from worldcover.layout import find_tile_paths as tile_paths
     from worldcover.sim.simulate import simulate_block
     from worldcover.sim.world import truth as simulated_truth
     from worldcover.sim.writer import generate as simulate_archive
@@ -169,6 +168,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from worldcover.sources.stac import BlockInputs, StacSource
     from worldcover.stages import continent, latitude_zone, stage_tiles, stratum
     from worldcover.stages import summary as stages_summary
+    from worldcover.tile.points import read_points, train_from_points
     from worldcover.tile.run import (
         ChainParams,
         chain_features,
