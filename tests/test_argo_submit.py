@@ -494,3 +494,53 @@ def test_cleanup_removes_what_a_campaign_created(server, svc):
     assert not server.problems
     with pytest.raises(InputError):
         S.cleanup("../etc", svc, NS)
+
+
+def test_the_ui_launch_form_submits_a_campaign_as_the_cli_does(server, tmp_path):
+    """The launcher template's container command, its form's defaults filled in as Argo would, run here."""
+    import re
+    import subprocess
+    import sys
+
+    import yaml
+
+    from worldcover.engines.argo import install
+    from worldcover.engines.argo.render import render_launcher
+
+    obj = render_launcher().obj
+    form = {p["name"]: p for p in obj["spec"]["arguments"]["parameters"]}
+    assert form["stage"]["enum"] == ["1pct", "10pct", "100pct"] and all(p["description"] for p in form.values())
+    assert "value" not in form["out_root"]  # required in the form
+    values = {k: p.get("value", "") for k, p in form.items()}
+    values.update(out_root="s3://worldcover/campaigns", argo_server=server.url)
+    task = obj["spec"]["templates"][-1]["dag"]["tasks"][0]
+    assert {a["name"]: a["value"] for a in task["arguments"]["parameters"]} == {
+        k: "{{workflow.parameters.%s}}" % k for k in form}
+    container = next(t for t in obj["spec"]["templates"] if t["name"] == "submit")["container"]
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+    argv = [re.sub(r"\{\{inputs\.parameters\.(\w+)\}\}", lambda m_: values[m_.group(1)], a)
+            .replace("{{workflow.namespace}}", NS) for a in container["command"] + container["args"]]
+    argv = [str(token) if a == "/var/run/secrets/kubernetes.io/serviceaccount/token" else a for a in argv]
+    assert argv[:3] == ["worldcover", "campaign", "submit"]
+    proc = subprocess.run([sys.executable, "-m", "worldcover", *argv[1:]], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    created = json.loads(proc.stdout)
+    wf = server.workflows[created["workflow"]]
+    assert wf["metadata"]["labels"][parts.LABEL_CAMPAIGN] == "wc-1pct-2021" and not server.problems
+    assert TOKEN not in proc.stdout + proc.stderr
+    # the launcher may create workflows and templates, nothing else
+    role = next(o for o in install.launcher(RenderConfigDefault()) if o["kind"] == "Role")
+    install.check_manifest(role)
+    assert {(r, v) for rule in role["rules"] for r in rule["resources"] for v in rule["verbs"]} == {
+        ("workflows", "create"), ("workflows", "get"), ("workflowtemplates", "create"),
+        ("workflowtemplates", "get"), ("workflowtemplates", "update")}
+    assert obj["spec"]["serviceAccountName"] == role["metadata"]["name"]
+    assert yaml.safe_load(yaml.safe_dump(obj)) == obj
+
+
+def RenderConfigDefault():
+    from worldcover.engines.argo.parts import RenderConfig
+
+    return RenderConfig()

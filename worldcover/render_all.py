@@ -31,11 +31,15 @@ def render_tree(cfg=None) -> dict[str, str]:
     """Relative path -> file text of everything under argo/."""
     from worldcover.engines.argo import install
     from worldcover.engines.argo.parts import RenderConfig
-    from worldcover.engines.argo.render import HEADER, check, render_campaign_objects, render_templates, to_yaml
+    from worldcover.engines.argo.render import (
+        HEADER, check, render_campaign_objects, render_launcher, render_templates, to_yaml,
+    )
 
     cfg = cfg or RenderConfig()
     templates = render_templates(cfg)
-    files: dict[str, str] = {}
+    launcher = render_launcher(cfg)
+    check([launcher], cfg)
+    files: dict[str, str] = {launcher.path: launcher.yaml}
     for o in templates:
         files[o.path] = o.yaml
     for plan in representative_plans():
@@ -47,7 +51,7 @@ def render_tree(cfg=None) -> dict[str, str]:
     for path, obj in manifests.items():
         install.check_manifest(obj)
         files[path] = HEADER + to_yaml(obj)
-    resources = list(manifests) + [o.path for o in templates]
+    resources = list(manifests) + [o.path for o in templates] + [launcher.path]
     files["kustomization.yaml"] = HEADER + to_yaml(install.kustomization(resources))
     files["README.md"] = README
     return dict(sorted(files.items()))

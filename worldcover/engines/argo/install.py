@@ -98,6 +98,26 @@ def limits(cfg: RenderConfig) -> dict:
             "data": {LIMIT_TILES_KEY: str(cfg.tile_limit)}}
 
 
+LAUNCHER = "worldcover-launcher"
+
+
+def launcher(cfg: RenderConfig) -> list[dict]:
+    """The launch form's ServiceAccount and Role: it submits campaigns through the Argo Server with its own
+    token (``--auth-mode=client``), so it may create workflows and create or update WorkflowTemplates (the
+    shared ones of its version and the campaign's batch templates), nothing else."""
+    meta = {"name": LAUNCHER, "labels": dict(PART_OF)}
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": dict(meta)},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": dict(meta), "rules": [
+            {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create", "get"]},
+            {"apiGroups": ["argoproj.io"], "resources": ["workflowtemplates"], "verbs": ["create", "get", "update"]},
+        ]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": dict(meta),
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": LAUNCHER},
+         "subjects": [{"kind": "ServiceAccount", "name": LAUNCHER}]},
+    ]
+
+
 def manifests(cfg: RenderConfig | None = None) -> dict[str, dict]:
     """File name (under install/) -> object."""
     cfg = cfg or RenderConfig()
@@ -107,6 +127,7 @@ def manifests(cfg: RenderConfig | None = None) -> dict[str, dict]:
         "install/rolebinding.yaml": role_binding(cfg),
         "install/artifact-repositories.yaml": artifact_repositories(cfg),
         "install/limits.yaml": limits(cfg),
+        **{f"install/launcher-{o['kind'].lower()}.yaml": o for o in launcher(cfg)},
     }
 
 

@@ -53,6 +53,8 @@ def dags_module(name: str):
 
 
 TEMPLATE_MODULES = ("process_tile", "merge", "validate")
+#: installed with the others (argo/templates/), but no campaign refers to it: the UI's launch form
+LAUNCH_MODULE = "launch"
 
 
 # -- objects ---------------------------------------------------------------------------------------
@@ -160,6 +162,12 @@ def render_templates(cfg: RenderConfig | None = None) -> list[ArgoObject]:
     return out
 
 
+def render_launcher(cfg: RenderConfig | None = None) -> ArgoObject:
+    """``worldcover-campaign-<version>``: launch a campaign from the Argo UI (dags/launch.py)."""
+    obj = dags_module(LAUNCH_MODULE).build(cfg or RenderConfig()).to_dict()
+    return ArgoObject(obj, _template_path(obj["metadata"]["name"]), "template")
+
+
 def render_campaign_objects(plan, cfg: RenderConfig | None = None, *, prefix: str | None = None,
                             retry_of: str | None = None) -> list[ArgoObject]:
     """The campaign's own objects (no shared templates), not yet checked."""
@@ -262,6 +270,10 @@ ALLOWED_PLACEHOLDERS = frozenset({
     "{{workflow.parameters.out_root}}", "{{workflow.parameters.campaign}}", "{{workflow.parameters.year}}",
     "{{workflow.parameters.reference}}", "{{workflow.parameters.n}}",
     "{{status}}", "{{duration}}", "{{workflow.duration}}", "{{workflow.name}}", "{{workflow.status}}", "{{item}}",
+    "{{workflow.namespace}}",
+    # the launcher's form (dags/launch.py)
+    *(f"{{{{{scope}.parameters.{k}}}}}" for scope in ("inputs", "workflow")
+      for k in ("stage", "year", "out_root", "model", "source", "name", "reference", "argo_server")),
 })
 _PLACEHOLDER = re.compile(r"\{\{.*?\}\}", re.S)
 
