@@ -14,7 +14,8 @@ modules in `dags/`; do not edit by hand: a test fails when this folder is stale.
 | `install/serviceaccount.yaml`, `role.yaml`, `rolebinding.yaml` | ServiceAccount `worldcover-workflow` and a least-privilege Role |
 | `install/artifact-repositories.yaml` | the artifact repository (S3/MinIO; logs are archived there) |
 | `install/limits.yaml` | ConfigMap `worldcover-limits`: the `process-tile` semaphore (tiles at once, all campaigns) |
-| `templates/` | the shared WorkflowTemplates, named with the package version: `worldcover-process-tile-v0-1-0`, `worldcover-merge-v0-1-0`, `worldcover-validate-v0-1-0` |
+| `install/launcher-*.yaml` | ServiceAccount and Role `worldcover-launcher` of the UI's launch form |
+| `templates/` | the shared WorkflowTemplates, named with the package version: `worldcover-process-tile-v0-1-0`, `worldcover-merge-v0-1-0`, `worldcover-validate-v0-1-0`, and the launch form `worldcover-campaign-v0-1-0` |
 | `kustomization.yaml` | install + templates (`kubectl apply -k argo/ -n NS`) |
 | `campaigns/wc-<stage>-2021/` | representative campaigns (1pct: one Workflow; 10pct, 100pct: a parent Workflow and one WorkflowTemplate per batch of 50 tiles) |
 
@@ -125,7 +126,15 @@ the parameter again. A data or input error (exit code 2) is not retried;
 other failures are, up to 3 times. Each tile node shows its progress (blocks
 done / blocks).
 
-From the UI: *Workflow Templates* -> `worldcover-validate-v0-1-0` -> *Submit*
+From the UI: *Workflow Templates* -> `worldcover-campaign-v0-1-0` -> *Submit*
+shows a form (stage as a choice, year, output root, model, source, name,
+reference, the Argo Server's in-cluster URL); its pod runs `worldcover
+campaign submit` with the `worldcover-launcher` token, so the campaign is
+rendered, validated and linted as from the CLI, and appears in the workflow
+list. This needs the server in `--auth-mode=client` (or `hybrid`) and a URL
+whose certificate the image trusts (or `http://` inside the cluster).
+
+*Workflow Templates* -> `worldcover-validate-v0-1-0` -> *Submit*
 asks for the campaign's output root, name, year and a reference file (a
 labelled `samples.csv` on object storage), and writes the accuracy report
 under `<out_root>/validation/`.
