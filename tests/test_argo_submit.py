@@ -544,3 +544,19 @@ def RenderConfigDefault():
     from worldcover.engines.argo.parts import RenderConfig
 
     return RenderConfig()
+
+
+def test_a_batch_template_does_not_change_under_a_running_campaign(server, svc):
+    plan = _plan("10pct")
+    first = S.submit(plan, svc, NS)
+    S.submit(plan, svc, NS)  # the same templates again: nothing changes, allowed while it runs
+    changed = CampaignPlan.create(plan.name, 2021, stage="10pct", out_root="s3://worldcover/campaigns", max_cloud=30.0)
+    with pytest.raises(InputError, match="would change while campaign 'wc-2021-10pct' runs"):
+        S.submit(changed, svc, NS)
+    for name in list(server.workflows):
+        server.workflows[name]["status"] = {"phase": "Succeeded"}
+    S.submit(changed, svc, NS)  # finished: the batch templates may change
+    batch = next(o.name for o in first.rendering.objects if o.role == "batch")
+    task = server.templates[batch]["spec"]["templates"][0]["dag"]["tasks"][0]
+    assert {p["name"]: p["value"] for p in task["arguments"]["parameters"]}["max_cloud"] == "30.0"
+    assert not server.problems

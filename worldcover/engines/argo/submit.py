@@ -162,11 +162,25 @@ def _create_or_update_template(svc, o: ArgoObject, namespace: str) -> None:
         except AlreadyExists:
             pass
         current = svc.get_workflow_template(o.name, namespace=namespace)
+        if o.role == "batch" and _dump(current).get("spec") != _dump(_model(o)).get("spec"):
+            _refuse_if_running(svc, o, namespace)
         model = _model(o)
         model.metadata.resource_version = current.metadata.resource_version
         svc.update_workflow_template(o.name, m.WorkflowTemplateUpdateRequest(template=model, name=o.name,
                                                                              namespace=namespace),
                                      namespace=namespace)
+
+
+def _refuse_if_running(svc, o: ArgoObject, namespace: str) -> None:
+    """A batch template whose tiles or settings change must not change under a running campaign: its
+    children not yet started would run the new one."""
+    campaign = (o.obj["metadata"].get("labels") or {}).get(parts.LABEL_CAMPAIGN, "")
+    items = svc.list_workflows(namespace=namespace, label_selector=f"{parts.LABEL_CAMPAIGN}={campaign}").items or []
+    running = sorted(w.metadata.name or "" for w in items
+                     if (w.status.phase if w.status else "") in ("", "Pending", "Running"))
+    if running:
+        raise InputError(f"WorkflowTemplate {o.name!r} would change while campaign {campaign!r} runs "
+                         f"({', '.join(running[:3])}): wait for it, stop it, or submit under another --name")
 
 
 def submit(plan, svc, namespace: str | None = None, cfg: RenderConfig | None = None, *,
