@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,22 @@ import pytest
 from tests.helpers import DEFAULT_MODEL, SHARED
 
 PC_SAMPLE = SHARED / "stac-samples" / "planetary-computer-sentinel-2-l2a-100-items.parquet"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--live", action="store_true",
+                     help="also run the tests marked live (internet endpoints or credentials; or WORLDCOVER_LIVE=1)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``live`` are skipped unless asked for: offline is the default, whatever ``-m`` says
+    (so ``-m "not slow"`` is the fast loop without also having to say ``not live``)."""
+    if config.getoption("--live") or os.environ.get("WORLDCOVER_LIVE") == "1":
+        return
+    skip = pytest.mark.skip(reason="live: needs internet endpoints or credentials (run with --live)")
+    for item in items:
+        if "live" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

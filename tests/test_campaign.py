@@ -7,17 +7,16 @@ import multiprocessing as mp
 
 import pytest
 
-from worldcover.campaign import CampaignPlan
+from tests.helpers import run_cli
+from worldcover.campaign import CampaignPlan, steps
 from worldcover.campaign.calls import StepCall, normalise, step_calls
 from worldcover.campaign.estimate import estimate, tile_area_km2
 from worldcover.campaign.promote import PromotionRefused, promote
-from worldcover.campaign import steps
 from worldcover.engines.local import run_step
-from worldcover.storage import lock as campaign_lock
 from worldcover.errors import InputError
 from worldcover.grid import Tile
 from worldcover.stages import stage_tiles
-from tests.helpers import run_cli
+from worldcover.storage import lock as campaign_lock
 
 
 def test_plan_from_stage_is_the_stage():
@@ -122,9 +121,8 @@ def test_two_runs_on_one_root_are_refused(tmp_path):
     proc.start()
     try:
         assert ready.wait(30)
-        with pytest.raises(InputError, match="in use by a running campaign"):
-            with campaign_lock(tmp_path):
-                pass
+        with pytest.raises(InputError, match="in use by a running campaign"), campaign_lock(tmp_path):
+            pass
     finally:
         release.set()
         proc.join(10)

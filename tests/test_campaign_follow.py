@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +21,13 @@ from worldcover.campaign.promote import PromotionRefused, promote, run_command, 
 from worldcover.campaign.status import campaign_status
 from worldcover.cli import app
 from worldcover.errors import InputError
-from worldcover.mosaic.synthetic import write_tile
 from worldcover.layout import tile_paths
+from worldcover.mosaic.synthetic import write_tile
 from worldcover.stages import stage_tiles
 
 YEAR = 2021
 BLOCKS = "r0c0,r0c1,r0c2"  # three blocks per tile
-T0 = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
 def _record(root: Path, tile: str, key: str, minutes: float) -> None:

@@ -23,11 +23,11 @@ from rio_cogeo.cogeo import cog_validate
 from worldcover.campaign.plan import CampaignPlan
 from worldcover.errors import DataError
 from worldcover.grid import PIXEL_SIZE, PIXELS_PER_DEGREE, Tile
+from worldcover.layout import tile_paths
 from worldcover.legend import CLASSES, CODES
 from worldcover.mosaic import LEVELS, MosaicPaths, build_mosaic, categorical_mode
 from worldcover.mosaic.overviews import CLASS_CODES, class_index_lut, count_cells
 from worldcover.mosaic.synthetic import synthetic_codes, write_tile
-from worldcover.layout import tile_paths
 from worldcover.stages import STAGES, stage_tiles, stratum
 
 YEAR = 2021
@@ -361,8 +361,8 @@ def test_quicklook_panel_window_finds_the_mapped_patch(tmp_path):
 
 
 def test_misaligned_or_foreign_maps_are_refused(tmp_path):
-    from odc.geo.geobox import GeoBox
     from affine import Affine
+    from odc.geo.geobox import GeoBox
 
     from worldcover.cog import write_cog
     from worldcover.mosaic.pieces import compute_tile_pieces

@@ -12,11 +12,11 @@ import rasterio
 from typer.testing import CliRunner
 
 from worldcover.errors import DataError, InputError
+from worldcover.layout import multihash_sha256, tile_paths
 from worldcover.legend import CLASSES
 from worldcover.mosaic import MosaicPaths, build_mosaic, validate_offline
 from worldcover.mosaic import stac as mstac
 from worldcover.mosaic.synthetic import synthetic_codes, write_tile
-from worldcover.layout import multihash_sha256, tile_paths
 from worldcover.storage import sha256 as sha256_file
 
 YEAR = 2021
@@ -281,11 +281,11 @@ def test_tile_item_extensions_without_a_schema_are_reported_not_fetched(tmp_path
 
 def test_finished_check_hashes_each_product_once_and_sees_a_rewrite(tmp_path, monkeypatch):
     """The checksum memo: a second check reads no product; a product rewritten in place is caught."""
-    import worldcover.storage as storage
-    from worldcover.layout import is_finished
-
     import os
     import time
+
+    import worldcover.storage as storage
+    from worldcover.layout import is_finished
 
     paths = write_tile(tmp_path, "N00E006", 2021, synthetic_codes((96, 96), seed=1), 0, 0)
     an_hour_ago = time.time() - 3600
@@ -311,11 +311,10 @@ def test_atomic_workdir_keeps_a_writers_own_temp_files_hidden_and_swept(tmp_path
     from worldcover.storage import atomic_workdir, is_temp_name, remove_temps
 
     dest = tmp_path / "Map.tif"
-    with pytest.raises(RuntimeError):
-        with atomic_workdir(dest) as out:
-            (out.parent / "tmpabc123.tif").write_bytes(b"half")  # the writer's own temp file
-            out.write_bytes(b"partial")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), atomic_workdir(dest) as out:
+        (out.parent / "tmpabc123.tif").write_bytes(b"half")  # the writer's own temp file
+        out.write_bytes(b"partial")
+        raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []  # a failed write cleans up after itself
     with atomic_workdir(dest) as out:
         out.write_bytes(b"whole")

@@ -11,7 +11,11 @@ from pyproj import Geod
 
 from worldcover.errors import DataError
 from worldcover.validation.area import (
-    AUTHALIC_RADIUS_EXACT_M, AUTHALIC_RADIUS_M, cell_area_m2, class_areas, row_areas_m2,
+    AUTHALIC_RADIUS_EXACT_M,
+    AUTHALIC_RADIUS_M,
+    cell_area_m2,
+    class_areas,
+    row_areas_m2,
 )
 from worldcover.validation.synthetic import banded_map, write_class_map
 
@@ -51,7 +55,7 @@ def test_sphere_model_is_off_by_more_than_0_1_percent_at_the_equator():
 def test_whole_globe_is_4_pi_r_squared():
     total = float(cell_area_m2(-90.0, 90.0, 360.0))
     assert total == pytest.approx(4 * math.pi * AUTHALIC_RADIUS_EXACT_M**2, rel=1e-12)
-    assert AUTHALIC_RADIUS_EXACT_M == pytest.approx(AUTHALIC_RADIUS_M, abs=0.05)
+    assert pytest.approx(AUTHALIC_RADIUS_M, abs=0.05) == AUTHALIC_RADIUS_EXACT_M
 
 
 def test_worldcover_pixel_rows_sum_to_the_cell():

@@ -9,7 +9,8 @@ import struct
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from worldcover.errors import DataError, InputError
 from worldcover.legend import BY_CODE

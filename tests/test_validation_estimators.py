@@ -13,7 +13,8 @@ import statistics
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from worldcover.errors import InputError
 from worldcover.validation.estimators import counts_matrix, olofsson, stehman

@@ -106,7 +106,7 @@ def run(out, n_tiles: int = 3, n_blocks: int = 2, year: int = DEMO_YEAR, seed: i
         period: tuple[str, str] | None = None) -> dict:
     """The demo; ``block_size`` and ``period`` (simulate only acquisitions between two ISO dates) make it
     smaller, e.g. for a quick check (``--tiles 1 --blocks 1 --block-size 60 --period 2021-05-01,2021-06-30``)."""
-    from worldcover import sim
+    from worldcover import sim, storage
     from worldcover.campaign import CampaignPlan
     from worldcover.campaign.estimate import estimate
     from worldcover.campaign.promote import DEFAULT_THRESHOLD, read_overall_accuracy
@@ -115,8 +115,6 @@ def run(out, n_tiles: int = 3, n_blocks: int = 2, year: int = DEMO_YEAR, seed: i
     from worldcover.engines.local import run_campaign
     from worldcover.grid import parse_blocks
     from worldcover.sources.local_api import LocalStacApi
-
-    from worldcover import storage
 
     t0 = time.perf_counter()
     out = storage.path(out)

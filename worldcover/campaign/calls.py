@@ -10,8 +10,9 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from worldcover.campaign.plan import CampaignPlan
 
@@ -26,7 +27,7 @@ class StepCall:
     kwargs: tuple[tuple[str, Any], ...]
 
     @classmethod
-    def of(cls, name: str, **kwargs: Any) -> "StepCall":
+    def of(cls, name: str, **kwargs: Any) -> StepCall:
         return cls(f"{STEPS_MODULE}.{name}", tuple(sorted(kwargs.items())))
 
     @property

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import MISSING, asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from worldcover.errors import InputError
 from worldcover.grid import DEFAULT_BLOCK_SIZE, Tile, check_block_size, land_tiles
@@ -99,7 +99,7 @@ def check_blocks(spec: str) -> str:
 
 
 def current_year() -> int:
-    return datetime.now(timezone.utc).year
+    return datetime.now(UTC).year
 
 
 def check_year(year: int) -> int:
@@ -112,7 +112,7 @@ def check_year(year: int) -> int:
     return year
 
 
-def check_cluster_locations(plan: "CampaignPlan") -> "CampaignPlan":
+def check_cluster_locations(plan: CampaignPlan) -> CampaignPlan:
     """Argo pods share nothing but object storage: output root, model (but ``default``) and reference
     must be object-store URLs, never local paths."""
     from worldcover import storage
@@ -151,7 +151,7 @@ class CampaignPlan:
     def create(cls, name: str, year: int, *, stage: str | None = None, tiles: list[str] | None = None,
                bbox: tuple[float, float, float, float] | None = None, model: str = DEFAULT_MODEL,
                source: str = "planetary-computer", out_root: str = "campaigns", engine: str | None = None,
-               **options) -> "CampaignPlan":
+               **options) -> CampaignPlan:
         """Validate everything and resolve the stage/tiles/bbox into a sorted tile list.
 
         The model must exist (:func:`check_model`). ``engine="local"`` makes local paths
@@ -196,7 +196,7 @@ class CampaignPlan:
         check_model(plan.model)
         return plan
 
-    def absolute(self) -> "CampaignPlan":
+    def absolute(self) -> CampaignPlan:
         """The plan with its local paths (output root, model, reference) absolute; URLs and ``default`` kept."""
         from worldcover import storage
 
@@ -207,7 +207,7 @@ class CampaignPlan:
         model = self.model if self.model == DEFAULT_MODEL else storage.absolute(self.model)
         return replace(self, out_root=storage.absolute(self.out_root), model=model, reference=ref).validate()
 
-    def validate(self) -> "CampaignPlan":
+    def validate(self) -> CampaignPlan:
         check_name(self.name)
         check_year(self.year)
         if not isinstance(self.tiles, (tuple, list)):
@@ -248,7 +248,7 @@ class CampaignPlan:
         n = self.batch_size
         return [self.tiles[i : i + n] for i in range(0, len(self.tiles), n)]
 
-    def with_tiles(self, tiles: list[str]) -> "CampaignPlan":
+    def with_tiles(self, tiles: list[str]) -> CampaignPlan:
         return replace(self, tiles=tuple(sorted(tiles)))
 
     def to_dict(self) -> dict:
@@ -264,7 +264,7 @@ class CampaignPlan:
         return text
 
     @classmethod
-    def from_dict(cls, d: dict) -> "CampaignPlan":
+    def from_dict(cls, d: dict) -> CampaignPlan:
         if not isinstance(d, dict):
             raise InputError(f"a campaign must be a JSON object, not {type(d).__name__}")
         d = dict(d)
@@ -289,7 +289,7 @@ class CampaignPlan:
         return storage.atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
 
     @classmethod
-    def load(cls, path) -> "CampaignPlan":
+    def load(cls, path) -> CampaignPlan:
         from worldcover import storage
 
         try:

@@ -115,8 +115,8 @@ def collect_failures(out_root: str, campaign: str, year: int) -> dict:
     Also writes ``out_root/failed_tiles.json`` so a retry can start from it.
     """
     from worldcover.campaign.plan import CampaignPlan
-    from worldcover.storage import atomic_write_text
     from worldcover.layout import is_finished, tile_paths
+    from worldcover.storage import atomic_write_text
 
     _check_arguments(out_root=out_root, campaign=campaign, year=year)
     root = storage.path(out_root)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -50,9 +49,9 @@ BboxOpt = typer.Option(None, "--bbox", help="W,S,E,N: land tiles in a box (or na
 MODEL_HELP = "Model directory (model.txt + card.json), s3:// prefix, or 'default' (the packaged model)."
 
 
-def build_plan(name: str, year: int, stage: Optional[str], tiles: Optional[str], bbox: Optional[str],
+def build_plan(name: str, year: int, stage: str | None, tiles: str | None, bbox: str | None,
                model: str, source: str, out: str, block_size: int, blocks: str, batch_size: int,
-               max_cloud: Optional[float], seed: int, reference: str = ""):
+               max_cloud: float | None, seed: int, reference: str = ""):
     from worldcover.campaign import CampaignPlan
 
     return CampaignPlan.create(  # for the local engine: local paths made absolute, the model checked
@@ -69,15 +68,15 @@ ReferenceOpt = typer.Option("", "--reference", help="Labelled samples for the va
 
 @app.command("plan")
 def plan_cmd(
-    stage: Optional[str] = StageOpt, tiles: Optional[str] = TilesOpt, bbox: Optional[str] = BboxOpt,
+    stage: str | None = StageOpt, tiles: str | None = TilesOpt, bbox: str | None = BboxOpt,
     year: int = typer.Option(2021, "--year"), name: str = typer.Option("", "--name", help="Default: wc-<stage>-<year>."),
     model: str = typer.Option("default", "--model", help=MODEL_HELP), source: str = typer.Option("planetary-computer", "--source"),
     out: str = typer.Option("campaigns", "--out", "--out-root", help="Campaign output root."), block_size: int = typer.Option(3000, "--block-size"),
     blocks: str = typer.Option("all", "--blocks"), batch_size: int = typer.Option(50, "--batch-size"),
-    max_cloud: Optional[float] = typer.Option(None, "--max-cloud"), seed: int = typer.Option(2021, "--seed"),
+    max_cloud: float | None = typer.Option(None, "--max-cloud"), seed: int = typer.Option(2021, "--seed"),
     reference: str = ReferenceOpt,
     price: float = typer.Option(0.04, "--price-per-core-hour", help="USD per core-hour for the cost line."),
-    save: Optional[str] = typer.Option(None, "--save", help="Write the plan as JSON here (a path or s3:// URL)."),
+    save: str | None = typer.Option(None, "--save", help="Write the plan as JSON here (a path or s3:// URL)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Resolve a campaign and estimate its size and cost before anything runs."""
@@ -110,14 +109,14 @@ def plan_cmd(
 
 @app.command("run")
 def run_cmd(
-    stage: Optional[str] = StageOpt, tiles: Optional[str] = TilesOpt, bbox: Optional[str] = BboxOpt,
+    stage: str | None = StageOpt, tiles: str | None = TilesOpt, bbox: str | None = BboxOpt,
     year: int = typer.Option(2021, "--year"), name: str = typer.Option("", "--name"),
     model: str = typer.Option("default", "--model", help=MODEL_HELP), source: str = typer.Option("planetary-computer", "--source"),
     out: str = typer.Option("campaigns", "--out", "--out-root", help="Campaign output root."), block_size: int = typer.Option(3000, "--block-size"),
-    blocks: str = typer.Option("all", "--blocks"), max_cloud: Optional[float] = typer.Option(None, "--max-cloud"),
+    blocks: str = typer.Option("all", "--blocks"), max_cloud: float | None = typer.Option(None, "--max-cloud"),
     seed: int = typer.Option(2021, "--seed"), reference: str = ReferenceOpt,
     engine: str = typer.Option("local", "--engine", help="local (dask). For Argo use `campaign submit`."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="tcp://host:port of an existing dask cluster."),
+    scheduler: str | None = typer.Option(None, "--scheduler", help="tcp://host:port of an existing dask cluster."),
     workers: int = typer.Option(1, "--workers"), threads: int = typer.Option(2, "--threads"),
     retries: int = typer.Option(2, "--retries"), no_finish: bool = typer.Option(False, "--tiles-only"),
     as_json: bool = typer.Option(False, "--json"),

@@ -7,7 +7,6 @@ everything else on stderr; bad input is one line on stderr and exit code 2.
 from __future__ import annotations
 
 import sys
-from typing import Optional
 
 import typer
 
@@ -31,10 +30,10 @@ app = typer.Typer(
 def design(
     map_path: str = typer.Option(..., "--map", help="Class map (uint8 WorldCover codes, nodata 0)."),
     out: str = typer.Option(..., "--out", help="samples.csv, .geojson or .gpkg to write."),
-    n: Optional[int] = typer.Option(None, "--n", help="Total sample size (default: from --target-se)."),
+    n: int | None = typer.Option(None, "--n", help="Total sample size (default: from --target-se)."),
     min_per_class: int = typer.Option(50, "--min-per-class", help="Floor of sample units per map class."),
     target_se: float = typer.Option(0.01, "--target-se", help="Target standard error of overall accuracy."),
-    conjectured_ua: Optional[str] = typer.Option(
+    conjectured_ua: str | None = typer.Option(
         None, "--users-accuracy", help="Conjectured user's accuracy: 0.8, or CODE=UA pairs (10=0.9,50=0.6); default 0.75."
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same sample)."),
@@ -82,7 +81,7 @@ def design(
 def estimate(
     counts: str = typer.Option(..., "--counts", help="COUNTS.csv: map classes as rows, reference classes as columns."),
     mapped_area: str = typer.Option(..., "--mapped-area", help="AREA.csv: class,mapped_pixels or class,mapped_area_ha."),
-    pixel_area_ha: Optional[float] = typer.Option(None, "--pixel-area-ha", help="Area of one pixel in ha (for mapped_pixels)."),
+    pixel_area_ha: float | None = typer.Option(None, "--pixel-area-ha", help="Area of one pixel in ha (for mapped_pixels)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Accuracy and area estimates with 95 % CIs from an error matrix of sample counts."""
@@ -126,10 +125,10 @@ def report(
     map_path: str = typer.Option(..., "--map", help="The assessed map (the one the design was drawn on)."),
     reference: str = typer.Option(..., "--reference", help="Design output with reference_class filled (codes or names)."),
     out: str = typer.Option(..., "--out", help="Directory for report.html, metrics.json, error_matrix.csv."),
-    compare: Optional[str] = typer.Option(
+    compare: str | None = typer.Option(
         None, "--compare", help="A second map (or stage) to assess with the same sample; reports OA(map) - OA(compare)."
     ),
-    title: Optional[str] = typer.Option(None, "--title", help="Report title."),
+    title: str | None = typer.Option(None, "--title", help="Report title."),
     land_mask: str = typer.Option(LAND_MASK_DEFAULT, "--land-mask", help=LAND_MASK_HELP),
     interval: str = typer.Option(
         "wilson", "--interval", help="95 % intervals of proportions: wilson (never zero width) or normal (±1.96 SE)."

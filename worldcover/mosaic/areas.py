@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from worldcover.storage import atomic_write_text
 from worldcover.grid import Tile
 from worldcover.legend import CLASSES
 from worldcover.stages import DEFAULT_SEED, STAGES, stage_tiles, stratum
+from worldcover.storage import atomic_write_text
 from worldcover.validation.area import row_areas_m2
 
 M2_PER_KM2 = 1e6

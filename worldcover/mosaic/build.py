@@ -35,10 +35,10 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
-from typing import Callable, Iterator
 
 import pystac
 import rasterio
@@ -46,19 +46,19 @@ from affine import Affine
 
 from worldcover import storage
 from worldcover.campaign.plan import CampaignPlan, check_year
-from worldcover.storage import atomic_write_text
 from worldcover.errors import InputError
 from worldcover.grid import PIXEL_SIZE, PIXELS_PER_DEGREE, TILE_DEGREES, Tile
+from worldcover.layout import TilePaths, find_tile_paths, finished_tiles, parse_file_name
 from worldcover.legend import CODES
 from worldcover.mosaic import stac as mstac
-from worldcover.mosaic.areas import ALL, write_area_tables, tile_stages
+from worldcover.mosaic.areas import ALL, tile_stages, write_area_tables
 from worldcover.mosaic.maps import MapFile, find_map_files
 from worldcover.mosaic.overviews import LEVELS, Level, write_level_cog
 from worldcover.mosaic.pieces import CACHE_VERSION, cache_dir, compute_tile_pieces, map_checksum, tile_pieces
 from worldcover.mosaic.quicklook import pick_level, render_quicklook
 from worldcover.mosaic.vrt import VrtSource, write_vrt
-from worldcover.layout import TilePaths, find_tile_paths, finished_tiles, parse_file_name
 from worldcover.stages import DEFAULT_SEED
+from worldcover.storage import atomic_write_text
 
 Log = Callable[[str], None]
 TileSource = TilePaths | MapFile  # where a tile's Map COG is, and its item (if any)

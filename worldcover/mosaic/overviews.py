@@ -29,10 +29,10 @@ from rasterio.shutil import copy as rio_copy
 from rio_cogeo.cogeo import cog_validate
 
 from worldcover import storage
-from worldcover.storage import atomic_path
 from worldcover.errors import DataError
 from worldcover.grid import PIXELS_PER_DEGREE
 from worldcover.legend import CODES, NODATA
+from worldcover.storage import atomic_path
 
 
 @dataclass(frozen=True)

@@ -28,15 +28,24 @@ from affine import Affine
 from rasterio.windows import Window
 
 from worldcover import storage
-from worldcover.storage import atomic_path, atomic_write_text, sha256 as sha256_file
 from worldcover.errors import DataError
-from worldcover.grid import CRS as GRID_CRS, PIXEL_SIZE, TILE_PIXELS, Tile
+from worldcover.grid import CRS as GRID_CRS
+from worldcover.grid import PIXEL_SIZE, TILE_PIXELS, Tile
+from worldcover.layout import TilePaths, multihash_sha256
 from worldcover.legend import colormap
 from worldcover.mosaic.areas import strip_class_area_m2
 from worldcover.mosaic.overviews import (
-    CLASS_CODES, LEVELS, N_CLASSES, PIECE_ALIGN, aggregate, categorical_mode, class_index_lut, count_cells,
+    CLASS_CODES,
+    LEVELS,
+    N_CLASSES,
+    PIECE_ALIGN,
+    aggregate,
+    categorical_mode,
+    class_index_lut,
+    count_cells,
 )
-from worldcover.layout import TilePaths, multihash_sha256
+from worldcover.storage import atomic_path, atomic_write_text
+from worldcover.storage import sha256 as sha256_file
 
 CACHE_VERSION = 1  # bump when the pieces' content or layout changes: every cache entry is then stale
 RECORD = "record.json"
@@ -60,7 +69,7 @@ class PixelBox:
     def col_stop(self) -> int:
         return self.col + self.width
 
-    def aligned(self, align: int) -> "PixelBox":
+    def aligned(self, align: int) -> PixelBox:
         """The smallest box containing this one whose edges are multiples of ``align``."""
         r0, c0 = (self.row // align) * align, (self.col // align) * align
         r1, c1 = -(-self.row_stop // align) * align, -(-self.col_stop // align) * align

@@ -15,16 +15,16 @@ minimum size, and panels zoom on the data of the first tiles, read from their
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 
 from worldcover import storage
-from worldcover.storage import atomic_path
 from worldcover.legend import CLASSES, colormap
+from worldcover.storage import atomic_path
 
 MAX_PIXELS = 1024  # the figure shows about 800 px of map: more would only cost memory
 MAX_PANELS = 4  # zoomed tile panels under the overview

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,10 +39,10 @@ from pystac.validation.local_validator import get_local_schema_cache
 from pystac.validation.stac_validator import JsonSchemaSTACValidator
 
 from worldcover import storage
-from worldcover.storage import atomic_write_text
 from worldcover.errors import DataError
-from worldcover.legend import CLASSES, NODATA
 from worldcover.layout import TilePaths
+from worldcover.legend import CLASSES, NODATA
+from worldcover.storage import atomic_write_text
 
 if TYPE_CHECKING:
     from worldcover.mosaic.maps import MapFile
@@ -205,8 +205,8 @@ def raster_fields(path: Path, metres: float | None = None) -> dict:
 
 def file_fields(path: Path, checksum: str | None = None) -> dict:
     """``file:size`` and ``file:checksum`` (sha256 multihash) of a file."""
-    from worldcover.storage import sha256 as sha256_file
     from worldcover.layout import multihash_sha256
+    from worldcover.storage import sha256 as sha256_file
 
     return {"file:size": storage.size(path), "file:checksum": checksum or multihash_sha256(sha256_file(path))}
 
@@ -232,7 +232,7 @@ class MosaicAsset:
 
 
 def year_interval(year: int) -> tuple[datetime, datetime]:
-    return (datetime(year, 1, 1, tzinfo=timezone.utc), datetime(year, 12, 31, 23, 59, 59, tzinfo=timezone.utc))
+    return (datetime(year, 1, 1, tzinfo=UTC), datetime(year, 12, 31, 23, 59, 59, tzinfo=UTC))
 
 
 def _extension_name(uri: str) -> str | None:

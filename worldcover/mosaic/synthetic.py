@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from worldcover.cog import write_cog
-from worldcover.storage import atomic_write_text, sha256 as sha256_file
 from worldcover.grid import Tile
-from worldcover.legend import CODES, NODATA, colormap
 from worldcover.layout import TilePaths, multihash_sha256, tile_paths
+from worldcover.legend import CODES, NODATA, colormap
+from worldcover.storage import atomic_write_text
+from worldcover.storage import sha256 as sha256_file
 
 FILE_EXT = "https://stac-extensions.github.io/file/v2.1.0/schema.json"
 COG_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"

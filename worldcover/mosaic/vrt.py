@@ -24,16 +24,16 @@ from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from affine import Affine
 from rasterio.crs import CRS
 
 from worldcover import storage
-from worldcover.storage import atomic_write_text
 from worldcover.legend import NODATA, colormap
+from worldcover.storage import atomic_write_text
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,7 @@ class LocalStacApi:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> "LocalStacApi":
+    def start(self) -> LocalStacApi:
         if storage.is_remote(self.source):  # a published archive: serve a local copy of its catalogue
             from worldcover.sim.publish import fetch_catalogue
 
@@ -148,7 +148,7 @@ class LocalStacApi:
             self._fetched.cleanup()
             self._fetched = None
 
-    def __enter__(self) -> "LocalStacApi":
+    def __enter__(self) -> LocalStacApi:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -5,11 +5,12 @@ A reader never sees a half-written file and a failed run leaves the old file int
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from worldcover import storage
-from worldcover.storage import atomic_path, atomic_write_text as write_text
+from worldcover.storage import atomic_path
+from worldcover.storage import atomic_write_text as write_text
 
 __all__ = ["atomic_path", "write_text", "write_with"]
 

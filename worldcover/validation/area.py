@@ -9,8 +9,9 @@ Pixel areas depend on the row only, so a map is summed per row: no per-pixel are
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 import numpy as np
 from affine import Affine

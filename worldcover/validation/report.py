@@ -534,7 +534,7 @@ def assess(
         "map": str(map_path),
         "reference": str(reference_path),
         "compare": str(compare_path) if compare_path else None,
-        "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created_utc": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "worldcover_version": __version__,
         "sampling_unit": unit,
         "estimator": (
