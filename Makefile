@@ -46,11 +46,17 @@ install: $(STAMP) $(LEAFLET)
 demo: $(STAMP) $(LEAFLET)
 	$(BIN)/python -m worldcover.demo --out $(or $(OUT),demo-output)
 
+# The suite runs on TEST_WORKERS processes (pytest-xdist), one test file per worker at a time (--dist loadfile:
+# module fixtures are built once); serially, half of the 2-core machine stays idle while a test waits on a
+# subprocess, podman or a single-threaded step. TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=15
+
 test: $(STAMP) $(LEAFLET) chromium
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(PYTEST)
 
 test-fast: $(STAMP) $(LEAFLET) chromium
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not live"
+	$(PYTEST) -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
