@@ -188,7 +188,7 @@ def _cells_to_check(lv, src) -> list[tuple[int, int]]:
         y0, x0 = src.index(t.lon + (c + 0.5) * PIXEL_SIZE, t.lat + 3 - (r + 0.5) * PIXEL_SIZE)
         y1, x1 = src.index(t.lon + (c + w - 0.5) * PIXEL_SIZE, t.lat + 3 - (r + h - 0.5) * PIXEL_SIZE)
         cells.update({(y0, x0), (y0, x1), (y1, x0), (y1, x1)})
-        cells.update(zip(rng.integers(y0, y1 + 1, 12).tolist(), rng.integers(x0, x1 + 1, 12).tolist()))
+        cells.update(zip(rng.integers(y0, y1 + 1, 12).tolist(), rng.integers(x0, x1 + 1, 12).tolist(), strict=True))
     return sorted(cells)
 
 
@@ -348,7 +348,8 @@ def test_quicklook_panel_window_finds_the_mapped_patch(tmp_path):
     assert found is not None
     codes, (west, east, south, north) = found
     t = Tile.parse("N00E006")
-    patch = (t.lon + 2000 * PIXEL_SIZE, t.lon + 2150 * PIXEL_SIZE, t.lat + 3 - 1100 * PIXEL_SIZE, t.lat + 3 - 1000 * PIXEL_SIZE)
+    patch = (t.lon + 2000 * PIXEL_SIZE, t.lon + 2150 * PIXEL_SIZE,
+             t.lat + 3 - 1100 * PIXEL_SIZE, t.lat + 3 - 1000 * PIXEL_SIZE)
     assert west <= patch[0] and east >= patch[1] and south <= patch[2] and north >= patch[3]
     margin = 3 * 3000 / 512 * PIXEL_SIZE  # the box is found on a 512 px read, grown by a coarse pixel
     assert west > patch[0] - margin and east < patch[1] + margin and north < patch[3] + margin

@@ -166,7 +166,7 @@ def test_stac_collection_and_items_validate_offline(tmp_path, no_network):
     assert lv["proj:code"] == "EPSG:4326" and lv["raster:bands"][0] == {"data_type": "uint8", "nodata": 0,
                                                                           "spatial_resolution": 1000}
     assert lv["proj:shape"] == [720, 720]
-    item_links = sorted(l["href"] for l in coll["links"] if l["rel"] == "item")
+    item_links = sorted(link["href"] for link in coll["links"] if link["rel"] == "item")
     assert item_links == [f"./items/{t}.json" for t in sorted(TILES)]
 
     item = json.loads((paths.items / "N42E009.json").read_text())

@@ -38,7 +38,8 @@ def _write(tmp_path, counts=COUNTS, area=PIXELS):
 
 def test_estimate_json_shape_and_values(tmp_path):
     c, a = _write(tmp_path)
-    result = runner.invoke(app, ["estimate", "--counts", str(c), "--mapped-area", str(a), "--pixel-area-ha", "0.09", "--json"])
+    result = runner.invoke(
+        app, ["estimate", "--counts", str(c), "--mapped-area", str(a), "--pixel-area-ha", "0.09", "--json"])
     assert result.exit_code == 0, result.output
     d = json.loads(result.stdout)
     assert list(d) == ["n", "overall_accuracy", "classes", "error_matrix_proportions"]
@@ -59,7 +60,8 @@ Forest gain,12,0,55,8
 Stable forest,11,1,0,153
 Stable non-forest,313,2,1,9
 """
-    area = "class,mapped_area_ha\nDeforestation,18000\nForest gain,13500\nStable forest,288000\nStable non-forest,580500\n"
+    area = ("class,mapped_area_ha\nDeforestation,18000\nForest gain,13500\nStable forest,288000\n"
+            "Stable non-forest,580500\n")
     c, a = _write(tmp_path, reordered, area)
     result = runner.invoke(app, ["estimate", "--counts", str(c), "--mapped-area", str(a), "--json"])
     assert result.exit_code == 0, result.output

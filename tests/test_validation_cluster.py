@@ -61,13 +61,13 @@ def test_one_element_clusters_are_the_unit_estimators():
     clustered = stehman(strata, strata, ref, sizes, classes=[10, 30, 40, 80], clusters=np.arange(60),
                         elements_per_cluster=1)
     counts = np.zeros((4, 4))
-    for m, r in zip(strata, ref):
+    for m, r in zip(strata, ref, strict=True):
         counts[[10, 30, 40, 80].index(m), [10, 30, 40, 80].index(r)] += 1
     paper = olofsson(counts, [500.0, 0.0, 300.0, 50.0])
     for a, b in [(plain, clustered), (plain, paper)]:
         assert a.overall_accuracy.estimate == pytest.approx(b.overall_accuracy.estimate, rel=1e-12)
         assert a.overall_accuracy.se == pytest.approx(b.overall_accuracy.se, rel=1e-9)
-        for ca, cb in zip(a.per_class, b.per_class):
+        for ca, cb in zip(a.per_class, b.per_class, strict=True):
             assert ca.area_ha.estimate == pytest.approx(cb.area_ha.estimate, rel=1e-9)
 
 

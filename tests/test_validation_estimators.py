@@ -87,7 +87,7 @@ def test_producers_ci_misprints_forest_gain_and_stable_non_forest(olofsson_examp
     assert _f(fg.ci95_halfwidth, 2) == "0.25" != "0.23"
     assert _f(snf.ci95_halfwidth, 2) == "0.02" != "0.01"
     s, m, r = _expand(np.array(COUNTS), CLASSES)
-    other = stehman(s, m, r, dict(zip(CLASSES, [p * PIXEL_HA for p in PIXELS])), classes=CLASSES)
+    other = stehman(s, m, r, dict(zip(CLASSES, [p * PIXEL_HA for p in PIXELS], strict=True)), classes=CLASSES)
     assert other["Forest gain"].producers_accuracy.se == pytest.approx(fg.se, rel=1e-12)
     assert other["Stable non-forest"].producers_accuracy.se == pytest.approx(snf.se, rel=1e-12)
 
@@ -165,7 +165,7 @@ def test_stehman_producers_se_misprint_is_a_dropped_stratum_term(stehman_example
 
 def _brute_ratio_se_pa_b(drop_sx_in: str | None) -> float:
     """Textbook eq. 28 for P_B with loops: (1/X^2) sum N_h^2 (1-n_h/N_h)(s2_y + R^2 s2_x - 2R s_xy)/n_h."""
-    rows = list(zip(ST_STRATA, ST_MAP, ST_REF))
+    rows = list(zip(ST_STRATA, ST_MAP, ST_REF, strict=True))
     y_all = {h: [float(m == "B" and r == "B") for s, m, r in rows if s == h] for h in ST_SIZE}
     x_all = {h: [float(r == "B") for s, m, r in rows if s == h] for h in ST_SIZE}
     Y = sum(ST_SIZE[h] * statistics.fmean(y_all[h]) for h in ST_SIZE)
@@ -214,10 +214,10 @@ def test_stehman_equals_olofsson_when_strata_are_map_classes(table):
     names = [f"c{k}" for k in range(len(areas))]
     a = olofsson(counts, areas, names)
     s, m, r = _expand(counts, names)
-    b = stehman(s, m, r, dict(zip(names, areas)), classes=names)
+    b = stehman(s, m, r, dict(zip(names, areas, strict=True)), classes=names)
     assert _close(a.overall_accuracy.estimate, b.overall_accuracy.estimate)
     assert _close(a.overall_accuracy.se, b.overall_accuracy.se)
-    for x, y in zip(a.per_class, b.per_class):
+    for x, y in zip(a.per_class, b.per_class, strict=True):
         for attr in ("users_accuracy", "producers_accuracy", "area_proportion", "area_ha"):
             ex, ey = getattr(x, attr), getattr(y, attr)
             assert _close(ex.estimate, ey.estimate), attr
@@ -243,15 +243,15 @@ def unit_samples(draw):
 
 def _brute(strata, y, x, sizes, fpc=True):
     """Combined ratio estimator and its variance by explicit per-stratum loops (textbook form)."""
-    Y = sum(N * statistics.fmean([yy for s, yy in zip(strata, y) if s == h]) for h, N in sizes.items())
-    X = sum(N * statistics.fmean([xx for s, xx in zip(strata, x) if s == h]) for h, N in sizes.items())
+    Y = sum(N * statistics.fmean([yy for s, yy in zip(strata, y, strict=True) if s == h]) for h, N in sizes.items())
+    X = sum(N * statistics.fmean([xx for s, xx in zip(strata, x, strict=True) if s == h]) for h, N in sizes.items())
     if X == 0:
         return math.nan, math.nan
     R = Y / X
     v = 0.0
     for h, N in sizes.items():
-        yh = [yy for s, yy in zip(strata, y) if s == h]
-        xh = [xx for s, xx in zip(strata, x) if s == h]
+        yh = [yy for s, yy in zip(strata, y, strict=True) if s == h]
+        xh = [xx for s, xx in zip(strata, x, strict=True) if s == h]
         n = len(yh)
         f = n / N if fpc else 0.0
         v += N**2 * (1 - f) * (statistics.variance(yh) + R * R * statistics.variance(xh)
@@ -265,13 +265,13 @@ def test_stehman_matches_brute_force_with_domains(sample):
     strata, m, r, domain, sizes = sample
     res = stehman(strata, m, r, sizes, classes=list("abc"), stratum_units=sizes, domain=domain)
     d = [float(v) for v in domain]
-    oa, v_oa = _brute(strata, [dd * (mm == rr) for dd, mm, rr in zip(d, m, r)], d, sizes)
+    oa, v_oa = _brute(strata, [dd * (mm == rr) for dd, mm, rr in zip(d, m, r, strict=True)], d, sizes)
     assert _close(res.overall_accuracy.estimate, oa)
     assert math.isnan(v_oa) or res.overall_accuracy.se == pytest.approx(math.sqrt(max(v_oa, 0)), rel=1e-7, abs=1e-12)
     for k, c in enumerate("abc"):
-        y = [dd * (mm == c) * (rr == c) for dd, mm, rr in zip(d, m, r)]
-        ua, v_ua = _brute(strata, y, [dd * (mm == c) for dd, mm in zip(d, m)], sizes)
-        pa, v_pa = _brute(strata, y, [dd * (rr == c) for dd, rr in zip(d, r)], sizes)
+        y = [dd * (mm == c) * (rr == c) for dd, mm, rr in zip(d, m, r, strict=True)]
+        ua, v_ua = _brute(strata, y, [dd * (mm == c) for dd, mm in zip(d, m, strict=True)], sizes)
+        pa, v_pa = _brute(strata, y, [dd * (rr == c) for dd, rr in zip(d, r, strict=True)], sizes)
         got = res.per_class[k]
         assert _close(got.users_accuracy.estimate, ua)
         assert _close(got.producers_accuracy.estimate, pa)

@@ -49,7 +49,8 @@ def case(tmp_path_factory):
 def report(case):
     root, map_path, compare_path, _ = case
     result = runner.invoke(app, ["report", "--map", str(map_path), "--reference", str(root / "labelled.csv"),
-                                 "--out", str(root / "out"), "--compare", str(compare_path), "--title", "Stage 1 <test>"])
+                                 "--out", str(root / "out"), "--compare", str(compare_path),
+                                 "--title", "Stage 1 <test>"])
     assert result.exit_code == 0, result.output
     return root / "out"
 
@@ -153,7 +154,7 @@ def test_perfect_labels_give_overall_accuracy_one(case, tmp_path):
     rep = build_report(map_path, tmp_path / "perfect.csv", tmp_path / "out")
     oa = rep.metrics["overall_accuracy"]
     assert oa["estimate"] == pytest.approx(1.0) and oa["se"] == 0.0
-    for name, c in rep.metrics["classes"].items():
+    for c in rep.metrics["classes"].values():
         assert c["area_ha"]["se"] == pytest.approx(0.0, abs=1e-9)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "error_matrix.csv", "mapped_area.csv", "metrics.json", "report.html"]

@@ -208,6 +208,21 @@ class CampaignPlan:
         return replace(self, out_root=storage.absolute(self.out_root), model=model, reference=ref).validate()
 
     def validate(self) -> CampaignPlan:
+        """This plan, after checking every field (an InputError names the first bad one)."""
+        self._check_identity()
+        check_uri(self.model, "model")
+        check_uri(self.out_root, "output root")
+        check_source(self.source)
+        check_block_size(self.block_size)
+        check_blocks(self.blocks)
+        if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool) or not 1 <= self.batch_size <= 500:
+            raise InputError(f"invalid batch size {self.batch_size!r}: expected 1..500 tiles per batch")
+        self._check_labels()
+        self._check_reference_and_cloud()
+        return self
+
+    def _check_identity(self) -> None:
+        """Name, year, tiles, stage and seed: what the campaign is."""
         check_name(self.name)
         check_year(self.year)
         if not isinstance(self.tiles, (tuple, list)):
@@ -221,27 +236,27 @@ class CampaignPlan:
             check_stage(self.stage)
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**32:
             raise InputError(f"invalid seed {self.seed!r}: expected an integer 0..2^32-1")
-        check_uri(self.model, "model")
-        check_uri(self.out_root, "output root")
-        check_source(self.source)
-        check_block_size(self.block_size)
-        check_blocks(self.blocks)
-        if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool) or not 1 <= self.batch_size <= 500:
-            raise InputError(f"invalid batch size {self.batch_size!r}: expected 1..500 tiles per batch")
+
+    def _check_labels(self) -> None:
+        """Kubernetes labels: they go onto every workflow and pod."""
         if not isinstance(self.labels, dict):
             raise InputError(f"invalid labels {self.labels!r}: expected a mapping of Kubernetes label keys to values")
         for key, value in self.labels.items():
             if not isinstance(key, str) or not _LABEL_RE.fullmatch(key) or not isinstance(value, str) \
                     or not _LABEL_VALUE_RE.fullmatch(value):
                 raise InputError(f"invalid label {key!r}={value!r}: expected Kubernetes label syntax")
+
+    def _check_reference_and_cloud(self) -> None:
+        """The validation reference and the cloud-cover limit."""
         if not isinstance(self.reference, str):
             raise InputError(f"invalid reference {self.reference!r}: expected a labelled CSV path or sim:ARCHIVE")
         if self.reference:
             check_uri(self.reference.removeprefix("sim:"), "reference")
-        if self.max_cloud is not None and (not isinstance(self.max_cloud, (int, float)) or isinstance(self.max_cloud, bool)
-                                           or not 0 <= self.max_cloud <= 100):
+        if self.max_cloud is not None and (
+            not isinstance(self.max_cloud, (int, float)) or isinstance(self.max_cloud, bool)
+            or not 0 <= self.max_cloud <= 100
+        ):
             raise InputError(f"invalid max cloud {self.max_cloud!r}: expected a percentage 0..100")
-        return self
 
     def batches(self) -> list[tuple[str, ...]]:
         """Tiles in batches of ``batch_size`` (one Argo child workflow each)."""
@@ -299,7 +314,9 @@ class CampaignPlan:
         except json.JSONDecodeError as exc:
             raise InputError(f"campaign file {str(path)!r} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
         except (UnicodeDecodeError, IsADirectoryError, PermissionError) as exc:
-            raise InputError(f"campaign file {str(path)!r} cannot be read as UTF-8 JSON text ({type(exc).__name__})") from None
+            raise InputError(
+                f"campaign file {str(path)!r} cannot be read as UTF-8 JSON text ({type(exc).__name__})"
+            ) from None
         if not isinstance(data, dict):
             raise InputError(f"campaign file {str(path)!r} must hold a JSON object")
         try:

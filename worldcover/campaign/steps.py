@@ -10,6 +10,7 @@ stdout: the runner's stdout is the step's result.
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 from worldcover import storage
@@ -126,10 +127,8 @@ def collect_failures(out_root: str, campaign: str, year: int) -> dict:
         paths = tile_paths(root, t, year)
         if not is_finished(paths):
             failed.append(t)
-            try:
+            with contextlib.suppress(FileNotFoundError):  # killed before it could write why
                 errors[t] = json.loads(paths.failure.read_text()).get("error", "")
-            except FileNotFoundError:
-                pass
     result = {"campaign": campaign or plan.name, "tiles": len(plan.tiles), "finished": len(plan.tiles) - len(failed),
               "failed": failed, "errors": errors}
     atomic_write_text(root / "failed_tiles.json", json.dumps(result, indent=1))

@@ -69,9 +69,12 @@ ReferenceOpt = typer.Option("", "--reference", help="Labelled samples for the va
 @app.command("plan")
 def plan_cmd(
     stage: str | None = StageOpt, tiles: str | None = TilesOpt, bbox: str | None = BboxOpt,
-    year: int = typer.Option(2021, "--year"), name: str = typer.Option("", "--name", help="Default: wc-<stage>-<year>."),
-    model: str = typer.Option("default", "--model", help=MODEL_HELP), source: str = typer.Option("planetary-computer", "--source"),
-    out: str = typer.Option("campaigns", "--out", "--out-root", help="Campaign output root."), block_size: int = typer.Option(3000, "--block-size"),
+    year: int = typer.Option(2021, "--year"),
+    name: str = typer.Option("", "--name", help="Default: wc-<stage>-<year>."),
+    model: str = typer.Option("default", "--model", help=MODEL_HELP),
+    source: str = typer.Option("planetary-computer", "--source"),
+    out: str = typer.Option("campaigns", "--out", "--out-root", help="Campaign output root."),
+    block_size: int = typer.Option(3000, "--block-size"),
     blocks: str = typer.Option("all", "--blocks"), batch_size: int = typer.Option(50, "--batch-size"),
     max_cloud: float | None = typer.Option(None, "--max-cloud"), seed: int = typer.Option(2021, "--seed"),
     reference: str = ReferenceOpt,
@@ -111,8 +114,10 @@ def plan_cmd(
 def run_cmd(
     stage: str | None = StageOpt, tiles: str | None = TilesOpt, bbox: str | None = BboxOpt,
     year: int = typer.Option(2021, "--year"), name: str = typer.Option("", "--name"),
-    model: str = typer.Option("default", "--model", help=MODEL_HELP), source: str = typer.Option("planetary-computer", "--source"),
-    out: str = typer.Option("campaigns", "--out", "--out-root", help="Campaign output root."), block_size: int = typer.Option(3000, "--block-size"),
+    model: str = typer.Option("default", "--model", help=MODEL_HELP),
+    source: str = typer.Option("planetary-computer", "--source"),
+    out: str = typer.Option("campaigns", "--out", "--out-root", help="Campaign output root."),
+    block_size: int = typer.Option(3000, "--block-size"),
     blocks: str = typer.Option("all", "--blocks"), max_cloud: float | None = typer.Option(None, "--max-cloud"),
     seed: int = typer.Option(2021, "--seed"), reference: str = ReferenceOpt,
     engine: str = typer.Option("local", "--engine", help="local (dask). For Argo use `campaign submit`."),

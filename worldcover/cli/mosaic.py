@@ -18,11 +18,17 @@ def _group() -> None:
 
 @app.command("build")
 def build(
-    campaign: str | None = typer.Option(None, "--campaign", help="Campaign output root (holds campaign.json and tiles/): a folder or s3://bucket/prefix."),
+    campaign: str | None = typer.Option(
+        None, "--campaign", help="Campaign output root (holds campaign.json and tiles/): a folder or s3://bucket/prefix."
+    ),
     maps: str | None = typer.Option(None, "--maps", help="Instead of a campaign: a folder of tile *_Map.tif files "
                                        "(ESA's WorldCover tiles, or ours), mosaicked into --out."),
-    out: str | None = typer.Option(None, "--out", help="With --maps: the output root (the mosaic goes to OUT/mosaic/YEAR)."),
-    year: int | None = typer.Option(None, "--year", help="Map year (default: the year in campaign.json, or of the maps)."),
+    out: str | None = typer.Option(
+        None, "--out", help="With --maps: the output root (the mosaic goes to OUT/mosaic/YEAR)."
+    ),
+    year: int | None = typer.Option(
+        None, "--year", help="Map year (default: the year in campaign.json, or of the maps)."
+    ),
     force: bool = typer.Option(False, "--force", help="Recompute every tile's cached pieces."),
     workers: int = typer.Option(1, "--workers", min=1, help="Processes computing tile pieces in parallel."),
     no_validate: bool = typer.Option(False, "--no-validate", help="Skip the offline STAC validation."),

@@ -55,9 +55,13 @@ def _stop_on_signals() -> dict:
 
 @app.command("import-worldcereal")
 def import_worldcereal(
-    src: str = typer.Argument(..., help="A WorldCereal extraction folder (S2_L2A_10m_*.nc, S2_L2A_20m_*.nc, S1_GRD-*_20m_*.nc)."),
+    src: str = typer.Argument(
+        ..., help="A WorldCereal extraction folder (S2_L2A_10m_*.nc, S2_L2A_20m_*.nc, S1_GRD-*_20m_*.nc)."
+    ),
     out: str = typer.Option(..., "--out", help="Archive folder to write (the `sim generate` layout)."),
-    name: str = typer.Option(None, "--name", help="Patch name for the label raster (default: folder name without 'worldcereal-')."),
+    name: str = typer.Option(
+        None, "--name", help="Patch name for the label raster (default: folder name without 'worldcereal-')."
+    ),
 ) -> None:
     """Convert a WorldCereal NetCDF extraction into a STAC archive of COGs (`stac serve` serves it)."""
     from worldcover.cli._common import echo_json

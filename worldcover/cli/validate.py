@@ -34,7 +34,8 @@ def design(
     min_per_class: int = typer.Option(50, "--min-per-class", help="Floor of sample units per map class."),
     target_se: float = typer.Option(0.01, "--target-se", help="Target standard error of overall accuracy."),
     conjectured_ua: str | None = typer.Option(
-        None, "--users-accuracy", help="Conjectured user's accuracy: 0.8, or CODE=UA pairs (10=0.9,50=0.6); default 0.75."
+        None, "--users-accuracy",
+        help="Conjectured user's accuracy: 0.8, or CODE=UA pairs (10=0.9,50=0.6); default 0.75.",
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same sample)."),
     unit: str = typer.Option(
@@ -80,8 +81,12 @@ def design(
 @app.command("estimate")
 def estimate(
     counts: str = typer.Option(..., "--counts", help="COUNTS.csv: map classes as rows, reference classes as columns."),
-    mapped_area: str = typer.Option(..., "--mapped-area", help="AREA.csv: class,mapped_pixels or class,mapped_area_ha."),
-    pixel_area_ha: float | None = typer.Option(None, "--pixel-area-ha", help="Area of one pixel in ha (for mapped_pixels)."),
+    mapped_area: str = typer.Option(
+        ..., "--mapped-area", help="AREA.csv: class,mapped_pixels or class,mapped_area_ha."
+    ),
+    pixel_area_ha: float | None = typer.Option(
+        None, "--pixel-area-ha", help="Area of one pixel in ha (for mapped_pixels)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Accuracy and area estimates with 95 % CIs from an error matrix of sample counts."""
@@ -98,7 +103,7 @@ def estimate(
     table = Table(title=f"n = {result.n}; overall accuracy {oa.estimate:.4f} ± {oa.ci95_halfwidth:.4f}")
     for col in ("class", "user's", "producer's", "area (ha)"):
         table.add_column(col, justify="right")
-    for name, c in zip(result.classes, result.per_class):
+    for name, c in zip(result.classes, result.per_class, strict=True):
         table.add_row(
             name,
             f"{c.users_accuracy.estimate:.4f} ± {c.users_accuracy.ci95_halfwidth:.4f}",
@@ -123,7 +128,9 @@ def label(
 @app.command("report")
 def report(
     map_path: str = typer.Option(..., "--map", help="The assessed map (the one the design was drawn on)."),
-    reference: str = typer.Option(..., "--reference", help="Design output with reference_class filled (codes or names)."),
+    reference: str = typer.Option(
+        ..., "--reference", help="Design output with reference_class filled (codes or names)."
+    ),
     out: str = typer.Option(..., "--out", help="Directory for report.html, metrics.json, error_matrix.csv."),
     compare: str | None = typer.Option(
         None, "--compare", help="A second map (or stage) to assess with the same sample; reports OA(map) - OA(compare)."

@@ -65,7 +65,7 @@ def area_groups(records: dict[str, dict], stages_of: dict[str, list[str]]) -> li
             total = np.sum([km2[t] for t in members], axis=0)
             out.append({
                 "stage": stage, "continent": cont, "tiles": len(members),
-                "area_km2": {str(c): float(a) for c, a in zip(codes, total)},
+                "area_km2": {str(c): float(a) for c, a in zip(codes, total, strict=True)},
                 "total_km2": float(total.sum()),
             })
     return out

@@ -227,7 +227,9 @@ def _grid(extent: tuple[int, int, int, int], factor: int = 1) -> tuple[int, int,
 # --- steps -------------------------------------------------------------------------------
 
 
-def write_level(paths: MosaicPaths, level: Level, records: dict[str, dict], extent: tuple[int, int, int, int]) -> storage.Location:
+def write_level(
+    paths: MosaicPaths, level: Level, records: dict[str, dict], extent: tuple[int, int, int, int]
+) -> storage.Location:
     """Assemble one level COG from the cached pieces of every tile (VRT of pieces -> COG driver).
 
     The coarser level COGs, already written, are the VRT's overviews: the COG
@@ -342,7 +344,7 @@ def _all_pieces(paths: MosaicPaths, sources: dict[str, TileSource], checksums: d
         yield from (_one_tile_pieces(*a) for a in args)
         return
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        yield from pool.map(_one_tile_pieces, *zip(*args))
+        yield from pool.map(_one_tile_pieces, *zip(*args, strict=True))
 
 
 def build_mosaic(
@@ -359,8 +361,8 @@ def build_mosaic(
     """Build (or bring up to date) the mosaic of a campaign year; return a JSON-able summary.
 
     ``maps`` mosaics the ``*_Map.tif`` files of that folder (ESA's tiles, say) instead of a
-    campaign's finished tiles, into ``root``/mosaic/<year>; ``force`` recomputes every tile's pieces; ``workers`` > 1 computes tile
-    pieces in that many processes; ``validate`` validates the STAC collection
+    campaign's finished tiles, into ``root``/mosaic/<year>; ``force`` recomputes every tile's pieces;
+    ``workers`` > 1 computes tile pieces in that many processes; ``validate`` validates the STAC collection
     and items offline before writing them; ``gdal_cache_mb`` bounds GDAL's
     block cache (the level COGs stream through it).
     """
@@ -378,7 +380,7 @@ def build_mosaic(
     with rasterio.Env(GDAL_CACHEMAX=int(gdal_cache_mb), GDAL_NUM_THREADS="ALL_CPUS"):
         records, computed = {}, []
         pieces = _all_pieces(paths, sources, checksums, force, workers, gdal_cache_mb)
-        for i, (t, (rec, done)) in enumerate(zip(tiles, pieces), 1):
+        for i, (t, (rec, done)) in enumerate(zip(tiles, pieces, strict=True), 1):
             if done:
                 computed.append(t)
                 say(f"[{i}/{len(tiles)}] {t}: pieces computed")

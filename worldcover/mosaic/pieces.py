@@ -227,8 +227,8 @@ def compute_tile_pieces(paths: TilePaths, folder: Path, checksum: str) -> dict:
             lv.name: _write_piece(folder / f"{lv.name}.tif", levels[lv.name], origin @ Affine.scale(lv.factor))
             for lv in LEVELS
         },
-        "pixels": {str(int(c)): int(n) for c, n in zip(CLASS_CODES[1:], pixels[1:])},
-        "area_m2": {str(int(c)): float(x) for c, x in zip(CLASS_CODES[1:], area[1:])},
+        "pixels": {str(int(c)): int(n) for c, n in zip(CLASS_CODES[1:], pixels[1:], strict=True)},
+        "area_m2": {str(int(c)): float(x) for c, x in zip(CLASS_CODES[1:], area[1:], strict=True)},
     }
     atomic_write_text(folder / RECORD, json.dumps(record, indent=1))
     return record

@@ -270,7 +270,7 @@ def tile_item(paths: TilePaths | MapFile, items_dir: Path, collection_id: str, m
     item = pystac.Item.from_dict(src, preserve_dict=True, migrate=True)
     item.clear_links()
     item.collection_id = collection_id
-    for key, asset in item.assets.items():
+    for asset in item.assets.values():
         local = paths.dir / asset.href.rsplit("/", 1)[-1]
         asset.href = _rel(local, items_dir)
         if local.suffix == ".tif":

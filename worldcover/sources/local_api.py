@@ -109,9 +109,8 @@ class LocalStacApi:
         hrefs = archive_hrefs(self.archive)
         cmd = [rustac_executable(), "serve", "--addr", f"{self.host}:{self.port}", *map(str, hrefs)]
         self._log = self.archive / "stac" / f".serve-{self.port}.log"
-        log = open(self._log, "wb")
-        self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        log.close()
+        with open(self._log, "wb") as log:  # the child holds its own copy of the descriptor
+            self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self._wait_ready()
         return self
 

@@ -439,13 +439,13 @@ def design_sample(
     alloc = allocate(weights, n_total, min_per_class, scan.units[codes])
 
     parts = []
-    for code, n_h, a_h in zip(codes, alloc, area):
+    for code, n_h, a_h in zip(codes, alloc, area, strict=True):
         if n_h == 0:
             continue
         rows, cols = scan.reservoir.best(int(code), int(n_h))
         parts.append(pd.DataFrame({"code": int(code), "row": rows, "col": cols, "n_h": int(n_h), "area_h": a_h}))
     df = pd.concat(parts, ignore_index=True)
-    weight_of = dict(zip(codes.tolist(), weights.tolist()))
+    weight_of = dict(zip(codes.tolist(), weights.tolist(), strict=True))
     if unit == "pixel":
         samples = _pixel_samples(df, scan, weight_of, seed)
     else:
@@ -456,7 +456,7 @@ def design_sample(
             area_ha=float(scan.unit_area_m2[c] / M2_PER_HA), weight=float(w), conjectured_ua=float(uu), n=int(k),
             units=int(scan.units[c]),
         )
-        for c, w, uu, k in zip(codes, weights, u, alloc)
+        for c, w, uu, k in zip(codes, weights, u, alloc, strict=True)
     )
     return SampleDesign(
         strata=strata, n=int(alloc.sum()), n_from_target_se=n_computed, target_se=target_se,

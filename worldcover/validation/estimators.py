@@ -142,7 +142,7 @@ class AccuracyResult:
         return {
             "n": int(self.n),
             "overall_accuracy": self.overall_accuracy.to_dict(),
-            "classes": {name: c.to_dict() for name, c in zip(self.classes, self.per_class)},
+            "classes": {name: c.to_dict() for name, c in zip(self.classes, self.per_class, strict=True)},
             "error_matrix_proportions": [[_json_number(v) for v in row] for row in self.error_matrix],
         }
 
@@ -467,7 +467,9 @@ def oa_difference(
     return Estimate(float(est[0]), float(np.sqrt(var[0])), float((one > 0).sum()))
 
 
-def counts_matrix(map_class: Sequence[Hashable], ref_class: Sequence[Hashable], classes: Sequence[Hashable]) -> np.ndarray:
+def counts_matrix(
+    map_class: Sequence[Hashable], ref_class: Sequence[Hashable], classes: Sequence[Hashable]
+) -> np.ndarray:
     """Cross-tabulate sample units: counts[i, j] = units mapped as classes[i] with reference classes[j]."""
     index = {c: k for k, c in enumerate(classes)}
     try:

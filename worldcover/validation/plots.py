@@ -66,7 +66,8 @@ def users_producers(result: AccuracyResult, codes: Sequence[int], interval: str 
     q = len(codes)
     x = np.arange(q)
     fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * q + 1), 3.8))
-    for offset, attr, marker, label in ((-0.15, "users_accuracy", "o", "user's"), (0.15, "producers_accuracy", "s", "producer's")):
+    series = ((-0.15, "users_accuracy", "o", "user's"), (0.15, "producers_accuracy", "s", "producer's"))
+    for offset, attr, marker, label in series:
         ests = [getattr(c, attr) for c in result.per_class]
         est = np.array([e.estimate for e in ests]) * 100
         ci = np.array([e.ci95(interval) for e in ests]).reshape(-1, 2) * 100
@@ -164,7 +165,7 @@ def sample_locations(lon: np.ndarray, lat: np.ndarray, map_codes: np.ndarray) ->
         _zoom(flat[0], lon, lat)
     flat[0].set_title(f"Sample locations (n = {len(lon)})", fontsize=9)
     flat[0].legend(fontsize=6, markerscale=1.3, loc="best")
-    for k, (ax, sel) in enumerate(zip(flat[1:], groups if panels > 1 else []), start=1):
+    for k, (ax, sel) in enumerate(zip(flat[1:], groups if panels > 1 else [], strict=False), start=1):
         scatter(ax, sel, 14)
         _zoom(ax, lon[sel], lat[sel])
         ax.set_title(f"place {k}: {len(sel)} samples near {lat[sel].mean():.2f}°, {lon[sel].mean():.2f}°", fontsize=8)
@@ -185,13 +186,13 @@ def overall_accuracy(entries: Sequence[tuple[str, float, float, float]]) -> byte
     """Overall accuracy (with its 95 % interval low..high) of one or more maps against the WorldCover levels."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 1.2 + 0.5 * len(entries)))
-    for k, (label, est, lo, hi) in enumerate(entries):
+    for k, (_label, est, lo, hi) in enumerate(entries):
         err = np.nan_to_num(np.abs(np.array([[est - lo], [hi - est]]) * 100))
         ax.errorbar(est * 100, k, xerr=err, fmt="o", capsize=4, color="black")
         ax.annotate(f"{est * 100:.1f} % ({lo * 100:.1f}–{hi * 100:.1f})", (est * 100, k), textcoords="offset points",
                     xytext=(0, 8), ha="center", fontsize=8)
     styles = ("tab:orange", "tab:green", "tab:red")
-    for (label, level), colour in zip(REFERENCE_LEVELS, styles):
+    for (label, level), colour in zip(REFERENCE_LEVELS, styles, strict=True):
         ax.axvline(level * 100, color=colour, ls="--" if level != 0.75 else "-", lw=1.2, label=label)
     ax.set_yticks(range(len(entries)), [e[0] for e in entries], fontsize=8)
     lows = [e[2] for e in entries if np.isfinite(e[2])]

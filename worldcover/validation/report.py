@@ -88,7 +88,7 @@ def sample_raster(path: str | Path, lon: np.ndarray, lat: np.ndarray) -> np.ndar
                 block = src.read(1, window=((r0, r1), (c0, c1)))
                 out[inside] = block[rows[inside] - r0, cols[inside] - c0]
             else:  # scattered over a huge raster: GDAL's block cache per point
-                out[inside] = [v[0] for v in src.sample(zip(xs[inside], ys[inside]), indexes=1)]
+                out[inside] = [v[0] for v in src.sample(zip(xs[inside], ys[inside], strict=True), indexes=1)]
     return out
 
 
@@ -194,7 +194,7 @@ def _with_intervals(result: AccuracyResult, interval: str) -> dict:
         return [v if math.isfinite(v) else None for v in e.ci95(interval)]
 
     d["overall_accuracy"]["ci95"] = ci(result.overall_accuracy)
-    for name, ce in zip(result.classes, result.per_class):
+    for name, ce in zip(result.classes, result.per_class, strict=True):
         for key in ("users_accuracy", "producers_accuracy", "area_proportion"):
             d["classes"][name][key]["ci95"] = ci(getattr(ce, key))
     return d
@@ -250,7 +250,8 @@ th{background:#eee}td:first-child{text-align:left}img{max-width:100%;display:blo
 def _counts_with_totals(a: Assessment) -> list[list[str]]:
     """The count matrix with row totals, column totals and the grand total."""
     counts = a.result.counts
-    rows = [[name] + [str(int(v)) for v in row] + [str(int(row.sum()))] for name, row in zip(a.names, counts)]
+    rows = [[name] + [str(int(v)) for v in row] + [str(int(row.sum()))]
+            for name, row in zip(a.names, counts, strict=True)]
     rows.append(["total"] + [str(int(v)) for v in counts.sum(axis=0)] + [str(int(counts.sum()))])
     return rows
 
@@ -291,7 +292,7 @@ def _html(a: Assessment, figures: dict[str, bytes]) -> str:
             _fmt_ci(ce.users_accuracy, interval), _fmt_ci(ce.producers_accuracy, interval),
             f"{a.mapped_ha[k]:,.1f}", _fmt(ce.area_ha.estimate, ce.area_ha.ci95_halfwidth, pct=False),
         ]
-        for k, (c, ce) in enumerate(zip(codes, result.per_class))
+        for k, (c, ce) in enumerate(zip(codes, result.per_class, strict=True))
     ]
     cont_rows = []
     for name, d in a.per_continent.items():
@@ -347,7 +348,8 @@ def _html(a: Assessment, figures: dict[str, bytes]) -> str:
         name_a, name_b = comparison["labels"]
         rows = [["overall accuracy", _fmt_ci(comparison["results"][0].overall_accuracy, interval),
                  _fmt_ci(comparison["results"][1].overall_accuracy, interval)]]
-        for name, ra, rb in zip(a.names, comparison["results"][0].per_class, comparison["results"][1].per_class):
+        for name, ra, rb in zip(a.names, comparison["results"][0].per_class, comparison["results"][1].per_class,
+                                strict=True):
             rows.append([f"{name}: user's", _fmt_ci(ra.users_accuracy, interval), _fmt_ci(rb.users_accuracy, interval)])
             rows.append([f"{name}: producer's", _fmt_ci(ra.producers_accuracy, interval),
                          _fmt_ci(rb.producers_accuracy, interval)])
@@ -510,7 +512,8 @@ def assess(
         except InputError as exc:
             raise InputError(f"labelled samples {reference_path} on map {map_path}: {exc}") from None
 
-    samples["continent"] = [continent(x, y) for x, y in zip(samples["lon"], samples["lat"])]  # per sample unit
+    # per sample unit
+    samples["continent"] = [continent(x, y) for x, y in zip(samples["lon"], samples["lat"], strict=True)]
     per_continent = _continent_breakdown(samples, sizes, codes, min_domain_samples, interval)
     comparison = None
     if compare_path is not None:
@@ -597,7 +600,7 @@ def write_report(assessment: Assessment, out_dir: str | Path) -> Report:
     oa_entries = [(a.map_path.name, oa.estimate, *oa.ci95(a.interval))]
     if a.comparison is not None:
         for label, res in zip(["common domain: " + name for name in a.comparison["labels"]],
-                              a.comparison["results"]):
+                              a.comparison["results"], strict=True):
             o = res.overall_accuracy
             oa_entries.append((label, o.estimate, *o.ci95(a.interval)))
     figures = {

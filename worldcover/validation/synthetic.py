@@ -12,7 +12,9 @@ from worldcover.validation._io import write_with
 PIXEL_DEG = 1.0 / 12000  # the WorldCover "10 m" pixel
 
 
-def write_class_map(path: str | Path, data: np.ndarray, west: float, north: float, pixel_deg: float = PIXEL_DEG) -> Path:
+def write_class_map(
+    path: str | Path, data: np.ndarray, west: float, north: float, pixel_deg: float = PIXEL_DEG
+) -> Path:
     """Write a uint8 class map as a COG in EPSG:4326 with the legend colour table, nodata 0, atomically."""
     import rasterio
     from affine import Affine
@@ -31,10 +33,13 @@ def write_class_map(path: str | Path, data: np.ndarray, west: float, north: floa
     return write_with(path, write)
 
 
-def banded_map(shape: tuple[int, int], codes_and_fractions: list[tuple[int, float]], nodata_rows: int = 0) -> np.ndarray:
+def banded_map(
+    shape: tuple[int, int], codes_and_fractions: list[tuple[int, float]], nodata_rows: int = 0
+) -> np.ndarray:
     """Vertical bands of classes whose widths follow the given fractions (each class spans every row)."""
     h, w = shape
-    edges = np.round(np.cumsum([0.0] + [f for _, f in codes_and_fractions]) / sum(f for _, f in codes_and_fractions) * w)
+    fractions = [f for _, f in codes_and_fractions]
+    edges = np.round(np.cumsum([0.0] + fractions) / sum(fractions) * w)
     cols = np.arange(w)
     codes = np.array([c for c, _ in codes_and_fractions], dtype=np.uint8)
     row = codes[np.clip(np.searchsorted(edges, cols, side="right") - 1, 0, len(codes) - 1)]

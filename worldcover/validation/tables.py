@@ -112,7 +112,7 @@ def read_counts(path: str | Path) -> tuple[list[str], np.ndarray]:
     values = np.array(
         [
             [_number(cell, f"counts table {path} cell (map {row[0]!r}, reference {ref!r})", whole=True)
-             for ref, cell in zip(ref_names, row[1:])]
+             for ref, cell in zip(ref_names, row[1:], strict=True)]
             for row in cleaned
         ]
     )
@@ -125,7 +125,9 @@ def read_mapped_area(path: str | Path, pixel_area_ha: float | None = None) -> di
     rows = _read_rows(path, "mapped-area table")
     header = [h.lower() for h in rows[0]]
     if "class" not in header:
-        raise InputError(f"mapped-area table {path}: no 'class' column; expected class,mapped_pixels or class,mapped_area_ha")
+        raise InputError(
+            f"mapped-area table {path}: no 'class' column; expected class,mapped_pixels or class,mapped_area_ha"
+        )
     has_px, has_ha = "mapped_pixels" in header, "mapped_area_ha" in header
     if has_px == has_ha:
         raise InputError(
@@ -134,9 +136,13 @@ def read_mapped_area(path: str | Path, pixel_area_ha: float | None = None) -> di
         )
     column = "mapped_pixels" if has_px else "mapped_area_ha"
     if has_px and pixel_area_ha is None:
-        raise InputError(f"mapped-area table {path} gives mapped_pixels: --pixel-area-ha is needed to turn them into ha")
+        raise InputError(
+            f"mapped-area table {path} gives mapped_pixels: --pixel-area-ha is needed to turn them into ha"
+        )
     if has_ha and pixel_area_ha is not None:
-        raise InputError(f"mapped-area table {path} gives mapped_area_ha: --pixel-area-ha applies to mapped_pixels only")
+        raise InputError(
+            f"mapped-area table {path} gives mapped_area_ha: --pixel-area-ha applies to mapped_pixels only"
+        )
     if pixel_area_ha is not None and not (math.isfinite(pixel_area_ha) and pixel_area_ha > 0):
         raise InputError(f"--pixel-area-ha {pixel_area_ha}: expected a positive number of hectares")
     ci, vi = header.index("class"), header.index(column)
@@ -151,7 +157,7 @@ def read_mapped_area(path: str | Path, pixel_area_ha: float | None = None) -> di
         values.append(_number(row[vi], f"mapped-area table {path} line {k} {column}", whole=has_px))
     _no_duplicates(names, f"mapped-area table {path}")
     factor = pixel_area_ha if has_px else 1.0
-    return {name: value * factor for name, value in zip(names, values)}
+    return {name: value * factor for name, value in zip(names, values, strict=True)}
 
 
 def estimate_from_tables(
@@ -171,7 +177,7 @@ def estimate_from_tables(
             f"mapped-area table {area_path}: class(es) {', '.join(map(repr, extra))} have mapped area but no "
             f"row in {counts_path} (a stratum with no samples)"
         )
-    for name, row_total in zip(names, counts.sum(axis=1)):
+    for name, row_total in zip(names, counts.sum(axis=1), strict=True):
         if row_total == 0 and area[name] > 0:
             raise InputError(
                 f"counts table {counts_path}: stratum {name!r} has no samples (its row sums to 0) but "
@@ -272,17 +278,22 @@ def _write_gpkg(samples: pd.DataFrame, path: Path, table: str = "samples") -> No
         con.executemany(
             "INSERT INTO gpkg_spatial_ref_sys VALUES (?, ?, ?, ?, ?, ?)",
             [
-                ("Undefined cartesian SRS", -1, "NONE", -1, "undefined", "undefined cartesian coordinate reference system"),
-                ("Undefined geographic SRS", 0, "NONE", 0, "undefined", "undefined geographic coordinate reference system"),
-                ("WGS 84 geodetic", 4326, "EPSG", 4326, _GPKG_4326_WKT, "longitude/latitude coordinates in decimal degrees on the WGS 84 spheroid"),
+                ("Undefined cartesian SRS", -1, "NONE", -1, "undefined",
+                 "undefined cartesian coordinate reference system"),
+                ("Undefined geographic SRS", 0, "NONE", 0, "undefined",
+                 "undefined geographic coordinate reference system"),
+                ("WGS 84 geodetic", 4326, "EPSG", 4326, _GPKG_4326_WKT,
+                 "longitude/latitude coordinates in decimal degrees on the WGS 84 spheroid"),
             ],
         )
         cols_sql = ", ".join(f'"{c}" {t}' for c, t in columns)
         con.execute(f'CREATE TABLE "{table}" (fid INTEGER PRIMARY KEY AUTOINCREMENT, geom POINT, {cols_sql})')
         lon, lat = samples["lon"].to_numpy(float), samples["lat"].to_numpy(float)
-        bounds = (float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())) if len(samples) else (None,) * 4
+        bounds = ((float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())) if len(samples)
+                  else (None,) * 4)
         con.execute(
-            "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, min_x, min_y, max_x, max_y, srs_id) "
+            "INSERT INTO gpkg_contents "
+            "(table_name, data_type, identifier, description, min_x, min_y, max_x, max_y, srs_id) "
             "VALUES (?, 'features', ?, 'worldcover validation sample', ?, ?, ?, ?, 4326)",
             (table, table, *bounds),
         )
@@ -339,7 +350,8 @@ def read_labelled(path: str | Path) -> pd.DataFrame:
     map_code = df["map_class"].map(parse_class_label)
     if map_code.isna().any():
         raise InputError(
-            f"labelled samples {path}: map_class is not a WorldCover class at id(s) {', '.join(ids[map_code.isna()][:5])}"
+            f"labelled samples {path}: map_class is not a WorldCover class at id(s) "
+            f"{', '.join(ids[map_code.isna()][:5])}"
         )
     df["map_class"] = map_code.astype(int)
     empty = df["reference_class"].str.strip() == ""
