@@ -154,8 +154,8 @@ def test_quicklook_shows_sea_land_coast_and_the_tile(one_tile_mosaic):
 def test_quicklook_land_mask_is_the_validation_mask():
     """The quicklook reads the shipped coast table bit by bit (no 220 MB unpacking in the merge): the same
     land/sea as the validation's GLOBE mask, everywhere."""
+    from worldcover.landmask import GlobeLandMask
     from worldcover.mosaic.quicklook import globe_land
-    from worldcover.validation.landmask import GlobeLandMask
 
     rng = np.random.default_rng(16)
     lon, lat = rng.uniform(-180, 180, 20000), rng.uniform(-90, 90, 20000)

@@ -179,8 +179,8 @@ def test_mosaic_of_a_maps_folder_refuses_ambiguity_in_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_mosaic_builds_from_the_real_v200_tile(tmp_path):
+    from worldcover.area import class_areas
     from worldcover.mosaic import MosaicPaths, build_mosaic
-    from worldcover.validation.area import class_areas
 
     folder = _maps_folder(tmp_path, 2021)
     out = tmp_path / "out"

@@ -9,14 +9,14 @@ import pytest
 from affine import Affine
 from pyproj import Geod
 
-from worldcover.errors import DataError
-from worldcover.validation.area import (
+from worldcover.area import (
     AUTHALIC_RADIUS_EXACT_M,
     AUTHALIC_RADIUS_M,
     cell_area_m2,
     class_areas,
     row_areas_m2,
 )
+from worldcover.errors import DataError
 from worldcover.validation.synthetic import banded_map, write_class_map
 
 GEOD = Geod(ellps="WGS84")

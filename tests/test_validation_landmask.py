@@ -8,18 +8,18 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from worldcover.area import row_areas_m2
 from worldcover.cli.validate import app
 from worldcover.errors import InputError
 from worldcover.grid import land_fraction_table
-from worldcover.validation.area import row_areas_m2
-from worldcover.validation.design import design_sample
-from worldcover.validation.landmask import (
+from worldcover.landmask import (
     CELLS_PER_DEGREE,
     GlobeLandMask,
     RasterLandMask,
     SimLandMask,
     parse_land_mask,
 )
+from worldcover.validation.design import design_sample
 from worldcover.validation.report import assess
 from worldcover.validation.synthetic import PIXEL_DEG, write_class_map
 from worldcover.validation.tables import write_samples

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from worldcover.area import class_areas
 from worldcover.cli.validate import app
-from worldcover.validation.area import class_areas
 from worldcover.validation.design import design_sample
 from worldcover.validation.report import build_report
 from worldcover.validation.synthetic import banded_map, write_class_map

@@ -92,7 +92,7 @@ _API: dict[str, str] = {
     "label_from_truth": "worldcover.validation.simulated:label_from_truth",
     "label_from_map": "worldcover.validation.labels:label_from_map",
     "read_labelled": "worldcover.validation.tables:read_labelled",
-    "class_areas": "worldcover.validation.area:class_areas",
+    "class_areas": "worldcover.area:class_areas",
     "counts_matrix": "worldcover.validation.estimators:counts_matrix",
     "olofsson": "worldcover.validation.estimators:olofsson",
     "stehman": "worldcover.validation.estimators:stehman",
@@ -148,6 +148,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports lazily
+    from worldcover.area import class_areas
     from worldcover.campaign.plan import CampaignPlan
     from worldcover.credentials import install as install_log_redaction
     from worldcover.engines.local import run_campaign
@@ -178,7 +179,6 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
         open_source,
         run_tile,
     )
-    from worldcover.validation.area import class_areas
     from worldcover.validation.design import design_sample
     from worldcover.validation.estimators import counts_matrix, olofsson, stehman
     from worldcover.validation.labels import label_from_map

@@ -165,7 +165,7 @@ def validate(out_root: str, campaign: str, year: int, reference: str = "", n: in
     # The design belongs to one build of the mosaic: a mosaic with new tiles needs a new design.
     mosaic_key = json.loads(MosaicPaths(root, year).manifest.read_text()).get("key", "")
     # Land only: a simulated world has its own coastline, so its ocean comes from the simulator.
-    from worldcover.validation.landmask import DEFAULT_MASK, parse_land_mask
+    from worldcover.landmask import DEFAULT_MASK, parse_land_mask
 
     land_mask = parse_land_mask(f"sim:{reference[4:]}" if reference.startswith("sim:") else DEFAULT_MASK)
     current = json.loads(stamp.read_text()) if stamp.exists() else {}

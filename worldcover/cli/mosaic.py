@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from worldcover.cli import _FriendlyErrors
-from worldcover.cli._common import console, echo_json
+from worldcover.cli._common import _FriendlyErrors, console, echo_json
 
 # _FriendlyErrors here too, so the group gives one line and exit 2 on bad input even when used on its own.
 app = typer.Typer(cls=_FriendlyErrors, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)

@@ -10,8 +10,7 @@ import sys
 
 import typer
 
-from worldcover.cli import _FriendlyErrors
-from worldcover.cli._common import console, echo_json
+from worldcover.cli._common import _FriendlyErrors, console, echo_json
 from worldcover.errors import WorldCoverError
 
 LAND_MASK_DEFAULT = "global-land-mask"

@@ -3,7 +3,7 @@
 A 10 m pixel of EPSG:4326 is a lat/lon cell, not a square: its area falls
 with the cosine of latitude (a pixel at 60° is half the one at the equator),
 so areas are never pixel counts times a constant. The area of each row of
-pixels comes from :func:`worldcover.validation.area.row_areas_m2` (closed form
+pixels comes from :func:`worldcover.area.row_areas_m2` (closed form
 on the WGS84 ellipsoid through the authalic latitude; radius R_q = 6371007.2 m),
 and a tile's class areas are ``row_areas @ per-row class counts``, the counts
 taken with ``np.bincount`` while the tile is streamed for its overview pieces
@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
+from worldcover.area import row_areas_m2
 from worldcover.grid import Tile
 from worldcover.legend import CLASSES
 from worldcover.stages import DEFAULT_SEED, STAGES, stage_tiles, stratum
 from worldcover.storage import atomic_write_text
-from worldcover.validation.area import row_areas_m2
 
 M2_PER_KM2 = 1e6
 ALL = "all"

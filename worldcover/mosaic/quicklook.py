@@ -110,11 +110,11 @@ def land_mask(extent: tuple[float, float, float, float], cells: int = BACKGROUND
 
 def globe_land(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     """GLOBE's 1 km land mask at points, read bit by bit from the packed coast table that ships in the
-    package (:mod:`worldcover.validation.landmask`): 27 MB held for the call, where unpacking the whole
+    package (:mod:`worldcover.landmask`): 27 MB held for the call, where unpacking the whole
     table (as the validation's repeated look-ups do) would hold 220 MB in the merge for one picture."""
     from importlib import resources
 
-    from worldcover.validation import landmask as lm
+    from worldcover import landmask as lm
 
     with resources.files("worldcover.data").joinpath(lm.COAST_TABLE).open("rb") as f:
         z = np.load(f)

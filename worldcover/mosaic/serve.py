@@ -66,7 +66,7 @@ TILE_LAYERS = {
     "probability": TileLayer("Prob", 1, (0, 100), "viridis", "Probability of the mapped class (%)"),
     "input_quality": TileLayer("InputQuality", 2, (0, 100), "magma", "Sentinel-2 observations (InputQuality band 2)"),
 }
-#: The land background: GLOBE's land mask (worldcover.validation.landmask) sampled every LAND_STEP degrees
+#: The land background: GLOBE's land mask (worldcover.landmask) sampled every LAND_STEP degrees
 #: into one small in-memory GeoTIFF, so the page shows where the continents are without any base map server.
 LAND_STEP = 0.1
 LAND_RGBA = (236, 232, 222, 255)
@@ -320,7 +320,7 @@ def _land_raster() -> str:
             from rasterio.io import MemoryFile
             from rasterio.transform import from_origin
 
-            from worldcover.validation.landmask import GlobeLandMask
+            from worldcover.landmask import GlobeLandMask
 
             lon = numpy.arange(-180 + LAND_STEP / 2, 180, LAND_STEP)
             lat = numpy.arange(90 - LAND_STEP / 2, -90, -LAND_STEP)

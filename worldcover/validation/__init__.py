@@ -4,10 +4,11 @@ Olofsson et al. (2014) stratified estimators for samples stratified by map class
 Stehman (2014) estimators for strata that differ from the map classes (and for
 domains such as continents, and 100 m PSUs labelled at 10 m: stratified cluster
 sampling), geodesic mapped areas, and HTML/JSON/CSV reports. The population is the
-map's land: ocean and nodata are left out (:mod:`worldcover.validation.landmask`).
+map's land: ocean and nodata are left out (:mod:`worldcover.landmask`).
 """
 
-from worldcover.validation.area import AUTHALIC_RADIUS_M, cell_area_m2, class_areas, row_areas_m2
+from worldcover.area import AUTHALIC_RADIUS_M, cell_area_m2, class_areas, row_areas_m2
+from worldcover.landmask import parse_land_mask
 from worldcover.validation.design import SampleDesign, allocate, design_sample, sample_size
 from worldcover.validation.estimators import (
     AccuracyResult,
@@ -19,7 +20,6 @@ from worldcover.validation.estimators import (
     stehman,
     wilson,
 )
-from worldcover.validation.landmask import parse_land_mask
 from worldcover.validation.tables import (
     estimate_from_tables,
     read_counts,

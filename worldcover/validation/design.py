@@ -1,7 +1,7 @@
 """Stratified random sampling design of a map's land for labelling, after Olofsson et al. 2014.
 
 * the population is the land: ocean (water where the land mask is sea, see
-  :mod:`worldcover.validation.landmask`) and nodata are left out of the strata and their
+  :mod:`worldcover.landmask`) and nodata are left out of the strata and their
   weights, and their areas are reported apart;
 * the sampling unit is a 10 m pixel (strata = map classes) or, with ``unit="100m"``, a
   100 m primary sampling unit (PSU) of 10 x 10 pixels on the grid of the raster's origin,
@@ -32,9 +32,7 @@ import numpy as np
 import pandas as pd
 
 from worldcover import storage
-from worldcover.errors import DataError, InputError
-from worldcover.legend import BY_CODE, NODATA
-from worldcover.validation.area import (
+from worldcover.area import (
     DEFAULT_WINDOW,
     M2_PER_HA,
     _is_geographic,
@@ -43,7 +41,9 @@ from worldcover.validation.area import (
     row_areas_m2,
     window_class_area_m2,
 )
-from worldcover.validation.landmask import DEFAULT_MASK, LandMask, ocean_in_window, parse_land_mask
+from worldcover.errors import DataError, InputError
+from worldcover.landmask import DEFAULT_MASK, LandMask, ocean_in_window, parse_land_mask
+from worldcover.legend import BY_CODE, NODATA
 
 DEFAULT_CONJECTURED_UA = 0.75  # the WorldCover accuracy bar; a neutral prior for every class
 DEFAULT_MIN_PER_CLASS = 50

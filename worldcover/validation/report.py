@@ -7,7 +7,7 @@ Two steps, usable on their own (the notebooks call them):
 * :func:`write_report` -- an assessment to report.html, metrics.json, error_matrix.csv and
   mapped_area.csv in a directory, each file written atomically, report.html last.
 
-The population is the map's *land* (:mod:`worldcover.validation.landmask`): ocean (mapped
+The population is the map's *land* (:mod:`worldcover.landmask`): ocean (mapped
 water where the land mask is sea) and nodata are left out of the strata and their area is
 reported apart. A pixel design (strata = map classes) is estimated with Olofsson et al.
 (2014); a 100 m PSU design (samples with a ``psu`` column, one row per 10 m sub-pixel) with
@@ -34,12 +34,19 @@ import numpy as np
 import pandas as pd
 
 from worldcover import storage
+from worldcover.area import M2_PER_HA
 from worldcover.errors import DataError, InputError
+from worldcover.landmask import (
+    CELLS_PER_DEGREE,
+    DEFAULT_MASK,
+    LandMask,
+    describe,
+    parse_land_mask,
+)
 from worldcover.legend import BY_CODE, CODES, NODATA, WATER
 from worldcover.stages import CONTINENTS, continent
 from worldcover.validation import plots
 from worldcover.validation._io import write_text
-from worldcover.validation.area import M2_PER_HA
 from worldcover.validation.estimators import (
     INTERVALS,
     AccuracyResult,
@@ -49,13 +56,6 @@ from worldcover.validation.estimators import (
     oa_difference,
     olofsson,
     stehman,
-)
-from worldcover.validation.landmask import (
-    CELLS_PER_DEGREE,
-    DEFAULT_MASK,
-    LandMask,
-    describe,
-    parse_land_mask,
 )
 from worldcover.validation.tables import read_labelled, write_counts, write_mapped_area
 
@@ -96,7 +96,7 @@ def _check_map(path: Path) -> None:
     """Refuse a map that is not uint8 codes with nodata 0 in a usable CRS before anything is written."""
     import rasterio
 
-    from worldcover.validation.area import check_class_map
+    from worldcover.area import check_class_map
 
     try:
         src = rasterio.open(storage.gdal_path(path))

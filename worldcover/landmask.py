@@ -65,8 +65,6 @@ def build_coast_table(dest: str | Path) -> Path:
     """Write the coast table from global-land-mask (costs ~1 GB once): packed cells of mixed tiles."""
     from global_land_mask import globe
 
-    from worldcover.validation._io import write_with
-
     ocean = globe._mask  # (21600, 43200) True over sea, row 0 at 90 N, column 0 at 180 W
     rows, cols = 180 // TILE_DEG, 360 // TILE_DEG
     land = ~ocean.reshape(rows, TILE_CELLS, cols, TILE_CELLS).transpose(0, 2, 1, 3)
@@ -80,7 +78,9 @@ def build_coast_table(dest: str | Path) -> Path:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, index=index, tiles=tiles)
 
-    return write_with(dest, write)
+    with storage.atomic_path(dest) as tmp:  # a reader never sees half a table
+        write(tmp)
+    return storage.path(dest)
 
 
 @functools.lru_cache(maxsize=1)
