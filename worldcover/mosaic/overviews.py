@@ -105,12 +105,6 @@ def categorical_mode(counts: np.ndarray) -> np.ndarray:
     return CLASS_CODES[winner]
 
 
-def mode_of_pixels(codes: np.ndarray) -> int:
-    """Reference mode of a block of 10 m codes (for checks): nodata only when all nodata."""
-    counts = np.bincount(codes.ravel(), minlength=256)[CLASS_CODES[1:]]
-    return int(CLASS_CODES[1:][counts.argmax()]) if counts.max() > 0 else NODATA
-
-
 def write_level_cog(source: str | os.PathLike, dest: str | os.PathLike, blocksize: int = 512) -> Path:
     """Copy a level mosaic (a VRT of cached pieces) into a validated COG, atomically.
 

@@ -10,7 +10,8 @@ import numpy as np
 from worldcover.legend import BY_CODE
 from worldcover.validation.estimators import AccuracyResult
 
-# WorldCover reference levels the overall accuracy is read against (fixed facts, DESIGN.md §2).
+# WorldCover reference levels the overall accuracy is read against: the accuracy ESA published for its 2020 (v100)
+# and 2021 (v200) maps in their product validation reports, and the 75 % the WorldCover project required.
 REFERENCE_LEVELS: tuple[tuple[str, float], ...] = (
     ("WorldCover v100 (2020): 74.4 %", 0.744),
     ("WorldCover v200 (2021): 76.7 %", 0.767),
