@@ -61,7 +61,7 @@ class LandMask(Protocol):
 # ----------------------------------------------------------------------------------------------
 
 
-def build_coast_table(dest: str | Path) -> Path:
+def build_coast_table(dest: str | Path) -> storage.Location:
     """Write the coast table from global-land-mask (costs ~1 GB once): packed cells of mixed tiles."""
     from global_land_mask import globe
 

@@ -32,7 +32,7 @@ def _flags_without_type() -> None:
     if getattr(shown, "_worldcover_flags", False):
         return
 
-    def display_type_rich(self, ctx):  # type: ignore[no-untyped-def]
+    def display_type_rich(self, ctx):
         return None if self.is_flag and self.is_bool_flag else shown(self, ctx)
 
     display_type_rich._worldcover_flags = True  # type: ignore[attr-defined]

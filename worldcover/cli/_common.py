@@ -33,7 +33,7 @@ class _FriendlyErrors(TyperGroup):
     Set WORLDCOVER_DEBUG=1 to see the traceback of an unexpected error.
     """
 
-    def invoke(self, ctx):  # type: ignore[override]
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except WorldCoverError as exc:

@@ -34,7 +34,7 @@ def _names_a_root(args: list[str]) -> bool:
 class _CampaignGroup(TyperGroup):
     """`campaign status ROOT` reads a campaign root (local engine); `campaign status WORKFLOW` asks Argo."""
 
-    def resolve_command(self, ctx, args):  # type: ignore[override]
+    def resolve_command(self, ctx, args):
         if args and args[0] == "status" and _names_a_root(args[1:]):
             _, command, rest = super().resolve_command(ctx, [ROOT_STATUS, *args[1:]])
             return "status", command, rest  # named as typed: usage and errors say `campaign status`

@@ -50,6 +50,7 @@ def build(
     if campaign is not None and out is not None:
         raise InputError("mosaic build --campaign: the mosaic goes under the campaign root; --out is for --maps")
     root = campaign if campaign is not None else out
+    assert root is not None  # exactly one of --campaign and --out, checked above
     storage.check_location(root, "campaign root" if campaign is not None else "output root")
     if campaign is not None and not storage.path(campaign).is_dir():
         raise InputError(f"campaign root {str(campaign)!r} does not exist or is not a folder")

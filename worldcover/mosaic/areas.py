@@ -21,10 +21,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 
+from worldcover import storage
 from worldcover.area import row_areas_m2
 from worldcover.grid import Tile
 from worldcover.legend import CLASSES
@@ -105,7 +105,8 @@ def areas_csv(groups: list[dict]) -> str:
 
 
 def write_area_tables(
-    csv_path: Path, json_path: Path, records: dict[str, dict], stages_of: dict[str, list[str]], meta: dict
+    csv_path: storage.Location, json_path: storage.Location, records: dict[str, dict],
+    stages_of: dict[str, list[str]], meta: dict,
 ) -> list[dict]:
     """Write the CSV and JSON area tables atomically; return the groups."""
     groups = area_groups(records, stages_of)

@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
+from typing import Any
 
 import pystac
 import rasterio
@@ -172,7 +173,7 @@ def resolve_sources(root, year: int | None, maps=None) -> tuple[storage.Location
     year, sources = find_map_files(maps, year)
     check_year(year)
     storage.relpath(maps, root)  # the VRT names the maps relative to itself: same store, or a clear error
-    return root, year, None, sources
+    return root, year, None, {t: m for t, m in sources.items()}  # dict[str, TileSource]: a dict is invariant
 
 
 def build_key(checksums: dict[str, str], plan: CampaignPlan | None) -> str:
@@ -313,7 +314,7 @@ def write_stac(paths: MosaicPaths, plan: CampaignPlan | None, sources: dict[str,
         + (f" of campaign {plan.name}" + (f" (stage {plan.stage})" if plan.stage else "") if plan else "")
         + ", mosaicked as a GDAL VRT with categorical-mode overviews at 100 m, 1 km and 10 km."
     )
-    bbox = tuple(float(v) for v in extent)
+    bbox = (float(extent[0]), float(extent[1]), float(extent[2]), float(extent[3]))
     coll = mstac.collection_dict(cid, paths.year, bbox, paths.dir, assets, tiles, description)
     mstac.write_json(paths.collection, check(coll))
     keep = {f"{t}.json" for t in tiles}
@@ -404,7 +405,7 @@ def build_mosaic(
         if stac_info["not_vendored"]:
             say(f"warning: STAC extensions not validated (no schema offline): {', '.join(stac_info['not_vendored'])}")
     total = next(g for g in groups if g["stage"] == ALL and g["continent"] == ALL)
-    summary = {
+    summary: dict[str, Any] = {
         "status": "built",
         "root": str(root),
         "maps": str(storage.path(maps)) if maps is not None else None,

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import rasterio
@@ -105,7 +104,9 @@ def categorical_mode(counts: np.ndarray) -> np.ndarray:
     return CLASS_CODES[winner]
 
 
-def write_level_cog(source: str | os.PathLike, dest: str | os.PathLike, blocksize: int = 512) -> Path:
+def write_level_cog(
+    source: str | os.PathLike | storage.Location, dest: str | os.PathLike | storage.Location, blocksize: int = 512
+) -> storage.Location:
     """Copy a level mosaic (a VRT of cached pieces) into a validated COG, atomically.
 
     GDAL's COG driver streams the source block by block (the caller bounds

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import rasterio
@@ -34,6 +33,7 @@ from worldcover.grid import PIXEL_SIZE, TILE_PIXELS, Tile
 from worldcover.layout import TilePaths, multihash_sha256
 from worldcover.legend import colormap
 from worldcover.mosaic.areas import strip_class_area_m2
+from worldcover.mosaic.maps import MapFile
 from worldcover.mosaic.overviews import (
     CLASS_CODES,
     LEVELS,
@@ -98,7 +98,7 @@ def map_window(src: rasterio.DatasetReader, tile: Tile, name: str) -> PixelBox:
     return box
 
 
-def map_checksum(paths: TilePaths, memo_folder: Path | None = None) -> str:
+def map_checksum(paths: TilePaths | MapFile, memo_folder: storage.Location | None = None) -> str:
     """The Map COG's sha256 multihash as recorded in the tile's STAC item (hashing the file if absent).
 
     A plain Map file (:class:`worldcover.mosaic.maps.MapFile`) has no item: it is hashed, and the
@@ -114,18 +114,18 @@ def map_checksum(paths: TilePaths, memo_folder: Path | None = None) -> str:
     return multihash_sha256(sha256_file(paths.map))
 
 
-def cache_dir(mosaic_dir: Path, tile: Tile) -> Path:
+def cache_dir(mosaic_dir: storage.Location, tile: Tile) -> storage.Location:
     return mosaic_dir / "cache" / tile.id
 
 
-def load_record(folder: Path) -> dict | None:
+def load_record(folder: storage.Location) -> dict | None:
     try:
         return json.loads((folder / RECORD).read_text())
     except (OSError, json.JSONDecodeError):
         return None
 
 
-def is_current(record: dict | None, folder: Path, checksum: str) -> bool:
+def is_current(record: dict | None, folder: storage.Location, checksum: str) -> bool:
     """True when a cached record was made by this cache version from a Map with ``checksum``,
     and its piece files are all there with the recorded sizes."""
     if not record or record.get("version") != CACHE_VERSION or record.get("checksum") != checksum:
@@ -172,7 +172,7 @@ def _count_strip(
     return cells, pixels, area
 
 
-def _write_piece(dest: Path, data: np.ndarray, transform: Affine) -> dict:
+def _write_piece(dest: storage.Location, data: np.ndarray, transform: Affine) -> dict:
     """A small GeoTIFF piece (uint8 codes, nodata 0, colour table), atomically; its header facts."""
     h, w = data.shape
     tiled = h >= 256 and w >= 256
@@ -189,7 +189,7 @@ def _write_piece(dest: Path, data: np.ndarray, transform: Affine) -> dict:
     return {"file": dest.name, "shape": [h, w], "block": [bx, by], "size": nbytes}
 
 
-def compute_tile_pieces(paths: TilePaths, folder: Path, checksum: str) -> dict:
+def compute_tile_pieces(paths: TilePaths | MapFile, folder: storage.Location, checksum: str) -> dict:
     """Read a tile's Map COG once, window by window; write its level pieces and record; return the record."""
     tile = paths.tile
     lut = class_index_lut()
@@ -234,7 +234,7 @@ def compute_tile_pieces(paths: TilePaths, folder: Path, checksum: str) -> dict:
     return record
 
 
-def tile_pieces(paths: TilePaths, mosaic_dir: Path, checksum: str) -> tuple[dict, bool]:
+def tile_pieces(paths: TilePaths | MapFile, mosaic_dir: storage.Location, checksum: str) -> tuple[dict, bool]:
     """The tile's cached record, computing it only if missing or stale; (record, computed?)."""
     folder = cache_dir(mosaic_dir, paths.tile)
     record = load_record(folder)

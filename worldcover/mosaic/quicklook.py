@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import rasterio
@@ -31,7 +30,7 @@ MAX_PANELS = 4  # zoomed tile panels under the overview
 PANEL_PIXELS = 256
 
 
-def pick_level(paths: list[Path], max_pixels: int = MAX_PIXELS) -> Path:
+def pick_level(paths: list[storage.Location], max_pixels: int = MAX_PIXELS) -> storage.Location:
     """The finest of ``paths`` (fine to coarse) whose larger side fits ``max_pixels``; else the coarsest."""
     for p in paths:
         with rasterio.open(storage.gdal_path(p)) as src:
@@ -40,7 +39,9 @@ def pick_level(paths: list[Path], max_pixels: int = MAX_PIXELS) -> Path:
     return paths[-1]
 
 
-def read_small(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+def read_small(
+    path: storage.Location, max_pixels: int = MAX_PIXELS
+) -> tuple[np.ndarray, tuple[float, float, float, float]]:
     """Codes of a level COG at most ``max_pixels`` on a side (overview read), and its (W, E, S, N) extent."""
     with rasterio.open(storage.gdal_path(path)) as src:
         scale = max(1.0, max(src.width, src.height) / max_pixels)
@@ -50,7 +51,7 @@ def read_small(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, tu
     return data, (b.left, b.right, b.bottom, b.top)
 
 
-def data_window(map_path: Path, max_pixels: int = PANEL_PIXELS) -> tuple[np.ndarray, tuple] | None:
+def data_window(map_path: storage.Location, max_pixels: int = PANEL_PIXELS) -> tuple[np.ndarray, tuple] | None:
     """The mapped part of one tile's Map COG (bounding box of data, at most ``max_pixels`` a side), or None.
 
     The box is found on a decimated read (the COG's mode overviews), then read
@@ -150,8 +151,10 @@ def view_extent(bounds: tuple[float, float, float, float], min_span: float = 12.
     return (max(-180.0, cx - half_w), min(180.0, cx + half_w), max(-90.0, cy - half_h), min(90.0, cy + half_h))
 
 
-def render_quicklook(dest: str | os.PathLike, level_path: Path, title: str, max_pixels: int = MAX_PIXELS,
-                     tiles: Sequence[tuple[str, tuple[float, float, float, float], Path]] = ()) -> Path:
+def render_quicklook(dest: str | os.PathLike | storage.Location, level_path: storage.Location, title: str,
+                     max_pixels: int = MAX_PIXELS,
+                     tiles: Sequence[tuple[str, tuple[float, float, float, float], storage.Location]] = (),
+                     ) -> storage.Location:
     """Write the quicklook PNG of one level COG, atomically.
 
     The overview shows the map over sea, land and coastline (the 1 km land mask
@@ -161,6 +164,7 @@ def render_quicklook(dest: str | os.PathLike, level_path: Path, title: str, max_
     scale), each tile is also marked at least :data:`MIN_MARKER_PT` across, and the
     first :data:`MAX_PANELS` tiles get a panel zoomed on their data.
     """
+    from matplotlib.artist import Artist
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
@@ -209,8 +213,9 @@ def render_quicklook(dest: str | os.PathLike, level_path: Path, title: str, max_
         pax.tick_params(labelsize=6)
         pax.ticklabel_format(useOffset=False)  # plain degrees, not "+4.049e1"
         pax.locator_params(nbins=3)
-    handles = [Patch(facecolor=f"#{c.colour}", edgecolor="0.3", linewidth=0.5, label=f"{c.code}  {c.name}")
-               for c in CLASSES]
+    handles: list[Artist] = [
+        Patch(facecolor=f"#{c.colour}", edgecolor="0.3", linewidth=0.5, label=f"{c.code}  {c.name}") for c in CLASSES
+    ]
     handles += [Patch(facecolor=_hex(LAND_RGB), edgecolor=COAST, linewidth=0.5, label="land (not mapped)"),
                 Patch(facecolor=_hex(OCEAN_RGB), edgecolor=COAST, linewidth=0.5, label="sea"),
                 Line2D([], [], color=TILE_EDGE, marker="s", markerfacecolor="none", linestyle="none",

@@ -185,7 +185,7 @@ def classification_fields() -> dict:
     return {"classification:classes": [nodata.to_dict()] + [c.to_dict() for c in classes]}
 
 
-def raster_fields(path: Path, metres: float | None = None) -> dict:
+def raster_fields(path: storage.Location, metres: float | None = None) -> dict:
     """Projection and raster extension fields read from a raster's header."""
     with rasterio.open(storage.gdal_path(path)) as src:
         t, b = src.transform, src.bounds
@@ -203,7 +203,7 @@ def raster_fields(path: Path, metres: float | None = None) -> dict:
         }
 
 
-def file_fields(path: Path, checksum: str | None = None) -> dict:
+def file_fields(path: storage.Location, checksum: str | None = None) -> dict:
     """``file:size`` and ``file:checksum`` (sha256 multihash) of a file."""
     from worldcover.layout import multihash_sha256
     from worldcover.storage import sha256 as sha256_file
@@ -223,7 +223,7 @@ class MosaicAsset:
     """A file of the mosaic to list in the collection."""
 
     key: str
-    path: Path
+    path: storage.Location
     media_type: str
     roles: tuple[str, ...]
     title: str
@@ -254,7 +254,7 @@ def declared_extensions(existing: list[str]) -> list[str]:
     return sorted(kept | ours)
 
 
-def tile_item(paths: TilePaths | MapFile, items_dir: Path, collection_id: str, map_checksum: str) -> dict:
+def tile_item(paths: TilePaths | MapFile, items_dir: storage.Location, collection_id: str, map_checksum: str) -> dict:
     """The collection's item for one tile: the tile's own item, re-homed and extended.
 
     Links are replaced by the collection's; asset hrefs become relative to
@@ -295,7 +295,7 @@ def collection_dict(
     collection_id: str,
     year: int,
     bbox: tuple[float, float, float, float],
-    folder: Path,
+    folder: storage.Location,
     assets: list[MosaicAsset],
     item_ids: list[str],
     description: str,
@@ -326,6 +326,6 @@ def collection_dict(
     return d
 
 
-def write_json(path: Path, d: dict) -> Path:
+def write_json(path: storage.Location, d: dict) -> storage.Location:
     atomic_write_text(path, json.dumps(d, indent=1))
     return path

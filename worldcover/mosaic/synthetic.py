@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from worldcover import storage
 from worldcover.cog import write_cog
 from worldcover.grid import Tile
 from worldcover.layout import TilePaths, multihash_sha256, tile_paths
@@ -39,7 +40,7 @@ def synthetic_codes(shape: tuple[int, int], seed: int, patch: int = 40, speckle:
     return data
 
 
-def _asset(path: Path, roles: list[str]) -> dict:
+def _asset(path: storage.Location, roles: list[str]) -> dict:
     return {"href": f"./{path.name}", "type": COG_TYPE, "roles": roles,
             "file:checksum": multihash_sha256(sha256_file(path)), "file:size": path.stat().st_size}
 

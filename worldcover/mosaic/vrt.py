@@ -45,7 +45,7 @@ class VrtSource:
     GDAL need not open every source just to open the VRT.
     """
 
-    path: Path
+    path: storage.Location
     dst_offset: tuple[int, int]
     size: tuple[int, int]
     block: tuple[int, int] = (512, 512)
@@ -63,7 +63,7 @@ def _relative(path, start) -> str:
 
 
 def vrt_xml(
-    dest: Path,
+    dest: storage.Location,
     *,
     width: int,
     height: int,
@@ -110,7 +110,7 @@ def vrt_xml(
     return ET.tostring(root, encoding="unicode") + "\n"
 
 
-def write_vrt(dest: str | os.PathLike, **kwargs) -> Path:
+def write_vrt(dest: str | os.PathLike | storage.Location, **kwargs) -> storage.Location:
     """Write :func:`vrt_xml` to ``dest`` atomically (temp file + rename, or one upload)."""
     dest = storage.path(dest)
     atomic_write_text(dest, vrt_xml(dest, **kwargs))
