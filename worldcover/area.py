@@ -86,7 +86,7 @@ def row_areas_m2(
     return cell_area_m2(edges[:-1], edges[1:], transform.a, model)
 
 
-def _is_geographic(crs, path: str | Path | None = None) -> bool:
+def _is_geographic(crs, path: str | storage.Location | None = None) -> bool:
     what = f"map {path}" if path is not None else "map"
     if crs is None:
         raise DataError(f"{what} has no CRS: expected EPSG:4326 (or a projected CRS in metres)")
@@ -99,7 +99,7 @@ def _is_geographic(crs, path: str | Path | None = None) -> bool:
     return False
 
 
-def check_class_map(src, path: str | Path) -> bool:
+def check_class_map(src, path: str | storage.Location) -> bool:
     """A class map is uint8 codes with nodata 0 (or none declared) in a usable CRS; True if geographic."""
     if src.dtypes[0] != "uint8":
         raise DataError(f"map {path}: band 1 is {src.dtypes[0]}, expected uint8 class codes")

@@ -15,6 +15,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -136,7 +137,8 @@ def run(out, n_tiles: int = 3, n_blocks: int = 2, year: int = DEMO_YEAR, seed: i
                   f"{block_size} px from {len(tiles)} of its tiles: {', '.join(t.id for t in tiles)}")
 
     console.rule(f"2. Simulating {len(blocks)} blocks for {year}")
-    generated = sim.generate(blocks, year, sim_dir, seed=seed, **({"period": period} if period else {}))
+    options: dict[str, Any] = {"period": period} if period else {}  # no period: the simulator's own default
+    generated = sim.generate(blocks, year, sim_dir, seed=seed, **options)
     if scratch:
         from worldcover.sim.publish import publish
 

@@ -161,7 +161,8 @@ class StatusReader:
     def read(self) -> CampaignStatus:
         """The campaign's status now."""
         plan = self.plan()
-        tiles, times = [], []
+        tiles: list[TileState] = []
+        times: list[float] = []
         for t in plan.tiles:
             keys, pixels = self._blocks_of(plan, t)
             paths = find_tile_paths(self.root, t, plan.year)
@@ -308,7 +309,7 @@ def summary_lines(st: CampaignStatus) -> list[str]:
 
 def render(st: CampaignStatus, max_rows: int = 20):
     """A rich view of the status (``campaign status --watch``): header, a progress bar, unfinished tiles."""
-    from rich.console import Group
+    from rich.console import Group, RenderableType
     from rich.progress_bar import ProgressBar
     from rich.table import Table
     from rich.text import Text
@@ -330,7 +331,7 @@ def render(st: CampaignStatus, max_rows: int = 20):
     for t in sorted(rest, key=lambda t: (order[t.state], t.tile))[:max_rows]:
         table.add_row(t.tile, Text(t.state, style=colours[t.state]), f"{t.blocks_done}/{t.blocks_total}",
                       t.error[:70])
-    parts = [Text(head[0], style="bold"), counts, bar,
+    parts: list[RenderableType] = [Text(head[0], style="bold"), counts, bar,
              *(Text(line) for line in head if line.startswith(("throughput", "ETA", "mosaic", "validation")))]
     if rest:
         parts.append(table)

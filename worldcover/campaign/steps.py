@@ -168,6 +168,7 @@ def validate(out_root: str, campaign: str, year: int, reference: str = "", n: in
     from worldcover.landmask import DEFAULT_MASK, parse_land_mask
 
     land_mask = parse_land_mask(f"sim:{reference[4:]}" if reference.startswith("sim:") else DEFAULT_MASK)
+    assert land_mask is not None  # only the spec "none" gives no mask
     current = json.loads(stamp.read_text()) if stamp.exists() else {}
     if not samples.exists() or (current.get("mosaic_key"), current.get("land_mask")) != (mosaic_key, land_mask.name):
         from worldcover.storage import atomic_write_text

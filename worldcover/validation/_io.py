@@ -15,7 +15,7 @@ from worldcover.storage import atomic_write_text as write_text
 __all__ = ["atomic_path", "write_text", "write_with"]
 
 
-def write_with(target: str | Path, writer: Callable[[Path], None]) -> storage.Location:
+def write_with(target: str | storage.Location, writer: Callable[[Path], None]) -> storage.Location:
     """Atomically create ``target`` with ``writer(tmp_path)`` (for libraries that want a path)."""
     with atomic_path(target) as tmp:
         writer(tmp)

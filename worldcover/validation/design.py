@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -238,7 +237,7 @@ def _psu_strata(data: np.ndarray, row_area: np.ndarray) -> tuple[np.ndarray, np.
 
 
 def scan_map(
-    path: str | Path, capacity: int, seed: int, window: int = DEFAULT_WINDOW, *,
+    path: str | storage.Location, capacity: int, seed: int, window: int = DEFAULT_WINDOW, *,
     land_mask: LandMask | None = None, unit: str = "pixel",
 ) -> MapScan:
     """One streaming pass: land areas, strata of sampling units and an area-weighted reservoir of each.
@@ -385,7 +384,7 @@ def _pixel_centres_lonlat(transform, crs, rows: np.ndarray, cols: np.ndarray) ->
 
 
 def design_sample(
-    map_path: str | Path,
+    map_path: str | storage.Location,
     *,
     n: int | None = None,
     min_per_class: int = DEFAULT_MIN_PER_CLASS,
@@ -411,7 +410,7 @@ def design_sample(
         raise InputError(f"sampling unit {unit!r}: expected one of {', '.join(UNITS)}")
     if isinstance(land_mask, str):
         land_mask = parse_land_mask(land_mask)
-    ua = dict(conjectured_ua or {None: DEFAULT_CONJECTURED_UA})
+    ua: dict[int | None, float] = dict(conjectured_ua or {None: DEFAULT_CONJECTURED_UA})
     default_ua = ua.get(None, DEFAULT_CONJECTURED_UA)
     s_max = max(math.sqrt(u * (1 - u)) for u in ua.values())
     sample_size(np.ones(1), np.array([default_ua]), target_se)  # validates target_se before the scan
@@ -491,7 +490,8 @@ def _pixel_samples(df: pd.DataFrame, scan: MapScan, weight_of: dict, seed: int) 
 
 
 def _psu_samples(
-    df: pd.DataFrame, scan: MapScan, weight_of: dict, seed: int, map_path: str | Path, land_mask: LandMask | None
+    df: pd.DataFrame, scan: MapScan, weight_of: dict, seed: int, map_path: str | storage.Location,
+    land_mask: LandMask | None,
 ) -> pd.DataFrame:
     """One row per land sub-pixel of each drawn PSU (10 x 10 pixels), PSUs in a random order."""
     import rasterio

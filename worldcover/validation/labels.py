@@ -8,8 +8,6 @@ the design's confidence intervals, not the accuracy of either.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
@@ -20,7 +18,9 @@ from worldcover.validation._io import write_text
 from worldcover.validation.report import _check_map, sample_raster
 
 
-def label_from_map(samples_csv: str | Path, reference_map: str | Path, out_csv: str | Path) -> dict:
+def label_from_map(
+    samples_csv: str | storage.Location, reference_map: str | storage.Location, out_csv: str | storage.Location
+) -> dict:
     """Fill ``reference_class`` of a design CSV from ``reference_map``; drop samples where it has no data.
 
     Returns counts: samples read, labelled, dropped (outside the reference map or on its nodata).

@@ -63,7 +63,7 @@ MIN_DOMAIN_SAMPLES = 30  # fewer sample units in a continent: no estimates, only
 SSU_PER_PSU = 100  # 10 x 10 sub-pixels of 10 m in a 100 m PSU
 
 
-def sample_raster(path: str | Path, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+def sample_raster(path: str | storage.Location, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     """Band-1 values of a raster at lon/lat points (nodata 0 where a point falls outside it)."""
     import rasterio
     from rasterio.transform import rowcol
@@ -92,7 +92,7 @@ def sample_raster(path: str | Path, lon: np.ndarray, lat: np.ndarray) -> np.ndar
     return out
 
 
-def _check_map(path: Path) -> None:
+def _check_map(path: storage.Location) -> None:
     """Refuse a map that is not uint8 codes with nodata 0 in a usable CRS before anything is written."""
     import rasterio
 
@@ -110,11 +110,11 @@ def _check_map(path: Path) -> None:
 class Report:
     """Paths written and the metrics they hold."""
 
-    out_dir: Path
-    html: Path
-    metrics_json: Path
-    error_matrix_csv: Path
-    mapped_area_csv: Path
+    out_dir: storage.Location
+    html: storage.Location
+    metrics_json: storage.Location
+    error_matrix_csv: storage.Location
+    mapped_area_csv: storage.Location
     metrics: dict[str, Any] = field(repr=False)
 
 
@@ -123,9 +123,9 @@ class Assessment:
     """Everything a report shows, computed from the map and the labelled samples (see :func:`assess`)."""
 
     title: str
-    map_path: Path
+    map_path: storage.Location
     reference_path: str
-    compare_path: Path | None
+    compare_path: storage.Location | None
     unit: str  # "pixel" or "100m"
     interval: str  # "wilson" or "normal"
     land_mask: str
@@ -364,7 +364,7 @@ def _html(a: Assessment, figures: dict[str, bytes]) -> str:
     return "\n".join(parts)
 
 
-def _distinct_labels(map_path: Path | str, compare_path: Path) -> tuple[str, str]:
+def _distinct_labels(map_path: str | storage.Location, compare_path: storage.Location) -> tuple[str, str]:
     """Short names for two maps: file names, or as many trailing folders as tell them apart."""
     a, b = Path(str(map_path)).parts, Path(str(compare_path)).parts
     for k in range(1, max(len(a), len(b)) + 1):
@@ -374,8 +374,8 @@ def _distinct_labels(map_path: Path | str, compare_path: Path) -> tuple[str, str
     return str(map_path), f"{compare_path} (the same file)"
 
 
-def _comparison(a_samples: pd.DataFrame, compare_path: Path, map_label: Path, sizes: dict[int, float],
-                codes_main: list[int]) -> dict:
+def _comparison(a_samples: pd.DataFrame, compare_path: storage.Location, map_label: storage.Location,
+                sizes: dict[int, float], codes_main: list[int]) -> dict:
     """Both maps on the common domain of the sample where the second map has data, and OA(a) - OA(b)."""
     samples = a_samples
     other = sample_raster(compare_path, samples["lon"].to_numpy(), samples["lat"].to_numpy())
@@ -433,7 +433,9 @@ def _on_ocean(samples: pd.DataFrame, mask: LandMask | None) -> np.ndarray:
     return out
 
 
-def _check_maps(map_path: str | Path, compare_path: str | Path | None) -> tuple[Path, Path | None]:
+def _check_maps(
+    map_path: str | storage.Location, compare_path: str | storage.Location | None
+) -> tuple[storage.Location, storage.Location | None]:
     """Both maps exist and are class maps, before anything is read at length."""
     map_path = storage.path(map_path)
     if not map_path.exists():
@@ -447,7 +449,7 @@ def _check_maps(map_path: str | Path, compare_path: str | Path | None) -> tuple[
     return map_path, compare_path
 
 
-def _read_samples(reference_path: str | Path, map_path: Path) -> pd.DataFrame:
+def _read_samples(reference_path: str | storage.Location, map_path: storage.Location) -> pd.DataFrame:
     """The labelled samples, checked against the map they were drawn on (and a PSU sample's columns)."""
     samples = read_labelled(reference_path)
     if "psu" in samples.columns:
@@ -469,10 +471,10 @@ def _read_samples(reference_path: str | Path, map_path: Path) -> pd.DataFrame:
 
 
 def assess(
-    map_path: str | Path,
-    reference_path: str | Path,
+    map_path: str | storage.Location,
+    reference_path: str | storage.Location,
     *,
-    compare_path: str | Path | None = None,
+    compare_path: str | storage.Location | None = None,
     title: str | None = None,
     min_domain_samples: int = MIN_DOMAIN_SAMPLES,
     land_mask: LandMask | str | None = DEFAULT_MASK,
@@ -592,7 +594,7 @@ def _design_table(samples: pd.DataFrame, scan, unit: str) -> list[dict]:
     return rows
 
 
-def write_report(assessment: Assessment, out_dir: str | Path) -> Report:
+def write_report(assessment: Assessment, out_dir: str | storage.Location) -> Report:
     """Write report.html (with plots), metrics.json, error_matrix.csv, mapped_area.csv; html last."""
     a = assessment
     out_dir = storage.path(out_dir)
@@ -629,11 +631,11 @@ def write_report(assessment: Assessment, out_dir: str | Path) -> Report:
 
 
 def build_report(
-    map_path: str | Path,
-    reference_path: str | Path,
-    out_dir: str | Path,
+    map_path: str | storage.Location,
+    reference_path: str | storage.Location,
+    out_dir: str | storage.Location,
     *,
-    compare_path: str | Path | None = None,
+    compare_path: str | storage.Location | None = None,
     title: str | None = None,
     min_domain_samples: int = MIN_DOMAIN_SAMPLES,
     land_mask: LandMask | str | None = DEFAULT_MASK,

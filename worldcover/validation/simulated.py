@@ -7,8 +7,6 @@ person. Truth rasters live at ``ARCHIVE/truth/<TILE>/<TILE>_<block>_truth.tif``.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
@@ -19,7 +17,9 @@ from worldcover.validation._io import write_text
 from worldcover.validation.report import sample_raster
 
 
-def label_from_truth(samples_csv: str | Path, archive: str | Path, out_csv: str | Path) -> Path:
+def label_from_truth(
+    samples_csv: str | storage.Location, archive: str | storage.Location, out_csv: str | storage.Location
+) -> storage.Location:
     """Fill ``reference_class`` of a design from truth rasters; drop samples no truth covers."""
     truth_files = sorted(storage.path(archive).glob("truth/*/*_truth.tif"), key=str)
     if not truth_files:
@@ -29,7 +29,7 @@ def label_from_truth(samples_csv: str | Path, archive: str | Path, out_csv: str 
     lon, lat = df["lon"].to_numpy(float), df["lat"].to_numpy(float)
     truth = np.zeros(len(df), dtype="uint8")
     for path in truth_files:  # points outside a raster read 0, so the maximum keeps the covering one
-        truth = np.maximum(truth, sample_raster(path, lon, lat).astype("uint8"))
+        truth = np.maximum(truth, sample_raster(storage.path(path), lon, lat).astype("uint8"))  # a glob's item
     covered = truth > 0
     out = df.loc[covered].copy()
     out["reference_class"] = [BY_CODE[int(c)].code for c in truth[covered]]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from worldcover import storage
 from worldcover.legend import NODATA, colormap
 from worldcover.validation._io import write_with
 
@@ -13,8 +14,8 @@ PIXEL_DEG = 1.0 / 12000  # the WorldCover "10 m" pixel
 
 
 def write_class_map(
-    path: str | Path, data: np.ndarray, west: float, north: float, pixel_deg: float = PIXEL_DEG
-) -> Path:
+    path: str | storage.Location, data: np.ndarray, west: float, north: float, pixel_deg: float = PIXEL_DEG
+) -> storage.Location:
     """Write a uint8 class map as a COG in EPSG:4326 with the legend colour table, nodata 0, atomically."""
     import rasterio
     from affine import Affine

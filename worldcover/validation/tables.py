@@ -30,7 +30,7 @@ from worldcover.validation.estimators import AccuracyResult, olofsson
 SAMPLE_FORMATS = (".csv", ".geojson", ".gpkg")
 
 
-def _read_rows(path: str | Path, what: str) -> list[list[str]]:
+def _read_rows(path: str | storage.Location, what: str) -> list[list[str]]:
     """Non-blank CSV rows with cells trimmed; raise if the file is missing or empty."""
     path = storage.path(path)
     try:
@@ -72,7 +72,7 @@ def _no_duplicates(names: list[str], where: str) -> None:
         seen.add(name)
 
 
-def read_counts(path: str | Path) -> tuple[list[str], np.ndarray]:
+def read_counts(path: str | storage.Location) -> tuple[list[str], np.ndarray]:
     """Class names (row order) and the square count matrix, columns reordered to match the rows."""
     rows = _read_rows(path, "counts table")
     header, body = rows[0], rows[1:]
@@ -120,7 +120,7 @@ def read_counts(path: str | Path) -> tuple[list[str], np.ndarray]:
     return map_names, values.astype(np.int64)
 
 
-def read_mapped_area(path: str | Path, pixel_area_ha: float | None = None) -> dict[str, float]:
+def read_mapped_area(path: str | storage.Location, pixel_area_ha: float | None = None) -> dict[str, float]:
     """Mapped area (ha) per class from ``class,mapped_area_ha`` or ``class,mapped_pixels`` (x pixel area)."""
     rows = _read_rows(path, "mapped-area table")
     header = [h.lower() for h in rows[0]]
@@ -156,12 +156,12 @@ def read_mapped_area(path: str | Path, pixel_area_ha: float | None = None) -> di
         names.append(row[ci])
         values.append(_number(row[vi], f"mapped-area table {path} line {k} {column}", whole=has_px))
     _no_duplicates(names, f"mapped-area table {path}")
-    factor = pixel_area_ha if has_px else 1.0
+    factor = pixel_area_ha if has_px and pixel_area_ha is not None else 1.0  # has_px without it: refused above
     return {name: value * factor for name, value in zip(names, values, strict=True)}
 
 
 def estimate_from_tables(
-    counts_path: str | Path, area_path: str | Path, pixel_area_ha: float | None = None
+    counts_path: str | storage.Location, area_path: str | storage.Location, pixel_area_ha: float | None = None
 ) -> AccuracyResult:
     """Olofsson et al. (2014) estimates from a COUNTS.csv and an AREA.csv (strata = map classes)."""
     names, counts = read_counts(counts_path)
@@ -188,13 +188,15 @@ def estimate_from_tables(
     return olofsson(counts, [area[n] for n in names], names)
 
 
-def write_counts(path: str | Path, names: list[str], counts: np.ndarray, corner: str = "map\\reference") -> Path:
+def write_counts(
+    path: str | storage.Location, names: list[str], counts: np.ndarray, corner: str = "map\\reference"
+) -> storage.Location:
     """Write a count matrix in the COUNTS.csv layout (readable by :func:`read_counts`)."""
     frame = pd.DataFrame(np.asarray(counts, dtype=np.int64), index=pd.Index(names, name=corner), columns=names)
     return write_text(path, frame.to_csv(lineterminator="\n"))
 
 
-def write_mapped_area(path: str | Path, names: list[str], area_ha: np.ndarray) -> Path:
+def write_mapped_area(path: str | storage.Location, names: list[str], area_ha: np.ndarray) -> storage.Location:
     """Write ``class,mapped_area_ha`` (readable by :func:`read_mapped_area`)."""
     frame = pd.DataFrame({"class": names, "mapped_area_ha": np.asarray(area_ha, dtype=float)})
     return write_text(path, frame.to_csv(index=False, lineterminator="\n", float_format="%.6f"))
@@ -205,7 +207,7 @@ def write_mapped_area(path: str | Path, names: list[str], area_ha: np.ndarray) -
 # ----------------------------------------------------------------------------------------------
 
 
-def write_samples(samples: pd.DataFrame, out: str | Path) -> Path:
+def write_samples(samples: pd.DataFrame, out: str | storage.Location) -> storage.Location:
     """Write the design's samples as .csv, .geojson or .gpkg (points in EPSG:4326), atomically."""
     out = storage.path(out)
     suffix = out.suffix.lower()
@@ -324,7 +326,7 @@ def parse_class_label(value: object) -> int | None:
     return int(number) if number.is_integer() and int(number) in BY_CODE else None
 
 
-def read_labelled(path: str | Path) -> pd.DataFrame:
+def read_labelled(path: str | storage.Location) -> pd.DataFrame:
     """The design output with ``reference_class`` filled; adds integer ``ref_code`` (and checks ``map_class``)."""
     path = storage.path(path)
     if not path.exists():
