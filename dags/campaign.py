@@ -69,9 +69,9 @@ def campaign_steps(calls, plan, after: list[str], *, errored: bool = True) -> No
     for call in calls:
         depends = step_task(call, plan, depends).name
     Task(name="gate", template_ref=m.TemplateRef(name=p.TEMPLATE_PROCESS_TILE, template="gate"), depends=depends,
-         when="{{tasks.collect-failures.outputs.parameters.failed}} > {{workflow.parameters.%s}}" % p.GATE_PARAMETER,
+         when="{{tasks.collect-failures.outputs.parameters.failed}} > " + p.workflow_parameter(p.GATE_PARAMETER),
          arguments={"failed": "{{tasks.collect-failures.outputs.parameters.failed}}",
-                    "allowed": "{{workflow.parameters.%s}}" % p.GATE_PARAMETER, "out_root": plan.out_root})
+                    "allowed": p.workflow_parameter(p.GATE_PARAMETER), "out_root": plan.out_root})
 
 
 def single_workflow(plan, cfg, setup_calls, tile_calls, final_calls, prefix, extra_labels) -> Workflow:
@@ -83,12 +83,11 @@ def single_workflow(plan, cfg, setup_calls, tile_calls, final_calls, prefix, ext
         arguments=p.campaign_arguments(cfg, plan),
         metrics=p.campaign_metrics(plan),
         **p.workflow_spec(cfg, plan, parallelism=cfg.tile_parallelism),
-    ) as wf:
-        with DAG(name="main", fail_fast=False):
-            first = setup_steps(setup_calls, plan)
-            for call in tile_calls:
-                step_task(call, plan, first)
-            campaign_steps(final_calls, plan, after=[p.task_name(c.arguments["tile"]) for c in tile_calls])
+    ) as wf, DAG(name="main", fail_fast=False):
+        first = setup_steps(setup_calls, plan)
+        for call in tile_calls:
+            step_task(call, plan, first)
+        campaign_steps(final_calls, plan, after=[p.task_name(c.arguments["tile"]) for c in tile_calls])
     return wf
 
 
@@ -102,10 +101,9 @@ def batch_template(plan, cfg, calls, name, index, count, extra_labels) -> Workfl
         workflow_metadata=m.WorkflowMetadata(labels=labels, annotations=ui),
         entrypoint="main",
         **p.workflow_spec(cfg, plan, parallelism=cfg.tile_parallelism, ttl=False),
-    ) as wt:
-        with DAG(name="main", fail_fast=False):
-            for call in calls:
-                step_task(call, plan)
+    ) as wt, DAG(name="main", fail_fast=False):
+        for call in calls:
+            step_task(call, plan)
     return wt
 
 
@@ -130,7 +128,7 @@ def parent_workflow(plan, cfg, setup_calls, batches, final_calls, prefix, extra_
                  when="{{workflow.status}} != Succeeded", continue_on=m.ContinueOn(failed=True))
         with DAG(name="main", fail_fast=False):
             first = setup_steps(setup_calls, plan)
-            for name, (template_name, _) in zip(names, batches):
+            for name, (template_name, _) in zip(names, batches, strict=True):
                 Task(name=name, template=batch, depends=first,
                      arguments={"batch": name, "template": template_name})
             campaign_steps(final_calls, plan, after=names, errored=False)

@@ -51,7 +51,7 @@ def build(cfg: p.RenderConfig) -> WorkflowTemplate:
     ) as wt:
         args = []
         for k, flag in OPTIONS.items():
-            args += [flag, "{{inputs.parameters.%s}}" % k]
+            args += [flag, p.input_parameter(k)]
         submit = Container(
             name="submit",
             inputs=[m.Parameter(name=k, **({"enum": c} if c else {})) for k, (_, _, c) in FORM.items()],
@@ -67,5 +67,5 @@ def build(cfg: p.RenderConfig) -> WorkflowTemplate:
         )
         with DAG(name="launch"):
             Task(name="submit", template=submit,
-                 arguments={k: "{{workflow.parameters.%s}}" % k for k in FORM})
+                 arguments={k: p.workflow_parameter(k) for k in FORM})
     return wt

@@ -2,7 +2,8 @@
 
 from hera.workflows import Script, WorkflowTemplate
 
-from worldcover.engines.argo import entry, parts as p
+from worldcover.engines.argo import entry
+from worldcover.engines.argo import parts as p
 
 
 def build(cfg: p.RenderConfig) -> WorkflowTemplate:

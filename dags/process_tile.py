@@ -8,7 +8,8 @@ run at once, across every campaign, without resubmitting anything.
 from hera.workflows import Container, Script, WorkflowTemplate
 from hera.workflows import models as m
 
-from worldcover.engines.argo import entry, parts as p
+from worldcover.engines.argo import entry
+from worldcover.engines.argo import parts as p
 
 
 def bookkeeping_step(cfg: p.RenderConfig, name: str, source, deadline_s: int, **counted) -> Script:

@@ -9,7 +9,8 @@ reference file once the sampling design has been labelled.
 from hera.workflows import DAG, Script, Task, WorkflowTemplate
 from hera.workflows import models as m
 
-from worldcover.engines.argo import entry, parts as p
+from worldcover.engines.argo import entry
+from worldcover.engines.argo import parts as p
 
 #: the launch form: name -> (description, default or None for required)
 LAUNCH_PARAMETERS = {
@@ -47,5 +48,5 @@ def build(cfg: p.RenderConfig) -> WorkflowTemplate:
         )
         with DAG(name="launch"):
             Task(name="validate", template=validate,
-                 arguments={k: "{{workflow.parameters.%s}}" % k for k in LAUNCH_PARAMETERS})
+                 arguments={k: p.workflow_parameter(k) for k in LAUNCH_PARAMETERS})
     return wt

@@ -8,7 +8,7 @@ import re
 import subprocess
 import sys
 import time
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -30,7 +30,7 @@ def _plan(stage: str) -> CampaignPlan:
     return CampaignPlan.create(f"wc-2021-{stage}", 2021, stage=stage, out_root="s3://worldcover/campaigns")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _render(stage: str):
     start = time.perf_counter()
     r = render(_plan(stage))
@@ -72,7 +72,7 @@ def test_layout_per_stage():
     # each batch template holds exactly one batch of the plan, in order
     plan = _plan("100pct")
     batches = [o for o in r100.objects if o.role == "batch"]
-    for o, tiles in zip(batches, plan.batches()):
+    for o, tiles in zip(batches, plan.batches(), strict=True):
         assert [t["arguments"]["parameters"] for t in _dag(o.obj)["tasks"]] and \
             [next(p["value"] for p in t["arguments"]["parameters"] if p["name"] == "tile")
              for t in _dag(o.obj)["tasks"]] == list(tiles)
@@ -203,7 +203,7 @@ def test_workflow_spec_limits(rendering):
 
 
 def test_scripts_retry_resources_security_and_secrets(rendering):
-    for o, t in _scripts(rendering):
+    for _o, t in _scripts(rendering):
         if t["name"] == "collect-failures":  # counts the tiles (metrics): no retries, see tile_metrics()
             assert "retryStrategy" not in t and t["metrics"]
             continue

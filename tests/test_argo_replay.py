@@ -26,9 +26,25 @@ import pytest
 
 from tests import small_campaign
 from tests.argo_replay import (
-    DryRunExecutor, KillRule, Pod, PodResult, Replay, ReplayError, Settings, TaskState, UnsupportedField,
-    check_object, depends_tasks, eval_condition, eval_depends, eval_expression, format_pods, inputs_json,
-    substitute, substitute_tree, unresolved,
+    DryRunExecutor,
+    KillRule,
+    Pod,
+    PodResult,
+    Replay,
+    ReplayError,
+    Settings,
+    TaskState,
+    UnsupportedField,
+    check_object,
+    depends_tasks,
+    eval_condition,
+    eval_depends,
+    eval_expression,
+    format_pods,
+    inputs_json,
+    substitute,
+    substitute_tree,
+    unresolved,
 )
 from worldcover.campaign import CampaignPlan
 from worldcover.engines.argo import parts
@@ -180,7 +196,7 @@ def test_dry_run_lists_the_pods_in_dag_order(two_batches):
     batches = [r for r in pods if r.kind == "resource"]
     assert [r.task for r in batches] == ["b000", "b001"]
     parent = batches[0].workflow
-    for batch, tile in zip(batches, tiles):
+    for batch, tile in zip(batches, tiles, strict=True):
         assert batch.child == f"{parent}-{batch.task}" and tile.workflow == batch.child
         assert pods.index(batch) < pods.index(tile)
     last = [r.task for r in pods if r.workflow == parent][-3:]
@@ -414,7 +430,8 @@ def test_items_when_and_task_results():
                     {"name": "each", "template": "echo", "depends": "list",
                      "withParam": "{{tasks.list.outputs.result}}",
                      "arguments": {"parameters": [{"name": "msg", "value": "{{item}}"}]}},
-                    {"name": "never", "template": "echo", "depends": "each", "when": "{{tasks.list.status}} != Succeeded",
+                    {"name": "never", "template": "echo", "depends": "each",
+                     "when": "{{tasks.list.status}} != Succeeded",
                      "arguments": {"parameters": [{"name": "msg", "value": "x"}]}},
                     {"name": "after", "template": "echo", "depends": "never.Skipped && each.AnySucceeded",
                      "withItems": [1, 2], "arguments": {"parameters": [{"name": "msg", "value": "n{{item}}"}]}},
@@ -648,8 +665,8 @@ def test_replay_products_equal_the_local_engines(replayed):
     import numpy as np
 
     from worldcover import storage
-    from worldcover.mosaic.build import MosaicPaths
     from worldcover.layout import tile_paths
+    from worldcover.mosaic.build import MosaicPaths
 
     bucket, local = replayed.bucket, replayed.local
     assert [(s.call.name, s.call.arguments.get("tile")) for s in local.steps if not s.ok] == \

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from worldcover.campaign.plan import CampaignPlan
-from worldcover.engines.argo.render import render, runner_kwargs, _resolve, _template_index
+from worldcover.engines.argo.render import _resolve, _template_index, render, runner_kwargs
 
 REPO = Path(__file__).resolve().parents[1]
 

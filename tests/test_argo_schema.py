@@ -167,8 +167,10 @@ def test_every_argo_object_validates_strictly(version, argo_objects):
 def test_install_manifests_least_privilege_and_no_secret_values():
     objs = {p.name: yaml.safe_load(p.read_text()) for p in (ARGO / "install").glob("*.yaml")}
     rules = objs["role.yaml"]["rules"]
-    granted = {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
-    assert granted == {("argoproj.io", "workflowtaskresults", "create"), ("argoproj.io", "workflowtaskresults", "patch"),
+    granted = {(g, r, v) for rule in rules
+               for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+    assert granted == {("argoproj.io", "workflowtaskresults", "create"),
+                       ("argoproj.io", "workflowtaskresults", "patch"),
                        ("argoproj.io", "workflows", "create"), ("argoproj.io", "workflows", "get"),
                        ("argoproj.io", "workflows", "list"), ("argoproj.io", "workflows", "watch"),
                        # the exit handler stops children (merge patch); apply patches an existing child

@@ -15,13 +15,12 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from tests.loopback import LoopbackServer
 from worldcover.campaign.plan import CampaignPlan
 from worldcover.engines.argo import parts
 from worldcover.engines.argo import submit as S
 from worldcover.engines.argo.schema import ArgoSchemaError, validate_object
 from worldcover.errors import InputError
-
-from tests.loopback import LoopbackServer
 
 TOKEN = "sekret-token-123"
 NS = "worldcover"
@@ -107,60 +106,70 @@ class FakeArgoServer(LoopbackServer):
         if ns == "leaky":  # a server that echoes the credential back: we must redact it
             return 403, {"code": 7, "message": f"forbidden for Authorization: Bearer {self.token}"}
         if kind == "workflow-templates":
-            if r["method"] == "POST" and rest == ["lint"]:
-                bad = self._valid(r["body"]["template"], "lint-template")
-                return (400, bad) if bad else (200, r["body"]["template"])
-            if r["method"] == "POST" and not rest:
-                t = copy.deepcopy(r["body"]["template"])
-                bad = self._valid(t, "create-template")
-                if bad:
-                    return 400, bad
-                name = t["metadata"]["name"]
-                if name in self.templates:
-                    return 409, {"code": 6, "message": f"workflowtemplates {name} already exists"}
-                t["metadata"]["resourceVersion"] = "1"
-                self.templates[name] = t
-                return 200, t
-            if r["method"] == "GET" and len(rest) == 1:
-                t = self.templates.get(rest[0])
-                return (200, t) if t else (404, {"code": 5, "message": "not found"})
-            if r["method"] == "GET" and not rest:
-                return 200, {"metadata": {}, "items": self._select(self.templates.values(), r)}
-            if r["method"] == "DELETE" and len(rest) == 1:
-                return (200, {}) if self.templates.pop(rest[0], None) else (404, {"code": 5, "message": "not found"})
-            if r["method"] == "PUT" and len(rest) == 1:
-                t = copy.deepcopy(r["body"]["template"])
-                bad = self._valid(t, "update-template")
-                if bad:
-                    return 400, bad
-                old = self.templates.get(rest[0])
-                if old is None or t["metadata"].get("resourceVersion") != old["metadata"]["resourceVersion"]:
-                    self.problems.append(f"update of {rest[0]} without the current resourceVersion")
-                    return 409, {"code": 10, "message": "conflict"}
-                t["metadata"]["resourceVersion"] = str(int(old["metadata"]["resourceVersion"]) + 1)
-                self.templates[rest[0]] = t
-                return 200, t
+            return self.route_templates(r, rest)
         if kind == "workflows":
-            if r["method"] == "POST" and rest == ["lint"]:
-                bad = self._valid(r["body"]["workflow"], "lint-workflow")
-                return (400, bad) if bad else (200, r["body"]["workflow"])
-            if r["method"] == "POST" and not rest:
-                wf = copy.deepcopy(r["body"]["workflow"])
-                bad = self._valid(wf, "create-workflow")
-                if bad:
-                    return 400, bad
-                self.counter += 1
-                wf["metadata"]["name"] = wf["metadata"].pop("generateName") + f"x{self.counter:04d}"
-                wf["metadata"]["namespace"] = ns
-                self.workflows[wf["metadata"]["name"]] = wf
-                return 200, wf
-            if r["method"] == "GET" and len(rest) == 1:
-                wf = self.workflows.get(rest[0])
-                return (200, wf) if wf else (404, {"code": 5, "message": f"workflows {rest[0]} not found"})
-            if r["method"] == "GET" and not rest:
-                return 200, {"metadata": {}, "items": self._select(self.workflows.values(), r)}
-            if r["method"] == "DELETE" and len(rest) == 1:
-                return (200, {}) if self.workflows.pop(rest[0], None) else (404, {"code": 5, "message": "not found"})
+            return self.route_workflows(r, ns, rest)
+        return 404, {"code": 5, "message": "not found"}
+
+    def route_templates(self, r: dict, rest: list[str]) -> tuple[int, dict]:
+        """The WorkflowTemplate endpoints: lint, create, get, list, delete and update (with resourceVersion)."""
+        if r["method"] == "POST" and rest == ["lint"]:
+            bad = self._valid(r["body"]["template"], "lint-template")
+            return (400, bad) if bad else (200, r["body"]["template"])
+        if r["method"] == "POST" and not rest:
+            t = copy.deepcopy(r["body"]["template"])
+            bad = self._valid(t, "create-template")
+            if bad:
+                return 400, bad
+            name = t["metadata"]["name"]
+            if name in self.templates:
+                return 409, {"code": 6, "message": f"workflowtemplates {name} already exists"}
+            t["metadata"]["resourceVersion"] = "1"
+            self.templates[name] = t
+            return 200, t
+        if r["method"] == "GET" and len(rest) == 1:
+            t = self.templates.get(rest[0])
+            return (200, t) if t else (404, {"code": 5, "message": "not found"})
+        if r["method"] == "GET" and not rest:
+            return 200, {"metadata": {}, "items": self._select(self.templates.values(), r)}
+        if r["method"] == "DELETE" and len(rest) == 1:
+            return (200, {}) if self.templates.pop(rest[0], None) else (404, {"code": 5, "message": "not found"})
+        if r["method"] == "PUT" and len(rest) == 1:
+            t = copy.deepcopy(r["body"]["template"])
+            bad = self._valid(t, "update-template")
+            if bad:
+                return 400, bad
+            old = self.templates.get(rest[0])
+            if old is None or t["metadata"].get("resourceVersion") != old["metadata"]["resourceVersion"]:
+                self.problems.append(f"update of {rest[0]} without the current resourceVersion")
+                return 409, {"code": 10, "message": "conflict"}
+            t["metadata"]["resourceVersion"] = str(int(old["metadata"]["resourceVersion"]) + 1)
+            self.templates[rest[0]] = t
+            return 200, t
+        return 404, {"code": 5, "message": "not found"}
+
+    def route_workflows(self, r: dict, ns: str, rest: list[str]) -> tuple[int, dict]:
+        """The Workflow endpoints: lint, create (named from generateName), get, list and delete."""
+        if r["method"] == "POST" and rest == ["lint"]:
+            bad = self._valid(r["body"]["workflow"], "lint-workflow")
+            return (400, bad) if bad else (200, r["body"]["workflow"])
+        if r["method"] == "POST" and not rest:
+            wf = copy.deepcopy(r["body"]["workflow"])
+            bad = self._valid(wf, "create-workflow")
+            if bad:
+                return 400, bad
+            self.counter += 1
+            wf["metadata"]["name"] = wf["metadata"].pop("generateName") + f"x{self.counter:04d}"
+            wf["metadata"]["namespace"] = ns
+            self.workflows[wf["metadata"]["name"]] = wf
+            return 200, wf
+        if r["method"] == "GET" and len(rest) == 1:
+            wf = self.workflows.get(rest[0])
+            return (200, wf) if wf else (404, {"code": 5, "message": f"workflows {rest[0]} not found"})
+        if r["method"] == "GET" and not rest:
+            return 200, {"metadata": {}, "items": self._select(self.workflows.values(), r)}
+        if r["method"] == "DELETE" and len(rest) == 1:
+            return (200, {}) if self.workflows.pop(rest[0], None) else (404, {"code": 5, "message": "not found"})
         return 404, {"code": 5, "message": "not found"}
 
     @staticmethod
@@ -269,7 +278,8 @@ def test_status_and_retry_single_workflow(server, svc):
     failed = sorted(plan.tiles)[:2]
     phases = {t: ("Failed" if t in failed else "Succeeded") for t in plan.tiles}
     wf = server.workflows[result.workflow]
-    wf["status"] = {"phase": "Failed", "nodes": {**_tile_nodes(result.workflow, phases), **_step_nodes(result.workflow)}}
+    nodes = {**_tile_nodes(result.workflow, phases), **_step_nodes(result.workflow)}
+    wf["status"] = {"phase": "Failed", "nodes": nodes}
     st = S.campaign_status(result.workflow, svc, NS)
     assert st.campaign == plan.name and st.stage == "1pct" and st.phase == "Failed"
     assert st.failed_tiles() == failed
@@ -298,7 +308,7 @@ def test_status_of_a_parent_reads_its_children(server, svc):
     batches = [o for o in result.rendering.objects if o.role == "batch"]
     failed_tile = plan.batches()[2][7]
     nodes = {}
-    for i, (o, tiles) in enumerate(zip(batches, plan.batches())):
+    for i, (o, tiles) in enumerate(zip(batches, plan.batches(), strict=True)):
         b = f"b{i:03d}"
         child_name = f"{result.workflow}-{b}-zz{i}"
         phases = {t: ("Failed" if t == failed_tile else "Succeeded") for t in tiles}
@@ -515,7 +525,7 @@ def test_the_ui_launch_form_submits_a_campaign_as_the_cli_does(server, tmp_path)
     values.update(out_root="s3://worldcover/campaigns", argo_server=server.url)
     task = obj["spec"]["templates"][-1]["dag"]["tasks"][0]
     assert {a["name"]: a["value"] for a in task["arguments"]["parameters"]} == {
-        k: "{{workflow.parameters.%s}}" % k for k in form}
+        k: parts.workflow_parameter(k) for k in form}
     container = next(t for t in obj["spec"]["templates"] if t["name"] == "submit")["container"]
     token = tmp_path / "token"
     token.write_text(TOKEN)

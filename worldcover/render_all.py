@@ -32,7 +32,12 @@ def render_tree(cfg=None) -> dict[str, str]:
     from worldcover.engines.argo import install
     from worldcover.engines.argo.parts import RenderConfig
     from worldcover.engines.argo.render import (
-        HEADER, check, render_campaign_objects, render_launcher, render_templates, to_yaml,
+        HEADER,
+        check,
+        render_campaign_objects,
+        render_launcher,
+        render_templates,
+        to_yaml,
     )
 
     cfg = cfg or RenderConfig()

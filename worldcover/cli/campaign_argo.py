@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -104,12 +103,12 @@ def _table(rows: list[dict], columns: list[str]) -> None:
 @app.command("render")
 def render_cmd(
     out: str = typer.Option(..., "--out", help="Folder (or s3:// prefix) to write the YAML into."),
-    stage: Optional[str] = _stage, year: int = _year, tiles: Optional[str] = _tiles, name: Optional[str] = _name,
-    image: Optional[str] = _image, batch_size: int = _batch, out_root: str = _out_root, model: str = _model,
-    source: str = _source, max_cloud: Optional[float] = _max_cloud, reference: str = _reference,
+    stage: str | None = _stage, year: int = _year, tiles: str | None = _tiles, name: str | None = _name,
+    image: str | None = _image, batch_size: int = _batch, out_root: str = _out_root, model: str = _model,
+    source: str = _source, max_cloud: float | None = _max_cloud, reference: str = _reference,
     schema: str = typer.Option("v4.1.2", "--schema", help="Argo schema to validate against (v4.1.2, v3.7.18)."),
-    max_failed: Optional[int] = _max_failed, source_kind: str = _source_kind,
-    node_selector: Optional[list[str]] = _node_selector, toleration: Optional[list[str]] = _toleration,
+    max_failed: int | None = _max_failed, source_kind: str = _source_kind,
+    node_selector: list[str] | None = _node_selector, toleration: list[str] | None = _toleration,
     priority_class: str = _priority, spot: bool = _spot,
     as_json: bool = _json,
 ) -> None:
@@ -145,13 +144,13 @@ def render_cmd(
 
 @app.command("submit")
 def submit_cmd(
-    stage: Optional[str] = _stage, year: int = _year, tiles: Optional[str] = _tiles, name: Optional[str] = _name,
-    image: Optional[str] = _image, batch_size: int = _batch, out_root: str = _out_root, model: str = _model,
-    source: str = _source, max_cloud: Optional[float] = _max_cloud, reference: str = _reference,
-    server: Optional[str] = _server, namespace: Optional[str] = _namespace,
-    token_file: Optional[Path] = _token_file, insecure: bool = _insecure, as_json: bool = _json,
-    max_failed: Optional[int] = _max_failed, source_kind: str = _source_kind,
-    node_selector: Optional[list[str]] = _node_selector, toleration: Optional[list[str]] = _toleration,
+    stage: str | None = _stage, year: int = _year, tiles: str | None = _tiles, name: str | None = _name,
+    image: str | None = _image, batch_size: int = _batch, out_root: str = _out_root, model: str = _model,
+    source: str = _source, max_cloud: float | None = _max_cloud, reference: str = _reference,
+    server: str | None = _server, namespace: str | None = _namespace,
+    token_file: Path | None = _token_file, insecure: bool = _insecure, as_json: bool = _json,
+    max_failed: int | None = _max_failed, source_kind: str = _source_kind,
+    node_selector: list[str] | None = _node_selector, toleration: list[str] | None = _toleration,
     priority_class: str = _priority, spot: bool = _spot,
 ) -> None:
     """Render, validate and submit a campaign to an Argo Server."""
@@ -172,8 +171,8 @@ def submit_cmd(
 @app.command("status")
 def status_cmd(
     workflow: str = typer.Argument(..., help="Name of the campaign workflow (single or parent)."),
-    server: Optional[str] = _server, namespace: Optional[str] = _namespace,
-    token_file: Optional[Path] = _token_file, insecure: bool = _insecure, as_json: bool = _json,
+    server: str | None = _server, namespace: str | None = _namespace,
+    token_file: Path | None = _token_file, insecure: bool = _insecure, as_json: bool = _json,
     failed_only: bool = typer.Option(False, "--failed", help="List only failed tiles."),
 ) -> None:
     """Per-tile phases of a campaign workflow (and of its child workflows)."""
@@ -196,9 +195,9 @@ def status_cmd(
 @app.command("retry")
 def retry_cmd(
     workflow: str = typer.Argument(..., help="Name of the campaign workflow whose failed tiles to run again."),
-    image: Optional[str] = _image,
-    server: Optional[str] = _server, namespace: Optional[str] = _namespace,
-    token_file: Optional[Path] = _token_file, insecure: bool = _insecure, as_json: bool = _json,
+    image: str | None = _image,
+    server: str | None = _server, namespace: str | None = _namespace,
+    token_file: Path | None = _token_file, insecure: bool = _insecure, as_json: bool = _json,
 ) -> None:
     """Submit a new workflow over the failed tiles of a campaign workflow."""
     from worldcover.engines.argo import submit as s
@@ -217,8 +216,8 @@ def cleanup_cmd(
     campaign: str = typer.Argument(..., help="Campaign name (label worldcover.io/campaign), e.g. wc-1pct-2021."),
     force: bool = typer.Option(False, "--force", help="Also delete workflows that are still running."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be deleted."),
-    server: Optional[str] = _server, namespace: Optional[str] = _namespace,
-    token_file: Optional[Path] = _token_file, insecure: bool = _insecure, as_json: bool = _json,
+    server: str | None = _server, namespace: str | None = _namespace,
+    token_file: Path | None = _token_file, insecure: bool = _insecure, as_json: bool = _json,
 ) -> None:
     """Delete a campaign's workflows and batch templates (shared templates and outputs stay)."""
     from worldcover.engines.argo import submit as s

@@ -26,8 +26,9 @@ Each entrypoint is a thin adapter around one function of
 import inspect
 import os
 import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from worldcover.credentials import install as _install_log_redaction
 

@@ -204,9 +204,9 @@ class RenderConfig:
                              f"{', '.join(SOURCE_CREDENTIALS)}")
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.type == "int" and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-                if not (f.name == "max_failed_tiles" and value == -1):
-                    raise InputError(f"invalid {f.name.replace('_', ' ')} {value!r}: expected a non-negative "
+            bad_int = not isinstance(value, int) or isinstance(value, bool) or value < 0
+            if f.type == "int" and bad_int and not (f.name == "max_failed_tiles" and value == -1):
+                raise InputError(f"invalid {f.name.replace('_', ' ')} {value!r}: expected a non-negative "
                                      "integer")
         if not _DURATION.fullmatch(self.retry_backoff):
             raise InputError(f"invalid retry backoff {self.retry_backoff!r}: expected a duration like 90s, 2m "
@@ -301,6 +301,16 @@ def max_failed_tiles(cfg: RenderConfig, plan) -> int:
 
 
 # -- metadata ---------------------------------------------------------------------------------
+
+def workflow_parameter(name: str) -> str:
+    """The Argo expression for workflow parameter ``name`` (concatenated: its braces are Argo's, not Python's)."""
+    return "{{workflow.parameters." + name + "}}"
+
+
+def input_parameter(name: str) -> str:
+    """The Argo expression for template input ``name`` (concatenated: its braces are Argo's, not Python's)."""
+    return "{{inputs.parameters." + name + "}}"
+
 
 def stage_label(plan) -> str:
     return plan.stage or "custom"

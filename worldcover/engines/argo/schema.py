@@ -129,7 +129,9 @@ def _leaf_errors(error):
         yield error
 
 
-def schema_errors(obj: Any, definition: str, version: str = DEFAULT_VERSION, strict: bool = True) -> list[tuple[str, str]]:
+def schema_errors(
+    obj: Any, definition: str, version: str = DEFAULT_VERSION, strict: bool = True
+) -> list[tuple[str, str]]:
     """All ``(path, message)`` pairs for ``obj`` against one schema definition (empty when valid)."""
     validator = _validator(_check_version(version), definition, strict)
     out: list[tuple[str, str]] = []
@@ -145,37 +147,40 @@ _SHAPE_KEYWORDS = {"type", "properties", "items", "required", "additionalPropert
                    "group", "kind", "version", "localhostProfile"}
 
 
+def _has_value_keyword(schema: dict, defs: dict) -> bool:
+    """Whether ``schema`` (or the definition it refers to) pins string values with const/enum."""
+    if "const" in schema or "enum" in schema:
+        return True
+    ref = schema.get("$ref", "")
+    target = defs.get(ref.rsplit("/", 1)[-1], {}) if ref else {}
+    return "const" in target or "enum" in target or "enum" in target.get("items", {})
+
+
+def _shape_only(x: Any, defs: dict, sensitive: set[str], in_props: bool = False) -> bool:
+    """Whether ``x`` uses shape keywords only; adds the property names whose values matter to ``sensitive``."""
+    if isinstance(x, list):
+        return all(_shape_only(v, defs, sensitive) for v in x)
+    if not isinstance(x, dict):
+        return True
+    for k, v in x.items():
+        if in_props:  # k is a property name, v its schema
+            if isinstance(v, dict) and (_has_value_keyword(v, defs) or _has_value_keyword(v.get("items", {}), defs)):
+                sensitive.add(k)
+            if not _shape_only(v, defs, sensitive):
+                return False
+            continue
+        known = k in _SHAPE_KEYWORDS or k.startswith("x-kubernetes-")
+        if not known or not _shape_only(v, defs, sensitive, in_props=k == "properties"):
+            return False
+    return True
+
+
 @lru_cache(maxsize=8)
 def _reducible(version: str, strict: bool) -> frozenset[str] | None:
     """Keys whose string values matter (const/enum), or None when shapes alone do not decide validity."""
     defs = patched_definitions(version, strict)
     sensitive: set[str] = set()
-
-    def has_value_keyword(schema: dict) -> bool:
-        if "const" in schema or "enum" in schema:
-            return True
-        ref = schema.get("$ref", "")
-        target = defs.get(ref.rsplit("/", 1)[-1], {}) if ref else {}
-        return "const" in target or "enum" in target or "enum" in target.get("items", {})
-
-    def walk(x: Any, in_props: bool = False) -> bool:
-        if isinstance(x, dict):
-            for k, v in x.items():
-                if in_props:
-                    if isinstance(v, dict) and (has_value_keyword(v) or has_value_keyword(v.get("items", {}))):
-                        sensitive.add(k)
-                    if not walk(v):
-                        return False
-                    continue
-                if not (k in _SHAPE_KEYWORDS or k.startswith("x-kubernetes-")):
-                    return False
-                if not walk(v, k == "properties"):
-                    return False
-        elif isinstance(x, list):
-            return all(walk(v) for v in x)
-        return True
-
-    if not all(walk(d) for d in defs.values()):
+    if not all(_shape_only(d, defs, sensitive) for d in defs.values()):
         return None
     return frozenset(sensitive)
 

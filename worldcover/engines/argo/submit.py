@@ -14,15 +14,16 @@ import json
 import os
 import re
 import warnings
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
+from worldcover.credentials import redact, register
 from worldcover.engines.argo import parts
 from worldcover.engines.argo.parts import RenderConfig
 from worldcover.engines.argo.render import ArgoObject, Rendering, render
-from worldcover.credentials import redact, register
 from worldcover.errors import DataError, InputError, WorldCoverError
 
 TOKEN_ENV = "ARGO_TOKEN"
@@ -348,9 +349,10 @@ def campaign_status(name: str, svc, namespace: str | None = None) -> CampaignSta
     step_nodes: dict[str, dict] = {}
     for node in nodes:
         d = node.get("displayName")
-        if d in STEP_NAMES and node.get("type") in ("Retry", "Pod"):
-            if d not in step_nodes or node.get("type") == "Retry":
-                step_nodes[d] = node
+        # a step's Retry node carries its final phase; a bare Pod node stands in when there is no retry
+        kind = node.get("type")
+        if d in STEP_NAMES and kind in ("Retry", "Pod") and (d not in step_nodes or kind == "Retry"):
+            step_nodes[d] = node
     st.steps = [{"step": d, "phase": step_nodes[d].get("phase")} for d in STEP_NAMES if d in step_nodes]
     st.tiles = tile_states(wf)
     if labels.get(parts.LABEL_ROLE) == "parent":
@@ -417,17 +419,11 @@ def cleanup(campaign: str, svc, namespace: str | None = None, *, force: bool = F
     from hera.exceptions import NotFound
 
     for name in out.workflows:  # children go with their parent too (owner references): NotFound is fine
-        with _calls(svc, f"deleting workflow {name!r}"):
-            try:
-                svc.delete_workflow(name, namespace=namespace)
-            except NotFound:
-                pass
+        with _calls(svc, f"deleting workflow {name!r}"), suppress(NotFound):
+            svc.delete_workflow(name, namespace=namespace)
     for name in out.templates:
-        with _calls(svc, f"deleting WorkflowTemplate {name!r}"):
-            try:
-                svc.delete_workflow_template(name, namespace=namespace)
-            except NotFound:
-                pass
+        with _calls(svc, f"deleting WorkflowTemplate {name!r}"), suppress(NotFound):
+            svc.delete_workflow_template(name, namespace=namespace)
     return out
 
 
