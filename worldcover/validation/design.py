@@ -402,12 +402,7 @@ def design_sample(
     ``n`` counts sampling units: pixels, or 100 m PSUs (each then listed as its land sub-pixels).
     The same map, seed and window size give the same sample on every machine.
     """
-    if n is not None and n < 1:
-        raise InputError(f"sample size --n {n}: expected a positive integer")
-    if min_per_class < 0:
-        raise InputError(f"--min-per-class {min_per_class}: expected a non-negative integer")
-    if unit not in UNITS:
-        raise InputError(f"sampling unit {unit!r}: expected one of {', '.join(UNITS)}")
+    _check_design_options(n, min_per_class, unit)
     if isinstance(land_mask, str):
         land_mask = parse_land_mask(land_mask)
     ua: dict[int | None, float] = dict(conjectured_ua or {None: DEFAULT_CONJECTURED_UA})
@@ -419,12 +414,7 @@ def design_sample(
     capacity = n if n is not None else max(math.ceil((s_max / target_se) ** 2), min_per_class * len(BY_CODE), 1)
     scan = scan_map(map_path, capacity=capacity, seed=seed, window=window, land_mask=land_mask, unit=unit)
 
-    codes = np.array([k for k in np.flatnonzero(scan.units) if k != NODATA], dtype=np.int64)
-    if codes.size == 0:
-        raise InputError(f"map {map_path}: no classified pixels on land (every pixel is nodata {NODATA} or ocean)")
-    unknown = [int(c) for c in codes if int(c) not in BY_CODE]
-    if unknown:
-        raise DataError(f"map {map_path}: codes {unknown} are not WorldCover classes (expected {sorted(BY_CODE)})")
+    codes = _land_codes(scan, map_path)
     area = scan.unit_area_m2[codes]
     weights = area / area.sum()
     u = np.array([ua.get(int(c), default_ua) for c in codes])
@@ -437,13 +427,7 @@ def design_sample(
         n_total = int(n)
     alloc = allocate(weights, n_total, min_per_class, scan.units[codes])
 
-    parts = []
-    for code, n_h, a_h in zip(codes, alloc, area, strict=True):
-        if n_h == 0:
-            continue
-        rows, cols = scan.reservoir.best(int(code), int(n_h))
-        parts.append(pd.DataFrame({"code": int(code), "row": rows, "col": cols, "n_h": int(n_h), "area_h": a_h}))
-    df = pd.concat(parts, ignore_index=True)
+    df = _drawn_units(scan, codes, alloc, area)
     weight_of = dict(zip(codes.tolist(), weights.tolist(), strict=True))
     if unit == "pixel":
         samples = _pixel_samples(df, scan, weight_of, seed)
@@ -463,6 +447,38 @@ def design_sample(
         land_area_ha=float(scan.area_m2.sum() / M2_PER_HA), ocean_area_ha=scan.ocean_area_m2 / M2_PER_HA,
         nodata_area_ha=scan.nodata_area_m2 / M2_PER_HA,
     )
+
+
+def _check_design_options(n: int | None, min_per_class: int, unit: str) -> None:
+    """The options' own bounds, checked before the map is opened."""
+    if n is not None and n < 1:
+        raise InputError(f"sample size --n {n}: expected a positive integer")
+    if min_per_class < 0:
+        raise InputError(f"--min-per-class {min_per_class}: expected a non-negative integer")
+    if unit not in UNITS:
+        raise InputError(f"sampling unit {unit!r}: expected one of {', '.join(UNITS)}")
+
+
+def _land_codes(scan: MapScan, map_path: str | storage.Location) -> np.ndarray:
+    """The class codes the scan found on land (the strata): at least one, each a WorldCover class."""
+    codes = np.array([k for k in np.flatnonzero(scan.units) if k != NODATA], dtype=np.int64)
+    if codes.size == 0:
+        raise InputError(f"map {map_path}: no classified pixels on land (every pixel is nodata {NODATA} or ocean)")
+    unknown = [int(c) for c in codes if int(c) not in BY_CODE]
+    if unknown:
+        raise DataError(f"map {map_path}: codes {unknown} are not WorldCover classes (expected {sorted(BY_CODE)})")
+    return codes
+
+
+def _drawn_units(scan: MapScan, codes: np.ndarray, alloc: np.ndarray, area: np.ndarray) -> pd.DataFrame:
+    """The first n_h units of each stratum's reservoir (its random draw): code, row, col, n_h, area_h."""
+    parts = []
+    for code, n_h, a_h in zip(codes, alloc, area, strict=True):
+        if n_h == 0:
+            continue
+        rows, cols = scan.reservoir.best(int(code), int(n_h))
+        parts.append(pd.DataFrame({"code": int(code), "row": rows, "col": cols, "n_h": int(n_h), "area_h": a_h}))
+    return pd.concat(parts, ignore_index=True)
 
 
 def _pixel_samples(df: pd.DataFrame, scan: MapScan, weight_of: dict, seed: int) -> pd.DataFrame:
