@@ -151,7 +151,7 @@ def check_manifest(obj: dict) -> dict:
         "RoleBinding": ("apiVersion", "kind", "metadata", "roleRef", "subjects"),
         "ConfigMap": ("apiVersion", "kind", "metadata", "data"),
         "Kustomization": ("apiVersion", "kind", "resources"),
-    }.get(kind)
+    }.get(kind) if isinstance(kind, str) else None
     if required is None:
         raise DataError(f"unexpected install manifest kind {kind!r}")
     missing = [k for k in required if k not in obj]

@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 
-from hera.workflows import EmptyDirVolume, Env, Metrics, Parameter, Resources, RetryStrategy, SecretEnv
+from hera.workflows import EmptyDirVolume, Env, Parameter, Resources, RetryStrategy, SecretEnv
 from hera.workflows import models as m
-from hera.workflows.metrics import Counter, Label
+from hera.workflows.metrics import Counter, Gauge, Label
 
 from worldcover.errors import InputError
 
@@ -345,7 +345,7 @@ def container_security(cfg: RenderConfig) -> m.SecurityContext:
 
 def scratch(size: str) -> list:
     """A writable emptyDir on /tmp: the root filesystem is read-only."""
-    return [EmptyDirVolume(name="scratch", mount_path=SCRATCH, size_limit=size)]
+    return [EmptyDirVolume(name="scratch", mount_path=SCRATCH, size_limit=m.Quantity(size))]
 
 
 def base_env() -> list:
@@ -398,7 +398,7 @@ def retry(cfg: RenderConfig, deadline_s: int) -> RetryStrategy:
     """Retry failures and lost pods, never a data or input error (exit 2), each attempt on another node."""
     return RetryStrategy(
         limit=cfg.retry_limit, retry_policy="Always", expression=RETRY_EXPRESSION,
-        backoff=m.Backoff(duration=cfg.retry_backoff, factor=cfg.retry_factor,
+        backoff=m.Backoff(duration=cfg.retry_backoff, factor=m.IntOrString(cfg.retry_factor),
                           max_duration=f"{retry_max_duration(cfg, deadline_s)}s"),
         affinity=m.RetryAffinity(node_anti_affinity=m.RetryNodeAntiAffinity()),
     )
@@ -433,19 +433,20 @@ def _labels(*, status: bool) -> list:
     return out
 
 
-def tile_metrics() -> Metrics:
+def tile_metrics() -> list[Counter]:
     """Tiles finished and failed, once per campaign run: on collect-failures, which has no retryStrategy.
 
     Argo emits a template's metrics for its retry node and again for each attempt
     (argoproj/argo-workflows#15526), so counters on the retried process-tile template
     would count a tile two or more times; collect-failures counts each tile once.
     """
-    return Metrics(metrics=[
+    # a plain list: hera's Metrics wrapper is typed for Metric only, the template's field takes any metric
+    return [
         Counter(name="worldcover_tiles_succeeded", help="Tiles with a valid finished product (done or reused)",
                 labels=_labels(status=False), when="{{status}} == Succeeded", value="{{outputs.parameters.finished}}"),
         Counter(name="worldcover_tiles_failed", help="Tiles without a finished product after every retry",
                 labels=_labels(status=False), when="{{status}} == Succeeded", value="{{outputs.parameters.failed}}"),
-    ])
+    ]
 
 
 def tile_outputs() -> list:
@@ -463,15 +464,13 @@ def stage_input() -> Parameter:
     return Parameter(name="stage", default="custom")
 
 
-def campaign_metrics(plan) -> Metrics:
+def campaign_metrics(plan) -> list[Gauge]:
     """Workflow-level: campaign duration (realtime gauge), labelled by campaign and stage."""
     labels = [Label(key="campaign", value=plan.name), Label(key="stage", value=stage_label(plan))]
-    from hera.workflows.metrics import Gauge
-
-    return Metrics(metrics=[
+    return [
         Gauge(name="worldcover_campaign_duration_seconds", help="Duration of a campaign workflow in seconds",
               labels=labels, realtime=True, value="{{workflow.duration}}"),
-    ])
+    ]
 
 
 # -- workflow spec -------------------------------------------------------------------------------
@@ -522,7 +521,12 @@ def step_arguments(call, extra: dict | None = None) -> dict[str, str]:
 
     args = call.arguments
     order = (["tile"] if "tile" in args else []) + [k for k in args if k != "tile"]  # the tile first, for the UI
-    out = {k: serialize(args[k]) for k in order}
+    out: dict[str, str] = {}
+    for k in order:
+        text = serialize(args[k])
+        if text is None:  # hera's MISSING: a step call always carries its values, so this is a bug upstream
+            raise InputError(f"argument {k!r} of step {call.name!r} has no value")
+        out[k] = text
     for k, v in (extra or {}).items():
         out.setdefault(k, v)
     for k, v in out.items():
@@ -611,8 +615,8 @@ def batch_resource(plan, cfg: RenderConfig, extra_labels: dict):
         success_condition="status.phase == Succeeded",
         failure_condition="status.phase in (Failed, Error)",
         # a lost resource pod (eviction, node drain) is an Error: apply again (a no-op) and wait again
-        retry_strategy=m.RetryStrategy(limit=cfg.retry_limit, retry_policy="OnError",
-                                       backoff=m.Backoff(duration="30s", factor=2)),
+        retry_strategy=m.RetryStrategy(limit=m.IntOrString(cfg.retry_limit), retry_policy="OnError",
+                                       backoff=m.Backoff(duration="30s", factor=m.IntOrString(2))),
     )
 
 

@@ -14,7 +14,7 @@ import json
 import os
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,9 +52,10 @@ class Redactor:
         return redact(text)  # and whatever other secret the environment holds
 
 
-def read_token(token_file: str | Path | None = None, env: dict | None = None) -> str | None:
+def read_token(token_file: str | Path | None = None, env: Mapping[str, str] | None = None) -> str | None:
     """The Argo token: from ``token_file`` if given, else ``$ARGO_TOKEN``, else None (no auth)."""
-    env = os.environ if env is None else env
+    source: Mapping[str, str] = os.environ if env is None else env
+    token: str | None
     if token_file is not None:
         path = Path(token_file)
         try:
@@ -66,7 +67,7 @@ def read_token(token_file: str | Path | None = None, env: dict | None = None) ->
         if not token:
             raise InputError(f"token file {str(path)!r} is empty")
     else:
-        token = (env.get(TOKEN_ENV) or "").strip() or None
+        token = (source.get(TOKEN_ENV) or "").strip() or None
     if token is not None and (any(c.isspace() for c in token.removeprefix("Bearer ")) or not token.isprintable()):
         raise InputError("the Argo token must be one line without spaces (its value is not shown)")
     register(token)  # a token from a file is masked in logs and messages like one from the environment
