@@ -64,11 +64,7 @@ LAYERS: list[tuple[str, ...]] = [
 #: Known arrows that point the wrong way, in files other engineers were changing when this test was
 #: written (issue 17); each is to be removed here when its import is fixed. The test fails on any
 #: arrow not listed, and on a listed one that no longer exists (so the list only shrinks).
-KNOWN_VIOLATIONS: set[tuple[str, str]] = {
-    # cli/campaign_argo imports _FriendlyErrors from cli/__init__ (which imports it back to register its commands);
-    # the class now lives in cli/_common, where cli/mosaic and cli/validate import it from
-    ("worldcover.cli.campaign_argo", "worldcover.cli"),
-}
+KNOWN_VIOLATIONS: set[tuple[str, str]] = set()
 
 #: The names any module may import from the package root: its version (the root imports nothing at run time).
 ROOT_NAMES = {"__version__"}

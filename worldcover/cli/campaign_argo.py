@@ -236,7 +236,7 @@ def main() -> None:
     """``python -m worldcover.cli.campaign_argo ...``: this sub-app alone, with the CLI's error handling."""
     import sys
 
-    from worldcover.cli import _FriendlyErrors
+    from worldcover.cli._common import _FriendlyErrors
     from worldcover.errors import WorldCoverError
 
     root = typer.Typer(cls=_FriendlyErrors, no_args_is_help=True, add_completion=False,
