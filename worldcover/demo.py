@@ -102,41 +102,15 @@ def cluster_plan(plan):
     return replace(plan, out_root=f"{prefix}/campaign", model=model, reference=reference).validate()
 
 
-def run(out, n_tiles: int = 3, n_blocks: int = 2, year: int = DEMO_YEAR, seed: int = DEMO_SEED,
-        model: Path = DEMO_MODEL, fresh: bool = True, block_size: int = DEMO_BLOCK_SIZE,
-        period: tuple[str, str] | None = None) -> dict:
-    """The demo; ``block_size`` and ``period`` (simulate only acquisitions between two ISO dates) make it
-    smaller, e.g. for a quick check (``--tiles 1 --blocks 1 --block-size 60 --period 2021-05-01,2021-06-30``)."""
+def _simulate(blocks: list, year: int, seed: int, period: tuple[str, str] | None, archive) -> None:
+    """Step 2: simulate the blocks' Sentinel archive at ``archive``.
+
+    The simulator writes to local disk; on object storage the archive is simulated in scratch and published.
+    """
     from worldcover import sim, storage
-    from worldcover.campaign import CampaignPlan
-    from worldcover.campaign.estimate import estimate
-    from worldcover.campaign.promote import DEFAULT_THRESHOLD, read_overall_accuracy
-    from worldcover.cli.campaign import print_summary, summarise
-    from worldcover.engines.argo.render import render, write
-    from worldcover.engines.local import run_campaign
-    from worldcover.grid import parse_blocks
-    from worldcover.sources.local_api import LocalStacApi
 
-    t0 = time.perf_counter()
-    out = storage.path(out)
-    if fresh and out.exists():
-        storage.remove_tree(out)
-    archive, root = out / "archive", out / "campaign"
-    # the simulator writes to local disk; on object storage the archive is simulated in scratch and published
-    scratch = tempfile.TemporaryDirectory(prefix="worldcover-demo-") if storage.is_remote(out) else None
+    scratch = tempfile.TemporaryDirectory(prefix="worldcover-demo-") if storage.is_remote(archive) else None
     sim_dir = Path(scratch.name) / "archive" if scratch else archive
-
-    console.rule("1. Plan")
-    console.print(stage_table(2021))
-    tiles = pick_demo_tiles(n_tiles)
-    spec = demo_blocks_spec(block_size, n_blocks)
-    blocks = [b for t in tiles for b in parse_blocks(t, spec, block_size)]
-    est = estimate(CampaignPlan.create("wc-1pct-2021", year, stage="1pct"))
-    console.print(f"full 1pct stage: {est.tiles} tiles, {est.land_km2:,.0f} km² of land, "
-                  f"~{est.core_hours:,.0f} core-hours. The demo runs {len(blocks)} blocks of "
-                  f"{block_size} px from {len(tiles)} of its tiles: {', '.join(t.id for t in tiles)}")
-
-    console.rule(f"2. Simulating {len(blocks)} blocks for {year}")
     options: dict[str, Any] = {"period": period} if period else {}  # no period: the simulator's own default
     generated = sim.generate(blocks, year, sim_dir, seed=seed, **options)
     if scratch:
@@ -149,6 +123,68 @@ def run(out, n_tiles: int = 3, n_blocks: int = 2, year: int = DEMO_YEAR, seed: i
                   f"{w.get('cop-dem-glo-30', 0)} DEM items, {generated['bytes'] / 1e6:.1f} MB -> {archive}",
                   highlight=False)
 
+
+def _render_for_argo(plan, dest) -> None:
+    """Step 5a: the demo's plan rendered for a cluster (Argo objects written to ``dest``)."""
+    from worldcover.engines.argo.render import render, write
+
+    argo_plan = cluster_plan(plan)
+    rendering = render(argo_plan)
+    write(rendering.objects, dest)
+    console.print(f"   {len(rendering.objects)} Argo objects (strictly valid, v4.1.2) -> {dest}; pods share "
+                  f"only object storage: outputs under {argo_plan.out_root}, reference {argo_plan.reference}")
+
+
+def _promotion_gate(root) -> dict:
+    """Step 5b: the campaign's overall accuracy against the promotion bar ({} when it cannot be read)."""
+    from worldcover.campaign.promote import DEFAULT_THRESHOLD, read_overall_accuracy
+
+    gate: dict = {}
+    try:
+        oa, ci = read_overall_accuracy(root)
+        gate = {"overall_accuracy": oa, "ci95_halfwidth": ci, "threshold": DEFAULT_THRESHOLD,
+                "promotable": oa >= DEFAULT_THRESHOLD}
+        verdict = "[green]may be promoted[/green]" if gate["promotable"] else "[red]may not be promoted[/red]"
+        console.print(f"   1pct OA {100 * oa:.1f} % ± {100 * ci:.1f} vs the {100 * DEFAULT_THRESHOLD:.0f} % bar: "
+                      f"{verdict} (`worldcover campaign promote --from 1pct --to 10pct --source planetary-computer "
+                      f"--out {root}`: the demo's STAC server stops with it)")
+    except Exception as exc:  # the demo reports, it does not stop here
+        console.print(f"   promotion gate: {exc}")
+    return gate
+
+
+def run(out, n_tiles: int = 3, n_blocks: int = 2, year: int = DEMO_YEAR, seed: int = DEMO_SEED,
+        model: Path = DEMO_MODEL, fresh: bool = True, block_size: int = DEMO_BLOCK_SIZE,
+        period: tuple[str, str] | None = None) -> dict:
+    """The demo; ``block_size`` and ``period`` (simulate only acquisitions between two ISO dates) make it
+    smaller, e.g. for a quick check (``--tiles 1 --blocks 1 --block-size 60 --period 2021-05-01,2021-06-30``)."""
+    from worldcover import storage
+    from worldcover.campaign import CampaignPlan
+    from worldcover.campaign.estimate import estimate
+    from worldcover.cli.campaign import print_summary, summarise
+    from worldcover.engines.local import run_campaign
+    from worldcover.grid import parse_blocks
+    from worldcover.sources.local_api import LocalStacApi
+
+    t0 = time.perf_counter()
+    out = storage.path(out)
+    if fresh and out.exists():
+        storage.remove_tree(out)
+    archive, root = out / "archive", out / "campaign"
+
+    console.rule("1. Plan")
+    console.print(stage_table(2021))
+    tiles = pick_demo_tiles(n_tiles)
+    spec = demo_blocks_spec(block_size, n_blocks)
+    blocks = [b for t in tiles for b in parse_blocks(t, spec, block_size)]
+    est = estimate(CampaignPlan.create("wc-1pct-2021", year, stage="1pct"))
+    console.print(f"full 1pct stage: {est.tiles} tiles, {est.land_km2:,.0f} km² of land, "
+                  f"~{est.core_hours:,.0f} core-hours. The demo runs {len(blocks)} blocks of "
+                  f"{block_size} px from {len(tiles)} of its tiles: {', '.join(t.id for t in tiles)}")
+
+    console.rule(f"2. Simulating {len(blocks)} blocks for {year}")
+    _simulate(blocks, year, seed, period, archive)
+
     console.rule("3-4. STAC API on loopback, campaign on the local dask engine")
     with LocalStacApi(str(archive)) as api:
         console.print(search_table(api.url, blocks, year))
@@ -160,22 +196,8 @@ def run(out, n_tiles: int = 3, n_blocks: int = 2, year: int = DEMO_YEAR, seed: i
     print_summary(summary_)
 
     console.rule("5. The same plan for Argo, and the promotion gate")
-    argo_plan = cluster_plan(plan)
-    rendering = render(argo_plan)
-    write(rendering.objects, out / "argo")
-    console.print(f"   {len(rendering.objects)} Argo objects (strictly valid, v4.1.2) -> {out / 'argo'}; pods share "
-                  f"only object storage: outputs under {argo_plan.out_root}, reference {argo_plan.reference}")
-    gate = {}
-    try:
-        oa, ci = read_overall_accuracy(root)
-        gate = {"overall_accuracy": oa, "ci95_halfwidth": ci, "threshold": DEFAULT_THRESHOLD,
-                "promotable": oa >= DEFAULT_THRESHOLD}
-        verdict = "[green]may be promoted[/green]" if gate["promotable"] else "[red]may not be promoted[/red]"
-        console.print(f"   1pct OA {100 * oa:.1f} % ± {100 * ci:.1f} vs the {100 * DEFAULT_THRESHOLD:.0f} % bar: "
-                      f"{verdict} (`worldcover campaign promote --from 1pct --to 10pct --source planetary-computer "
-                      f"--out {root}`: the demo's STAC server stops with it)")
-    except Exception as exc:  # the demo reports, it does not stop here
-        console.print(f"   promotion gate: {exc}")
+    _render_for_argo(plan, out / "argo")
+    gate = _promotion_gate(root)
 
     elapsed = time.perf_counter() - t0
     merge = summary_.get("merge", {})
