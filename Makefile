@@ -74,7 +74,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 argo: $(STAMP)
-	$(BIN)/python -m worldcover.render_all argo
+	$(BIN)/worldcover campaign render-golden
 
 # constraints.txt: the runtime dependencies pinned to the versions installed in .venv.
 # To upgrade: `.venv/bin/pip install -U PKG` (or edit pyproject.toml and

@@ -271,10 +271,25 @@ def test_no_secret_values_in_rendered_yaml(monkeypatch, tmp_path):
 
 
 def test_argo_folder_is_not_stale():
-    from worldcover.render_all import render_tree, stale
+    from worldcover.engines.argo.golden import render_tree, stale
 
     diff = stale(REPO / "argo", render_tree())
     assert not diff, f"argo/ is stale, run `make argo`: {diff[:5]}"
+
+
+@pytest.mark.slow
+def test_cli_render_golden_writes_then_checks(tmp_path):
+    """`campaign render-golden` writes a fresh folder; `--check` then names a changed and an extra file (exit 1)."""
+    out = tmp_path / "argo"
+    cmd = [sys.executable, "-m", "worldcover.cli.campaign_argo", "render-golden", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "kustomization.yaml").is_file() and (out / "README.md").read_text().startswith("# argo/")
+    (out / "kustomization.yaml").write_text("edited\n")
+    (out / "templates" / "extra.yaml").write_text("kind: ConfigMap\n")
+    proc = subprocess.run([*cmd, "--check"], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout.split() == ["stale:", "kustomization.yaml", "stale:", "templates/extra.yaml"]
 
 
 def _normalised(calls):

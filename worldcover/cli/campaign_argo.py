@@ -1,4 +1,4 @@
-"""``worldcover campaign render|submit|status|retry|cleanup``: the Argo engine's commands.
+"""``worldcover campaign render|render-golden|submit|status|retry|cleanup``: the Argo engine's commands.
 
 A typer sub-app (``app``) meant to be merged into ``worldcover campaign``.
 It only parses and prints; the work is in :mod:`worldcover.engines.argo`.
@@ -140,6 +140,25 @@ def render_cmd(
                "min: no retries, max: every retry used")
     typer.echo(f"{len(files)} objects for {len(plan.tiles):,} tiles written to {out} in {seconds:.2f} s "
                f"(valid against Argo {schema}, strict)")
+
+
+@app.command("render-golden")
+def render_golden_cmd(
+    out: Path | None = typer.Option(None, "--out", help="Folder to write (default: argo/ of the repository)."),
+    check: bool = typer.Option(False, "--check", help="Only list the stale files; exit 1 if any."),
+) -> None:
+    """Regenerate the repository's argo/ folder (templates, install manifests, campaigns per stage) from dags/."""
+    from worldcover.engines.argo import golden
+
+    root = out or golden.REPO_FOLDER
+    files = golden.render_tree()
+    if check:
+        diff = golden.stale(root, files)
+        for path in diff:
+            typer.echo(f"stale: {path}")
+        raise typer.Exit(1 if diff else 0)
+    changed = golden.write_tree(root, files)
+    typer.echo(f"{root}: {len(files)} files, {len(changed)} changed")
 
 
 @app.command("submit")
