@@ -7,7 +7,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 from functools import cache
 from pathlib import Path
 
@@ -32,14 +31,12 @@ def _plan(stage: str) -> CampaignPlan:
 
 @cache
 def _render(stage: str):
-    start = time.perf_counter()
-    r = render(_plan(stage))
-    return r, time.perf_counter() - start
+    return render(_plan(stage))
 
 
 @pytest.fixture(scope="module", params=STAGES)
 def rendering(request):
-    return _render(request.param)[0]
+    return _render(request.param)
 
 
 def _campaign(r):
@@ -59,7 +56,7 @@ def _scripts(r):
 
 
 def test_layout_per_stage():
-    r1, r10, r100 = (_render(s)[0] for s in STAGES)
+    r1, r10, r100 = (_render(s) for s in STAGES)
     assert [o.role for o in r1.objects] == ["template"] * 3 + ["workflow"]
     assert [o.role for o in r10.objects].count("batch") == 6 and r10.objects[-1].role == "parent"
     assert [o.role for o in r100.objects].count("batch") == 54 and r100.objects[-1].role == "parent"
@@ -92,7 +89,7 @@ def test_sizes_and_node_counts(rendering):
 
 
 def test_child_workflows_are_created_by_the_parent():
-    r = _render("10pct")[0]
+    r = _render("10pct")
     parent = r.objects[-1].obj
     batch = next(t for t in parent["spec"]["templates"] if t["name"] == "batch")["resource"]
     # apply of a deterministic name: a retried or repeated batch step finds its child instead of a duplicate
@@ -326,7 +323,7 @@ def test_render_step_calls_with_options_and_100pct():
     calls = render_step_calls(plan)
     kw = dict(calls[1].kwargs)
     assert kw["max_cloud"] == 35.5 and kw["blocks"] == "first:2" and kw["block_size"] == 1500
-    r = _render("100pct")[0]
+    r = _render("100pct")
     calls = step_calls_of(r.objects)
     assert [dict(c.kwargs)["tile"] for c in calls if c.name == "process_tile"] == list(_plan("100pct").tiles)
 
@@ -383,17 +380,15 @@ def test_dags_are_short_and_declarative():
         assert len(f.read_text().splitlines()) < 160, f
 
 
+@pytest.mark.slow  # ~6 s: a fresh interpreter renders and validates 58 objects
 def test_cli_render_100pct(tmp_path):
     out = tmp_path / "out"
-    start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "worldcover.cli.campaign_argo", "render", "--stage", "100pct",
                            "--year", "2021", "--out", str(out), "--json"], capture_output=True, text=True, timeout=120,
                           cwd=REPO)
-    wall = time.perf_counter() - start
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["objects"] == 58 and summary["tiles"] == 2659 and summary["batches"] == 54
-    assert summary["seconds"] < 10 and wall < 30
     assert summary["largest"]["bytes"] < 256 * 1024
     kinds = {k["kind"]: k for k in summary["kinds"]}
     assert kinds["batch"]["nodes_max"] <= 1000 and kinds["parent"]["nodes_max"] <= 1000
@@ -428,7 +423,7 @@ def test_tiles_share_a_live_semaphore_and_get_scheduling_hooks():
 
 
 def test_the_gate_and_the_exit_handler():
-    r10 = _render("10pct")[0]
+    r10 = _render("10pct")
     parent = r10.objects[-1].obj
     tasks = {t["name"]: t for t in _dag(parent)["tasks"]}
     gate = tasks["gate"]
@@ -438,7 +433,7 @@ def test_the_gate_and_the_exit_handler():
     args = {p["name"]: p for p in parent["spec"]["arguments"]["parameters"]}
     assert args["max-failed-tiles"]["value"] == str(len(_plan("10pct").tiles) // 100)
     assert args["max-failed-tiles"]["description"]
-    one = _render("1pct")[0].submitted_workflow().obj
+    one = _render("1pct").submitted_workflow().obj
     assert one["spec"]["arguments"]["parameters"][0]["value"] == "0" and "onExit" not in one["spec"]
     assert parent["spec"]["onExit"] == "on-exit"
     handler = next(t for t in parent["spec"]["templates"] if t["name"] == "on-exit")["dag"]["tasks"][0]
@@ -468,5 +463,5 @@ def test_deadlines_come_from_the_estimate():
     assert parts.tile_deadline(RenderConfig(tile_deadline_s=1234)) == 1234
     small, large = (parts.workflow_deadline(cfg, _plan(s)) for s in ("1pct", "100pct"))
     assert 2 * 86400 <= small <= large <= 60 * 86400
-    r = _render("1pct")[0]
+    r = _render("1pct")
     assert _template(r, parts.TEMPLATE_PROCESS_TILE, "process-tile")["activeDeadlineSeconds"] == deadline
