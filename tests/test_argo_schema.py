@@ -93,15 +93,14 @@ def test_bad_version_kind_and_api_version_are_input_errors():
         validate_object({**_hello(), "apiVersion": "v1"})
 
 
-def test_validator_is_cached_and_fast():
-    import time
-
+def test_validator_is_cached():
+    """The schema is compiled once per (version, definition, strictness): later objects reuse the validator."""
     validate_object(_hello())
-    start = time.perf_counter()
+    before = S._validator.cache_info()
     for _ in range(50):
         validate_object(_hello())
-    assert time.perf_counter() - start < 1.0
-    assert S._validator.cache_info().hits > 0
+    after = S._validator.cache_info()
+    assert after.misses == before.misses and after.hits >= before.hits + 50
 
 
 def test_shape_reduction_gives_the_same_answer():
