@@ -18,6 +18,10 @@ imported in every pod, stay light)::
     submit(plan, svc, namespace=None, cfg=None) -> Submission
     campaign_status(name, svc, namespace=None) -> CampaignStatus
     retry(name, svc, namespace=None, cfg=None) -> Submission
+    # worldcover.engines.argo.golden (the repository's argo/ folder, `make argo`)
+    render_tree(cfg=None) -> dict[str, str]
+    stale(root, files) -> list[str]
+    write_tree(root, files) -> list[str]
 """
 
 from importlib import import_module
