@@ -14,13 +14,25 @@ import argparse
 import json
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from worldcover.grid import Block, Tile
+from worldcover import sim, storage
+from worldcover.campaign import CampaignPlan
+from worldcover.campaign.estimate import estimate
+from worldcover.campaign.promote import DEFAULT_THRESHOLD, read_overall_accuracy
+from worldcover.campaign.summary import print_summary, summarise
+from worldcover.credentials import install as install_log_redaction
+from worldcover.engines.local import run_campaign
+from worldcover.grid import Block, Tile, parse_blocks
+from worldcover.model.location import DEFAULT_MODEL_DIR
+from worldcover.sim.publish import publish
+from worldcover.sources.catalogues import open_client, search_items
+from worldcover.sources.local_api import LocalStacApi
 from worldcover.stages import stage_tiles, stratum, summary
 
 console = Console()
@@ -63,7 +75,6 @@ def stage_table(seed: int) -> Table:
 
 
 def search_table(url: str, blocks: list[Block], year: int) -> Table:
-    from worldcover.sources.catalogues import open_client, search_items
 
     client = open_client(url)
     table = Table(title=f"pystac-client search of {url}")
@@ -85,10 +96,7 @@ DEMO_BUCKET = "s3://worldcover-campaigns"
 
 def cluster_plan(plan):
     """The demo plan as Argo runs it: outputs, simulated archive and model in object storage."""
-    from dataclasses import replace
 
-    from worldcover import storage
-    from worldcover.model.location import DEFAULT_MODEL_DIR
 
     if storage.is_remote(plan.out_root):  # the demo ran on object storage: Argo uses the same locations
         packaged = not storage.is_remote(plan.model) and Path(plan.model).resolve() == DEFAULT_MODEL_DIR.resolve()
@@ -107,15 +115,11 @@ def _simulate(blocks: list, year: int, seed: int, period: tuple[str, str] | None
 
     The simulator writes to local disk; on object storage the archive is simulated in scratch and published.
     """
-    from worldcover import sim, storage
-
     scratch = tempfile.TemporaryDirectory(prefix="worldcover-demo-") if storage.is_remote(archive) else None
     sim_dir = Path(scratch.name) / "archive" if scratch else archive
     options: dict[str, Any] = {"period": period} if period else {}  # no period: the simulator's own default
     generated = sim.generate(blocks, year, sim_dir, seed=seed, **options)
     if scratch:
-        from worldcover.sim.publish import publish
-
         publish(sim_dir, str(archive))
         scratch.cleanup()
     w = generated["items_written"]
@@ -137,7 +141,6 @@ def _render_for_argo(plan, dest) -> None:
 
 def _promotion_gate(root) -> dict:
     """Step 5b: the campaign's overall accuracy against the promotion bar ({} when it cannot be read)."""
-    from worldcover.campaign.promote import DEFAULT_THRESHOLD, read_overall_accuracy
 
     gate: dict = {}
     try:
@@ -158,13 +161,6 @@ def run(out, n_tiles: int = 3, n_blocks: int = 2, year: int = DEMO_YEAR, seed: i
         period: tuple[str, str] | None = None) -> dict:
     """The demo; ``block_size`` and ``period`` (simulate only acquisitions between two ISO dates) make it
     smaller, e.g. for a quick check (``--tiles 1 --blocks 1 --block-size 60 --period 2021-05-01,2021-06-30``)."""
-    from worldcover import storage
-    from worldcover.campaign import CampaignPlan
-    from worldcover.campaign.estimate import estimate
-    from worldcover.cli.campaign import print_summary, summarise
-    from worldcover.engines.local import run_campaign
-    from worldcover.grid import parse_blocks
-    from worldcover.sources.local_api import LocalStacApi
 
     t0 = time.perf_counter()
     out = storage.path(out)
@@ -193,7 +189,7 @@ def run(out, n_tiles: int = 3, n_blocks: int = 2, year: int = DEMO_YEAR, seed: i
             out_root=str(root), block_size=block_size, blocks=spec, reference=f"sim:{archive}")
         outcome = run_campaign(plan, workers=1, threads=2, blocks_per_tile=n_blocks)
     summary_ = summarise(outcome)
-    print_summary(summary_)
+    print_summary(summary_, console)
 
     console.rule("5. The same plan for Argo, and the promotion gate")
     _render_for_argo(plan, out / "argo")
@@ -219,7 +215,6 @@ def run(out, n_tiles: int = 3, n_blocks: int = 2, year: int = DEMO_YEAR, seed: i
 
 
 def main(argv: list[str] | None = None) -> None:
-    from worldcover.credentials import install as install_log_redaction
 
     install_log_redaction()  # the demo's process logs like the CLI's: secrets redacted
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
