@@ -8,13 +8,15 @@ and a final ``gate``.
 
 * One batch of tiles: a single Workflow whose DAG writes the plan, runs the
   tiles (tasks named by tile id, e.g. ``n00e006``), then the campaign steps.
-* More than one batch: workflow of workflows. One WorkflowTemplate per batch
-  (its DAG holds that batch's tiles) and a parent Workflow that applies one
+* More than one batch: workflow of workflows. A parent Workflow applies one
   child Workflow per batch, named ``<parent>-b000`` (so a retried or repeated
-  ``apply`` is a no-op, never a duplicate), waits for its phase, then runs the
-  campaign steps. Each object stays small and each workflow well under 1,000
-  nodes. The parent's exit handler stops its children when it did not succeed
-  (stopping or failing the parent does not cascade on its own).
+  ``apply`` is a no-op, never a duplicate), from the shared template
+  ``worldcover-batch-<version>`` fed that batch's tiles as a JSON list (a
+  ``withParam`` fan-out, dags/batch.py); it waits for the child's phase, then
+  runs the campaign steps. Nothing is created per campaign but workflows, each
+  object stays small and each workflow well under 1,000 nodes. The parent's
+  exit handler stops its children when it did not succeed (stopping or
+  failing the parent does not cascade on its own).
 
 No tile's failure stops the others (``failFast: false``); collect-failures
 starts once every tile or batch has *finished* (a batch whose resource pod was
@@ -23,10 +25,14 @@ when more tiles failed than ``max-failed-tiles`` (a workflow parameter, set
 again on resubmission); merge and validate still run on the finished tiles.
 """
 
-from hera.workflows import DAG, Task, Workflow, WorkflowTemplate
+import json
+
+from hera.workflows import DAG, Task, Workflow
 from hera.workflows import models as m
 
+from worldcover.campaign.calls import phases, step_calls
 from worldcover.engines.argo import parts as p
+from worldcover.errors import DataError
 
 #: step function -> (WorkflowTemplate, template) that runs it
 STEP_TEMPLATES = {
@@ -41,8 +47,6 @@ STEP_TEMPLATES = {
 def step_task(call, plan, depends=None) -> Task:
     """A DAG task calling one step through its WorkflowTemplate, arguments spelt out."""
     if call.name not in STEP_TEMPLATES:
-        from worldcover.errors import DataError
-
         raise DataError(f"no Argo template runs step {call.name!r}: add it to STEP_TEMPLATES in dags/campaign.py")
     template, entry = STEP_TEMPLATES[call.name]
     tile = call.arguments.get("tile")
@@ -91,25 +95,21 @@ def single_workflow(plan, cfg, setup_calls, tile_calls, final_calls, prefix, ext
     return wf
 
 
-def batch_template(plan, cfg, calls, name, index, count, extra_labels) -> WorkflowTemplate:
-    labels = {**p.campaign_labels(plan, "batch"), p.LABEL_BATCH: f"b{index:03d}", **extra_labels}
-    ui = p.batch_ui(plan, calls, index, count)
-    with WorkflowTemplate(
-        name=name,
-        labels=labels,
-        annotations=ui,
-        workflow_metadata=m.WorkflowMetadata(labels=labels, annotations=ui),
-        entrypoint="main",
-        **p.workflow_spec(cfg, plan, parallelism=cfg.tile_parallelism, ttl=False),
-    ) as wt, DAG(name="main", fail_fast=False):
-        for call in calls:
-            step_task(call, plan)
-    return wt
+def tile_arguments(plan, calls) -> dict[str, str]:
+    """What every tile of the campaign gets besides its id (one value each: the batch template's parameters)."""
+    args = [p.step_arguments(c, {"stage": p.stage_label(plan)}) for c in calls]
+    shared = {k: v for k, v in args[0].items() if k != "tile"}
+    differ = any({k: v for k, v in a.items() if k != "tile"} != shared for a in args)
+    if differ or set(shared) != set(p.TILE_PARAMETERS):
+        raise DataError("tile calls differ in more than the tile, or not in worldcover-batch's parameters "
+                        f"({sorted(shared)}): update TILE_PARAMETERS in worldcover/engines/argo/parts.py")
+    return shared
 
 
 def parent_workflow(plan, cfg, setup_calls, batches, final_calls, prefix, extra_labels) -> Workflow:
-    """Applies one child Workflow per batch template, then runs the campaign steps; stops them on exit."""
-    n_tiles = sum(len(calls) for _, calls in batches)
+    """Applies one child Workflow per batch (the batch template fed its tiles), then runs the campaign steps;
+    stops the children on exit."""
+    n_tiles = sum(len(calls) for calls in batches)
     with Workflow(
         generate_name=f"{prefix}-",
         labels={**p.campaign_labels(plan, "parent"), **extra_labels},
@@ -120,7 +120,8 @@ def parent_workflow(plan, cfg, setup_calls, batches, final_calls, prefix, extra_
         metrics=p.campaign_metrics(plan),
         **p.workflow_spec(cfg, plan, parallelism=cfg.batch_parallelism),
     ) as wf:
-        batch, stop = p.batch_resource(plan, cfg, extra_labels), p.stop_resource()
+        shared = tile_arguments(plan, [c for calls in batches for c in calls])
+        batch, stop = p.batch_resource(plan, cfg, extra_labels, shared), p.stop_resource()
         names = [f"b{index:03d}" for index in range(len(batches))]
         with DAG(name="on-exit"):
             # a child not created yet is not found: nothing to stop, which is fine
@@ -128,17 +129,16 @@ def parent_workflow(plan, cfg, setup_calls, batches, final_calls, prefix, extra_
                  when="{{workflow.status}} != Succeeded", continue_on=m.ContinueOn(failed=True))
         with DAG(name="main", fail_fast=False):
             first = setup_steps(setup_calls, plan)
-            for name, (template_name, _) in zip(names, batches, strict=True):
-                Task(name=name, template=batch, depends=first,
-                     arguments={"batch": name, "template": template_name})
+            for name, calls in zip(names, batches, strict=True):
+                tiles = json.dumps([c.arguments["tile"] for c in calls], separators=(",", ":"))
+                Task(name=name, template=batch, depends=first, arguments={"batch": name, "tiles": tiles})
             campaign_steps(final_calls, plan, after=names, errored=False)
     return wf
 
 
 def build(plan, cfg: p.RenderConfig, *, prefix: str | None = None, retry_of: str | None = None) -> list:
-    """The campaign's objects: [Workflow] or [batch WorkflowTemplates..., parent Workflow]."""
-    from worldcover.campaign.calls import phases, step_calls
-
+    """The campaign's objects: [Workflow] (one batch) or [parent Workflow] (its children come from
+    the shared batch template)."""
     prefix = prefix or plan.name
     extra = {p.LABEL_RETRY_OF: retry_of} if retry_of else {}
     setup_calls, tile_calls, final_calls = phases(step_calls(plan))
@@ -146,6 +146,4 @@ def build(plan, cfg: p.RenderConfig, *, prefix: str | None = None, retry_of: str
     groups = [[by_tile[t] for t in batch] for batch in plan.batches()]
     if len(groups) == 1:
         return [single_workflow(plan, cfg, setup_calls, groups[0], final_calls, prefix, extra)]
-    batches = [(f"{prefix}-b{i:03d}", g) for i, g in enumerate(groups)]
-    templates = [batch_template(plan, cfg, g, name, i, len(batches), extra) for i, (name, g) in enumerate(batches)]
-    return templates + [parent_workflow(plan, cfg, setup_calls, batches, final_calls, prefix, extra)]
+    return [parent_workflow(plan, cfg, setup_calls, groups, final_calls, prefix, extra)]

@@ -808,7 +808,9 @@ def duration_s(value: Any) -> float:
 class KillRule:
     """Kill one pod's container (SIGKILL, as a node loss or eviction would) once a condition holds.
 
-    ``task`` is the DAG task name (``n45e003``); ``template`` its template name;
+    ``task`` is the DAG task name (``n45e003``, or ``tile`` for every item of
+    a ``withParam`` task); ``parameters`` the input values the pod must have
+    (``{"tile": "N45E003"}``: one item); ``template`` its template name;
     ``attempt`` which attempt (0: the first); ``after_s`` seconds after the
     container started and/or ``when`` a callable that returns True (polled
     every ``poll_s`` seconds while the container runs).
@@ -817,15 +819,18 @@ class KillRule:
     task: str
     template: str | None = None
     attempt: int = 0
+    parameters: Mapping[str, str] = field(default_factory=dict)
     after_s: float | None = None
     when: Callable[[], bool] | None = None
     poll_s: float = 0.5
     fired: bool = False
     fired_after_s: float | None = None
 
-    def matches(self, task: str, template: str, attempt: int) -> bool:
+    def matches(self, task: str, template: str, attempt: int, parameters: Mapping[str, str] | None = None) -> bool:
+        given = parameters or {}
         return (not self.fired and task == self.task and attempt == self.attempt
-                and (self.template is None or self.template == template))
+                and (self.template is None or self.template == template)
+                and all(given.get(k) == v for k, v in self.parameters.items()))
 
     def due(self, elapsed: float) -> bool:
         if self.after_s is not None and elapsed < self.after_s:
@@ -1156,7 +1161,7 @@ class PodmanExecutor:
         argv = pod.podman_argv(settings.podman, dirs, str(cidfile))
         env = {**penv, **pod.env}
         out_path, err_path = base / "stdout", base / "stderr"
-        kills = [k for k in settings.kills if k.matches(pod.task, pod.template_name, pod.attempt)]
+        kills = [k for k in settings.kills if k.matches(pod.task, pod.template_name, pod.attempt, pod.parameters)]
         start = time.monotonic()
         killed, timed_out = False, False
         with open(out_path, "wb") as out, open(err_path, "wb") as err:

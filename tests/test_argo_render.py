@@ -55,24 +55,28 @@ def _scripts(r):
                 yield o, t
 
 
+SHARED = ("process-tile", "batch", "merge", "validate")
+
+
+def _params(task: dict) -> dict[str, str]:
+    return {p["name"]: p["value"] for p in task.get("arguments", {}).get("parameters", [])}
+
+
 def test_layout_per_stage():
     r1, r10, r100 = (_render(s) for s in STAGES)
-    assert [o.role for o in r1.objects] == ["template"] * 3 + ["workflow"]
-    assert [o.role for o in r10.objects].count("batch") == 6 and r10.objects[-1].role == "parent"
-    assert [o.role for o in r100.objects].count("batch") == 54 and r100.objects[-1].role == "parent"
+    # nothing per campaign but its workflow: the batches run the shared worldcover-batch template
+    assert [o.role for o in r1.objects] == ["template"] * 4 + ["workflow"]
+    assert [o.role for o in r10.objects] == [o.role for o in r100.objects] == ["template"] * 4 + ["parent"]
     # shared templates carry the package version: a submit of a new release never changes a running campaign's
     assert {o.name for o in r1.objects if o.role == "template"} == {
-        f"worldcover-{n}-{parts.version_suffix()}" for n in ("process-tile", "merge", "validate")}
+        f"worldcover-{n}-{parts.version_suffix()}" for n in SHARED}
     assert parts.version_suffix() == "v" + __import__("worldcover").__version__.replace(".", "-")
-    assert {o.path for o in r1.objects if o.role == "template"} == {
-        f"templates/worldcover-{n}.yaml" for n in ("process-tile", "merge", "validate")}
-    # each batch template holds exactly one batch of the plan, in order
+    assert {o.path for o in r1.objects if o.role == "template"} == {f"templates/worldcover-{n}.yaml" for n in SHARED}
+    # each batch task of the parent hands exactly one batch of the plan, in order, to its child
     plan = _plan("100pct")
-    batches = [o for o in r100.objects if o.role == "batch"]
-    for o, tiles in zip(batches, plan.batches(), strict=True):
-        assert [t["arguments"]["parameters"] for t in _dag(o.obj)["tasks"]] and \
-            [next(p["value"] for p in t["arguments"]["parameters"] if p["name"] == "tile")
-             for t in _dag(o.obj)["tasks"]] == list(tiles)
+    tasks = [t for t in _dag(r100.objects[-1].obj)["tasks"] if t.get("template") == "batch"]
+    assert [json.loads(_params(t)["tiles"]) for t in tasks] == [list(b) for b in plan.batches()]
+    assert [_params(t)["batch"] for t in tasks] == [t["name"] for t in tasks] == [f"b{i:03d}" for i in range(54)]
 
 
 def test_sizes_and_node_counts(rendering):
@@ -83,13 +87,16 @@ def test_sizes_and_node_counts(rendering):
         assert st.nodes_max <= 1000, st
         assert st.nodes_min >= st.tasks + 1
     table = {row["kind"]: row for row in rendering.table()}
-    if "batch" in table:
+    if "batch" in table:  # the children, from the parent's manifests: DAG + withParam group + 50 tiles
+        tasks = _dag(rendering.objects[-1].obj)["tasks"]
+        assert table["batch"]["objects"] == sum(t.get("template") == "batch" for t in tasks) > 1
         assert table["batch"]["tasks_max"] == 50
-        assert table["batch"]["nodes_min"] == 1 + 50 * 2 and table["batch"]["nodes_max"] == 1 + 50 * 5
+        assert table["batch"]["nodes_min"] == 2 + 50 * 2 and table["batch"]["nodes_max"] == 2 + 50 * 5
 
 
 def test_child_workflows_are_created_by_the_parent():
     r = _render("10pct")
+    plan = _plan("10pct")
     parent = r.objects[-1].obj
     batch = next(t for t in parent["spec"]["templates"] if t["name"] == "batch")["resource"]
     # apply of a deterministic name: a retried or repeated batch step finds its child instead of a duplicate
@@ -101,11 +108,28 @@ def test_child_workflows_are_created_by_the_parent():
     assert child["metadata"]["name"] == "{{workflow.name}}-{{inputs.parameters.batch}}"
     retry = next(t for t in parent["spec"]["templates"] if t["name"] == "batch")["retryStrategy"]
     assert retry["retryPolicy"] == "OnError" and retry["limit"] >= 1  # a lost resource pod, not a failed child
-    assert child["spec"] == {"workflowTemplateRef": {"name": "{{inputs.parameters.template}}"}}
     assert child["metadata"]["labels"][parts.LABEL_PARENT] == "{{workflow.name}}"
-    names = [t["arguments"]["parameters"][1]["value"] for t in _dag(parent)["tasks"] if t.get("template") == "batch"]
-    assert names == [o.name for o in r.objects if o.role == "batch"]
-    # no tile list travels through the parent: it only names the batch templates
+    assert child["metadata"]["labels"][parts.LABEL_CAMPAIGN] == plan.name and parts.TITLE in child["metadata"][
+        "annotations"]
+    # the shared batch template, fed the batch's tiles and the campaign's values for every tile
+    spec = child["spec"]
+    assert spec["workflowTemplateRef"] == {"name": parts.TEMPLATE_BATCH}
+    values = {p["name"]: p["value"] for p in spec["arguments"]["parameters"]}
+    assert values == {"tiles": "{{inputs.parameters.tiles}}", "year": "2021", "source": plan.source,
+                      "model": plan.model, "out_root": plan.out_root, "block_size": str(plan.block_size),
+                      "blocks": plan.blocks, "max_cloud": "null", "campaign": plan.name, "stage": "10pct"}
+    assert spec["activeDeadlineSeconds"] == parts.workflow_deadline(RenderConfig(), plan)
+    assert spec["podMetadata"]["labels"] == parts.pod_labels(plan)
+    template = next(o.obj for o in r.objects if o.name == parts.TEMPLATE_BATCH)
+    [task] = _dag(template)["tasks"]
+    assert task["withParam"] == "{{workflow.parameters.tiles}}" and _params(task)["tile"] == "{{item}}"
+    assert {p["name"] for p in template["spec"]["arguments"]["parameters"]} == set(values)
+    assert all(p.get("description") for p in template["spec"]["arguments"]["parameters"])
+    # worldcover-batch's parameters are process_tile's (but the tile) and the metrics' stage
+    from worldcover.campaign.steps import process_tile
+    assert [*parts.TILE_PARAMETERS] == [n for n in inspect.signature(process_tile).parameters if n != "tile"] + [
+        "stage"]
+    # tile ids travel only in the batch tasks' tiles (JSON lists)
     assert not any(TILE_RE.match(str(v)) for v in _strings(parent))
 
 
@@ -121,7 +145,7 @@ def _strings(x):
 
 
 def test_labels_and_annotations(rendering):
-    plan = _plan({54: "100pct", 6: "10pct"}.get(sum(o.role == "batch" for o in rendering.objects), "1pct"))
+    plan = _plan(rendering.objects[-1].obj["metadata"]["labels"][parts.LABEL_STAGE])
     for o in rendering.objects:
         meta = o.obj["metadata"]
         assert meta["annotations"][parts.TITLE] and meta["annotations"][parts.DESCRIPTION], o.name
@@ -129,12 +153,8 @@ def test_labels_and_annotations(rendering):
             continue
         assert meta["labels"][parts.LABEL_CAMPAIGN] == plan.name
         assert meta["labels"][parts.LABEL_STAGE] == plan.stage
-        if o.role == "batch":  # the child Workflows get them too
-            wm = o.obj["spec"]["workflowMetadata"]
-            assert wm["labels"][parts.LABEL_CAMPAIGN] == plan.name and parts.TITLE in wm["annotations"]
-        else:
-            plan_back = json.loads(meta["annotations"][parts.ANNOTATION_PLAN])
-            assert CampaignPlan.from_dict(plan_back).name == plan.name and "tiles" not in plan_back
+        plan_back = json.loads(meta["annotations"][parts.ANNOTATION_PLAN])
+        assert CampaignPlan.from_dict(plan_back).name == plan.name and "tiles" not in plan_back
 
 
 def test_task_names_are_tile_ids(rendering):
@@ -151,10 +171,7 @@ def test_one_tile_failure_does_not_stop_the_campaign(rendering):
         dag = _dag(o.obj)
         assert dag["failFast"] is False
         names = [t["name"] for t in dag["tasks"]]
-        first_step = next((t for t in dag["tasks"] if t["name"] == "collect-failures"), None)
-        if o.role == "batch":
-            assert first_step is None
-            continue
+        first_step = next(t for t in dag["tasks"] if t["name"] == "collect-failures")
         upstream = [n for n in names if n not in ("write-plan", "collect-failures", "merge", "validate", "gate")]
         for n in upstream:
             if o.role == "parent":  # a batch Errored = its resource pod lost, its child maybe still running
@@ -170,10 +187,6 @@ def test_the_workflow_writes_its_own_plan_first(rendering):
     """write-plan is the first task of the single or parent workflow and every tile or batch waits for it."""
     for o in _campaign(rendering):
         tasks = _dag(o.obj)["tasks"]
-        names = [t["name"] for t in tasks]
-        if o.role == "batch":
-            assert "write-plan" not in names and all("depends" not in t for t in tasks)
-            continue
         first = tasks[0]
         assert first["name"] == "write-plan" and "depends" not in first
         assert first["templateRef"] == {"name": parts.TEMPLATE_PROCESS_TILE, "template": "write-plan"}
@@ -195,8 +208,7 @@ def test_workflow_spec_limits(rendering):
         assert "parallelism" not in spec  # all batches and tiles may start: the semaphore is the limit
         assert spec["podMetadata"]["labels"][parts.LABEL_CAMPAIGN] == o.obj["metadata"]["labels"][parts.LABEL_CAMPAIGN]
         assert spec["securityContext"]["runAsNonRoot"] is True
-        if o.role != "batch":
-            assert spec["ttlStrategy"]["secondsAfterSuccess"] > 0
+        assert spec["ttlStrategy"]["secondsAfterSuccess"] > 0
 
 
 def test_scripts_retry_resources_security_and_secrets(rendering):
@@ -380,7 +392,7 @@ def test_dags_are_short_and_declarative():
         assert len(f.read_text().splitlines()) < 160, f
 
 
-@pytest.mark.slow  # ~6 s: a fresh interpreter renders and validates 58 objects
+@pytest.mark.slow  # ~6 s: a fresh interpreter renders and validates the 100pct campaign
 def test_cli_render_100pct(tmp_path):
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "worldcover.cli.campaign_argo", "render", "--stage", "100pct",
@@ -388,11 +400,13 @@ def test_cli_render_100pct(tmp_path):
                           cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
-    assert summary["objects"] == 58 and summary["tiles"] == 2659 and summary["batches"] == 54
+    # four shared templates and the parent; its 54 children are created at run time from worldcover-batch
+    assert summary["objects"] == 5 and summary["tiles"] == 2659 and summary["batches"] == 54
     assert summary["largest"]["bytes"] < 256 * 1024
     kinds = {k["kind"]: k for k in summary["kinds"]}
-    assert kinds["batch"]["nodes_max"] <= 1000 and kinds["parent"]["nodes_max"] <= 1000
-    assert len(list(out.rglob("*.yaml"))) == 58
+    assert kinds["batch"]["objects"] == 54 and kinds["batch"]["nodes_max"] <= 1000
+    assert kinds["parent"]["nodes_max"] <= 1000
+    assert len(list(out.rglob("*.yaml"))) == 5
 
 
 def _template(r, name: str, entry: str) -> dict:

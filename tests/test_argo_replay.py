@@ -166,8 +166,16 @@ def _plan(out_root: str = "s3://wc-replay/run", **kw) -> CampaignPlan:
 @pytest.fixture(scope="module")
 def two_batches():
     rendering = render(_plan(), CFG)
-    assert sum(o.role == "batch" for o in rendering.objects) == 2
+    parent = rendering.objects[-1]
+    assert parent.role == "parent" and sum(t.get("template") == "batch" for t in
+                                           parent.obj["spec"]["templates"][-1]["dag"]["tasks"]) == 2
     return [o.obj for o in rendering.objects]
+
+
+def _task(r) -> str:
+    """A pod's tile task as the campaign names it: the tile (a withParam item of worldcover-batch, or a task
+    named by tile in a single workflow), else its DAG task."""
+    return r.parameters.get("tile", "").lower() or r.task
 
 
 def _entry(objects, template_id: str) -> str:
@@ -223,7 +231,7 @@ def test_dry_run_lists_the_pods_in_dag_order(two_batches):
 
 def _role(obj: dict) -> str:
     if obj["kind"] == "WorkflowTemplate":
-        return "batch" if obj["metadata"]["labels"].get("worldcover.io/role") == "batch" else "template"
+        return "template"
     return "parent" if any("resource" in t for t in obj["spec"]["templates"]) else "workflow"
 
 
@@ -235,7 +243,8 @@ def test_script_source_is_the_input_parameters_json(two_batches):
         return '{"status": "done"}'
 
     Replay(two_batches, Settings(secrets=S3_KEYS)).dry_run(results)
-    tile = next(p for p in seen if p.task == "n45e003")
+    tile = next(p for p in seen if _task(p) == "n45e003")
+    assert tile.task == "tile" and tile.template == f"{parts.TEMPLATE_PROCESS_TILE}/process-tile"
     params = {p["name"]: p["value"] for p in json.loads(tile.script)}
     assert params["tile"] == "N45E003" and params["year"] == "2021" and params["max_cloud"] == "null"
     assert tile.env["ARGO_WORKFLOW_NAME"] == tile.workflow and tile.env["ARGO_NODE_ID"].startswith(tile.workflow)
@@ -253,7 +262,7 @@ class _Scripted(DryRunExecutor):
         self.fail, self.outputs = fail, outputs or {}
 
     def run(self, pod: Pod, settings: Settings) -> PodResult:
-        code = self.fail.get((pod.task, pod.attempt))
+        code = self.fail.get((_task(pod), pod.attempt))
         if code is not None:
             phase = "Error" if code > 128 else "Failed"
             return PodResult(code, phase, f"exit {code}", "", "boom", {}, 0.0, argv=[])
@@ -266,7 +275,7 @@ class _Scripted(DryRunExecutor):
             phase = "Succeeded" if proc.returncode == 0 else "Failed"
             return PodResult(proc.returncode, phase, proc.stderr.strip(), proc.stdout, proc.stderr, {}, 0.0)
         out = super().run(pod, settings)
-        out.outputs.update(self.outputs.get(pod.task, {}))
+        out.outputs.update(self.outputs.get(_task(pod), {}))
         return out
 
 
@@ -279,10 +288,10 @@ def test_failed_tiles_fail_the_campaign_through_the_gate_and_the_exit_handler_st
     replay = Replay(two_batches, Settings(secrets=S3_KEYS))
     replay.run(_Scripted(fail, outputs={"collect-failures": {"failed": "2"}}))
     pods = replay.pods
-    n45 = [r for r in pods if r.task == "n45e003"]
+    n45 = [r for r in pods if _task(r) == "n45e003"]
     assert [(r.attempt, r.phase) for r in n45] == [(0, "Failed"), (1, "Failed"), (2, "Failed"), (3, "Failed")]
     assert [r.backoff_s for r in n45] == [0, 120, 240, 480]  # Argo's backoff (2m, factor 2), recorded
-    s24 = [r for r in pods if r.task == "s24e021"]
+    s24 = [r for r in pods if _task(r) == "s24e021"]
     assert [(r.attempt, r.phase, r.exit_code) for r in s24] == [(0, "Failed", 2)]  # a data error: no retry
     batches = {r.task: r for r in pods if r.kind == "resource" and r.task.startswith("b")}
     assert all(b.phase == "Failed" and "failureCondition" in b.message for b in batches.values())
@@ -321,7 +330,7 @@ def test_a_lost_batch_pod_applies_its_child_again_without_a_duplicate(two_batche
     assert [(r.attempt, r.phase, r.child) for r in b000] == [(0, "Error", child), (1, "Succeeded", child)]
     assert b000[1].message == f"{child} unchanged" and child.endswith("-b000")
     assert sum(w.name == child for w in replay.workflows) == 1  # one child, run once
-    assert len([r for r in replay.pods if r.task == "n45e003"]) == 1
+    assert len([r for r in replay.pods if _task(r) == "n45e003"]) == 1
     assert replay.pods.index(b000[1]) < next(i for i, r in enumerate(replay.pods) if r.task == "collect-failures")
     assert all(w.phase == "Succeeded" for w in replay.workflows)
 
@@ -343,7 +352,7 @@ def test_single_workflow_and_fail_fast_semantics():
 # -- refusal -------------------------------------------------------------------------------------------
 
 
-_PT, _MG, _VD = parts.TEMPLATE_PROCESS_TILE, parts.TEMPLATE_MERGE, parts.TEMPLATE_VALIDATE
+_PT, _MG, _VD, _BT = parts.TEMPLATE_PROCESS_TILE, parts.TEMPLATE_MERGE, parts.TEMPLATE_VALIDATE, parts.TEMPLATE_BATCH
 
 
 @pytest.mark.parametrize("where, edit, path", [
@@ -353,8 +362,8 @@ _PT, _MG, _VD = parts.TEMPLATE_PROCESS_TILE, parts.TEMPLATE_MERGE, parts.TEMPLAT
      f"WorkflowTemplate/{_MG}: spec.hooks"),
     (_VD, lambda o: o["spec"]["templates"][0].__setitem__("sidecars", []),
      f"WorkflowTemplate/{_VD}: spec.templates[0].sidecars"),
-    ("wc-replay-b000", lambda o: o["spec"]["templates"][0]["dag"]["tasks"][0].__setitem__("hooks", {}),
-     "WorkflowTemplate/wc-replay-b000: spec.templates[0].dag.tasks[0].hooks"),
+    (_BT, lambda o: o["spec"]["templates"][0]["dag"]["tasks"][0].__setitem__("hooks", {}),
+     f"WorkflowTemplate/{_BT}: spec.templates[0].dag.tasks[0].hooks"),
     (_PT,
      lambda o: o["spec"]["templates"][0]["script"]["env"][0].__setitem__("valueFrom", {"fieldRef": {}}),
      f"WorkflowTemplate/{_PT}: spec.templates[0].script.env[0].valueFrom.fieldRef"),
@@ -461,6 +470,9 @@ def test_kill_rule_matching():
     rule = KillRule(task="n45e003", template="process-tile", after_s=1.0)
     assert rule.matches("n45e003", "process-tile", 0) and not rule.matches("n45e003", "process-tile", 1)
     assert not rule.due(0.5) and rule.due(1.5)
+    item = KillRule(task="tile", parameters={"tile": "N45E003"})  # one item of a withParam task
+    assert item.matches("tile", "process-tile", 0, {"tile": "N45E003", "year": "2021"})
+    assert not item.matches("tile", "process-tile", 0, {"tile": "S24E021"}) and not item.matches("tile", "x", 0)
     flag = {"on": False}
     cond = KillRule(task="n45e003", when=lambda: flag["on"])
     assert not cond.due(10)
@@ -589,7 +601,8 @@ def replayed(small_archive, s3_server, tmp_path_factory):
                                        out_root=f"{s3}/argo",
                                        block_size=BLOCK, blocks=SPEC, batch_size=1, reference=f"sim:{archive_url}")
             rendering = render(plan, CFG)
-            kill = KillRule(task=KILLED.lower(), template="process-tile", when=first_block_recorded, poll_s=0.2)
+            kill = KillRule(task="tile", template="process-tile", parameters={"tile": KILLED},
+                            when=first_block_recorded, poll_s=0.2)
             settings = Settings(image=image, secrets={"worldcover-s3": keys}, env=env, kills=[kill],
                                 work_dir=tmp_path / "pods", log=print, lost_resources=[("b001", 0)])
             replay = Replay(rendering.objects, settings)
@@ -613,7 +626,7 @@ def _parent(r: Replayed):
 def test_replay_a_killed_tile_is_resumed_by_argos_retry(replayed):
     kill, pods = replayed.kill, replayed.replay.pods
     assert kill.fired, "the kill condition never held: the tile finished before its first block record was seen"
-    attempts = [r for r in pods if r.task == KILLED.lower()]
+    attempts = [r for r in pods if _task(r) == KILLED.lower()]
     assert [(r.attempt, r.phase, r.killed) for r in attempts] == [(0, "Error", True), (1, "Succeeded", False)]
     resumed = json.loads(attempts[1].result.strip().splitlines()[-1])
     assert resumed["status"] == "done" and resumed["blocks_reused"] >= 1, resumed
@@ -623,7 +636,7 @@ def test_replay_a_killed_tile_is_resumed_by_argos_retry(replayed):
 @pytest.mark.slow
 def test_replay_a_data_error_is_not_retried_and_the_gate_fails_the_campaign(replayed):
     pods = replayed.replay.pods
-    failing = [r for r in pods if r.task == FAILING.lower()]
+    failing = [r for r in pods if _task(r) == FAILING.lower()]
     assert [(r.attempt, r.phase, r.exit_code) for r in failing] == [(0, "Failed", 2)], failing
     assert "DataError" in failing[0].stderr_tail and "Traceback" not in failing[0].stderr_tail
     parent = _parent(replayed)
@@ -646,7 +659,7 @@ def test_replay_reapplying_a_child_is_a_no_op_and_the_exit_handler_stops_the_chi
     assert [(r.attempt, r.phase, r.child) for r in b001] == [(0, "Error", child), (1, "Failed", child)]
     assert "unchanged" in b001[1].message  # the retried apply found the child: no second one
     assert sum(w.name == child for w in replayed.replay.workflows) == 1
-    assert len([r for r in pods if r.task == FAILING.lower()]) == 1
+    assert len([r for r in pods if _task(r) == FAILING.lower()]) == 1
     # the parent failed: its exit handler patched each child with shutdown: Stop
     assert parent.exit_handler == "Succeeded"
     assert replayed.replay.patches == [(f"{parent.name}-{b}", {"spec": {"shutdown": "Stop"}})

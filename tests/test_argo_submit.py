@@ -13,12 +13,14 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 import typer
+import yaml
 from typer.testing import CliRunner
 
 from tests.loopback import LoopbackServer
 from worldcover.campaign.plan import CampaignPlan
 from worldcover.engines.argo import parts
 from worldcover.engines.argo import submit as S
+from worldcover.engines.argo.parts import RenderConfig
 from worldcover.engines.argo.schema import ArgoSchemaError, validate_object
 from worldcover.errors import InputError
 
@@ -211,11 +213,13 @@ def _plan(stage="1pct", name=None):
     return CampaignPlan.create(name or f"wc-2021-{stage}", 2021, stage=stage, out_root="s3://worldcover/campaigns")
 
 
-def _tile_nodes(wf_name: str, tiles: dict[str, str]) -> dict:
-    """status.nodes as Argo writes them for tile tasks with a retryStrategy (retry node + pod attempts)."""
+def _tile_nodes(wf_name: str, tiles: dict[str, str], *, fan_out: bool = False) -> dict:
+    """status.nodes as Argo writes them for tile tasks with a retryStrategy (retry node + pod attempts): tasks
+    named by tile (a single workflow) or, with ``fan_out``, the batch template's withParam items
+    ``tile(0:N00E006)``."""
     nodes = {}
     for i, (tile, phase) in enumerate(sorted(tiles.items())):
-        task = tile.lower()
+        task = f"tile({i}:{tile})" if fan_out else tile.lower()
         rid = f"{wf_name}-{i}"
         attempts = 4 if phase == "Failed" else 1
         ref = {"name": parts.TEMPLATE_PROCESS_TILE, "template": "process-tile"}
@@ -247,6 +251,7 @@ def test_submit_single_workflow_contract(server, svc):
         ("POST", f"{tpl}/lint"), ("POST", tpl),
         ("POST", f"{tpl}/lint"), ("POST", tpl),
         ("POST", f"{tpl}/lint"), ("POST", tpl),
+        ("POST", f"{tpl}/lint"), ("POST", tpl),
         ("POST", f"/api/v1/workflows/{NS}/lint"), ("POST", f"/api/v1/workflows/{NS}"),
     ]
     assert all(r["auth"] == f"Bearer {TOKEN}" for r in server.requests)
@@ -261,12 +266,14 @@ def test_submit_workflow_of_workflows_then_resubmit_updates_templates(server, sv
     plan = _plan("10pct")
     first = S.submit(plan, svc, NS)
     assert not server.problems, server.problems
-    assert len(server.templates) == 3 + 6 and len(first.templates) == 9
+    # the four shared templates and nothing per campaign: every batch runs worldcover-batch
+    assert set(server.templates) == set(first.templates) == {
+        parts.TEMPLATE_PROCESS_TILE, parts.TEMPLATE_BATCH, parts.TEMPLATE_MERGE, parts.TEMPLATE_VALIDATE}
     n = len(server.requests)
     second = S.submit(plan, svc, NS)  # templates exist: 409 -> GET -> PUT with the resourceVersion
     assert not server.problems, server.problems
     methods = [r["method"] for r in server.requests[n:]]
-    assert methods.count("PUT") == 9 and methods.count("GET") == 9
+    assert methods.count("PUT") == 4 and methods.count("GET") == 4
     assert second.workflow != first.workflow
     for name, t in server.templates.items():
         assert t["metadata"]["resourceVersion"] == "2", name
@@ -305,10 +312,9 @@ def test_status_of_a_parent_reads_its_children(server, svc):
     plan = _plan("10pct")
     result = S.submit(plan, svc, NS)
     parent = server.workflows[result.workflow]
-    batches = [o for o in result.rendering.objects if o.role == "batch"]
     failed_tile = plan.batches()[2][7]
     nodes = {}
-    for i, (o, tiles) in enumerate(zip(batches, plan.batches(), strict=True)):
+    for i, tiles in enumerate(plan.batches()):
         b = f"b{i:03d}"
         child_name = f"{result.workflow}-{b}-zz{i}"
         phases = {t: ("Failed" if t == failed_tile else "Succeeded") for t in tiles}
@@ -316,9 +322,9 @@ def test_status_of_a_parent_reads_its_children(server, svc):
             "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
             "metadata": {"name": child_name, "namespace": NS,
                          "labels": {parts.LABEL_PARENT: result.workflow, parts.LABEL_BATCH: b}},
-            "spec": {"workflowTemplateRef": {"name": o.name}},
+            "spec": {"workflowTemplateRef": {"name": parts.TEMPLATE_BATCH}},
             "status": {"phase": "Failed" if failed_tile in tiles else "Succeeded",
-                       "nodes": _tile_nodes(child_name, phases)},
+                       "nodes": _tile_nodes(child_name, phases, fan_out=True)},
         }
         nodes[f"p-{b}"] = {"id": f"p-{b}", "name": f"{result.workflow}.{b}", "displayName": b, "type": "Pod",
                            "templateName": "batch", "phase": "Failed" if failed_tile in tiles else "Succeeded"}
@@ -492,15 +498,15 @@ def test_cleanup_removes_what_a_campaign_created(server, svc):
     with pytest.raises(InputError, match="still running"):
         S.cleanup(plan.name, svc, NS)
     dry = S.cleanup(plan.name, svc, NS, force=True, dry_run=True)
-    batches = sorted(o.name for o in result.rendering.objects if o.role == "batch")
-    assert dry.workflows == sorted([result.workflow, child]) and dry.templates == batches
+    assert dry.workflows == sorted([result.workflow, child])
     assert result.workflow in server.workflows  # a dry run deletes nothing
     server.workflows[child]["status"]["phase"] = "Failed"
     server.workflows[result.workflow]["status"] = {"phase": "Failed"}
     done = S.cleanup(plan.name, svc, NS)
     assert done.to_dict() == {**dry.to_dict(), "dry_run": False}
     assert set(server.workflows) == {other.workflow}
-    assert set(server.templates) == {parts.TEMPLATE_PROCESS_TILE, parts.TEMPLATE_MERGE, parts.TEMPLATE_VALIDATE}
+    assert set(server.templates) == {parts.TEMPLATE_PROCESS_TILE, parts.TEMPLATE_BATCH, parts.TEMPLATE_MERGE,
+                                     parts.TEMPLATE_VALIDATE}  # shared: they stay
     assert not server.problems
     with pytest.raises(InputError):
         S.cleanup("../etc", svc, NS)
@@ -556,17 +562,23 @@ def RenderConfigDefault():
     return RenderConfig()
 
 
-def test_a_batch_template_does_not_change_under_a_running_campaign(server, svc):
+def test_a_shared_template_does_not_change_under_a_running_campaign(server, svc):
     plan = _plan("10pct")
     first = S.submit(plan, svc, NS)
     S.submit(plan, svc, NS)  # the same templates again: nothing changes, allowed while it runs
+    # other campaign parameters change nothing shared: they travel in the new parent's child manifests
     changed = CampaignPlan.create(plan.name, 2021, stage="10pct", out_root="s3://worldcover/campaigns", max_cloud=30.0)
-    with pytest.raises(InputError, match="would change while campaign 'wc-2021-10pct' runs"):
-        S.submit(changed, svc, NS)
+    again = S.submit(changed, svc, NS)
+    batch = next(t for t in again.rendering.submitted_workflow().obj["spec"]["templates"] if t["name"] == "batch")
+    child = yaml.safe_load(batch["resource"]["manifest"])
+    assert {p["name"]: p["value"] for p in child["spec"]["arguments"]["parameters"]}["max_cloud"] == "30.0"
+    other = RenderConfig(image="registry.example/worldcover:other")  # the same version's templates, changed
+    with pytest.raises(InputError, match=f"WorkflowTemplate '{parts.TEMPLATE_PROCESS_TILE}' would change while "
+                                         f"campaign workflows run \\({first.workflow}"):
+        S.submit(plan, svc, NS, other)
     for name in list(server.workflows):
         server.workflows[name]["status"] = {"phase": "Succeeded"}
-    S.submit(changed, svc, NS)  # finished: the batch templates may change
-    batch = next(o.name for o in first.rendering.objects if o.role == "batch")
-    task = server.templates[batch]["spec"]["templates"][0]["dag"]["tasks"][0]
-    assert {p["name"]: p["value"] for p in task["arguments"]["parameters"]}["max_cloud"] == "30.0"
+    S.submit(plan, svc, NS, other)  # finished: the templates may change
+    tile = server.templates[parts.TEMPLATE_PROCESS_TILE]["spec"]["templates"][0]
+    assert tile["script"]["image"] == "registry.example/worldcover:other"
     assert not server.problems

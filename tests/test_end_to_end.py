@@ -93,6 +93,7 @@ def test_campaign_isolates_a_corrupt_tile_and_retries_only_it(api, archive, tmp_
     assert "data:image/png;base64," in html
 
 
+@pytest.mark.slow  # a simulated archive and a tile run: ~100 s
 def test_tile_products_are_valid_and_consistent(api, archive, tmp_path):
     from rio_cogeo.cogeo import cog_validate
 
@@ -124,6 +125,7 @@ def test_tile_products_are_valid_and_consistent(api, archive, tmp_path):
     assert again.status == "skipped"
 
 
+@pytest.mark.slow  # a simulated archive and a tile run: ~100 s
 def test_offset_harmonisation_end_to_end(tmp_path):
     """The same surface written with and without the 04.00 offset loads to the same reflectance."""
     from worldcover.sources.stac import StacSource

@@ -122,6 +122,7 @@ def test_upsample2_nan_neighbours_and_nearest():
     np.testing.assert_array_equal(upsample2(scl, nearest=True)[0], np.kron(scl[0], np.ones((2, 2), np.uint8)))
 
 
+@pytest.mark.slow  # the session archive (~20 s) and two block runs
 def test_native_and_product_grids_map_the_same_block_alike(small_api, tmp_path):
     """The tile chain on both grids: the same products, and the same class on most pixels."""
     import rasterio

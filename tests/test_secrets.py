@@ -30,6 +30,8 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
+import pytest
+
 from tests.helpers import DEFAULT_MODEL as MODEL
 from tests.loopback import LoopbackServer
 
@@ -90,6 +92,7 @@ LOGGED_CLI = ("import logging, sys; logging.basicConfig(level=logging.DEBUG); "
               "from worldcover.cli import main; sys.argv[0] = 'worldcover'; main()")
 
 
+@pytest.mark.slow  # a whole campaign with secrets set: ~60 s
 def test_no_secret_in_any_artefact(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "WORLDCOVER_DEBUG"}
     env.update(SECRETS)

@@ -61,6 +61,7 @@ def _assert_failed_cleanly(out: Path) -> None:
     assert not [n for n in leftovers if ".tmp" in n], leftovers
 
 
+@pytest.mark.slow  # a simulated archive and tile runs: ~90 s
 def test_items_without_a_needed_band_asset_are_a_data_error_naming_block_and_band(archive, tmp_path):
     # one item lacking a band is skipped and counted (tests/test_real_inputs.py); all of them: nothing to map
     path, fc = _s2_items(archive)
@@ -76,6 +77,7 @@ def test_items_without_a_needed_band_asset_are_a_data_error_naming_block_and_ban
     assert "missing: B04" in json.loads(tile_paths(out, TILE, YEAR).failure.read_text())["error"]
 
 
+@pytest.mark.slow  # a simulated archive and tile runs: ~90 s
 def test_asset_whose_file_is_gone_fails_the_tile_naming_the_file(archive, tmp_path):
     path, fc = _s2_items(archive)
     victim = fc["features"][3]["assets"]["B11"]["href"].removeprefix("file://")
@@ -89,6 +91,7 @@ def test_asset_whose_file_is_gone_fails_the_tile_naming_the_file(archive, tmp_pa
     assert Path(victim).name in json.loads(paths.failure.read_text())["error"]
 
 
+@pytest.mark.slow  # a simulated archive and tile runs: ~90 s
 def test_pixels_without_a_clear_observation_all_year_are_nodata(pristine):
     """Cloud over the west half of the block in every scene: that half is nodata 0, the rest is mapped."""
     block = Tile.parse(TILE).block(300, 300, BLOCK)

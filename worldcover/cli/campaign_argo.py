@@ -112,7 +112,7 @@ def render_cmd(
     priority_class: str = _priority, spot: bool = _spot,
     as_json: bool = _json,
 ) -> None:
-    """Render a campaign into Argo YAML (templates, workflow or parent + batch templates), validated."""
+    """Render a campaign into Argo YAML (shared templates, then the workflow or parent workflow), validated."""
     from worldcover.engines.argo.render import render, write
 
     start = time.perf_counter()
@@ -238,7 +238,7 @@ def cleanup_cmd(
     server: str | None = _server, namespace: str | None = _namespace,
     token_file: Path | None = _token_file, insecure: bool = _insecure, as_json: bool = _json,
 ) -> None:
-    """Delete a campaign's workflows and batch templates (shared templates and outputs stay)."""
+    """Delete a campaign's workflows (the shared templates and the outputs stay)."""
     from worldcover.engines.argo import submit as s
 
     svc, server, namespace = _service(server, namespace, token_file, insecure)
@@ -247,8 +247,7 @@ def cleanup_cmd(
         echo_json(result.to_dict())
         return
     verb = "would delete" if dry_run else "deleted"
-    typer.echo(f"{campaign}: {verb} {len(result.workflows)} workflows and {len(result.templates)} batch templates "
-               f"in namespace {namespace}")
+    typer.echo(f"{campaign}: {verb} {len(result.workflows)} workflows in namespace {namespace}")
 
 
 def main() -> None:

@@ -15,9 +15,9 @@ modules in `dags/`; do not edit by hand: a test fails when this folder is stale.
 | `install/artifact-repositories.yaml` | the artifact repository (S3/MinIO; logs are archived there) |
 | `install/limits.yaml` | ConfigMap `worldcover-limits`: the `process-tile` semaphore (tiles at once, all campaigns) |
 | `install/launcher-*.yaml` | ServiceAccount and Role `worldcover-launcher` of the UI's launch form |
-| `templates/` | the shared WorkflowTemplates, named with the package version: `worldcover-process-tile-v0-1-0`, `worldcover-merge-v0-1-0`, `worldcover-validate-v0-1-0`, and the launch form `worldcover-campaign-v0-1-0` |
+| `templates/` | the shared WorkflowTemplates, named with the package version: `worldcover-process-tile-v0-1-0`, `worldcover-batch-v0-1-0` (one batch of tiles, a `withParam` fan-out), `worldcover-merge-v0-1-0`, `worldcover-validate-v0-1-0`, and the launch form `worldcover-campaign-v0-1-0` |
 | `kustomization.yaml` | install + templates (`kubectl apply -k argo/ -n NS`) |
-| `campaigns/wc-<stage>-2021/` | representative campaigns (1pct: one Workflow; 10pct, 100pct: a parent Workflow and one WorkflowTemplate per batch of 50 tiles) |
+| `campaigns/wc-<stage>-2021/` | representative campaigns (1pct: one Workflow; 10pct, 100pct: a parent Workflow that creates one child Workflow per batch of 50 tiles from `worldcover-batch`) |
 
 ## 1. Argo Workflows
 
@@ -63,7 +63,10 @@ campaigns need the usual Argo roles (e.g. `argo-aggregate-to-edit`).
 
 Each release installs its own templates (names carry the version), so
 installing a new release never changes the code of a campaign already
-running; remove old ones with `kubectl delete workflowtemplate -l
+running, and `campaign submit` refuses to change a template of the same
+version (another image, other render options) while a campaign runs. A
+campaign itself creates only workflows (its batches run
+`worldcover-batch`). Remove old templates with `kubectl delete workflowtemplate -l
 app.kubernetes.io/version=v0-1-0 -n NS` once no campaign uses them.
 
 ## 3. Secrets (created by the operator, never rendered)
@@ -113,7 +116,7 @@ From the CLI (renders, validates, lints on the server, then creates):
     worldcover campaign submit --stage 1pct --year 2021 --out-root s3://bucket/campaigns -n NS
     worldcover campaign status <workflow> -n NS      # per tile; falls back to the archive
     worldcover campaign retry <workflow> -n NS       # the failed tiles again
-    worldcover campaign cleanup <campaign> -n NS     # its workflows and batch templates
+    worldcover campaign cleanup <campaign> -n NS     # its workflows (parent, children, retries)
 
 `kubectl create -f campaigns/wc-1pct-2021/workflow.yaml -n NS` works as well
 (Workflows use `generateName`: create them, do not apply them).

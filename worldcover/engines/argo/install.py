@@ -104,7 +104,7 @@ LAUNCHER = "worldcover-launcher"
 def launcher(cfg: RenderConfig) -> list[dict]:
     """The launch form's ServiceAccount and Role: it submits campaigns through the Argo Server with its own
     token (``--auth-mode=client``), so it may create workflows and create or update WorkflowTemplates (the
-    shared ones of its version and the campaign's batch templates), nothing else."""
+    shared ones of its version), nothing else."""
     meta = {"name": LAUNCHER, "labels": dict(PART_OF)}
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": dict(meta)},

@@ -36,6 +36,7 @@ PART_OF = {"app.kubernetes.io/part-of": "worldcover"}
 BASE_PROCESS_TILE = "worldcover-process-tile"
 BASE_MERGE = "worldcover-merge"
 BASE_VALIDATE = "worldcover-validate"
+BASE_BATCH = "worldcover-batch"
 LABEL_VERSION = "app.kubernetes.io/version"
 #: the semaphore ConfigMap (install/limits.yaml): operators change its values live, across campaigns
 LIMITS_CONFIGMAP = "worldcover-limits"
@@ -88,6 +89,21 @@ def template_name(base: str) -> str:
 TEMPLATE_PROCESS_TILE = template_name(BASE_PROCESS_TILE)
 TEMPLATE_MERGE = template_name(BASE_MERGE)
 TEMPLATE_VALIDATE = template_name(BASE_VALIDATE)
+TEMPLATE_BATCH = template_name(BASE_BATCH)
+
+#: process-tile's parameters other than the tile (campaign.steps.process_tile's, in order) and the metrics'
+#: stage: what a batch passes to every tile (the workflow parameters of worldcover-batch), described for the UI
+TILE_PARAMETERS = {
+    "year": "Year of the map.",
+    "source": "Catalogue the tiles read (a preset name or a STAC API URL).",
+    "model": "'default' or the URI of a model folder.",
+    "out_root": "The campaign's output root.",
+    "block_size": "Pixels per block side.",
+    "blocks": "'all' or the blocks to process.",
+    "max_cloud": "Largest scene cloud cover in percent (null: no limit).",
+    "campaign": "Campaign name (metrics and provenance).",
+    "stage": "Stage label (metrics).",
+}
 
 
 def image_tag() -> str:
@@ -475,16 +491,19 @@ def campaign_metrics(plan) -> list[Gauge]:
 
 # -- workflow spec -------------------------------------------------------------------------------
 
-def workflow_spec(cfg: RenderConfig, plan, *, parallelism: int = 0, ttl: bool = True) -> dict:
-    """Spec fields every campaign workflow (single, parent, child) shares; pods carry the campaign's labels
-    (cost attribution by campaign, stage and year)."""
+def workflow_spec(cfg: RenderConfig, plan, *, parallelism: int = 0, ttl: bool = True, deadline: bool = True) -> dict:
+    """Spec fields every campaign workflow (single, parent, the batch template) shares; with a plan, pods carry
+    the campaign's labels (cost attribution by campaign, stage and year). A child sets its deadline and pod
+    labels in its own manifest (the shared batch template knows no campaign)."""
     out = dict(
         service_account_name=cfg.service_account,
         security_context=pod_security(cfg),
         pod_gc=m.PodGC(strategy="OnPodSuccess"),
-        active_deadline_seconds=workflow_deadline(cfg, plan),
-        pod_metadata=m.Metadata(labels=pod_labels(plan)),
     )
+    if deadline:
+        out["active_deadline_seconds"] = workflow_deadline(cfg, plan)
+    if plan is not None:
+        out["pod_metadata"] = m.Metadata(labels=pod_labels(plan))
     if parallelism:
         out["parallelism"] = parallelism
     if ttl:
@@ -560,32 +579,33 @@ def campaign_ui(plan, n_tiles: int, n_batches: int) -> dict[str, str]:
     )
 
 
-def batch_ui(plan, calls, index: int, count: int) -> dict[str, str]:
-    first, last = calls[0].arguments["tile"], calls[-1].arguments["tile"]
-    return ui(
-        f"{plan.name} - batch {index + 1}/{count} - {len(calls)} tiles",
-        f"Tiles {first} .. {last} of campaign `{plan.name}` ({plan.year}, {stage_label(plan)}).",
-    )
-
-
 def child_name(batch: str) -> str:
     """A child workflow's name: the parent's name and the batch, so that creating it twice is a no-op."""
     return "{{workflow.name}}-" + batch
 
 
-def child_manifest(plan, extra_labels: dict) -> str:
-    """The child Workflow a parent creates for one batch: a reference to the batch's template, named
-    deterministically (``{{workflow.name}}-b000``) so that a retried ``apply`` finds it instead of
-    starting a duplicate."""
+def child_manifest(plan, cfg: RenderConfig, extra_labels: dict, tile_arguments: dict[str, str]) -> str:
+    """The child Workflow a parent creates for one batch: the shared ``worldcover-batch`` template fed the
+    batch's tiles (``{{inputs.parameters.tiles}}``) and the campaign's tile arguments, named
+    deterministically (``{{workflow.name}}-b000``) so that a retried ``apply`` finds it instead of starting a
+    duplicate. The campaign's deadline and pod labels are set here: the shared template knows no campaign."""
     import yaml
 
     labels = {**campaign_labels(plan, "batch"), LABEL_BATCH: "{{inputs.parameters.batch}}",
               LABEL_PARENT: "{{workflow.name}}", **extra_labels}
+    parameters = [{"name": "tiles", "value": "{{inputs.parameters.tiles}}"}]
+    parameters += [{"name": k, "value": tile_arguments[k]} for k in TILE_PARAMETERS]
     child = {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Workflow",
-        "metadata": {"name": child_name("{{inputs.parameters.batch}}"), "labels": labels},
-        "spec": {"workflowTemplateRef": {"name": "{{inputs.parameters.template}}"}},
+        "metadata": {"name": child_name("{{inputs.parameters.batch}}"), "labels": labels,
+                     "annotations": ui(f"{plan.name} - batch {{{{inputs.parameters.batch}}}}",
+                                       f"Tiles of campaign `{plan.name}` ({plan.year}, {stage_label(plan)}): "
+                                       "the `tiles` parameter.")},
+        "spec": {"workflowTemplateRef": {"name": TEMPLATE_BATCH},
+                 "arguments": {"parameters": parameters},
+                 "activeDeadlineSeconds": workflow_deadline(cfg, plan),
+                 "podMetadata": {"labels": pod_labels(plan)}},
     }
     return yaml.safe_dump(child, sort_keys=False)
 
@@ -602,16 +622,17 @@ def stop_manifest() -> str:
     }, sort_keys=False)
 
 
-def batch_resource(plan, cfg: RenderConfig, extra_labels: dict):
-    """The parent's ``batch`` template: apply one child Workflow, wait for its phase."""
+def batch_resource(plan, cfg: RenderConfig, extra_labels: dict, tile_arguments: dict[str, str]):
+    """The parent's ``batch`` template: apply one child Workflow (inputs: the batch's name and its tiles as a
+    JSON list), wait for its phase."""
     from hera.workflows import Resource
 
     return Resource(
         name="batch",
-        inputs=[m.Parameter(name="batch"), m.Parameter(name="template")],
+        inputs=[m.Parameter(name="batch"), m.Parameter(name="tiles")],
         action="apply",
         set_owner_reference=True,
-        manifest=child_manifest(plan, extra_labels),
+        manifest=child_manifest(plan, cfg, extra_labels, tile_arguments),
         success_condition="status.phase == Succeeded",
         failure_condition="status.phase in (Failed, Error)",
         # a lost resource pod (eviction, node drain) is an Error: apply again (a no-op) and wait again

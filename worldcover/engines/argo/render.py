@@ -1,8 +1,8 @@
 """Render a campaign plan into Argo objects with the hera modules in ``dags/``.
 
 ``render(plan, cfg)`` returns every object a campaign needs (the shared
-WorkflowTemplates, then the campaign's Workflow, or its batch templates and
-parent), each validated (strict, Argo v4.1.2 schema), under 256 kB and with
+WorkflowTemplates, then the campaign's Workflow or parent Workflow; the
+child Workflows a parent creates are checked from its manifests), each validated (strict, Argo v4.1.2 schema), under 256 kB and with
 at most ``cfg.max_nodes`` nodes per workflow.
 
 Node counting rule (an upper bound of what the Argo UI shows): one node for
@@ -53,7 +53,7 @@ def dags_module(name: str):
                          "the repository, whose dags/ it maps to worldcover.dags)") from None
 
 
-TEMPLATE_MODULES = ("process_tile", "merge", "validate")
+TEMPLATE_MODULES = ("process_tile", "batch", "merge", "validate")
 #: installed with the others (argo/templates/), but no campaign refers to it: the UI's launch form
 LAUNCH_MODULE = "launch"
 
@@ -104,6 +104,8 @@ class WorkflowStats:
     tasks: int
     nodes_min: int
     nodes_max: int
+    #: a child workflow's manifest size (children are created at run time, so they are not among the objects)
+    json_bytes: int = 0
 
 
 @dataclass
@@ -131,18 +133,20 @@ class Rendering:
         for o in self.objects:
             sizes.setdefault(o.role, []).append(o)
         for role in ("template", "workflow", "batch", "parent"):
-            objs = sizes.get(role, [])
-            if not objs:
+            objs, st = sizes.get(role, []), by_role.get(role, [])
+            if not objs and not st:
                 continue
-            st = by_role.get(role, [])
+            # "batch": the child workflows a parent creates (counted from their manifests)
+            json_kb = [o.json_bytes for o in objs] or [s.json_bytes for s in st]
+            yaml_kb = [o.yaml_bytes for o in objs] or [s.json_bytes for s in st]
             rows.append({
                 "kind": role,
-                "objects": len(objs),
+                "objects": len(objs) or len(st),
                 "tasks_max": max((s.tasks for s in st), default=0),
                 "nodes_min": max((s.nodes_min for s in st), default=0),
                 "nodes_max": max((s.nodes_max for s in st), default=0),
-                "largest_kb": round(max(o.json_bytes for o in objs) / 1024, 1),
-                "largest_yaml_kb": round(max(o.yaml_bytes for o in objs) / 1024, 1),
+                "largest_kb": round(max(json_kb) / 1024, 1),
+                "largest_yaml_kb": round(max(yaml_kb) / 1024, 1),
             })
         return rows
 
@@ -154,7 +158,8 @@ def _template_path(name: str) -> str:
 
 
 def render_templates(cfg: RenderConfig | None = None) -> list[ArgoObject]:
-    """The shared WorkflowTemplates: worldcover-process-tile, -merge, -validate (names end in the version)."""
+    """The shared WorkflowTemplates: worldcover-process-tile, -batch, -merge, -validate (names end in the
+    version)."""
     cfg = cfg or RenderConfig()
     out = []
     for mod in TEMPLATE_MODULES:
@@ -186,12 +191,8 @@ def render_campaign_objects(plan, cfg: RenderConfig | None = None, *, prefix: st
     base = f"campaigns/{prefix}"
     for h in built:
         obj = h.to_dict()
-        if obj["kind"] == "WorkflowTemplate":
-            out.append(ArgoObject(obj, f"{base}/batches/{obj['metadata']['name']}.yaml", "batch"))
-        else:
-            many = any(o.role == "batch" for o in out)
-            out.append(ArgoObject(obj, f"{base}/{'parent' if many else 'workflow'}.yaml",
-                                  "parent" if many else "workflow"))
+        role = "parent" if obj["metadata"].get("labels", {}).get(parts.LABEL_ROLE) == "parent" else "workflow"
+        out.append(ArgoObject(obj, f"{base}/{role}.yaml", role))
     return out
 
 
@@ -218,13 +219,15 @@ def _resolve(task: dict, local: dict[str, dict], index: dict) -> dict:
     return local[task["template"]]
 
 
-def _nodes(template: dict, local: dict, index: dict) -> tuple[int, int, int]:
-    """(tasks, nodes_min, nodes_max) of running ``template`` once (see the module docstring)."""
+def _nodes(template: dict, local: dict, index: dict, values: dict | None = None) -> tuple[int, int, int]:
+    """(tasks, nodes_min, nodes_max) of running ``template`` once (see the module docstring); ``values``
+    fills a ``withParam`` (the workflow's parameters)."""
     if "dag" in template:
         tasks, lo, hi = 0, 1, 1
         for task in template["dag"]["tasks"]:
             t, a, b = _nodes(_resolve(task, local, index), local, index)
-            fan = len(task.get("withItems") or []) or 1  # withItems: a group node and one node per item
+            # withItems / withParam: a group node and one node per item
+            fan = len(task.get("withItems") or _fan_out(task, values or {})) or 1
             tasks += fan * (1 + (t if "dag" in _resolve(task, local, index) else 0))
             lo, hi = lo + fan * a + (fan > 1), hi + fan * b + (fan > 1)
         return tasks, lo, hi
@@ -233,6 +236,32 @@ def _nodes(template: dict, local: dict, index: dict) -> tuple[int, int, int]:
         limit = int(retry.get("limit", 0) or 0)
         return 0, 2, 2 + limit
     return 0, 1, 1
+
+
+def _fan_out(task: dict, values: dict) -> list:
+    """The items of a task's ``withParam`` (a JSON list, after filling in ``values``); [] without one."""
+    if "withParam" not in task:
+        return []
+    text = _fill(task["withParam"], values)
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError:
+        items = None
+    if not isinstance(items, list):
+        raise DataError(f"task {task['name']!r}: withParam {text[:60]!r} is not a JSON list")
+    return items
+
+
+def _fill(text: str, values: dict) -> str:
+    for k, v in values.items():
+        text = text.replace("{{" + k + "}}", v)
+    return text
+
+
+def _child_values(child: dict) -> dict[str, str]:
+    """A child manifest's arguments as ``workflow.parameters.X`` values."""
+    return {f"workflow.parameters.{p['name']}": p.get("value", "")
+            for p in child["spec"].get("arguments", {}).get("parameters", [])}
 
 
 def workflow_stats(o: ArgoObject, index: dict) -> WorkflowStats:
@@ -264,7 +293,8 @@ def _child_manifests(o: ArgoObject) -> list[dict]:
 #: the only Argo expressions our objects contain; anything else came from data and must not reach Argo
 ALLOWED_PLACEHOLDERS = frozenset({
     "{{inputs.parameters}}", "{{inputs.parameters.campaign}}", "{{inputs.parameters.stage}}",
-    "{{inputs.parameters.batch}}", "{{inputs.parameters.template}}", "{{outputs.parameters.pixels}}",
+    "{{inputs.parameters.batch}}", "{{inputs.parameters.tiles}}", "{{outputs.parameters.pixels}}",
+    "{{workflow.parameters.tiles}}", *(f"{{{{workflow.parameters.{k}}}}}" for k in parts.TILE_PARAMETERS),
     "{{inputs.parameters.failed}}", "{{inputs.parameters.allowed}}", "{{inputs.parameters.out_root}}",
     "{{outputs.parameters.failed}}", "{{outputs.parameters.finished}}",
     "{{tasks.collect-failures.outputs.parameters.failed}}", "{{workflow.parameters.max-failed-tiles}}",
@@ -307,7 +337,8 @@ def check_placeholders(obj: dict) -> None:
 def check(objects: list[ArgoObject], cfg: RenderConfig, version: str = DEFAULT_VERSION) -> list[WorkflowStats]:
     """Validate (strict), check sizes, node counts and expressions; return per-workflow node statistics."""
     index = _template_index(objects)
-    names = {o.obj["metadata"].get("name") for o in objects if o.kind == "WorkflowTemplate"}
+    templates = {o.obj["metadata"].get("name"): o for o in objects if o.kind == "WorkflowTemplate"}
+    names = set(templates)
     stats = []
     for o in objects:
         validate_object(o.obj, version=version, strict=True)
@@ -325,10 +356,25 @@ def check(objects: list[ArgoObject], cfg: RenderConfig, version: str = DEFAULT_V
         if o.role == "parent":
             for child in _child_manifests(o):
                 validate_object(child, version=version, strict=True)
+                check_placeholders(child)
                 ref = child["spec"]["workflowTemplateRef"]["name"]
                 if ref not in names:
                     raise DataError(f"{describe(o.obj)} creates a child from {ref!r}, which is not rendered")
+                st = child_stats(child, templates[ref], index)
+                if st.nodes_max > cfg.max_nodes:
+                    raise InputError(f"child workflow {st.name!r} would show up to {st.nodes_max:,} nodes "
+                                     f"({st.tasks} tiles): more than {cfg.max_nodes:,}; use a smaller --batch-size")
+                stats.append(st)
     return stats
+
+
+def child_stats(child: dict, template: ArgoObject, index: dict) -> WorkflowStats:
+    """Node counts of a child workflow: its template's DAG with the child's parameters (the withParam)."""
+    spec = template.obj["spec"]
+    local = {t["name"]: t for t in spec.get("templates", [])}
+    tasks, lo, hi = _nodes(local[spec["entrypoint"]], local, index, _child_values(child))
+    size = len(json.dumps(child, separators=(",", ":")).encode())
+    return WorkflowStats(child["metadata"]["name"], "batch", tasks, lo, hi, size)
 
 
 def render(plan, cfg: RenderConfig | None = None, *, prefix: str | None = None, retry_of: str | None = None,
@@ -418,7 +464,8 @@ def step_calls_of(objects: list[ArgoObject]) -> list:
     """The step calls the rendered objects make, in DAG order, read back from the objects themselves.
 
     A parent's batch tasks are followed into the child Workflow they create
-    (through the batch WorkflowTemplate its manifest names).
+    (the batch WorkflowTemplate its manifest names, its ``withParam`` expanded
+    over the child's tiles).
     """
     from worldcover.campaign.calls import StepCall
 
@@ -426,7 +473,7 @@ def step_calls_of(objects: list[ArgoObject]) -> list:
     by_name = {o.obj["metadata"].get("name"): o for o in objects if o.kind == "WorkflowTemplate"}
     calls: list = []
 
-    def walk(o: ArgoObject) -> None:
+    def walk(o: ArgoObject, values: dict[str, str]) -> None:
         spec = o.obj["spec"]
         local = {t["name"]: t for t in spec.get("templates", [])}
         children = iter(_child_manifests(o)) if o.role == "parent" else iter(())
@@ -434,16 +481,20 @@ def step_calls_of(objects: list[ArgoObject]) -> list:
             tmpl = _resolve(task, local, index)
             if "resource" in tmpl:
                 child = next(children)
-                walk(by_name[child["spec"]["workflowTemplateRef"]["name"]])
+                walk(by_name[child["spec"]["workflowTemplateRef"]["name"]], _child_values(child))
                 continue
             if _entrypoint(tmpl) is None:  # the gate: Argo's own check, no step function
                 continue
-            function, kwargs = runner_kwargs(tmpl, task)
-            calls.append(StepCall(function, tuple(sorted(kwargs.items()))))
+            for item in _fan_out(task, values) or [None]:
+                filled = values if item is None else {**values, "item": str(item)}
+                args = [{**p, "value": _fill(p["value"], filled)} for p in task.get("arguments", {}).get(
+                    "parameters", [])]
+                function, kwargs = runner_kwargs(tmpl, {**task, "arguments": {"parameters": args}})
+                calls.append(StepCall(function, tuple(sorted(kwargs.items()))))
 
     for o in objects:
         if o.role in ("workflow", "parent"):
-            walk(o)
+            walk(o, {})
     return calls
 
 

@@ -164,7 +164,7 @@ def _create_or_update_template(svc, o: ArgoObject, namespace: str) -> None:
         except AlreadyExists:
             pass
         current = svc.get_workflow_template(o.name, namespace=namespace)
-        if o.role == "batch" and _dump(current).get("spec") != _dump(_model(o)).get("spec"):
+        if _dump(current).get("spec") != _dump(_model(o)).get("spec"):
             _refuse_if_running(svc, o, namespace)
         model = _model(o)
         model.metadata.resource_version = current.metadata.resource_version
@@ -174,24 +174,26 @@ def _create_or_update_template(svc, o: ArgoObject, namespace: str) -> None:
 
 
 def _refuse_if_running(svc, o: ArgoObject, namespace: str) -> None:
-    """A batch template whose tiles or settings change must not change under a running campaign: its
-    children not yet started would run the new one."""
-    campaign = (o.obj["metadata"].get("labels") or {}).get(parts.LABEL_CAMPAIGN, "")
-    items = svc.list_workflows(namespace=namespace, label_selector=f"{parts.LABEL_CAMPAIGN}={campaign}").items or []
+    """A shared template of this version that would change (another image, other render options) must not
+    change under a running campaign: its pods not yet started would run the new one."""
+    key, value = next(iter(parts.PART_OF.items()))
+    items = svc.list_workflows(namespace=namespace, label_selector=f"{key}={value}").items or []
     running = sorted(w.metadata.name or "" for w in items
-                     if (w.status.phase if w.status else "") in ("", "Pending", "Running"))
+                     if parts.LABEL_CAMPAIGN in (w.metadata.labels or {})
+                     and (w.status.phase if w.status else "") in ("", "Pending", "Running"))
     if running:
-        raise InputError(f"WorkflowTemplate {o.name!r} would change while campaign {campaign!r} runs "
-                         f"({', '.join(running[:3])}): wait for it, stop it, or submit under another --name")
+        raise InputError(f"WorkflowTemplate {o.name!r} would change while campaign workflows run "
+                         f"({', '.join(running[:3])}): wait for them, stop them, or install another version")
 
 
 def submit(plan, svc, namespace: str | None = None, cfg: RenderConfig | None = None, *,
            prefix: str | None = None, retry_of: str | None = None) -> Submission:
     """Render ``plan`` (validated locally), then lint and create its templates and its workflow.
 
-    Templates are created, or updated when they exist (the shared ones are
-    shared by every campaign). The workflow is created last, so a refused
-    template leaves no running workflow behind.
+    The shared templates are created, or updated when they exist and differ
+    (refused while a campaign runs: its pods would run the new one). The
+    workflow is created last, so a refused template leaves no running
+    workflow behind.
     """
     from hera.workflows import models as m
 
@@ -248,8 +250,10 @@ class CampaignStatus:
                 "tiles": [t.__dict__ for t in self.tiles]}
 
 
-def _base_name(display: str) -> str:
-    return display.split("(", 1)[0]
+def _task_of(display: str) -> str:
+    """A node's task, without the attempt suffix: ``n00e006(1)`` -> ``n00e006``, ``tile(3:N00E006)(0)`` ->
+    ``tile(3:N00E006)`` (a withParam item keeps its index and value)."""
+    return re.sub(r"\(\d+\)$", "", display)
 
 
 def _node_template(node: dict) -> str:
@@ -261,8 +265,10 @@ def tile_states(workflow: dict) -> list[TileState]:
     """Per-tile phase of one workflow, from ``status.nodes``.
 
     The tile task's retry node (or its pod node when it has no retries) gives
-    the phase; its pod nodes count the attempts. The tile id comes from the
-    node's ``tile`` input parameter (else the task name) and is validated.
+    the phase; its pod nodes count the attempts. Tasks are named by tile in a
+    single workflow (``n00e006``) and by item in a batch (``tile(0:N00E006)``);
+    the tile id comes from the node's ``tile`` input parameter (else the task
+    name) and is validated.
     """
     from worldcover.grid import Tile
 
@@ -271,7 +277,7 @@ def tile_states(workflow: dict) -> list[TileState]:
     for node in (workflow.get("status") or {}).get("nodes", {}).values():
         if _node_template(node) != TILE_TEMPLATE or node.get("type") not in ("Retry", "Pod"):
             continue
-        groups.setdefault(_base_name(node.get("displayName", "")), []).append(node)
+        groups.setdefault(_task_of(node.get("displayName", "")), []).append(node)
     out = []
     for task, nodes in sorted(groups.items()):
         head = next((n for n in nodes if n.get("type") == "Retry"), None) or nodes[0]
@@ -382,19 +388,18 @@ class Cleanup:
 
     campaign: str
     workflows: list[str] = field(default_factory=list)
-    templates: list[str] = field(default_factory=list)
     dry_run: bool = False
 
     def to_dict(self) -> dict:
-        return {"campaign": self.campaign, "workflows": self.workflows, "templates": self.templates,
-                "dry_run": self.dry_run}
+        return {"campaign": self.campaign, "workflows": self.workflows, "dry_run": self.dry_run}
 
 
 def cleanup(campaign: str, svc, namespace: str | None = None, *, force: bool = False,
             dry_run: bool = False) -> Cleanup:
-    """Delete what a campaign created: its workflows (parents, children, retries) and batch templates.
+    """Delete what a campaign created: its workflows (single or parent, children, retries).
 
-    The shared, versioned templates stay (other campaigns use them). A
+    A campaign creates nothing else: the shared, versioned templates stay
+    (other campaigns use them; batches run the shared ``worldcover-batch``). A
     campaign with a running workflow is refused unless ``force`` (stop it
     first, e.g. ``argo stop``); outputs in object storage are never touched.
     """
@@ -405,16 +410,11 @@ def cleanup(campaign: str, svc, namespace: str | None = None, *, force: bool = F
     selector = f"{parts.LABEL_CAMPAIGN}={campaign}"
     with _calls(svc, f"listing the workflows of campaign {campaign!r}"):
         items = [_dump(w) for w in svc.list_workflows(namespace=namespace, label_selector=selector).items or []]
-    with _calls(svc, f"listing the templates of campaign {campaign!r}"):
-        templates = [_dump(t) for t in svc.list_workflow_templates(namespace=namespace,
-                                                                   label_selector=selector).items or []]
     running = [w["metadata"]["name"] for w in items if (w.get("status") or {}).get("phase", "") in RUNNING_PHASES]
     if running and not force:
         raise InputError(f"campaign {campaign!r} is still running ({', '.join(sorted(running)[:5])}): stop it "
                          "first or pass --force")
-    out = Cleanup(campaign, sorted(w["metadata"]["name"] for w in items),
-                  sorted(t["metadata"]["name"] for t in templates
-                         if (t["metadata"].get("labels") or {}).get(parts.LABEL_ROLE) == "batch"), dry_run)
+    out = Cleanup(campaign, sorted(w["metadata"]["name"] for w in items), dry_run)
     if dry_run:
         return out
     from hera.exceptions import NotFound
@@ -422,9 +422,6 @@ def cleanup(campaign: str, svc, namespace: str | None = None, *, force: bool = F
     for name in out.workflows:  # children go with their parent too (owner references): NotFound is fine
         with _calls(svc, f"deleting workflow {name!r}"), suppress(NotFound):
             svc.delete_workflow(name, namespace=namespace)
-    for name in out.templates:
-        with _calls(svc, f"deleting WorkflowTemplate {name!r}"), suppress(NotFound):
-            svc.delete_workflow_template(name, namespace=namespace)
     return out
 
 
