@@ -2,8 +2,9 @@
 
 ``render(plan, cfg)`` returns every object a campaign needs (the shared
 WorkflowTemplates, then the campaign's Workflow or parent Workflow; the
-child Workflows a parent creates are checked from its manifests), each validated (strict, Argo v4.1.2 schema), under 256 kB and with
-at most ``cfg.max_nodes`` nodes per workflow.
+child Workflows a parent creates are checked from its manifests), each
+validated (strict, Argo v4.1.2 schema), under 256 kB and with at most
+``cfg.max_nodes`` nodes per workflow.
 
 Node counting rule (an upper bound of what the Argo UI shows): one node for
 the workflow's DAG, and per DAG task one pod node, plus one retry node when
