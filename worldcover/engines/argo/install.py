@@ -23,7 +23,9 @@ ConfigMap and the templates refer to them by name and key only.
 
 from __future__ import annotations
 
-from worldcover.engines.argo.parts import PART_OF, RenderConfig
+from worldcover.engines.argo.parts import LIMIT_TILES_KEY, LIMITS_CONFIGMAP, PART_OF, RenderConfig
+from worldcover.engines.argo.yamlio import dump
+from worldcover.errors import DataError
 
 ARTIFACT_REPOSITORY_KEY = "worldcover-s3"
 
@@ -74,8 +76,6 @@ def artifact_repository(cfg: RenderConfig, bucket: str = "worldcover-argo", endp
 
 
 def artifact_repositories(cfg: RenderConfig) -> dict:
-    from worldcover.engines.argo.yamlio import dump
-
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -91,8 +91,6 @@ def artifact_repositories(cfg: RenderConfig) -> dict:
 def limits(cfg: RenderConfig) -> dict:
     """The semaphore ConfigMap: ``process-tile`` = tiles running at once in the namespace, every campaign
     together. `kubectl edit configmap worldcover-limits` changes it live (Argo re-reads it)."""
-    from worldcover.engines.argo.parts import LIMIT_TILES_KEY, LIMITS_CONFIGMAP
-
     return {"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": LIMITS_CONFIGMAP, "labels": dict(PART_OF)},
             "data": {LIMIT_TILES_KEY: str(cfg.tile_limit)}}
@@ -142,8 +140,6 @@ def kustomization(resources: list[str]) -> dict:
 
 def check_manifest(obj: dict) -> dict:
     """Structural checks of the core objects (the Argo schema does not cover RBAC)."""
-    from worldcover.errors import DataError
-
     kind = obj.get("kind")
     required = {
         "ServiceAccount": ("apiVersion", "kind", "metadata"),

@@ -17,7 +17,11 @@ from hera.workflows import EmptyDirVolume, Env, Parameter, Resources, RetryStrat
 from hera.workflows import models as m
 from hera.workflows.metrics import Counter, Gauge, Label
 
+from worldcover import __version__
+from worldcover.campaign.estimate import estimate, measured_throughput
+from worldcover.campaign.plan import CampaignPlan
 from worldcover.errors import InputError
+from worldcover.grid import TILE_PIXELS
 
 GROUP = "worldcover.io"
 LABEL_CAMPAIGN = f"{GROUP}/campaign"
@@ -75,8 +79,6 @@ _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 def version_suffix() -> str:
     """The package version as a DNS label piece: 0.1.0 -> v0-1-0 (what shared template names carry)."""
-    from worldcover import __version__
-
     return ("v" + re.sub(r"[^a-z0-9]+", "-", __version__.lower())).strip("-")[:20].rstrip("-")
 
 
@@ -108,8 +110,6 @@ TILE_PARAMETERS = {
 
 def image_tag() -> str:
     """The image tag: the package version (characters a tag cannot hold become '-')."""
-    from worldcover import __version__
-
     return re.sub(r"[^A-Za-z0-9_.-]", "-", __version__)[:128]
 
 
@@ -278,8 +278,6 @@ def tile_deadline(cfg: RenderConfig, cores: int = 4) -> int:
     cores at the measured throughput (the benchmark's figure), rounded up to the hour, 2 to 48 h."""
     if cfg.tile_deadline_s:
         return cfg.tile_deadline_s
-    from worldcover.campaign.estimate import measured_throughput
-    from worldcover.grid import TILE_PIXELS
 
     rate, _ = measured_throughput()
     seconds = 3 * TILE_PIXELS**2 / (rate * 1e6 * cores)
@@ -297,9 +295,6 @@ def workflow_deadline(cfg: RenderConfig, plan, cores: int = 4) -> int:
 @lru_cache(maxsize=16)
 def _estimated_deadline(year: int, tiles: tuple[str, ...], tile_limit: int, cores: int) -> int:
     """Cached: every child workflow of a campaign asks (the estimate reads each tile's land fraction)."""
-    from worldcover.campaign.estimate import estimate
-    from worldcover.campaign.plan import CampaignPlan
-
     plan = CampaignPlan.create("deadline", year, tiles=list(tiles), out_root="s3://estimate/only")
     concurrent = max(1, min(len(tiles), tile_limit))
     hours = estimate(plan).core_hours / (cores * concurrent)

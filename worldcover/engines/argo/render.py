@@ -28,9 +28,14 @@ from typing import Any
 
 import yaml
 
+from worldcover import storage
+from worldcover.campaign.calls import StepCall
+from worldcover.campaign.plan import check_cluster_locations
 from worldcover.engines.argo import parts
+from worldcover.engines.argo.entry import step_of
 from worldcover.engines.argo.parts import RenderConfig
 from worldcover.engines.argo.schema import DEFAULT_VERSION, describe, validate_object
+from worldcover.engines.argo.yamlio import dump
 from worldcover.errors import DataError, InputError
 from worldcover.storage import atomic_write_text
 
@@ -62,8 +67,6 @@ LAUNCH_MODULE = "launch"
 # -- objects ---------------------------------------------------------------------------------------
 
 def to_yaml(obj: dict) -> str:
-    from worldcover.engines.argo.yamlio import dump
-
     return dump(obj)
 
 
@@ -178,8 +181,6 @@ def render_launcher(cfg: RenderConfig | None = None) -> ArgoObject:
 def render_campaign_objects(plan, cfg: RenderConfig | None = None, *, prefix: str | None = None,
                             retry_of: str | None = None) -> list[ArgoObject]:
     """The campaign's own objects (no shared templates), not yet checked."""
-    from worldcover.campaign.plan import check_cluster_locations
-
     cfg = cfg or RenderConfig()
     check_cluster_locations(plan.validate())  # pods share nothing but object storage
     prefix = parts.check_dns_name(prefix or plan.name, "workflow name prefix")
@@ -390,8 +391,6 @@ def render(plan, cfg: RenderConfig | None = None, *, prefix: str | None = None, 
 
 def write(objects: Iterable[ArgoObject], out_dir) -> list:
     """Write each object's YAML under ``out_dir`` (a folder or an object-store prefix), each file whole."""
-    from worldcover import storage
-
     out = storage.path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"output {str(out)!r} exists and is not a directory")
@@ -441,8 +440,6 @@ def _runner_value(value: str, annotation: Any) -> Any:
 
 def runner_kwargs(template: dict, task: dict) -> tuple[str, dict[str, Any]]:
     """(step function path, kwargs) the hera runner would call for one DAG task."""
-    from worldcover.engines.argo.entry import step_of
-
     entry = _entrypoint(template)
     if entry is None:
         raise DataError(f"template {template.get('name')!r} is not a hera runner script")
@@ -468,8 +465,6 @@ def step_calls_of(objects: list[ArgoObject]) -> list:
     (the batch WorkflowTemplate its manifest names, its ``withParam`` expanded
     over the child's tiles).
     """
-    from worldcover.campaign.calls import StepCall
-
     index = _template_index(objects)
     by_name = {o.obj["metadata"].get("name"): o for o in objects if o.kind == "WorkflowTemplate"}
     calls: list = []

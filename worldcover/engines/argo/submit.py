@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from worldcover.campaign.plan import CampaignPlan, check_cluster_locations, check_name
 from worldcover.credentials import redact, register
 from worldcover.engines.argo import parts
 from worldcover.engines.argo.parts import RenderConfig
 from worldcover.engines.argo.render import ArgoObject, Rendering, render
 from worldcover.errors import DataError, InputError, WorldCoverError
+from worldcover.grid import Tile
 
 TOKEN_ENV = "ARGO_TOKEN"
 FAILED_PHASES = ("Failed", "Error")
@@ -144,8 +146,6 @@ class Submission:
 
 def check_cluster_plan(plan) -> None:
     """Pods share no filesystem: a cluster campaign's output root, model and reference are object-store URLs."""
-    from worldcover.campaign.plan import check_cluster_locations
-
     check_cluster_locations(plan)
 
 
@@ -270,8 +270,6 @@ def tile_states(workflow: dict) -> list[TileState]:
     the tile id comes from the node's ``tile`` input parameter (else the task
     name) and is validated.
     """
-    from worldcover.grid import Tile
-
     name = workflow.get("metadata", {}).get("name", "")
     groups: dict[str, list[dict]] = {}
     for node in (workflow.get("status") or {}).get("nodes", {}).values():
@@ -403,8 +401,6 @@ def cleanup(campaign: str, svc, namespace: str | None = None, *, force: bool = F
     campaign with a running workflow is refused unless ``force`` (stop it
     first, e.g. ``argo stop``); outputs in object storage are never touched.
     """
-    from worldcover.campaign.plan import check_name
-
     namespace = check_namespace(namespace or svc.namespace)
     check_name(campaign)
     selector = f"{parts.LABEL_CAMPAIGN}={campaign}"
@@ -440,8 +436,6 @@ def retry(name: str, svc, namespace: str | None = None, cfg: RenderConfig | None
     the failed tiles from its nodes (and its children's); both are validated
     again before anything is rendered.
     """
-    from worldcover.campaign.plan import CampaignPlan
-
     namespace = check_namespace(namespace or svc.namespace)
     st = campaign_status(name, svc, namespace)
     if st.plan is None:
