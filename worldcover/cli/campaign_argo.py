@@ -138,6 +138,9 @@ def render_cmd(
                f"(JSON; YAML {largest.yaml_bytes:,}); limit 262,144")
     typer.echo("nodes = 1 per DAG + per task 1 pod (+1 retry node, + up to `limit` retried pods); "
                "min: no retries, max: every retry used")
+    if any(r["kind"] == "batch" for r in rendering.table()):
+        typer.echo("batch = the child Workflows the parent creates at run time from worldcover-batch (sizes: their "
+                   "manifests)")
     typer.echo(f"{len(files)} objects for {len(plan.tiles):,} tiles written to {out} in {seconds:.2f} s "
                f"(valid against Argo {schema}, strict)")
 
