@@ -130,7 +130,7 @@ def _simulate(blocks: list, year: int, seed: int, period: tuple[str, str] | None
 
 def _render_for_argo(plan, dest) -> None:
     """Step 5a: the demo's plan rendered for a cluster (Argo objects written to ``dest``)."""
-    from worldcover.engines.argo.render import render, write
+    from worldcover.engines.argo.render import render, write  # lazy: pulls hera
 
     argo_plan = cluster_plan(plan)
     rendering = render(argo_plan)

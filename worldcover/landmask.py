@@ -123,7 +123,7 @@ class SimLandMask:
     name: str = "sim"
 
     def is_land(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-        from worldcover.sim.world import elevation_at
+        from worldcover.sim.world import elevation_at  # lazy: pulls xarray, odc, rasterio (landmask stays light)
 
         return elevation_at(np.asarray(lon, float), np.asarray(lat, float), self.seed) > 0
 

@@ -12,6 +12,7 @@ import re
 from dataclasses import MISSING, asdict, dataclass, field, replace
 from datetime import UTC, datetime
 
+from worldcover import storage
 from worldcover.errors import InputError
 from worldcover.grid import DEFAULT_BLOCK_SIZE, Tile, check_block_size, land_tiles
 from worldcover.stages import DEFAULT_SEED, check_stage, stage_tiles
@@ -52,7 +53,7 @@ def check_uri(value: str, what: str) -> str:
 
 def source_presets() -> tuple[str, ...]:
     """The catalogue presets (``worldcover.sources.catalogues.PRESETS``) and ``sentinelhub``."""
-    from worldcover.sources.catalogues import PRESETS
+    from worldcover.sources.catalogues import PRESETS  # lazy: pulls pystac_client (plan stays light)
 
     return (*PRESETS, "sentinelhub")
 
@@ -64,7 +65,7 @@ def check_source(value: str) -> str:
     if not known:
         raise InputError(f"invalid source {value!r}: expected a catalogue preset "
                          f"({', '.join(source_presets()[:-1])}), sentinelhub or an http(s):// STAC API URL")
-    from worldcover.sources.catalogues import PRESETS, check_s1_geocoded
+    from worldcover.sources.catalogues import PRESETS, check_s1_geocoded  # lazy: pulls pystac_client
 
     if value in PRESETS:  # a preset whose S1 is radar-geometry GRD is refused before any network access
         check_s1_geocoded(PRESETS[value])
@@ -75,9 +76,8 @@ def check_model(value: str) -> str:
     """A model location that holds a model: ``default`` (the packaged model), a folder or an object prefix
     with ``model.txt`` and its card ``card.json`` (read through :mod:`worldcover.storage`, so s3:// works)."""
     check_uri(value, "model")
-    from worldcover import storage
-    from worldcover.model.card import CARD_FILE, MODEL_FILE
-    from worldcover.model.location import resolve_model
+    from worldcover.model.card import CARD_FILE, MODEL_FILE  # lazy: worldcover.model pulls xarray, pandas
+    from worldcover.model.location import resolve_model  # lazy: worldcover.model pulls xarray, pandas
 
     where = storage.path(resolve_model(value))
     expected = f"expected '{DEFAULT_MODEL}' or a model directory holding {MODEL_FILE} and {CARD_FILE}"
@@ -115,8 +115,6 @@ def check_year(year: int) -> int:
 def check_cluster_locations(plan: CampaignPlan) -> CampaignPlan:
     """Argo pods share nothing but object storage: output root, model (but ``default``) and reference
     must be object-store URLs, never local paths."""
-    from worldcover import storage
-
     reference = plan.reference.removeprefix("sim:")
     for what, value in (("output root", plan.out_root), ("model", plan.model), ("reference", reference)):
         if not value or (what == "model" and value == DEFAULT_MODEL):
@@ -198,8 +196,6 @@ class CampaignPlan:
 
     def absolute(self) -> CampaignPlan:
         """The plan with its local paths (output root, model, reference) absolute; URLs and ``default`` kept."""
-        from worldcover import storage
-
         ref = self.reference
         if ref:
             sim = ref.startswith("sim:")
@@ -299,14 +295,10 @@ class CampaignPlan:
 
     def save(self, path):
         """Write the plan as JSON, whole (a local file or an object); returns its location."""
-        from worldcover import storage
-
         return storage.atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
 
     @classmethod
     def load(cls, path) -> CampaignPlan:
-        from worldcover import storage
-
         try:
             data = json.loads(storage.path(path).read_text())
         except FileNotFoundError:

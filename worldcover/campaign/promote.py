@@ -22,10 +22,11 @@ import json
 from dataclasses import dataclass, replace
 
 from worldcover import storage
-from worldcover.campaign.plan import CampaignPlan, check_source
+from worldcover.campaign.plan import DEFAULT_MODEL, CampaignPlan, check_source
 from worldcover.errors import InputError
+from worldcover.grid import DEFAULT_BLOCK_SIZE
 from worldcover.layout import finished_tiles
-from worldcover.stages import STAGES, check_stage, stage_tiles
+from worldcover.stages import DEFAULT_SEED, STAGES, check_stage, stage_tiles
 
 DEFAULT_THRESHOLD = 0.75
 METRICS = "validation/metrics.json"
@@ -109,10 +110,6 @@ def promote(root, from_stage: str, to_stage: str, threshold: float = DEFAULT_THR
 def run_command(plan: CampaignPlan) -> str:
     """The `worldcover campaign run` command line that runs ``plan`` (options left out where they are defaults)."""
     import shlex
-
-    from worldcover.campaign.plan import DEFAULT_MODEL
-    from worldcover.grid import DEFAULT_BLOCK_SIZE
-    from worldcover.stages import DEFAULT_SEED
 
     args = ["worldcover", "campaign", "run", "--stage", plan.stage or "", "--year", str(plan.year),
             "--name", plan.name, "--source", plan.source, "--out", plan.out_root]

@@ -14,27 +14,41 @@ import contextlib
 import json
 
 from worldcover import storage
-from worldcover.errors import DataError
+from worldcover.campaign.plan import (
+    CampaignPlan,
+    check_blocks,
+    check_model,
+    check_name,
+    check_source,
+    check_uri,
+    check_year,
+)
+from worldcover.errors import DataError, InputError
+from worldcover.grid import Tile, parse_blocks
+from worldcover.landmask import DEFAULT_MASK, parse_land_mask
+from worldcover.layout import is_finished, tile_paths
+from worldcover.storage import atomic_write_text
+
+# tile, mosaic and validation are imported inside the steps that run them: engines.argo.render imports this
+# module (through engines.argo.entry, for the steps' signatures), and rendering loads no rasterio, xarray or pandas
 
 
 def _check_arguments(*, out_root: str, campaign: str = "", year: int | None = None, model: str | None = None,
                      source: str | None = None, blocks: str | None = None, reference: str | None = None) -> None:
     """The checks a plan's values pass, again: a runner's parameters can be edited on resubmission."""
-    from worldcover.campaign import plan as p
-
-    p.check_uri(out_root, "output root")
+    check_uri(out_root, "output root")
     if campaign:
-        p.check_name(campaign)
+        check_name(campaign)
     if year is not None:
-        p.check_year(year)
+        check_year(year)
     if model is not None:
-        p.check_model(model)  # exists, with its card: the pod must be able to read it
+        check_model(model)  # exists, with its card: the pod must be able to read it
     if source is not None:
-        p.check_source(source)
+        check_source(source)
     if blocks is not None:
-        p.check_blocks(blocks)
+        check_blocks(blocks)
     if reference:
-        p.check_uri(reference.removeprefix("sim:") if isinstance(reference, str) else reference, "reference")
+        check_uri(reference.removeprefix("sim:") if isinstance(reference, str) else reference, "reference")
 
 
 def write_plan(out_root: str, campaign: str, plan: str) -> dict:
@@ -48,9 +62,6 @@ def write_plan(out_root: str, campaign: str, plan: str) -> dict:
     tiles), so a staged plan of the same year extends the recorded tile list,
     and a retry of a subset keeps the full list.
     """
-    from worldcover.campaign.plan import CampaignPlan
-    from worldcover.errors import InputError
-
     _check_arguments(out_root=out_root, campaign=campaign)
     try:
         new = CampaignPlan.from_dict(json.loads(plan))
@@ -79,7 +90,7 @@ def process_tile(tile: str, year: int, source: str, model: str, out_root: str,
                  block_size: int = 3000, blocks: str = "all", max_cloud: float | None = None,
                  campaign: str = "") -> dict:
     """Produce one tile's Map, Probability and InputQuality COGs and its STAC item (idempotent)."""
-    from worldcover.tile.run import run_tile
+    from worldcover.tile.run import run_tile  # lazy: pulls rasterio, xarray, odc.stac
 
     _check_arguments(out_root=out_root, campaign=campaign, year=year, model=model, source=source, blocks=blocks)
     run = run_tile(tile, year, source, model, out_root, block_size=block_size, blocks=blocks,
@@ -95,8 +106,6 @@ def _progress(tile: str, blocks: str, block_size: int):
     path = os.environ.get("ARGO_PROGRESS_FILE")
     if not path:
         return None
-    from worldcover.grid import Tile, parse_blocks
-
     total, done = len(parse_blocks(Tile.parse(tile), blocks, block_size)), [0]
 
     def on_block(block, how: str) -> None:
@@ -115,10 +124,6 @@ def collect_failures(out_root: str, campaign: str, year: int) -> dict:
 
     Also writes ``out_root/failed_tiles.json`` so a retry can start from it.
     """
-    from worldcover.campaign.plan import CampaignPlan
-    from worldcover.layout import is_finished, tile_paths
-    from worldcover.storage import atomic_write_text
-
     _check_arguments(out_root=out_root, campaign=campaign, year=year)
     root = storage.path(out_root)
     plan = CampaignPlan.load(root / "campaign.json")
@@ -137,7 +142,7 @@ def collect_failures(out_root: str, campaign: str, year: int) -> dict:
 
 def merge(out_root: str, campaign: str, year: int) -> dict:
     """Merge finished tiles into the mosaic (VRT + overview pyramid + STAC collection + areas)."""
-    from worldcover.mosaic.build import build_mosaic
+    from worldcover.mosaic.build import build_mosaic  # lazy: pulls rasterio
 
     _check_arguments(out_root=out_root, campaign=campaign, year=year)
     return {"campaign": campaign, **build_mosaic(out_root, year)}
@@ -150,10 +155,10 @@ def validate(out_root: str, campaign: str, year: int, reference: str = "", n: in
     filled), ``sim:ARCHIVE`` to label the design from a simulated archive's
     truth, or empty to stop after writing the design for labelling.
     """
-    from worldcover.mosaic.build import MosaicPaths
-    from worldcover.validation import build_report
-    from worldcover.validation.design import design_sample
-    from worldcover.validation.tables import write_samples
+    from worldcover.mosaic.build import MosaicPaths  # lazy: pulls rasterio
+    from worldcover.validation import build_report  # lazy: pulls pandas, pyarrow
+    from worldcover.validation.design import design_sample  # lazy: pulls pandas, pyarrow
+    from worldcover.validation.tables import write_samples  # lazy: pulls pandas, pyarrow
 
     _check_arguments(out_root=out_root, campaign=campaign, year=year, reference=reference)
     root = storage.path(out_root)
@@ -165,21 +170,17 @@ def validate(out_root: str, campaign: str, year: int, reference: str = "", n: in
     # The design belongs to one build of the mosaic: a mosaic with new tiles needs a new design.
     mosaic_key = json.loads(MosaicPaths(root, year).manifest.read_text()).get("key", "")
     # Land only: a simulated world has its own coastline, so its ocean comes from the simulator.
-    from worldcover.landmask import DEFAULT_MASK, parse_land_mask
-
     land_mask = parse_land_mask(f"sim:{reference[4:]}" if reference.startswith("sim:") else DEFAULT_MASK)
     assert land_mask is not None  # only the spec "none" gives no mask
     current = json.loads(stamp.read_text()) if stamp.exists() else {}
     if not samples.exists() or (current.get("mosaic_key"), current.get("land_mask")) != (mosaic_key, land_mask.name):
-        from worldcover.storage import atomic_write_text
-
         design = design_sample(mosaic, n=n or None, seed=year, land_mask=land_mask)
         write_samples(design.samples, samples)
         atomic_write_text(stamp, json.dumps({"mosaic_key": mosaic_key, **design.summary()}, indent=1, default=str))
     if not reference:
         return {"campaign": campaign, "status": "awaiting-reference", "samples": str(samples)}
     if reference.startswith("sim:"):
-        from worldcover.validation.simulated import label_from_truth
+        from worldcover.validation.simulated import label_from_truth  # lazy: pulls pandas, pyarrow
 
         labelled = label_from_truth(samples, reference[4:], vdir / "reference.csv")
     else:

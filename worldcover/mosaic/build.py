@@ -50,7 +50,7 @@ from worldcover.campaign.plan import CampaignPlan, check_year
 from worldcover.errors import InputError
 from worldcover.grid import PIXEL_SIZE, PIXELS_PER_DEGREE, TILE_DEGREES, Tile
 from worldcover.layout import TilePaths, find_tile_paths, finished_tiles, parse_file_name
-from worldcover.legend import CODES
+from worldcover.legend import BY_CODE, CODES
 from worldcover.mosaic import stac as mstac
 from worldcover.mosaic.areas import ALL, tile_stages, write_area_tables
 from worldcover.mosaic.maps import MapFile, find_map_files
@@ -445,8 +445,6 @@ def summary_table(summary: dict, top: int = 5):
     """A short rich table of a build summary (what ``mosaic build`` prints instead of its JSON):
     tiles, extent, the largest classes, outputs and the STAC check; ``--json`` gives the whole summary."""
     from rich.table import Table
-
-    from worldcover.legend import BY_CODE
 
     campaign = summary.get("campaign")
     stage = summary.get("campaign_stage")

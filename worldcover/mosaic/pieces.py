@@ -33,7 +33,7 @@ from worldcover.grid import PIXEL_SIZE, TILE_PIXELS, Tile
 from worldcover.layout import TilePaths, multihash_sha256
 from worldcover.legend import colormap
 from worldcover.mosaic.areas import strip_class_area_m2
-from worldcover.mosaic.maps import MapFile
+from worldcover.mosaic.maps import MapFile, map_file_checksum
 from worldcover.mosaic.overviews import (
     CLASS_CODES,
     LEVELS,
@@ -104,8 +104,6 @@ def map_checksum(paths: TilePaths | MapFile, memo_folder: storage.Location | Non
     A plain Map file (:class:`worldcover.mosaic.maps.MapFile`) has no item: it is hashed, and the
     hash remembered in ``memo_folder`` while the file is unchanged."""
     if paths.item is None:
-        from worldcover.mosaic.maps import map_file_checksum
-
         return map_file_checksum(paths, memo_folder if memo_folder is not None else paths.dir)
     item = json.loads(paths.item.read_text())
     for asset in item.get("assets", {}).values():

@@ -21,7 +21,9 @@ import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 
+from worldcover import landmask as lm
 from worldcover import storage
+from worldcover.grid import land_fraction_table
 from worldcover.legend import CLASSES, colormap
 from worldcover.storage import atomic_path
 
@@ -101,8 +103,6 @@ def land_mask(extent: tuple[float, float, float, float], cells: int = BACKGROUND
     try:
         return globe_land(lon2, lat2)
     except (ImportError, OSError, KeyError, ValueError):  # the 3-degree land-fraction table: coarse, always there
-        from worldcover.grid import land_fraction_table
-
         table = land_fraction_table()
         rows = np.clip(((90 - lat2) // 3).astype(int), 0, table.shape[0] - 1)
         cols = np.clip(((lon2 + 180) // 3).astype(int), 0, table.shape[1] - 1)
@@ -114,8 +114,6 @@ def globe_land(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     package (:mod:`worldcover.landmask`): 27 MB held for the call, where unpacking the whole
     table (as the validation's repeated look-ups do) would hold 220 MB in the merge for one picture."""
     from importlib import resources
-
-    from worldcover import landmask as lm
 
     with resources.files("worldcover.data").joinpath(lm.COAST_TABLE).open("rb") as f:
         z = np.load(f)

@@ -42,7 +42,9 @@ import numpy
 from worldcover import storage
 from worldcover.errors import InputError
 from worldcover.grid import Tile
+from worldcover.landmask import GlobeLandMask
 from worldcover.legend import BY_CODE, CLASSES, NODATA
+from worldcover.mosaic.build import MosaicPaths
 
 WEB_DIR = Path(__file__).with_name("web")
 LEAFLET_DIR = WEB_DIR / "node_modules" / "leaflet" / "dist"
@@ -196,8 +198,6 @@ def load_site(root, year: int | None = None) -> Site:
     loc = storage.path(root)
     if not loc.is_dir():
         raise InputError(f"mosaic root {str(root)!r} does not exist or is not a folder")
-    from worldcover.mosaic.build import MosaicPaths
-
     paths = MosaicPaths(loc, _year(loc, year))
     if not paths.vrt.is_file():
         raise InputError(f"mosaic root {str(root)!r}: no mosaic for {paths.year} ({paths.vrt} is missing): "
@@ -319,8 +319,6 @@ def _land_raster() -> str:
             from rasterio.enums import Resampling
             from rasterio.io import MemoryFile
             from rasterio.transform import from_origin
-
-            from worldcover.landmask import GlobeLandMask
 
             lon = numpy.arange(-180 + LAND_STEP / 2, 180, LAND_STEP)
             lat = numpy.arange(90 - LAND_STEP / 2, -90, -LAND_STEP)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pystac
 import rasterio
@@ -40,12 +40,11 @@ from pystac.validation.stac_validator import JsonSchemaSTACValidator
 
 from worldcover import storage
 from worldcover.errors import DataError
-from worldcover.layout import TilePaths
+from worldcover.layout import TilePaths, multihash_sha256
 from worldcover.legend import CLASSES, NODATA
+from worldcover.mosaic.maps import MapFile, map_file_item
 from worldcover.storage import atomic_write_text
-
-if TYPE_CHECKING:
-    from worldcover.mosaic.maps import MapFile
+from worldcover.storage import sha256 as sha256_file
 
 PROJECTION = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
 RASTER = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
@@ -205,9 +204,6 @@ def raster_fields(path: storage.Location, metres: float | None = None) -> dict:
 
 def file_fields(path: storage.Location, checksum: str | None = None) -> dict:
     """``file:size`` and ``file:checksum`` (sha256 multihash) of a file."""
-    from worldcover.layout import multihash_sha256
-    from worldcover.storage import sha256 as sha256_file
-
     return {"file:size": storage.size(path), "file:checksum": checksum or multihash_sha256(sha256_file(path))}
 
 
@@ -261,12 +257,8 @@ def tile_item(paths: TilePaths | MapFile, items_dir: storage.Location, collectio
     ``items_dir``; raster assets get projection/raster fields from their
     headers, and the Map asset the legend (classification).
     """
-    if paths.item is None:  # a plain Map file (e.g. ESA's own tile): an item from its header
-        from worldcover.mosaic.maps import map_file_item
-
-        src = map_file_item(paths)
-    else:
-        src = json.loads(paths.item.read_text())
+    # a plain Map file (e.g. ESA's own tile) has no item: one from its header
+    src = map_file_item(paths) if paths.item is None else json.loads(paths.item.read_text())
     item = pystac.Item.from_dict(src, preserve_dict=True, migrate=True)
     item.clear_links()
     item.collection_id = collection_id

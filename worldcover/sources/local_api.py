@@ -23,6 +23,7 @@ from pathlib import Path
 
 from worldcover import storage
 from worldcover.errors import DataError, InputError
+from worldcover.sim.publish import fetch_catalogue
 
 LOOPBACK = "127.0.0.1"
 
@@ -102,8 +103,6 @@ class LocalStacApi:
 
     def start(self) -> LocalStacApi:
         if storage.is_remote(self.source):  # a published archive: serve a local copy of its catalogue
-            from worldcover.sim.publish import fetch_catalogue
-
             self._fetched = tempfile.TemporaryDirectory(prefix="worldcover-stac-")
             self.archive = fetch_catalogue(self.source, self._fetched.name)
         hrefs = archive_hrefs(self.archive)

@@ -34,6 +34,7 @@ from worldcover.model.sampling import MISSING_GROUPS, group_features
 from worldcover.preprocess.s1 import preprocess_s1
 from worldcover.preprocess.s2 import S2MaskConfig, preprocess_s2
 from worldcover.regrid import Regrid
+from worldcover.sources.sentinelhub import SentinelHubSource
 from worldcover.sources.stac import DEFAULT_CHUNK, BlockInputs, StacSource
 from worldcover.storage import atomic_write_text
 from worldcover.tile.products import (
@@ -92,8 +93,6 @@ def open_source(source: str, max_cloud: float | None = None, chunk: int = DEFAUL
     radar-geometry S1 collection (see :func:`source_needs`).
     """
     if source == "sentinelhub":
-        from worldcover.sources.sentinelhub import SentinelHubSource
-
         return SentinelHubSource(max_cloud=max_cloud)
 
     return StacSource(source, max_cloud=max_cloud, chunk=chunk, s2_bands=s2_bands, need_s1=need_s1)

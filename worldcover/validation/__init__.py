@@ -30,22 +30,22 @@ from worldcover.validation.tables import (
 
 
 def build_report(*args, **kwargs):
-    """See :func:`worldcover.validation.report.build_report` (imported lazily: it pulls in matplotlib)."""
-    from worldcover.validation.report import build_report as _build
+    """See :func:`worldcover.validation.report.build_report` (imported lazily: it pulls in dask and odc)."""
+    from worldcover.validation.report import build_report as _build  # lazy: report pulls dask, odc (stages)
 
     return _build(*args, **kwargs)
 
 
 def assess(*args, **kwargs):
     """See :func:`worldcover.validation.report.assess`: the estimates of a report, nothing written."""
-    from worldcover.validation.report import assess as _assess
+    from worldcover.validation.report import assess as _assess  # lazy: report pulls dask, odc (stages)
 
     return _assess(*args, **kwargs)
 
 
 def write_report(*args, **kwargs):
     """See :func:`worldcover.validation.report.write_report`: an assessment to HTML, JSON and CSV."""
-    from worldcover.validation.report import write_report as _write
+    from worldcover.validation.report import write_report as _write  # lazy: report pulls dask, odc (stages)
 
     return _write(*args, **kwargs)
 

@@ -20,6 +20,7 @@ from pyproj import Transformer
 
 from worldcover.errors import DataError, InputError
 from worldcover.grid import PIXELS_PER_DEGREE, TILE_DEGREES, Block, Tile, check_block_size, tile_of
+from worldcover.legend import BY_CODE
 from worldcover.model.metrics import ClassificationMetrics
 
 
@@ -96,8 +97,6 @@ def score(reference: np.ndarray, predicted: np.ndarray) -> ClassificationMetrics
 
 def format_metrics(m: ClassificationMetrics) -> str:
     """OA, per-class recall/precision and the confusion matrix as a compact text table."""
-    from worldcover.legend import BY_CODE
-
     def name(code: int) -> str:
         return BY_CODE[code].name if code in BY_CODE else ("nodata" if code == 0 else str(code))
 

@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from worldcover import storage
-from worldcover.area import M2_PER_HA
+from worldcover import __version__, storage
+from worldcover.area import M2_PER_HA, check_class_map
 from worldcover.errors import DataError, InputError
 from worldcover.landmask import (
     CELLS_PER_DEGREE,
@@ -47,6 +47,7 @@ from worldcover.legend import BY_CODE, CODES, NODATA, WATER
 from worldcover.stages import CONTINENTS, continent
 from worldcover.validation import plots
 from worldcover.validation._io import write_text
+from worldcover.validation.design import scan_map
 from worldcover.validation.estimators import (
     INTERVALS,
     AccuracyResult,
@@ -95,8 +96,6 @@ def sample_raster(path: str | storage.Location, lon: np.ndarray, lat: np.ndarray
 def _check_map(path: storage.Location) -> None:
     """Refuse a map that is not uint8 codes with nodata 0 in a usable CRS before anything is written."""
     import rasterio
-
-    from worldcover.area import check_class_map
 
     try:
         src = rasterio.open(storage.gdal_path(path))
@@ -481,8 +480,6 @@ def assess(
     interval: str = "wilson",
 ) -> Assessment:
     """Estimate accuracy and area of a map's land from labelled samples; reads, never writes."""
-    from worldcover.validation.design import scan_map
-
     if interval not in INTERVALS:
         raise InputError(f"interval {interval!r}: expected one of {', '.join(INTERVALS)}")
     mask = parse_land_mask(land_mask) if isinstance(land_mask, str) else land_mask
@@ -531,8 +528,6 @@ def assess(
         "land_mask": scan.land_mask,
         "definition": describe(scan.land_mask),
     }
-    from worldcover import __version__
-
     title = title or f"Accuracy report: {map_path.name}"
     metadata = {
         "title": title,
