@@ -67,6 +67,7 @@ def _argo_inputs_file(template: dict, task: dict) -> list[dict]:
             for p in template["inputs"]["parameters"]]
 
 
+@pytest.mark.slow  # hera runner subprocesses: ~8 s
 def test_runner_processes_call_the_step_functions(rendered, tmp_path):
     objects = rendered.objects
     index = _template_index(objects)

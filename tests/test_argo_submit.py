@@ -512,6 +512,7 @@ def test_cleanup_removes_what_a_campaign_created(server, svc):
         S.cleanup("../etc", svc, NS)
 
 
+@pytest.mark.slow  # the launcher's command in a subprocess: ~5 s
 def test_the_ui_launch_form_submits_a_campaign_as_the_cli_does(server, tmp_path):
     """The launcher template's container command, its form's defaults filled in as Argo would, run here."""
     import re

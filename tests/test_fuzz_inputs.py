@@ -454,6 +454,7 @@ def test_reference_csvs(tmp_path_factory, labelled, data):
         assert set(df["ref_code"]) <= {10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100}
 
 
+@pytest.mark.slow  # 12 CLI runs: ~6 s
 @fuzz(12)
 @given(st.data())
 def test_reference_csvs_cli(tmp_path_factory, labelled, data):
@@ -556,6 +557,7 @@ def test_stac_items(pc_items, data):
 @fuzz(60)
 @given(st.sampled_from(["tile", "year", "blocks", "block-size", "source", "out", "model", "stage", "name"]),
        st.one_of(st.sampled_from(HOSTILE), st.text(max_size=12)))
+@pytest.mark.slow  # CLI runs: ~5 s
 def test_campaign_and_tile_options_cli(tmp_path_factory, option, value):
     assume("\x00" not in value and not value.startswith("-"))
     d = tmp_path_factory.mktemp("opts")

@@ -188,6 +188,7 @@ def test_params_aliases_are_recorded_canonically(tables):
     assert hp["num_iterations"] == 7 and hp["bagging_fraction"] == 0.5 and "n_estimators" not in hp
 
 
+@pytest.mark.slow  # re-extracts the training design: ~10 s
 def test_committed_default_model_matches_its_training_design(default_model):
     """models/default loads (checksums verified), records how it was made, and beats its baseline."""
     from worldcover.model import Model

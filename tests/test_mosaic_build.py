@@ -45,6 +45,7 @@ def no_network(monkeypatch):
 # --- incremental and idempotent ----------------------------------------------------------
 
 
+@pytest.mark.slow  # two mosaic builds: ~5 s
 def test_adding_a_tile_computes_only_its_pieces(tmp_path):
     add_tile(tmp_path, "N42E009")
     add_tile(tmp_path, "N42E012")
@@ -100,6 +101,7 @@ def test_a_corrupt_cache_entry_is_recomputed(tmp_path):
     assert build_mosaic(tmp_path, YEAR)["computed"] == ["N42E009"]
 
 
+@pytest.mark.slow  # a process pool: ~8 s
 def test_parallel_workers_give_the_same_mosaic(tmp_path):
     for t in TILES:
         add_tile(tmp_path, t)

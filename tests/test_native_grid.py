@@ -178,6 +178,7 @@ def test_prefetch_loads_one_block_ahead_in_order_and_defers_errors():
     assert list(prefetched([], load)) == []
 
 
+@pytest.mark.slow  # a CLI subprocess: ~5 s
 def test_tile_run_refuses_an_unknown_grid_in_one_line(tmp_path):
     from tests.helpers import run_cli
 

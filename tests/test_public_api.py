@@ -9,6 +9,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 HEAVY = ("lightgbm", "dask", "distributed", "rasterio", "matplotlib", "xarray", "odc.stac", "pystac_client")
 
 
@@ -55,6 +57,7 @@ def test_unknown_name_is_an_attribute_error():
     assert "no_such_thing" in out
 
 
+@pytest.mark.slow  # fresh interpreters: ~7 s
 def test_process_entry_points_install_log_redaction():
     """The CLI and an Argo pod's runner entrypoint redact on import; a dask worker's step when it runs."""
     for module in ("worldcover.cli", "worldcover.engines.argo.entry"):

@@ -253,6 +253,7 @@ def test_grd_presets_are_refused_naming_what_to_use(preset):
     assert StacSource("planetary-computer").s1_collection() == ("sentinel-1-rtc", "gamma0-rtc")
 
 
+@pytest.mark.slow  # a CLI subprocess: ~5 s
 def test_grd_source_refused_by_the_cli_in_one_line(tmp_path):
     """Acceptance: `tile run --source earth-search` exits 2 with one line, before any network access."""
     code, out, err = run_cli("tile", "run", TILE, "--year", "2021", "--source", "earth-search",

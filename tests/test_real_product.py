@@ -167,6 +167,7 @@ def _maps_folder(tmp_path: Path, *years: int) -> Path:
     return folder
 
 
+@pytest.mark.slow  # CLI subprocesses: ~5 s
 def test_mosaic_of_a_maps_folder_refuses_ambiguity_in_one_line(tmp_path):
     folder = _maps_folder(tmp_path, 2020, 2021)
     code, out, err = run_cli("mosaic", "build", "--maps", str(folder), "--out", str(tmp_path / "m"))

@@ -32,6 +32,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, expected):
     assert not (tmp_path / "out" / "sim.json").exists()
 
 
+@pytest.mark.slow  # simulates an archive: ~5 s
 def test_small_run_writes_an_archive(tmp_path):
     out = tmp_path / "arch"
     code, stdout, err = run_cli("sim", "generate", "--tiles", "S36W063", "--year", "2021", "--out", str(out),

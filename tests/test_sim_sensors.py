@@ -72,6 +72,7 @@ def test_same_surface_with_and_without_offset_decodes_identically(world_2022):
                                   old.reflectance(band, harmonise=False).values[valid])
 
 
+@pytest.mark.slow  # a year of simulated scenes: ~6 s
 def test_scl_leaves_a_few_clouds_unflagged():
     world = BlockWorld(Tile.parse("N09W012").block(15, 108, 128), 2021, 0, SimOptions(s1=False))
     n_cloud = missed = 0

@@ -22,7 +22,7 @@ def test_layout_never_gives_a_strip_over_512_px(shape):
     assert cog_layout(36000, 36000) == (1024, [2, 4, 8, 16, 32, 64])  # the real product's layout is kept
 
 
-@pytest.mark.parametrize("size", [1024, 2048])
+@pytest.mark.parametrize("size", [1024, pytest.param(2048, marks=pytest.mark.slow)])  # 2048: ~6 s
 def test_one_block_assembles_into_valid_cogs(tmp_path, size):
     """The benchmark's cases: a tile of one 1024 or 2048 px block (the product block size, or twice it)."""
     paths = tile_paths(tmp_path, "N45E003", 2021)

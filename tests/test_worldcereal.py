@@ -132,6 +132,7 @@ def test_reimport_is_kept(archive):
     assert (archive / "realdata.json").read_text() == before  # cached: nothing rewritten
 
 
+@pytest.mark.slow  # CLI subprocesses: ~6 s
 def test_bad_sources_are_refused(tmp_path):
     code, out, err = run_cli("stac", "import-worldcereal", str(tmp_path / "nope"), "--out", str(tmp_path / "a"))
     assert code == 2 and "is not a directory" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
