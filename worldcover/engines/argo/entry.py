@@ -25,12 +25,15 @@ Each entrypoint is a thin adapter around one function of
 
 import inspect
 import os
+import sys
 import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from worldcover.credentials import install as _install_log_redaction
+from worldcover.credentials import redact
+from worldcover.errors import WorldCoverError
 
 STEPS_MODULE = "worldcover.campaign.steps"
 OUTPUTS_DIR_ENV = "WORLDCOVER_OUTPUTS_DIR"
@@ -73,16 +76,10 @@ def _adapter(name: str) -> Callable[..., Any]:
     resolved = sig.replace(parameters=params, return_annotation=hints.get("return", sig.return_annotation))
 
     def call(*args: Any, **kwargs: Any) -> Any:
-        from worldcover.errors import WorldCoverError
-
         bound = resolved.bind(*args, **kwargs)
         try:
             result = getattr(_steps(), name)(**bound.arguments)
         except WorldCoverError as exc:
-            import sys
-
-            from worldcover.credentials import redact
-
             print(f"error: {type(exc).__name__}: {redact(' '.join(str(exc).split()))}", file=sys.stderr)
             raise SystemExit(DATA_ERROR_EXIT) from None
         _write_outputs(result)
