@@ -231,3 +231,5 @@ if __name__ == "__main__":
         print(f"upward: {s} -> {d}{'  (known)' if (s, d) in KNOWN_VIOLATIONS else ''}")
     for c in cycles(g):
         print("cycle: " + " <-> ".join(c))
+    print(f"{len(g)} modules, {sum(len(v) for v in g.values())} imports between them, {len(LAYERS)} layers: "
+          f"{len(upward_edges(g))} upward, {len(cycles(g))} cycles")
