@@ -19,11 +19,9 @@ TILES = "tiles"
 def build(cfg: p.RenderConfig) -> WorkflowTemplate:
     spec = p.workflow_spec(cfg, None, parallelism=cfg.tile_parallelism, ttl=False, deadline=False)
     with WorkflowTemplate(
-        name=p.TEMPLATE_BATCH,
-        labels={**p.PART_OF, p.LABEL_ROLE: "template", p.LABEL_VERSION: p.version_suffix()},
-        annotations=p.ui("WorldCover: one batch of tiles",
-                         "A child workflow of a campaign: process-tile for each tile of the `tiles` parameter "
-                         "(a JSON list of tile ids), with the campaign's year, source, model and output root."),
+        **p.shared_template(p.TEMPLATE_BATCH, "WorldCover: one batch of tiles",
+                            "A child workflow of a campaign: process-tile for each tile of the `tiles` parameter "
+                            "(a JSON list of tile ids), with the campaign's year, source, model and output root."),
         entrypoint="main",
         arguments=[m.Parameter(name=TILES, description="JSON list of the batch's tile ids, e.g. [\"N45E003\"]")]
         + [m.Parameter(name=k, description=d) for k, d in p.TILE_PARAMETERS.items()],

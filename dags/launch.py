@@ -37,12 +37,10 @@ OPTIONS = {"stage": "--stage", "year": "--year", "out_root": "--out-root", "mode
 
 def build(cfg: p.RenderConfig) -> WorkflowTemplate:
     with WorkflowTemplate(
-        name=p.template_name("worldcover-campaign"),
-        labels={**p.PART_OF, p.LABEL_ROLE: "template", p.LABEL_VERSION: p.version_suffix()},
-        annotations=p.ui("WorldCover: launch a campaign",
-                         "Renders, validates and submits a campaign (stage, year, model, source, output root) "
-                         "as `worldcover campaign submit` does; the campaign's own workflow then appears in "
-                         "the workflow list."),
+        **p.shared_template(p.template_name("worldcover-campaign"), "WorldCover: launch a campaign",
+                            "Renders, validates and submits a campaign (stage, year, model, source, output root) "
+                            "as `worldcover campaign submit` does; the campaign's own workflow then appears in "
+                            "the workflow list."),
         entrypoint="launch",
         arguments=[m.Parameter(name=k, description=d, **({} if v is None else {"value": v}),
                                **({"enum": c} if c else {})) for k, (d, v, c) in FORM.items()],

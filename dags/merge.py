@@ -8,11 +8,9 @@ from worldcover.engines.argo import parts as p
 
 def build(cfg: p.RenderConfig) -> WorkflowTemplate:
     with WorkflowTemplate(
-        name=p.TEMPLATE_MERGE,
-        labels={**p.PART_OF, p.LABEL_ROLE: "template", p.LABEL_VERSION: p.version_suffix()},
-        annotations=p.ui("WorldCover: merge tiles into the mosaic",
-                         "Merges a campaign's finished tiles into a VRT with an overview pyramid and a STAC "
-                         "collection."),
+        **p.shared_template(p.TEMPLATE_MERGE, "WorldCover: merge tiles into the mosaic",
+                            "Merges a campaign's finished tiles into a VRT with an overview pyramid and a STAC "
+                            "collection."),
         entrypoint="merge",
         service_account_name=cfg.service_account,
     ) as wt:

@@ -57,12 +57,10 @@ def gate(cfg: p.RenderConfig) -> Container:
 def build(cfg: p.RenderConfig) -> WorkflowTemplate:
     deadline = p.tile_deadline(cfg)
     with WorkflowTemplate(
-        name=p.TEMPLATE_PROCESS_TILE,
-        labels={**p.PART_OF, p.LABEL_ROLE: "template", p.LABEL_VERSION: p.version_suffix()},
-        annotations=p.ui("WorldCover: process one tile",
-                         "S1/S2 preprocessing, features and the 11-class LightGBM classifier for one 3x3 degree "
-                         "tile: Map, Probability and InputQuality COGs plus a STAC item. A tile whose valid "
-                         "outputs already exist is skipped; progress shows blocks done / blocks."),
+        **p.shared_template(p.TEMPLATE_PROCESS_TILE, "WorldCover: process one tile",
+                            "S1/S2 preprocessing, features and the 11-class LightGBM classifier for one 3x3 degree "
+                            "tile: Map, Probability and InputQuality COGs plus a STAC item. A tile whose valid "
+                            "outputs already exist is skipped; progress shows blocks done / blocks."),
         entrypoint="process-tile",
         service_account_name=cfg.service_account,
     ) as wt:

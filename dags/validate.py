@@ -25,12 +25,10 @@ LAUNCH_PARAMETERS = {
 
 def build(cfg: p.RenderConfig) -> WorkflowTemplate:
     with WorkflowTemplate(
-        name=p.TEMPLATE_VALIDATE,
-        labels={**p.PART_OF, p.LABEL_ROLE: "template", p.LABEL_VERSION: p.version_suffix()},
-        annotations=p.ui("WorldCover: validate the mosaic",
-                         "Error matrix, overall/user's/producer's accuracy and area estimates with 95 % "
-                         "confidence intervals (Olofsson et al. 2014) against reference samples. Submit it "
-                         "from the UI with a campaign's output root and a labelled reference file."),
+        **p.shared_template(p.TEMPLATE_VALIDATE, "WorldCover: validate the mosaic",
+                            "Error matrix, overall/user's/producer's accuracy and area estimates with 95 % "
+                            "confidence intervals (Olofsson et al. 2014) against reference samples. Submit it "
+                            "from the UI with a campaign's output root and a labelled reference file."),
         entrypoint="launch",
         arguments=[m.Parameter(name=k, description=d, **({} if v is None else {"value": v}))
                    for k, (d, v) in LAUNCH_PARAMETERS.items()],

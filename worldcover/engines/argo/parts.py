@@ -327,6 +327,12 @@ def stage_label(plan) -> str:
     return plan.stage or "custom"
 
 
+def shared_template(name: str, title: str, description: str) -> dict:
+    """A shared WorkflowTemplate's name, labels (part-of, role, version) and UI title and description."""
+    return {"name": name, "labels": {**PART_OF, LABEL_ROLE: "template", LABEL_VERSION: version_suffix()},
+            "annotations": ui(title, description)}
+
+
 def campaign_labels(plan, role: str) -> dict[str, str]:
     return {**PART_OF, LABEL_CAMPAIGN: plan.name, LABEL_STAGE: stage_label(plan), LABEL_YEAR: str(plan.year),
             LABEL_ROLE: role}
