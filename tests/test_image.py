@@ -71,7 +71,9 @@ def test_campaign_render_inside_the_image(image):
               "&& find /tmp/argo -name '*.yaml' | sort").stdout
     assert "valid against Argo" in out
     files = [ln for ln in out.splitlines() if ln.endswith(".yaml")]
-    assert "/tmp/argo/templates/worldcover-process-tile.yaml" in files and len(files) == 4
+    # the four shared templates (process-tile, batch, merge, validate) and the campaign's one workflow
+    assert files == ["/tmp/argo/campaigns/wc-1pct-2021/workflow.yaml"] + [
+        f"/tmp/argo/templates/worldcover-{n}.yaml" for n in ("batch", "merge", "process-tile", "validate")]
 
 
 def test_only_runtime_dependencies(image):
