@@ -17,7 +17,7 @@ TILES = "tiles"
 
 
 def build(cfg: p.RenderConfig) -> WorkflowTemplate:
-    spec = p.workflow_spec(cfg, None, parallelism=cfg.tile_parallelism, ttl=False, deadline=False)
+    spec = p.workflow_spec(cfg, None, parallelism=cfg.tile_parallelism, ttl=False)
     with WorkflowTemplate(
         **p.shared_template(p.TEMPLATE_BATCH, "WorldCover: one batch of tiles",
                             "A child workflow of a campaign: process-tile for each tile of the `tiles` parameter "

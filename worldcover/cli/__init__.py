@@ -3,8 +3,9 @@
 Each sub-command group lives in its own module and calls library functions.
 Those are imported inside each command's body, on purpose: ``worldcover --help``
 and every command's parsing would otherwise load rasterio, dask, LightGBM and
-hera first (seconds per call). Errors the user can fix (:class:`~worldcover.errors.WorldCoverError`) become
-one line on stderr and exit code 2, never a traceback.
+hera first (seconds per call). Errors the user can fix
+(:class:`~worldcover.errors.WorldCoverError`) become one line on stderr and
+exit code 2, never a traceback.
 """
 
 from __future__ import annotations

@@ -278,7 +278,6 @@ def tile_deadline(cfg: RenderConfig, cores: int = 4) -> int:
     cores at the measured throughput (the benchmark's figure), rounded up to the hour, 2 to 48 h."""
     if cfg.tile_deadline_s:
         return cfg.tile_deadline_s
-
     rate, _ = measured_throughput()
     seconds = 3 * TILE_PIXELS**2 / (rate * 1e6 * cores)
     return int(min(max(-(-seconds // 3600), 2), 48)) * 3600
@@ -492,18 +491,17 @@ def campaign_metrics(plan) -> list[Gauge]:
 
 # -- workflow spec -------------------------------------------------------------------------------
 
-def workflow_spec(cfg: RenderConfig, plan, *, parallelism: int = 0, ttl: bool = True, deadline: bool = True) -> dict:
-    """Spec fields every campaign workflow (single, parent, the batch template) shares; with a plan, pods carry
-    the campaign's labels (cost attribution by campaign, stage and year). A child sets its deadline and pod
-    labels in its own manifest (the shared batch template knows no campaign)."""
+def workflow_spec(cfg: RenderConfig, plan, *, parallelism: int = 0, ttl: bool = True) -> dict:
+    """Spec fields every campaign workflow (single, parent, the batch template) shares; with a plan, its
+    deadline, and pods carry the campaign's labels (cost attribution by campaign, stage and year). The shared
+    batch template (``plan=None``) knows no campaign: a child sets those two in its own manifest."""
     out = dict(
         service_account_name=cfg.service_account,
         security_context=pod_security(cfg),
         pod_gc=m.PodGC(strategy="OnPodSuccess"),
     )
-    if deadline:
-        out["active_deadline_seconds"] = workflow_deadline(cfg, plan)
     if plan is not None:
+        out["active_deadline_seconds"] = workflow_deadline(cfg, plan)
         out["pod_metadata"] = m.Metadata(labels=pod_labels(plan))
     if parallelism:
         out["parallelism"] = parallelism

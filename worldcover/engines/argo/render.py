@@ -108,8 +108,9 @@ class WorkflowStats:
     tasks: int
     nodes_min: int
     nodes_max: int
-    #: a child workflow's manifest size (children are created at run time, so they are not among the objects)
+    #: a child workflow's manifest sizes (children are created at run time, so they are not among the objects)
     json_bytes: int = 0
+    yaml_bytes: int = 0
 
 
 @dataclass
@@ -142,7 +143,7 @@ class Rendering:
                 continue
             # "batch": the child workflows a parent creates (counted from their manifests)
             json_kb = [o.json_bytes for o in objs] or [s.json_bytes for s in st]
-            yaml_kb = [o.yaml_bytes for o in objs] or [s.json_bytes for s in st]
+            yaml_kb = [o.yaml_bytes for o in objs] or [s.yaml_bytes for s in st]
             rows.append({
                 "kind": role,
                 "objects": len(objs) or len(st),
@@ -285,10 +286,9 @@ def _child_manifests(o: ArgoObject) -> list[dict]:
         tmpl = local.get(task.get("template", ""), {})
         if (tmpl.get("resource") or {}).get("action") not in ("create", "apply"):
             continue
-        text = tmpl["resource"]["manifest"].replace("{{workflow.name}}", o.name + "abcde")
-        for param in task.get("arguments", {}).get("parameters", []):
-            text = text.replace(parts.input_parameter(param["name"]), param["value"])
-        out.append(yaml.safe_load(text))
+        values = {"workflow.name": o.name + "abcde", **{f"inputs.parameters.{p['name']}": p["value"]
+                                                          for p in task.get("arguments", {}).get("parameters", [])}}
+        out.append(yaml.safe_load(_fill(tmpl["resource"]["manifest"], values)))
     return out
 
 
@@ -376,7 +376,7 @@ def child_stats(child: dict, template: ArgoObject, index: dict) -> WorkflowStats
     local = {t["name"]: t for t in spec.get("templates", [])}
     tasks, lo, hi = _nodes(local[spec["entrypoint"]], local, index, _child_values(child))
     size = len(json.dumps(child, separators=(",", ":")).encode())
-    return WorkflowStats(child["metadata"]["name"], "batch", tasks, lo, hi, size)
+    return WorkflowStats(child["metadata"]["name"], "batch", tasks, lo, hi, size, len(to_yaml(child).encode()))
 
 
 def render(plan, cfg: RenderConfig | None = None, *, prefix: str | None = None, retry_of: str | None = None,
