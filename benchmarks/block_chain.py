@@ -154,8 +154,9 @@ def run_production(block_size: int, model_dir: Path, chunk: int | None = None, g
 def run_stages(block_size: int, model_dir: Path, naive: bool = False, grid: str = "native") -> dict:
     """Each stage computed before the next; the predict floor; optionally the naive reference.
 
-    ``grid`` "native": the inputs are processed on their UTM grid and a ``regrid`` stage moves the
-    features to the product grid (:mod:`worldcover.regrid`); "product": the reference chain."""
+    ``grid`` "native": the inputs are processed and scored on their UTM grid and a ``regrid`` stage moves
+    the scores to the product grid (:mod:`worldcover.regrid`) and decides the classes; "product": the
+    reference chain."""
     import dask
 
     from worldcover.features import compute_features
@@ -190,9 +191,12 @@ def run_stages(block_size: int, model_dir: Path, naive: bool = False, grid: str 
     s1 = timed("s1_preprocess", lambda: preprocess_s1(inputs.s1, YEAR).db.persist())
     feats = timed("features", lambda: compute_features(s2.composites, s1, inputs.dem, config).persist())
     quality = s2.quality
-    if grid == "native":
-        feats, quality = timed("regrid", lambda: _regrid(feats, s2.quality, inputs.geobox, block.geobox))
-    codes, prob = timed("predict", lambda: model.predict_block(feats))
+    if grid == "native":  # as the tile chain: scored on the native grid, the scores resampled and decided
+        scores = timed("predict", lambda: model.scores_block(feats, num_threads=1).values)
+        (codes, prob), quality = timed("regrid", lambda: _regrid(model, scores, s2.quality, inputs.geobox,
+                                                                 block.geobox))
+    else:
+        codes, prob = timed("predict", lambda: model.predict_block(feats))
     paths = tile_paths(Path(tempfile.mkdtemp(prefix="wc-bench-stages-")), block.tile, YEAR)
 
     def write():
@@ -271,17 +275,16 @@ def io_floor(src, block) -> dict:
     return {"seconds": round(time.perf_counter() - start, 3), "files": len(jobs), "gb": round(nbytes / 1e9, 3)}
 
 
-def _regrid(feats, quality, native, product):
-    """The native features (bilinear) and quality counts (nearest) on the product grid, as the tile chain does."""
+def _regrid(model, scores, quality, native, product):
+    """(codes, probability) from the native scores resampled bilinear to the product grid, and the quality
+    counts (nearest) there, as the tile chain does."""
     import xarray as xr
 
     from worldcover.regrid import Regrid
 
     rg = Regrid(native, product)
-    dims = (feats.dims[0], *product.dimensions)
-    out = xr.DataArray(rg.bilinear(feats.values), dims=dims, coords={dims[0]: feats[dims[0]].values})
     q = xr.Dataset({k: (product.dimensions, rg.nearest(np.asarray(v)[None])[0]) for k, v in quality.items()})
-    return out, q
+    return model.decide(rg.bilinear(scores)), q
 
 
 def _load(src, block, native: bool = False):

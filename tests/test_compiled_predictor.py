@@ -94,6 +94,16 @@ def test_predict_block_is_identical(model_dir):
     assert fast.predictor == "lleaves"
 
 
+def test_scores_block_is_identical(model_dir):
+    feats = labelled_blocks(size=48)[0][1]
+    lgb, fast = Model.load(model_dir, predictor="lightgbm"), Model.load(model_dir, predictor="compile")
+    a, b = lgb.scores_block(feats, chunk_pixels=500), fast.scores_block(feats.chunk({"y": 24}), num_threads=1)
+    np.testing.assert_allclose(b.values, a.values, rtol=1e-6, atol=1e-6)  # float32 logits of the same trees
+    for x, y in zip(lgb.decide(a.values), fast.decide(b.values), strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert fast.predictor == "lleaves"
+
+
 def test_cache_is_reused_not_recompiled(model_dir, monkeypatch):
     first = Model.load(model_dir).compile()
     path = artefact(model_dir, Model.load(model_dir))

@@ -427,3 +427,35 @@ def test_failed_save_keeps_the_old_pair(model, tables, tmp_path, monkeypatch):
     with pytest.raises(OSError, match="crash"):
         other.save(tmp_path / "new")
     assert sorted(os.listdir(tmp_path)) == ["m"]  # no model without its card
+
+
+def test_scores_then_decide_classify_as_predict_block(model, test_block):
+    """The native-grid chain scores, resamples, then decides: without resampling that is predict_block."""
+    features, _ = test_block
+    codes, prob = model.predict_block(features)
+    scores = model.scores_block(features, chunk_pixels=700)
+    assert scores.dims == ("class", "y", "x") and scores.dtype == np.float32
+    assert list(scores["class"].values) == list(model.trained_classes)
+    empty = np.isnan(features.values).all(axis=0)
+    np.testing.assert_array_equal(np.isnan(scores.values).all(axis=0), empty)
+    assert not np.isnan(scores.values[:, ~empty]).any()
+    c, p = model.decide(scores.values)
+    np.testing.assert_array_equal(c, codes.values)
+    np.testing.assert_array_equal(p, prob.values)
+    lazy = model.scores_block(features.chunk({"y": 7, "feature": 5}), num_threads=1)
+    assert hasattr(lazy.data, "dask")
+    np.testing.assert_array_equal(lazy.values, scores.values)
+    # the scores are the model's logits: raw_scores of the same matrix
+    matrix = features.values.reshape(len(NAMES), -1).T[~empty.ravel()]
+    np.testing.assert_allclose(scores.values.reshape(scores.shape[0], -1).T[~empty.ravel()],
+                               model.raw_scores(matrix), rtol=1e-6, atol=1e-6)
+
+
+def test_decide_gives_nodata_where_scores_are_nan(model):
+    scores = np.zeros((len(model.trained_classes), 2, 3), np.float32)
+    scores[2, 0, 1] = 5.0  # the third trained class wins here
+    scores[:, 1, 2] = np.nan
+    codes, prob = model.decide(scores)
+    assert codes[0, 1] == model.trained_classes[2] and prob[0, 1] > prob[0, 0]
+    assert codes[1, 2] == 0 and prob[1, 2] == 0
+    assert codes[0, 0] == model.trained_classes[0]  # a tie goes to the first class, as argmax does

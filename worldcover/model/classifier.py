@@ -229,15 +229,38 @@ class Model:
 
     def raw_scores(self, matrix: np.ndarray) -> np.ndarray:
         """LightGBM's raw multiclass scores (pixels, trained classes): the softmax logits."""
-        matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        return self._raw_scores(np.ascontiguousarray(matrix, dtype=np.float32), self.num_threads)
+
+    def _raw_scores(self, matrix: np.ndarray, num_threads: int | None) -> np.ndarray:
+        """:meth:`raw_scores` of a C-contiguous float32 or float64 matrix (float64: what the compiled code reads,
+        no copy), on ``num_threads`` threads."""
         if matrix.shape[0] == 0:  # LightGBM's output of zero rows cannot be reshaped
             return np.zeros((0, len(self.trained_classes)), dtype=np.float64)
         compiled = self._compiled_predictor()
         if compiled is not None:
-            return compiled.raw_scores(matrix, self.num_threads)
-        with thread_limit(self.num_threads):
+            return compiled.raw_scores(matrix, num_threads)
+        with thread_limit(num_threads):
             raw = self._booster.predict(matrix, raw_score=True)
         return np.asarray(raw, dtype=np.float64).reshape(matrix.shape[0], -1)
+
+    def decide(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(codes, probability) uint8 ``(...)`` from raw scores ``(class, ...)``: the most probable trained class
+        and round(100 x its calibrated probability); nodata (0, 0) where the scores are NaN.
+
+        The step after :meth:`scores_block`, wherever the scores were resampled to."""
+        scores = np.asarray(scores)
+        shape = scores.shape[1:]
+        flat = scores.reshape(scores.shape[0], -1).T  # (pixels, classes)
+        valid = ~np.isnan(flat).any(axis=1)
+        codes = np.full(flat.shape[0], NODATA, dtype=np.uint8)
+        prob = np.zeros(flat.shape[0], dtype=np.uint8)
+        if valid.any():
+            temperature = float(self._card.calibration.get("temperature", 1.0))
+            proba = softmax(flat[valid].astype(np.float64) / temperature)
+            win = proba.argmax(axis=1)
+            codes[valid] = self._codes[win]
+            prob[valid] = np.clip(np.rint(100.0 * proba[np.arange(win.size), win]), 0, 100).astype(np.uint8)
+        return codes.reshape(shape), prob.reshape(shape)
 
     def predict_matrix(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(codes uint8, probability uint8 0..100) for a (pixels, features) matrix in card order.
@@ -275,6 +298,56 @@ class Model:
             out[0, r0:r1] = codes.reshape(r1 - r0, width)
             out[1, r0:r1] = prob.reshape(r1 - r0, width)
         return out
+
+    def _scores_cube(self, cube: np.ndarray, chunk_pixels: int, num_threads: int | None) -> np.ndarray:
+        """(class, y, x) float32 raw scores of a (feature, y, x) numpy cube in row chunks; NaN where every
+        feature is NaN. One copy per chunk: the transpose straight into the float64 rows the compiled code reads."""
+        nf, height, width = cube.shape
+        out = np.full((len(self.trained_classes), height, width), np.nan, dtype=np.float32)
+        rows = max(1, chunk_pixels // max(width, 1))
+        for r0 in range(0, height, rows):
+            r1 = min(height, r0 + rows)
+            matrix = np.empty(((r1 - r0) * width, nf), dtype=np.float64)
+            matrix[...] = cube[:, r0:r1, :].reshape(nf, -1).T
+            valid = ~np.isnan(cube[:, r0:r1, :]).all(axis=0).ravel()
+            raw = self._raw_scores(matrix if valid.all() else matrix[valid], num_threads)
+            part = out[:, r0:r1, :].reshape(out.shape[0], -1)  # a view: each class's rows are contiguous
+            part[:, valid] = raw.T
+        return out
+
+    def scores_block(self, features: xr.DataArray, *, chunk_pixels: int = DEFAULT_CHUNK_PIXELS,
+                     num_threads: int | None = None) -> xr.DataArray:
+        """Raw multiclass scores (class, y, x) float32 of a block's features: the logits :meth:`decide` turns
+        into codes; NaN where every feature is NaN.
+
+        Scores, unlike codes, can be resampled: the tile chain scores a block on the inputs' own grid and
+        resamples the scores to the product grid. ``features`` as in :meth:`predict_block`; dask input gives
+        a lazy result, one task per spatial chunk on ``num_threads`` threads (None: the model's setting;
+        1 under a dask scheduler that runs chunks side by side)."""
+        threads = self.num_threads if num_threads is None else check_num_threads(num_threads)
+        aligned = self._schema.align(features)
+        data = aligned.data
+        nclass = len(self.trained_classes)
+        if hasattr(data, "dask"):
+            import dask.array as da
+            from dask.base import tokenize
+
+            # one task per predict chunk (each chunk's rows cut up, never merged): a block whose native grid is
+            # one dask chunk still scores on every worker thread
+            rows = max(1, chunk_pixels // max(data.chunks[2]))
+            data = data.rechunk({0: -1, 1: tuple(p for c in data.chunks[1] for p in _parts(c, rows))})
+            scores = da.map_blocks(
+                functools.partial(self._scores_cube, chunk_pixels=chunk_pixels, num_threads=threads),
+                data, dtype=np.float32, chunks=((nclass,), *data.chunks[1:]),
+                meta=np.empty((0, 0, 0), dtype=np.float32),
+                name=f"worldcover-scores-{tokenize(self.version, chunk_pixels, data.name)}",  # no model pickling
+            )
+        else:
+            scores = self._scores_cube(np.asarray(data), chunk_pixels, threads)
+        template = aligned.isel({FEATURE_DIM: 0}, drop=True)
+        return xr.DataArray(scores, dims=("class", *aligned.dims[1:]),
+                            coords={**template.coords, "class": list(self.trained_classes)}, name="scores",
+                            attrs={"model": self.name, "model_version": self.version})
 
     def predict_block(
         self, features: xr.DataArray, *, chunk_pixels: int = DEFAULT_CHUNK_PIXELS, lazy: bool = False
@@ -397,6 +470,11 @@ class Model:
             raise DataError(f"cannot read model directory {d}: {exc}") from None
         card = ModelCard.from_json(card_text, where=str(card_path))
         return cls(model_text, card, num_threads=num_threads, source=str(d), predictor=predictor, model_dir=d)
+
+
+def _parts(n: int, size: int) -> list[int]:
+    """``n`` cut into pieces of ``size`` (the last one shorter)."""
+    return [size] * (n // size) + ([n % size] if n % size else [])
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
