@@ -30,6 +30,7 @@ from worldcover.grid import Block, Tile, check_block_size, parse_blocks
 from worldcover.layout import TilePaths, is_finished, tile_paths
 from worldcover.legend import NODATA
 from worldcover.model import Model
+from worldcover.model.compiled import default_jobs
 from worldcover.model.sampling import MISSING_GROUPS, group_features
 from worldcover.preprocess.s1 import preprocess_s1
 from worldcover.preprocess.s2 import S2MaskConfig, preprocess_s2
@@ -235,10 +236,24 @@ def _classify_native(chain: ChainFeatures, model, params: ChainParams, regrid: R
     counts = regrid.nearest(np.stack([np.asarray(n_s1), np.asarray(n_s2), np.asarray(n_clear)]))
     n_s1, n_s2, n_clear = counts[0], counts[1], counts[2]
     missing = {g: regrid.nearest(np.asarray(m)[None])[0] for g, m in masks.items()}
-    codes, prob = model.decide(regrid.bilinear(scores.values))
+    codes, prob = _decided_on(regrid, scores.values, model, params.threads)
     with np.errstate(invalid="ignore", divide="ignore"):  # the InputQuality formula of preprocess.s2.s2_quality
         pct = (100.0 * (n_s2 - n_clear).astype(np.float32) / np.where(n_s2 > 0, n_s2, np.nan)).astype(np.float32)
     return codes, prob, n_s1, n_s2, n_clear, pct, missing
+
+
+# product-grid rows resampled and decided per task: numpy releases the GIL, so strips run on every core
+STRIP_ROWS = 256
+
+
+def _decided_on(regrid: Regrid, scores: np.ndarray, model, threads: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, probability) on the product grid from native scores (class, y, x): resampled bilinear and
+    decided strip by strip, on ``threads`` threads (None: every core)."""
+    height = regrid.shape[0]
+    strips = [slice(r, min(r + STRIP_ROWS, height)) for r in range(0, height, STRIP_ROWS)]
+    with ThreadPoolExecutor(max_workers=threads or default_jobs(), thread_name_prefix="worldcover-decide") as pool:
+        parts = list(pool.map(lambda rows: model.decide(regrid.bilinear(scores, rows)), strips))
+    return np.concatenate([c for c, _ in parts]), np.concatenate([p for _, p in parts])
 
 
 def _computed_on_native(chain: ChainFeatures, params: ChainParams, regrid: Regrid
