@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -459,3 +462,27 @@ def test_decide_gives_nodata_where_scores_are_nan(model):
     assert codes[0, 1] == model.trained_classes[2] and prob[0, 1] > prob[0, 0]
     assert codes[1, 2] == 0 and prob[1, 2] == 0
     assert codes[0, 0] == model.trained_classes[0]  # a tie goes to the first class, as argmax does
+
+
+def test_a_model_text_that_is_not_lightgbms_or_disagrees_with_the_card_is_refused_at_load(model, tmp_path):
+    """Checked from model.txt's header when the model is made, not when LightGBM first predicts."""
+    text = model.model_text
+    bad_texts = {
+        "not a LightGBM text model": "hello\n" + text,
+        "differ from its card": text.replace(f"feature_names={NAMES[0]} ", f"feature_names={NAMES[0]}x ", 1),
+        "classes, its card lists": text.replace("num_tree_per_iteration=", "num_tree_per_iteration=9", 1),
+    }
+    for message, bad in bad_texts.items():
+        assert bad != text
+        with pytest.raises(DataError, match=message):
+            Model(bad, model.card.sealed(bad))
+
+
+def test_loading_a_model_does_not_import_lightgbm(model, tmp_path):
+    """A tile pod predicting with the compiled trees never pays LightGBM's import and parse (~1.8 s)."""
+    model.save(tmp_path / "m")
+    code = ("import sys; from worldcover.model import Model; m = Model.load(sys.argv[1]); "
+            "print(m.name, 'lightgbm' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m")], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.split() == [model.name, "False"]

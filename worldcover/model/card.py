@@ -46,10 +46,11 @@ def _utc_now() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def _versions() -> tuple[str, str]:
-    import lightgbm
+def _lightgbm_version() -> str:
+    """The installed LightGBM's version, read from its metadata: importing it costs a second per process."""
+    from importlib.metadata import version
 
-    return __version__, lightgbm.__version__
+    return version("lightgbm")
 
 
 def check_json(value: Any, what: str) -> Any:
@@ -126,11 +127,10 @@ class ModelCard:
             raise DataError(f"calibration temperature {t!r}: expected a number 0.05..20")
         if self.metrics is not None:
             set_("metrics", check_json(dict(self.metrics), "metrics"))
-        wc, lgb = _versions()
         if not self.worldcover_version:
-            set_("worldcover_version", wc)
+            set_("worldcover_version", __version__)
         if not self.lightgbm_version:
-            set_("lightgbm_version", lgb)
+            set_("lightgbm_version", _lightgbm_version())
         if not self.created:
             set_("created", _utc_now())
 

@@ -103,24 +103,22 @@ class Model:
         self, model_text: str, card: ModelCard, *, num_threads: int | None = None, source: str | None = None,
         predictor: str | None = None, model_dir: str | os.PathLike | Location | None = None,
     ) -> None:
-        import lightgbm
-
         where = f"model {card.name!r}" + (f" in {source}" if source else "")
         card.verify(model_text, where=where)
-        try:
-            booster = lightgbm.Booster(model_str=model_text)
-        except lightgbm.basic.LightGBMError as exc:
-            raise DataError(f"{where}: LightGBM cannot read its model text: {exc}") from None
-        if list(booster.feature_name()) != list(card.feature_names):
-            raise DataError(f"{where}: model.txt features {booster.feature_name()[:5]}... differ from its card")
-        if booster.num_model_per_iteration() != len(card.trained_classes):
+        header = _text_header(model_text, where)
+        if header.get("feature_names", "").split() != list(card.feature_names):
+            raise DataError(f"{where}: model.txt features {header.get('feature_names', '').split()[:5]}... "
+                            "differ from its card")
+        if header.get("num_tree_per_iteration") != str(len(card.trained_classes)):
             raise DataError(
-                f"{where}: model.txt has {booster.num_model_per_iteration()} classes, "
+                f"{where}: model.txt has {header.get('num_tree_per_iteration')} classes, "
                 f"its card lists {len(card.trained_classes)} trained classes"
             )
+        self._where = where
         self._text = model_text
         self._card = card
-        self._booster = booster
+        self._lgb_booster = None  # parsed on first use: the compiled trees need no LightGBM (1.8 s per process)
+        self._booster_lock = threading.Lock()
         self._schema = FeatureSchema(card.feature_names)
         self._codes = np.asarray(card.trained_classes, dtype=np.uint8)
         self.num_threads = check_num_threads(num_threads)
@@ -130,11 +128,27 @@ class Model:
         self._compiled_lock = threading.Lock()
 
     def __getstate__(self) -> dict:
-        """Pickled without the compiled code (native, process-bound): the copy looks for it again when it predicts."""
-        return {k: v for k, v in self.__dict__.items() if k not in ("_compiled", "_compiled_lock")}
+        """Pickled without the compiled code (native, process-bound) or the parsed booster: the copy makes them
+        again when it predicts."""
+        skip = ("_compiled", "_compiled_lock", "_lgb_booster", "_booster_lock")
+        return {k: v for k, v in self.__dict__.items() if k not in skip}
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state, _compiled=_UNRESOLVED, _compiled_lock=threading.Lock())
+        self.__dict__.update(state, _compiled=_UNRESOLVED, _compiled_lock=threading.Lock(), _lgb_booster=None,
+                             _booster_lock=threading.Lock())
+
+    @property
+    def _booster(self):
+        """LightGBM's Booster of the model text, parsed on first use; :class:`DataError` if LightGBM cannot read it."""
+        with self._booster_lock:
+            if self._lgb_booster is None:
+                import lightgbm
+
+                try:
+                    self._lgb_booster = lightgbm.Booster(model_str=self._text)
+                except lightgbm.basic.LightGBMError as exc:
+                    raise DataError(f"{self._where}: LightGBM cannot read its model text: {exc}") from None
+            return self._lgb_booster
 
     # --- identity ----------------------------------------------------------------
 
@@ -470,6 +484,15 @@ class Model:
             raise DataError(f"cannot read model directory {d}: {exc}") from None
         card = ModelCard.from_json(card_text, where=str(card_path))
         return cls(model_text, card, num_threads=num_threads, source=str(d), predictor=predictor, model_dir=d)
+
+
+def _text_header(model_text: str, where: str) -> dict[str, str]:
+    """The ``key=value`` lines before the first tree of a LightGBM text model; :class:`DataError` if there are none."""
+    head = model_text.split("\nTree=", 1)[0]
+    fields = dict(line.split("=", 1) for line in head.splitlines() if "=" in line)
+    if not model_text.startswith("tree") or "feature_names" not in fields:
+        raise DataError(f"{where}: model.txt is not a LightGBM text model (no 'tree' header with feature_names)")
+    return fields
 
 
 def _parts(n: int, size: int) -> list[int]:
