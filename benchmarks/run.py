@@ -69,20 +69,36 @@ def render_100pct_s() -> float:
     return round(time.perf_counter() - t0, 3)
 
 
-def map_agreement(a: Path, b: Path) -> dict:
-    """Share of the pixels (mapped in either) on which two Maps of one block agree, and the most common differences."""
+def map_agreement(a: Path, b: Path, truth: Path | None = None) -> dict:
+    """Share of the pixels (mapped in either) on which two Maps of one block agree, the most common differences,
+    the share of the differing pixels on a class edge of ``a`` (a 4-neighbour of another class), and each Map's
+    share of pixels equal to the simulated ``truth`` of the block."""
     from collections import Counter
 
+    import numpy as np
     import rasterio
 
     with rasterio.open(a) as fa, rasterio.open(b) as fb:
         x, y = fa.read(1), fb.read(1)
     mapped = (x > 0) | (y > 0)
     differ = mapped & (x != y)
+    edge = np.zeros(x.shape, bool)
+    edge[1:] |= x[1:] != x[:-1]
+    edge[:-1] |= x[:-1] != x[1:]
+    edge[:, 1:] |= x[:, 1:] != x[:, :-1]
+    edge[:, :-1] |= x[:, :-1] != x[:, 1:]
     pairs = Counter(zip(x[differ].tolist(), y[differ].tolist(), strict=True)).most_common(5)
-    return {"agreement": round(float(1 - differ.sum() / max(mapped.sum(), 1)), 5), "pixels": int(mapped.sum()),
-            "most_common_differences": [{"product_grid": int(p), "native_grid": int(q), "pixels": n}
-                                        for (p, q), n in pairs]}
+    out = {"agreement": round(float(1 - differ.sum() / max(mapped.sum(), 1)), 5), "pixels": int(mapped.sum()),
+           "differing_on_class_edges": round(float((differ & edge).sum() / max(differ.sum(), 1)), 4),
+           "class_edge_pixels": round(float(edge.mean()), 4),
+           "most_common_differences": [{"product_grid": int(p), "native_grid": int(q), "pixels": n}
+                                       for (p, q), n in pairs]}
+    if truth is not None and truth.exists():
+        with rasterio.open(truth) as ft:
+            t = ft.read(1)
+        out["truth_agreement"] = {"product_grid": round(float((x == t).mean()), 5),
+                                  "native_grid": round(float((y == t).mean()), 5)}
+    return out
 
 
 def summarise(tile: dict, stages: dict, naive: dict | None, engine: list, render_s: float, floor_size: int,
@@ -133,7 +149,11 @@ def reference_chain(size: int) -> dict:
     runs = {g: child("benchmarks.block_chain", "--mode", "tile", "--block-size", str(size), "--grid", g,
                      "--map-out", str(path)) for g, path in maps.items()}
     stages = child("benchmarks.block_chain", "--mode", "stages", "--block-size", str(size), "--grid", "product")
-    agreement = map_agreement(maps["product"], maps["native"])
+    from benchmarks.block_chain import archive_for, bench_block
+
+    block = bench_block(size)
+    truth = archive_for(size)[0] / "truth" / block.tile.id / f"{block.id}_truth.tif"
+    agreement = map_agreement(maps["product"], maps["native"], truth)
     for path in maps.values():
         path.unlink()
     return {"block_size": size, "end_to_end_s": runs["product"]["end_to_end_s"],
