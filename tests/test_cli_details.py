@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -162,3 +163,14 @@ def test_quicklook_land_mask_is_the_validation_mask():
     land = globe_land(lon, lat)
     assert np.array_equal(land, GlobeLandMask().is_land(lon, lat))
     assert 0.2 < land.mean() < 0.4  # about 30 % of the globe's area is land
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly():
+    """``worldcover grid tiles | head -1``: no error message, the exit code of a tool stopped by SIGPIPE."""
+    proc = subprocess.Popen([sys.executable, "-m", "worldcover", "grid", "tiles"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parents[1])
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the first of thousands of tile ids is printed
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141
+    assert err == b""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Any
 
 import click
@@ -18,6 +19,7 @@ from worldcover.errors import InputError, WorldCoverError
 console = Console(stderr=True)
 
 DEBUG_ENV = "WORLDCOVER_DEBUG"
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what the shell reports for a tool whose reader went away
 # A bad option, argument or sub-command (typer >= 0.20 vendors click, whose exceptions derive from this).
 _USAGE_ERRORS = tuple({getattr(typer.exceptions, "TyperException", click.ClickException), click.ClickException})
 
@@ -28,7 +30,8 @@ def _one_line(message: object) -> str:
 
 
 class _FriendlyErrors(TyperGroup):
-    """Our own exceptions and bad options: one line and exit code 2. Anything else: one line and exit code 1.
+    """Our own exceptions and bad options: one line and exit code 2. Anything else: one line and exit code 1;
+    a closed stdout (``| head``): no message, exit code 141.
 
     Set WORLDCOVER_DEBUG=1 to see the traceback of an unexpected error.
     """
@@ -41,6 +44,10 @@ class _FriendlyErrors(TyperGroup):
             raise typer.Exit(2) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
+        except BrokenPipeError:  # the reader stopped early (``| head``): stop as a Unix tool does, quietly
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # so the exit's flush of stdout does not fail again
+            raise typer.Exit(SIGPIPE_EXIT) from None
         except _USAGE_ERRORS as exc:  # a bad option, argument or sub-command is bad input too
             typer.echo(f"error: {_one_line(exc.format_message())} (see --help)", err=True)
             raise typer.Exit(2) from None
