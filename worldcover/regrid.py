@@ -1,7 +1,7 @@
 """Resample rasters from a block's native (UTM) grid onto its product grid (EPSG:4326), once per block.
 
 The chain processes a block's inputs on the grid they come in (:func:`worldcover.grid.native_geobox`)
-and moves only its outputs (features, counts) to the WorldCover grid. Every band of a block shares
+and moves only its outputs (the model's scores, counts) to the WorldCover grid. Every band of a block shares
 the same pixel mapping, so :class:`Regrid` computes it once (exact projection at every 16th pixel,
 interpolated in between, as GDAL's approximate transformer does) and applies it to any number of
 bands with four gathers each. GDAL's warper recomputes the mapping per call and was 3-4x slower

@@ -72,10 +72,10 @@ class ChainParams:
     s1_speckle_window: int = 7
     chunk: int = DEFAULT_CHUNK  # dask chunk of the load and the chain: bounds memory per block
     threads: int | None = None  # dask threads per block; None = all cores
-    # "native": inputs processed on their own UTM grid, features resampled once to the product grid
-    # (sources without a native grid, Sentinel Hub, give the product grid); "product": every input
-    # warped to the product grid first, the chain before issue 15 (about 3x slower, the same class on
-    # 99.3 % of the benchmark block's pixels: the README's Performance section)
+    # "native": inputs processed and scored on their own UTM grid, the model's scores resampled once to
+    # the product grid (sources without a native grid, Sentinel Hub, give the product grid); "product":
+    # every input warped to the product grid first, the chain before issue 15 (about 3x slower, the same
+    # class on 99.1 % of the benchmark block's pixels, nearly all on class edges: the README's Performance)
     grid: str = "native"
 
     def __post_init__(self) -> None:
@@ -182,8 +182,8 @@ def _missing_masks(feats: xr.DataArray) -> dict[str, xr.DataArray]:
 def classify_block(block: Block, year: int, inputs: BlockInputs, model, params: ChainParams) -> BlockResult:
     """The science chain on one block's inputs; computes with dask threads.
 
-    Inputs on a native grid (``inputs.geobox``) are processed there; their features and counts are then
-    resampled once to the block's product grid (bilinear; counts nearest), where the model classifies."""
+    Inputs on a native grid (``inputs.geobox``) are processed and scored there; the model's raw scores
+    are then resampled once to the block's product grid (bilinear; counts nearest) and decided there."""
     # an input the source lacks entirely is NaN only for a model that learnt to classify without it;
     # any other would read those NaN as 0 (LightGBM, for features with no NaN in training)
     trained_missing = missing_shares(model)
