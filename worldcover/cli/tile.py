@@ -31,7 +31,8 @@ def run(
                                "(worldcover_2021_N00E006_Map.tif) or esa "
                                "(ESA_WorldCover_10m_2021_v010_N00E006_Map.tif)."),
     grid: str = typer.Option("native", "--grid", help="Where inputs are processed: native (their own UTM grid, "
-                             "the model's scores resampled once) or product (every input warped to the map's grid first)."),
+                             "the model's scores resampled once) or product (every input warped to the map's grid "
+                             "first)."),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
 ) -> None:
     """Load, preprocess, classify and write Map / Prob / InputQuality COGs and a STAC item."""
