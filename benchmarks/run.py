@@ -150,9 +150,9 @@ def reference_chain(size: int) -> dict:
                      "--map-out", str(path)) for g, path in maps.items()}
     stages = child("benchmarks.block_chain", "--mode", "stages", "--block-size", str(size), "--grid", "product")
     from benchmarks.block_chain import archive_for, bench_block
+    from worldcover.sim.writer import truth_path
 
-    block = bench_block(size)
-    truth = archive_for(size)[0] / "truth" / block.tile.id / f"{block.id}_truth.tif"
+    truth = truth_path(archive_for(size)[0], bench_block(size))
     agreement = map_agreement(maps["product"], maps["native"], truth)
     for path in maps.values():
         path.unlink()

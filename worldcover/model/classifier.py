@@ -270,11 +270,13 @@ class Model:
         prob = np.zeros(flat.shape[0], dtype=np.uint8)
         if valid.any():
             temperature = float(self._card.calibration.get("temperature", 1.0))
-            proba = softmax(flat[valid].astype(np.float64) / temperature)
-            win = proba.argmax(axis=1)
-            codes[valid] = self._codes[win]
-            prob[valid] = np.clip(np.rint(100.0 * proba[np.arange(win.size), win]), 0, 100).astype(np.uint8)
+            codes[valid], prob[valid] = self._winners(softmax(flat[valid].astype(np.float64) / temperature))
         return codes.reshape(shape), prob.reshape(shape)
+
+    def _winners(self, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(codes, probability uint8 0..100) of the most probable trained class of each row of ``proba``."""
+        win = proba.argmax(axis=1)
+        return self._codes[win], np.clip(np.rint(100.0 * proba[np.arange(win.size), win]), 0, 100).astype(np.uint8)
 
     def predict_matrix(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(codes uint8, probability uint8 0..100) for a (pixels, features) matrix in card order.
@@ -292,11 +294,7 @@ class Model:
         valid = ~np.isnan(matrix).all(axis=1)
         if not valid.any():
             return codes, prob
-        proba = self.predict_proba(matrix if valid.all() else matrix[valid])
-        win = proba.argmax(axis=1)
-        best = proba[np.arange(win.size), win]
-        codes[valid] = self._codes[win]
-        prob[valid] = np.clip(np.rint(100.0 * best), 0, 100).astype(np.uint8)
+        codes[valid], prob[valid] = self._winners(self.predict_proba(matrix if valid.all() else matrix[valid]))
         return codes, prob
 
     def _predict_cube(self, cube: np.ndarray, chunk_pixels: int) -> np.ndarray:

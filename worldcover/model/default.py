@@ -32,6 +32,7 @@ from worldcover.model.training import DEFAULT_MISSING_GROUPS, train_from_tables
 from worldcover.preprocess.s1 import _box_sum, preprocess_s1
 from worldcover.preprocess.s2 import preprocess_s2
 from worldcover.sim.world import oceanity_at, truth, truth_on
+from worldcover.sim.writer import truth_path
 from worldcover.sources.local_api import LocalStacApi
 from worldcover.sources.stac import StacSource
 from worldcover.stages import ZONES, stage_tiles, stratum
@@ -179,8 +180,7 @@ def _centre_blocks(tile: Tile, n: int, block_size: int) -> list[Block]:
 
 def read_truth(archive: Path, block: Block) -> xr.DataArray:
     """The simulator's truth raster of a block as (y, x) uint8 codes."""
-    path = Path(archive) / "truth" / block.tile.id / f"{block.tile.id}_{block.key}_truth.tif"
-    with rasterio.open(path) as src:
+    with rasterio.open(truth_path(archive, block)) as src:
         data = src.read(1)
     coords = block.geobox.coordinates
     names = list(coords)

@@ -233,8 +233,7 @@ def _classify_native(chain: ChainFeatures, model, params: ChainParams, regrid: R
     with dask.config.set(scheduler="threads", num_workers=params.threads):
         scores, n_s1, n_s2, n_clear, masks = dask.compute(scores, chain.n_s1, q["s2_obs"], q["s2_valid"],
                                                           _missing_masks(chain.features))
-    counts = regrid.nearest(np.stack([np.asarray(n_s1), np.asarray(n_s2), np.asarray(n_clear)]))
-    n_s1, n_s2, n_clear = counts[0], counts[1], counts[2]
+    n_s1, n_s2, n_clear = _nearest_counts(regrid, n_s1, n_s2, n_clear)
     missing = {g: regrid.nearest(np.asarray(m)[None])[0] for g, m in masks.items()}
     codes, prob = _decided_on(regrid, scores.values, model, params.threads)
     with np.errstate(invalid="ignore", divide="ignore"):  # the InputQuality formula of preprocess.s2.s2_quality
@@ -263,8 +262,12 @@ def _computed_on_native(chain: ChainFeatures, params: ChainParams, regrid: Regri
     q = chain.quality
     with dask.config.set(scheduler="threads", num_workers=params.threads):
         feats, n_s1, n_s2, n_clear = dask.compute(chain.features, chain.n_s1, q["s2_obs"], q["s2_valid"])
-    counts = regrid.nearest(np.stack([np.asarray(n_s1), np.asarray(n_s2), np.asarray(n_clear)]))
-    return feats, counts[0], counts[1], counts[2]
+    return (feats, *_nearest_counts(regrid, n_s1, n_s2, n_clear))
+
+
+def _nearest_counts(regrid: Regrid, *counts) -> tuple[np.ndarray, ...]:
+    """Native-grid observation counts on the product grid (nearest: a count is not interpolated)."""
+    return tuple(regrid.nearest(np.stack([np.asarray(c) for c in counts])))
 
 
 def regridded_features(chain: ChainFeatures, params: ChainParams, regrid: Regrid
