@@ -187,7 +187,7 @@ def run_stages(block_size: int, model_dir: Path, naive: bool = False, grid: str 
     with LocalStacApi(archive) as api:
         src = StacSource(api.url, chunk=block_size, **source_needs(model))
         inputs = timed("load", lambda: _load(src, block, native=grid == "native"))
-    s2 = timed("s2_preprocess", lambda: _persist_s2(preprocess_s2(inputs.s2, YEAR)))
+    s2 = timed("s2_preprocess", lambda: _persist_s2(preprocess_s2(inputs.s2, YEAR, coarse=inputs.s2_20m)))
     s1 = timed("s1_preprocess", lambda: preprocess_s1(inputs.s1, YEAR).db.persist())
     feats = timed("features", lambda: compute_features(s2.composites, s1, inputs.dem, config).persist())
     quality = s2.quality
@@ -291,7 +291,9 @@ def _load(src, block, native: bool = False):
     import dask
 
     inputs = src.load_block(block, YEAR, native=native)
-    inputs.s2, inputs.s1, inputs.dem = dask.persist(inputs.s2, inputs.s1, inputs.dem)
+    if inputs.s2_20m is not None:  # as the chain: the 20 m bands are used at 20 m, never doubled before compositing
+        inputs.s2 = inputs.s2.drop_vars([b for b in inputs.s2_20m.data_vars if b != "SCL"])
+    inputs.s2, inputs.s2_20m, inputs.s1, inputs.dem = dask.persist(inputs.s2, inputs.s2_20m, inputs.s1, inputs.dem)
     return inputs
 
 
@@ -312,6 +314,11 @@ def naive_reference(inputs, config, model) -> dict:
     from worldcover.bands import S2_BANDS
 
     ds, s1_in = inputs.s2.compute(), inputs.s1.compute()  # numpy, as the obvious code would hold them
+    if inputs.s2_20m is not None:  # every band on the 10 m grid, as the obvious code would have them
+        from worldcover.regrid import upsample2
+
+        ds = ds.assign({b: (ds["SCL"].dims, upsample2(inputs.s2_20m[b].values))
+                        for b in inputs.s2_20m.data_vars if b not in ds.data_vars})
     t = {}
     s = time.perf_counter()
     valid = ~ds["SCL"].isin([0, 1, 3, 8, 9, 10])

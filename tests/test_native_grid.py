@@ -11,8 +11,7 @@ from pyproj import Transformer
 from rasterio.enums import Resampling
 
 from worldcover.grid import NATIVE_ALIGN_M, Tile, native_geobox, utm_crs
-from worldcover.regrid import Regrid
-from worldcover.sources.stac import upsample2
+from worldcover.regrid import Regrid, all_of_2x2, upsample2
 
 BLOCK = Tile.parse("N45E003").block(18, 18, 512)
 
@@ -120,6 +119,82 @@ def test_upsample2_nan_neighbours_and_nearest():
     assert np.isfinite(up[0, :2, :2]).all()  # its neighbours do not turn missing
     scl = np.array([[[4, 9], [8, 0]]], np.uint8)
     np.testing.assert_array_equal(upsample2(scl, nearest=True)[0], np.kron(scl[0], np.ones((2, 2), np.uint8)))
+
+
+def test_all_of_2x2_needs_every_pixel_and_is_the_same_on_dask():
+    rng = np.random.default_rng(5)
+    m = rng.random((3, 12, 16)) > 0.1
+    half = all_of_2x2(m)
+    assert half.shape == (3, 6, 8)
+    np.testing.assert_array_equal(half, m[:, 0::2, 0::2] & m[:, 1::2, 0::2] & m[:, 0::2, 1::2] & m[:, 1::2, 1::2])
+    # odd 10 m chunks (a chunk edge inside a 20 m pixel) are rechunked onto the 20 m chunks asked for
+    lazy = all_of_2x2(dsa.from_array(m, chunks=(3, 5, 7)), chunks=((3,), (4, 2), (3, 5)))
+    assert lazy.chunks == ((3,), (4, 2), (3, 5))
+    np.testing.assert_array_equal(lazy.compute(), half)
+
+
+def _s2_pair(n_t=9, h=10, w=12, seed=0, lazy=False):
+    """A 10 m S2 Dataset (B04 at 10 m, B11 doubled from 20 m, SCL doubled) and the 20 m Dataset it doubles.
+
+    B11 is a per-date level plus a fixed field: doubling (weights summing to 1) and a per-pixel median over
+    dates then commute, so compositing at 20 m and at 10 m must give the same values."""
+    import pandas as pd
+    import xarray as xr
+
+    rng = np.random.default_rng(seed)
+    times = pd.date_range("2021-01-03", periods=n_t, freq="5D")
+    level = rng.random(n_t).astype(np.float32)[:, None, None]
+    b11 = (0.2 * level + 0.05 * _smooth((h, w), seed)[None]).astype(np.float32)
+    clear = rng.random(n_t) > 0.3  # whole scenes clear or cloudy: the mask is the same at 10 and 20 m
+    scl = np.where(clear[:, None, None], 4, 9).astype(np.uint8) * np.ones((1, h, w), np.uint8)
+    yy, xx = np.arange(2 * h) * -10.0, np.arange(2 * w) * 10.0
+    y20, x20 = np.arange(h) * -20.0 - 5, np.arange(w) * 20.0 + 5
+
+    def arr(a, y, x):
+        a = dsa.from_array(a, chunks=(n_t, max(1, a.shape[1] // 2), max(1, a.shape[2] // 2))) if lazy else a
+        return xr.DataArray(a, dims=("time", "y", "x"), coords={"time": times, "y": y, "x": x})
+
+    fine = xr.Dataset({"B04": arr(rng.random((n_t, 2 * h, 2 * w), dtype=np.float32), yy, xx),
+                       "B11": arr(upsample2(b11), yy, xx), "SCL": arr(upsample2(scl, nearest=True), yy, xx)})
+    coarse = xr.Dataset({"B11": arr(b11, y20, x20), "SCL": arr(scl, y20, x20)})
+    return fine, coarse
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_20m_bands_composited_at_20m_give_the_10m_composites(lazy):
+    from worldcover.preprocess.s2 import S2MaskConfig, preprocess_s2
+
+    fine, coarse = _s2_pair(lazy=lazy)
+    config = S2MaskConfig(dilation_radius=0)
+    at_10m = preprocess_s2(fine, 2021, config)
+    at_20m = preprocess_s2(fine, 2021, config, coarse=coarse)
+    assert list(at_20m.composites.data_vars) == ["B04", "B11"]
+    assert at_20m.composites["B11"].shape == at_10m.composites["B11"].shape == (36, 20, 24)
+    np.testing.assert_array_equal(at_20m.composites["B04"].values, at_10m.composites["B04"].values)
+    np.testing.assert_allclose(at_20m.composites["B11"].values, at_10m.composites["B11"].values, atol=2e-6)
+    np.testing.assert_array_equal(at_20m.quality["s2_valid"].values, at_10m.quality["s2_valid"].values)
+
+
+def test_a_20m_observation_is_left_out_where_any_of_its_10m_pixels_is_cloudy():
+    from worldcover.preprocess.s2 import S2MaskConfig, preprocess_s2
+
+    fine, coarse = _s2_pair(n_t=1, h=2, w=2)
+    fine["SCL"][:] = 4
+    fine["SCL"][0, 0, 0] = 9  # one cloudy 10 m pixel of the top-left 20 m pixel, the only date
+    comps = preprocess_s2(fine, 2021, S2MaskConfig(dilation_radius=0), coarse=coarse).composites
+    b11 = comps["B11"].values[0]
+    assert np.isnan(b11[:2, :2]).all()  # that 20 m observation is not used: no value all year
+    assert np.isfinite(b11[2:, 2:]).all()
+    assert np.isnan(comps["B04"].values[0, 0, 0]) and np.isfinite(comps["B04"].values[0, 0, 1])  # 10 m: per pixel
+
+
+def test_20m_bands_of_another_grid_are_refused():
+    from worldcover.errors import InputError
+    from worldcover.preprocess.s2 import preprocess_s2
+
+    fine, coarse = _s2_pair()
+    with pytest.raises(InputError, match="not half the 10 m grid"):
+        preprocess_s2(fine, 2021, coarse=coarse.isel(y=slice(1, None)))
 
 
 @pytest.mark.slow  # the session archive (~20 s) and two block runs

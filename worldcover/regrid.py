@@ -6,6 +6,9 @@ the same pixel mapping, so :class:`Regrid` computes it once (exact projection at
 interpolated in between, as GDAL's approximate transformer does) and applies it to any number of
 bands with four gathers each. GDAL's warper recomputes the mapping per call and was 3-4x slower
 per band here, which is why this is not ``rasterio.warp.reproject``.
+
+On the native grid itself, :func:`upsample2` doubles 20 m rasters to 10 m and :func:`all_of_2x2` halves a
+10 m mask to 20 m (the Sentinel-2 20 m bands are composited at 20 m, then doubled).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pyproj import Transformer
 
 from worldcover.errors import InputError
 
-__all__ = ["Regrid"]
+__all__ = ["Regrid", "all_of_2x2", "upsample2"]
 
 _STEP = 16  # exact projection every _STEP pixels; the UTM <-> lon/lat mapping is smooth at this scale
 
@@ -127,3 +130,61 @@ class Regrid:
         """Nearest-neighbour resampling of ``(..., y, x)`` data of any dtype (counts, masks, codes)."""
         flat = self._check(a)
         return flat[:, self._nearest].reshape(*np.shape(a)[:-2], *self.shape)
+
+
+# --- 20 m -> 10 m on the same native grid ------------------------------------------
+
+
+def upsample2(data, nearest: bool = False):
+    """(time, y, x) -> (time, 2y, 2x): each pixel split in four, bilinear between pixel centres (weights 3/4,
+    1/4, edges clamped, a NaN neighbour replaced by the pixel itself) or repeated (``nearest``); numpy or dask."""
+    if nearest:
+        return data.repeat(2, axis=1).repeat(2, axis=2)
+    if not hasattr(data, "dask"):
+        return _upsample2_block(np.pad(data, ((0, 0), (1, 1), (1, 1)), mode="edge"))
+    import dask.array as dsa
+
+    halo = dsa.overlap.overlap(data, depth={0: 0, 1: 1, 2: 1}, boundary={1: "nearest", 2: "nearest"})
+    chunks = (data.chunks[0], tuple(2 * c for c in data.chunks[1]), tuple(2 * c for c in data.chunks[2]))
+    return halo.map_blocks(_upsample2_block, chunks=chunks, dtype=data.dtype, meta=np.array((), data.dtype))
+
+
+def _upsample2_block(b: np.ndarray) -> np.ndarray:
+    """A (t, h+2, w+2) block with a one-pixel halo -> (t, 2h, 2w), separable 3/4-1/4 weights."""
+    gaps = bool(np.isnan(b).any())  # most blocks have none: then no NaN pass over the 2x and 4x outputs
+    rows = _split(b[:, 1:-1, :], b[:, :-2, :], b[:, 2:, :], axis=1, gaps=gaps)
+    return _split(rows[:, :, 1:-1], rows[:, :, :-2], rows[:, :, 2:], axis=2, gaps=gaps)
+
+
+def _split(centre: np.ndarray, before: np.ndarray, after: np.ndarray, axis: int, gaps: bool = True) -> np.ndarray:
+    """Each pixel of ``centre`` split in two along ``axis``: c + (neighbour - c) / 4, in place (no temporaries
+    of the output's size); a NaN neighbour gives the pixel's own value (``gaps`` False: the caller knows there
+    is no NaN)."""
+    shape = list(centre.shape)
+    shape[axis] *= 2
+    res = np.empty(shape, dtype=centre.dtype)
+    quarter = centre.dtype.type(0.25)
+    for start, neighbour in ((0, before), (1, after)):
+        part = res[(slice(None),) * axis + (slice(start, None, 2),)]
+        np.subtract(neighbour, centre, out=part)
+        part *= quarter
+        part += centre
+        if not gaps:
+            continue
+        nan = np.isnan(part)
+        if nan.any():
+            np.copyto(part, centre, where=nan)  # NaN neighbour -> the pixel itself (NaN stays NaN)
+    return res
+
+
+def all_of_2x2(mask, chunks: tuple[tuple[int, ...], ...] | None = None):
+    """(time, 2y, 2x) bool -> (time, y, x): True where all four pixels are; numpy or dask (``chunks``: the
+    output's dask chunks, e.g. those of the 20 m rasters it masks; default: half the input's, which must be
+    even)."""
+    if not hasattr(mask, "dask"):
+        rows = mask[:, 0::2] & mask[:, 1::2]  # strided ANDs: ~20x numpy's all() over a reshaped block
+        return rows[:, :, 0::2] & rows[:, :, 1::2]
+    if chunks is None:
+        chunks = (mask.chunks[0], *(tuple(c // 2 for c in cs) for cs in mask.chunks[1:]))
+    doubled = (chunks[0], *(tuple(2 * c for c in cs) for cs in chunks[1:]))
+    return mask.rechunk(doubled).map_blocks(all_of_2x2, chunks=chunks, dtype=bool, meta=np.array((), bool))

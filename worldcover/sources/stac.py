@@ -3,7 +3,8 @@
 Returns the data contract of :mod:`worldcover.bands`: lazy dask arrays on the
 block's GeoBox (10 m in EPSG:4326), S2 as harmonised float32 reflectance with
 NaN for missing and SCL as uint8, S1 as linear power, the DEM in metres.
-20 m and 60 m bands are resampled onto the 10 m grid here (bilinear; SCL nearest).
+20 m and 60 m bands are resampled onto the 10 m grid here (bilinear; SCL nearest); on a native grid
+the 20 m bands also come at 20 m (:attr:`BlockInputs.s2_20m`), which the chain composites at 20 m.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import odc.stac
@@ -34,6 +35,7 @@ from worldcover.bands import (
 )
 from worldcover.errors import DataError
 from worldcover.grid import Block, native_geobox
+from worldcover.regrid import upsample2
 from worldcover.sources.catalogues import (
     AUTO,
     CataloguePreset,
@@ -78,6 +80,17 @@ class BlockInputs:
     s2_skipped: dict[str, list[str]] = field(default_factory=dict)
     s1_info: dict = field(default_factory=dict)
     geobox: GeoBox | None = None  # the grid the arrays are on (None: the block's product grid)
+    # native grid only: the S2 bands read at 20 m (and SCL), at 20 m; ``s2`` holds them doubled to 10 m
+    s2_20m: xr.Dataset | None = None
+
+
+class S2Load(NamedTuple):
+    """What :func:`load_s2` gives: the bands on ``geobox``, the harmonisation of every item, and on a
+    native grid the bands read at 20 m, at 20 m (None otherwise)."""
+
+    data: xr.Dataset
+    decisions: list[Harmonisation]
+    data_20m: xr.Dataset | None = None
 
 
 def _year_range(year: int) -> str:
@@ -96,7 +109,7 @@ def _chunks(geobox: GeoBox, chunk: int | None) -> Chunks | None:
 
 def load_s2(items: list[pystac.Item], geobox: GeoBox, layout: str = "planetary-computer",
             chunk: int | None = DEFAULT_CHUNK, bands: Sequence[str] | None = None,
-            check_offset: bool = True, native: bool = False) -> tuple[xr.Dataset, list[Harmonisation]]:
+            check_offset: bool = True, native: bool = False) -> S2Load:
     """Harmonised S2 reflectance of ``bands`` (default: all) + SCL on ``geobox``; items grouped by solar day.
 
     With ``check_offset`` a small DN sample of every item that declares the
@@ -105,7 +118,8 @@ def load_s2(items: list[pystac.Item], geobox: GeoBox, layout: str = "planetary-c
     ``native``: ``geobox`` is a 10 m grid aligned with the items' own
     (:func:`worldcover.grid.native_geobox`): 10 m bands are read as they are,
     coarser bands and SCL on the 20 m grid of the same extent, then doubled
-    (bilinear; SCL repeated), so no band goes through GDAL's warper.
+    (bilinear; SCL repeated), so no band goes through GDAL's warper; those are
+    also returned at 20 m (``S2Load.data_20m``).
     """
     if not items:
         raise DataError("no Sentinel-2 items to load")
@@ -116,13 +130,21 @@ def load_s2(items: list[pystac.Item], geobox: GeoBox, layout: str = "planetary-c
     if check_offset:
         check_s2_headers(items, keys)  # before sampling: a wrong COG is named as such, not as an offset
         decisions = sample_offsets(items, decisions, geobox, keys)
-    parts = []
+    parts, coarse = [], []
     for offset in sorted({d.offset_dn for d in decisions}):
         group = [i for i, d in zip(items, decisions, strict=True) if d.offset_dn == offset]
-        load = _load_s2_native if native else _load_s2_group
-        parts.append(load(group, geobox, keys, offset, chunk))
-    ds = parts[0] if len(parts) == 1 else _fuse_days(xr.concat(parts, dim="time"))
-    return ds, decisions
+        if native:
+            fine, low = _load_s2_native(group, geobox, keys, offset, chunk)
+            parts.append(fine)
+            coarse.append(low)
+        else:
+            parts.append(_load_s2_group(group, geobox, keys, offset, chunk))
+    return S2Load(_joined(parts), decisions, _joined(coarse) if coarse else None)
+
+
+def _joined(parts: list[xr.Dataset]) -> xr.Dataset:
+    """Item groups loaded apart (one per offset) as one time series."""
+    return parts[0] if len(parts) == 1 else _fuse_days(xr.concat(parts, dim="time"))
 
 
 # Bands sampled for the offset check, darkest over land first (blue is the lowest for soil and vegetation).
@@ -214,8 +236,9 @@ def tile_aligned(geobox: GeoBox, href: str,
     return ext, (slice(dr, dr + geobox.shape[0]), slice(dc, dc + geobox.shape[1])), chunks
 
 
-def _load_s2_native(items, geobox, keys, offset, chunk) -> xr.Dataset:
-    """:func:`_load_s2_group` on a native 10 m grid: 10 m bands pasted, the others read at 20 m and doubled."""
+def _load_s2_native(items, geobox, keys, offset, chunk) -> tuple[xr.Dataset, xr.Dataset]:
+    """:func:`_load_s2_group` on a native 10 m grid: 10 m bands pasted, the others read at 20 m and doubled;
+    and those others at 20 m."""
     fine = {b: k for b, k in keys.items() if b != SCL and S2_BANDS[b] <= 10}
     coarse = {b: k for b, k in keys.items() if b not in fine}
     gb20 = GeoBox.from_bbox(geobox.boundingbox, geobox.crs, resolution=2 * abs(geobox.resolution.x))
@@ -234,49 +257,7 @@ def _load_s2_native(items, geobox, keys, offset, chunk) -> xr.Dataset:
         else:
             coords, dims = template.coords, template.dims
         out[band] = xr.DataArray(data, dims=dims, coords=coords, name=band)
-    return out[[b for b in keys if b in out]]
-
-
-def upsample2(data, nearest: bool = False):
-    """(time, y, x) -> (time, 2y, 2x): each pixel split in four, bilinear between pixel centres (weights 3/4,
-    1/4, edges clamped, a NaN neighbour replaced by the pixel itself) or repeated (``nearest``); numpy or dask."""
-    if nearest:
-        return data.repeat(2, axis=1).repeat(2, axis=2)
-    if not hasattr(data, "dask"):
-        return _upsample2_block(np.pad(data, ((0, 0), (1, 1), (1, 1)), mode="edge"))
-    import dask.array as dsa
-
-    halo = dsa.overlap.overlap(data, depth={0: 0, 1: 1, 2: 1}, boundary={1: "nearest", 2: "nearest"})
-    chunks = (data.chunks[0], tuple(2 * c for c in data.chunks[1]), tuple(2 * c for c in data.chunks[2]))
-    return halo.map_blocks(_upsample2_block, chunks=chunks, dtype=data.dtype, meta=np.array((), data.dtype))
-
-
-def _upsample2_block(b: np.ndarray) -> np.ndarray:
-    """A (t, h+2, w+2) block with a one-pixel halo -> (t, 2h, 2w), separable 3/4-1/4 weights."""
-    gaps = bool(np.isnan(b).any())  # most blocks have none: then no NaN pass over the 2x and 4x outputs
-    rows = _split(b[:, 1:-1, :], b[:, :-2, :], b[:, 2:, :], axis=1, gaps=gaps)
-    return _split(rows[:, :, 1:-1], rows[:, :, :-2], rows[:, :, 2:], axis=2, gaps=gaps)
-
-
-def _split(centre: np.ndarray, before: np.ndarray, after: np.ndarray, axis: int, gaps: bool = True) -> np.ndarray:
-    """Each pixel of ``centre`` split in two along ``axis``: c + (neighbour - c) / 4, in place (no temporaries
-    of the output's size); a NaN neighbour gives the pixel's own value (``gaps`` False: the caller knows there
-    is no NaN)."""
-    shape = list(centre.shape)
-    shape[axis] *= 2
-    res = np.empty(shape, dtype=centre.dtype)
-    quarter = centre.dtype.type(0.25)
-    for start, neighbour in ((0, before), (1, after)):
-        part = res[(slice(None),) * axis + (slice(start, None, 2),)]
-        np.subtract(neighbour, centre, out=part)
-        part *= quarter
-        part += centre
-        if not gaps:
-            continue
-        nan = np.isnan(part)
-        if nan.any():
-            np.copyto(part, centre, where=nan)  # NaN neighbour -> the pixel itself (NaN stays NaN)
-    return res
+    return out[[b for b in keys if b in out]], low
 
 
 def dn_to_reflectance(dn: np.ndarray, offset: float) -> np.ndarray:
@@ -509,14 +490,14 @@ class StacSource:
         s1_items, orbits, orbit_used = dominant_orbit(s1_found)
         dem_items = self.search(p.dem_collection, block, "1900-01-01T00:00:00Z/2100-01-01T00:00:00Z")
         geobox = native_geobox(block, items_crs(s2_items)) if native else block.geobox
-        s2, decisions = load_s2(s2_items, geobox, p.layout, self.chunk, bands=self.s2_bands, native=native)
+        s2, decisions, s2_20m = load_s2(s2_items, geobox, p.layout, self.chunk, bands=self.s2_bands, native=native)
         s1 = load_s1(s1_items, geobox, self.chunk, p.s1_assets, align=native) if s1_items else None
         dem = load_dem(dem_items, geobox, p.dem_asset) if dem_items else None
         ids = {"s2": [i.id for i in s2_items], "s1": [i.id for i in s1_items], "dem": [i.id for i in dem_items]}
         s1_info = {"collection": s1_coll, "backscatter": _backscatter(s1_items, s1_kind) if s1_items else None,
                    "orbit_states": orbits, "orbit_state_used": orbit_used}
         return BlockInputs(s2=s2, s1=s1, dem=dem, items=ids, harmonisation=decisions, s2_skipped=skipped,
-                           s1_info=s1_info, geobox=geobox)
+                           s1_info=s1_info, geobox=geobox, s2_20m=s2_20m)
 
 
 def items_crs(items: list[pystac.Item]) -> str | None:

@@ -138,7 +138,7 @@ def chain_features(block: Block, year: int, inputs: BlockInputs, config, params:
     """
     if inputs.s2 is None:
         raise DataError(f"block {block.id}: no Sentinel-2 data")
-    s2 = preprocess_s2(inputs.s2, year, S2MaskConfig(dilation_radius=params.cloud_dilation_px))
+    s2 = preprocess_s2(inputs.s2, year, S2MaskConfig(dilation_radius=params.cloud_dilation_px), coarse=inputs.s2_20m)
     s1 = None
     n_s1 = xr.zeros_like(s2.quality["s2_obs"])
     template = s2.quality["s2_obs"].astype(np.float32)
