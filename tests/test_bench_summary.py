@@ -9,7 +9,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 
-from benchmarks.run import RESULTS, map_agreement, summarise
+from benchmarks.run import RESULTS, best_of, map_agreement, summarise
 
 MACHINE = {"python": "3.11", "machine": "x86_64", "cpus": 2, "cpu_model": "x", "memory_gb": 23.5, "system": "Linux"}
 
@@ -59,3 +59,14 @@ def test_map_agreement_counts_pixels_mapped_in_either(tmp_path):
     res = map_agreement(_map(tmp_path / "a.tif", a), _map(tmp_path / "b.tif", b))
     assert res["pixels"] == 90 and res["agreement"] == round(1 - 5 / 90, 5)
     assert res["most_common_differences"][0] == {"product_grid": 30, "native_grid": 40, "pixels": 4}
+
+
+def test_best_of_keeps_the_fastest_run_and_every_runs_time():
+    times = iter([30.0, 24.0, 27.0])
+    best = best_of(3, lambda: {"end_to_end_s": next(times), "peak_rss_gb": 1.0})
+    assert best["end_to_end_s"] == 24.0
+    assert [r["end_to_end_s"] for r in best["runs"]] == [30.0, 24.0, 27.0]
+    assert all(r["steal_s"] is None or r["steal_s"] >= 0 for r in best["runs"])
+    tile = {s: {**_tile(s, 10.0), "runs": [{"end_to_end_s": 10.0, "steal_s": 0.0}]} for s in (512, 1024, 2048)}
+    summary = summarise(tile, {s: _stages(s) for s in tile}, None, [], 1.0, 1024)
+    assert summary["growth_block_size"]["2048"]["runs"] == [{"end_to_end_s": 10.0, "steal_s": 0.0}]
