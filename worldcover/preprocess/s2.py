@@ -348,13 +348,20 @@ def reflectance_vars(ds: xr.Dataset) -> list[str]:
     Other variables (e.g. AOT, WVP) are ignored; no band at all is an error
     (typically asset keys such as ``red`` that the loader did not map).
     """
-    order = [*S2_BANDS, "B10"]
-    names = [str(v) for v in ds.data_vars if v in order]
+    names = _bands_in(ds.data_vars)
     if not names:
         raise InputError(
             f"Sentinel-2 input has no reflectance band among {list(ds.data_vars)}: expected {list(S2_BANDS)}"
         )
-    return sorted(names, key=order.index)
+    return names
+
+
+_REFLECTANCE_ORDER = (*S2_BANDS, "B10")
+
+
+def _bands_in(names) -> list[str]:
+    """The reflectance band names among ``names``, in S2 order (empty when none)."""
+    return sorted((str(v) for v in names if v in _REFLECTANCE_ORDER), key=_REFLECTANCE_ORDER.index)
 
 
 def apply_mask(ds: xr.Dataset, valid: xr.DataArray) -> xr.Dataset:
@@ -715,18 +722,12 @@ def preprocess_s2(
     if coarse is not None and not config.cloud_probability:
         at_20m = reflectance_vars(coarse)
         fine = ds.drop_vars([b for b in at_20m if b in ds.data_vars])  # ds may hold them doubled, or not
-        comps = _masked_composites(fine, year, interpolate, valid) if _bands_in(fine) else None
+        comps = _masked_composites(fine, year, interpolate, valid) if _bands_in(fine.data_vars) else None
         comps = _merged(comps, _doubled_composites(select_year(coarse[at_20m], year), year, interpolate, valid, ds),
                         ds)
     else:
         comps = _masked_composites(ds, year, interpolate, valid)
     return S2Result(comps, quality)
-
-
-def _bands_in(ds: xr.Dataset) -> list[str]:
-    """:func:`reflectance_vars`, empty instead of an error."""
-    order = [*S2_BANDS, "B10"]
-    return [str(v) for v in ds.data_vars if v in order]
 
 
 def _masked_composites(ds: xr.Dataset, year: int, interpolate: bool, valid: xr.DataArray) -> xr.Dataset:
@@ -748,9 +749,8 @@ def _doubled_composites(coarse: xr.Dataset, year: int, interpolate: bool, valid:
                          f"{dict(like.sizes)}")
     if band.sizes[TIME] != valid.sizes[TIME]:
         raise InputError(f"20 m Sentinel-2 bands have {band.sizes[TIME]} dates, the 10 m ones {valid.sizes[TIME]}")
-    data = valid.transpose(TIME, "y", "x").data
-    chunks = band.chunks
-    mask = xr.DataArray(all_of_2x2(data, chunks if hasattr(data, "dask") else None),
+    # on dask, the mask's chunks are the band's (numpy: band.chunks is None and unused)
+    mask = xr.DataArray(all_of_2x2(valid.transpose(TIME, "y", "x").data, band.chunks),
                         dims=(TIME, "y", "x"), coords={TIME: band[TIME], "y": band["y"], "x": band["x"]})
     low = _masked_composites(coarse, year, interpolate, mask)
     coords = {**{k: v for k, v in low.coords.items() if k not in ("y", "x")}, "y": like["y"], "x": like["x"]}
@@ -761,4 +761,4 @@ def _doubled_composites(coarse: xr.Dataset, year: int, interpolate: bool, valid:
 def _merged(fine: xr.Dataset | None, doubled: xr.Dataset, ds: xr.Dataset) -> xr.Dataset:
     """The composites of both resolutions as one Dataset, bands in S2 order, with ``ds``'s attributes."""
     parts = {**({} if fine is None else {b: fine[b] for b in fine.data_vars}), **{b: doubled[b] for b in doubled}}
-    return xr.Dataset({b: parts[b] for b in reflectance_vars(xr.Dataset(parts))}, attrs=ds.attrs)
+    return xr.Dataset({b: parts[b] for b in _bands_in(parts)}, attrs=ds.attrs)
