@@ -283,3 +283,64 @@ def test_chunks_lie_on_the_cogs_internal_tiles(tmp_path):
     assert tile_aligned(shifted, str(path), chunk=100)[1] is None
     coarser = GeoBox((50, 60), Affine(20, 0, 600000, 0, -20, 5000000), "EPSG:32631")
     assert tile_aligned(coarser, str(path), chunk=100)[1] is None
+
+
+def test_read_windows_are_whole_rows_of_chunks_across_the_full_width():
+    from affine import Affine
+
+    from worldcover.sources.stac import read_chunks
+
+    utm = Affine(10, 0, 600000, 0, -10, 5000000)
+    ten = GeoBox((1700, 1660), utm, "EPSG:32631")  # a 2048 px block's native 10 m grid, about
+    assert read_chunks(ten, {"time": -1, "y": 1024, "x": 1024}, max_px=2_000_000) == {"time": -1, "y": 1024, "x": 1660}
+    twenty = GeoBox((850, 830), utm * Affine.scale(2), "EPSG:32631")
+    assert read_chunks(twenty, {"time": -1, "y": 512, "x": 512}, max_px=2_000_000) == {"time": -1, "y": 850, "x": 830}
+    assert read_chunks(ten, {"time": -1, "y": 256, "x": 256}, max_px=1_000_000) == {"time": -1, "y": 512, "x": 1660}
+    assert read_chunks(ten, None) is None
+
+
+def _s1_items(tmp_path, n=3, size=(70, 90), block=16):
+    """``n`` S1 items of VV/VH float32 COGs (tiled ``block`` px) on one UTM 10 m grid."""
+    import datetime as dt
+
+    import pystac
+    import rasterio
+    from affine import Affine
+
+    transform = Affine(10, 0, 600000, 0, -10, 5000000)
+    rng = np.random.default_rng(4)
+    bbox = [3.0, 45.0, 3.1, 45.1]
+    geometry = {"type": "Polygon", "coordinates": [[[3.0, 45.0], [3.1, 45.0], [3.1, 45.1], [3.0, 45.1], [3.0, 45.0]]]}
+    items = []
+    for k in range(n):
+        item = pystac.Item(f"s1-{k}", geometry, bbox, dt.datetime(2021, 1, 1 + 6 * k, tzinfo=dt.UTC), {})
+        for pol in ("vv", "vh"):
+            path = tmp_path / f"{k}-{pol}.tif"
+            with rasterio.open(path, "w", driver="GTiff", width=size[1], height=size[0], count=1, dtype="float32",
+                               crs="EPSG:32631", transform=transform, tiled=True, blockxsize=block,
+                               blockysize=block) as f:
+                f.write(rng.uniform(0.01, 0.3, (1, *size)).astype(np.float32))
+            item.add_asset(pol, pystac.Asset(str(path), media_type=pystac.MediaType.COG, roles=["data"]))
+        items.append(item)
+    return items, GeoBox(size, transform, "EPSG:32631")
+
+
+def test_a_file_read_in_wide_windows_gives_the_same_values_in_the_same_chunks(tmp_path, monkeypatch):
+    """Aligned loads read each file in a few full-width windows (fewer odc-stac reads) and cut them into the
+    tile-aligned chunks: the values are those of one read per chunk."""
+    import odc.stac
+
+    import worldcover.sources.stac as stac
+
+    items, grid = _s1_items(tmp_path)
+    inner = grid[5:65, 7:87]  # off the tile corners: the aligned grid starts up and left of it
+    asked: list = []
+    load = odc.stac.load
+    monkeypatch.setattr(odc.stac, "load", lambda *a, **k: asked.append(k["chunks"]) or load(*a, **k))
+    wide = stac.load_s1(items, inner, chunk=32, align=True)
+    plain = stac.load_s1(items, inner, chunk=32, align=False)
+    assert asked[0] == {"time": -1, "y": 65, "x": 87}  # the grid extended to the tile corner, one window per file
+    assert asked[1] == {"time": -1, "y": 32, "x": 32}
+    assert wide.vv.chunks == ((3,), (27, 32, 1), (25, 32, 23))  # cut on the tile-aligned edges 32 and 64
+    for pol in ("vv", "vh"):
+        np.testing.assert_array_equal(wide[pol].values, plain[pol].values)
