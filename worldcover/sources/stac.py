@@ -10,6 +10,7 @@ the 20 m bands also come at 20 m (:attr:`BlockInputs.s2_20m`), which the chain c
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -168,7 +169,7 @@ def sample_offsets(items: list[pystac.Item], decisions: list[Harmonisation], geo
     coarse = geobox.zoom_to((min(size, geobox.shape[0]), min(size, geobox.shape[1])))
     picked = [items[k] for k in todo]
     raw = odc.stac.load(picked, bands=[keys[band], keys[SCL]], geobox=coarse, groupby="id", resampling="nearest",
-                        dtype="uint16", nodata=0, fail_on_error=True)
+                        dtype="uint16", nodata=0, fail_on_error=True, pool=len(os.sched_getaffinity(0)))
     clear = np.isin(raw[keys[SCL]].values, list(_SCL_CLEAR))
     if raw.sizes["time"] != len(picked):  # groupby="id": one slice per item, in the order given
         raise DataError(f"offset sample: {raw.sizes['time']} slices for {len(picked)} Sentinel-2 items")

@@ -187,11 +187,14 @@ def classify_block(block: Block, year: int, inputs: BlockInputs, model, params: 
     # an input the source lacks entirely is NaN only for a model that learnt to classify without it;
     # any other would read those NaN as 0 (LightGBM, for features with no NaN in training)
     trained_missing = missing_shares(model)
-    chain = chain_features(block, year, inputs, feature_config_of(model), params,
-                           missing_ok={g for g, share in trained_missing.items() if share > 0})
     native = inputs.geobox if inputs.geobox is not None and inputs.geobox != block.geobox else None
-    out = (_classify_native(chain, model, params, Regrid(native, block.geobox)) if native is not None
-           else _classify_on_grid(chain, model, params))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="worldcover-regrid") as pool:
+        # the pixel mapping (projections, ~0.6 s at 2048 px) is made while the dask graph is being built
+        regrid = pool.submit(Regrid, native, block.geobox) if native is not None else None
+        chain = chain_features(block, year, inputs, feature_config_of(model), params,
+                               missing_ok={g for g, share in trained_missing.items() if share > 0})
+        out = (_classify_native(chain, model, params, regrid.result()) if regrid is not None
+               else _classify_on_grid(chain, model, params))
     codes, prob, n_s1, n_s2, n_clear, pct, missing = out
     codes = np.asarray(codes, dtype="uint8")
     no_clear = np.asarray(n_clear) == 0
