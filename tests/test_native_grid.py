@@ -297,6 +297,7 @@ def test_read_windows_are_whole_rows_of_chunks_across_the_full_width():
     assert read_chunks(twenty, {"time": -1, "y": 512, "x": 512}, max_px=2_000_000) == {"time": -1, "y": 850, "x": 830}
     assert read_chunks(ten, {"time": -1, "y": 256, "x": 256}, max_px=1_000_000) == {"time": -1, "y": 512, "x": 1660}
     assert read_chunks(ten, None) is None
+    assert read_chunks(ten, {"time": -1, "y": "auto", "x": "auto"}) == {"time": -1, "y": "auto", "x": "auto"}
 
 
 def _s1_items(tmp_path, n=3, size=(70, 90), block=16):

@@ -249,9 +249,12 @@ def read_chunks(geobox: GeoBox, chunks: Chunks | None, max_px: int | None = None
     chunks as fit in ``max_px`` pixels (at least one), so fewer, larger reads that split on the same edges."""
     if chunks is None:
         return None
+    cy = chunks.get("y")
+    if not isinstance(cy, int) or cy <= 0:  # "auto": odc-stac chooses
+        return chunks
     height, width = geobox.shape
     max_px = READ_WINDOW_PX if max_px is None else max_px
-    rows = min(height, chunks["y"] * max(1, max_px // (chunks["y"] * width)))
+    rows = min(height, cy * max(1, max_px // (cy * width)))
     return {**chunks, "y": rows, "x": width}
 
 
