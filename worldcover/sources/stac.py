@@ -10,7 +10,6 @@ the 20 m bands also come at 20 m (:attr:`BlockInputs.s2_20m`), which the chain c
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -169,7 +168,7 @@ def sample_offsets(items: list[pystac.Item], decisions: list[Harmonisation], geo
     coarse = geobox.zoom_to((min(size, geobox.shape[0]), min(size, geobox.shape[1])))
     picked = [items[k] for k in todo]
     raw = odc.stac.load(picked, bands=[keys[band], keys[SCL]], geobox=coarse, groupby="id", resampling="nearest",
-                        dtype="uint16", nodata=0, fail_on_error=True, pool=len(os.sched_getaffinity(0)))
+                        dtype="uint16", nodata=0, fail_on_error=True)
     clear = np.isin(raw[keys[SCL]].values, list(_SCL_CLEAR))
     if raw.sizes["time"] != len(picked):  # groupby="id": one slice per item, in the order given
         raise DataError(f"offset sample: {raw.sizes['time']} slices for {len(picked)} Sentinel-2 items")
@@ -189,18 +188,12 @@ def _load_s2_group(items, geobox, keys, offset, chunk, align: bool = False) -> x
     """
     bands = [b for b in keys if b != SCL]
     check_s2_headers(items, keys)
-    load_box, window, chunks = (tile_aligned(geobox, items[0].assets[next(iter(keys.values()))].href, chunk)
-                                if align else (geobox, None, _chunks(geobox, chunk)))
-    raw = odc.stac.load(
-        items, bands=list(keys.values()), geobox=load_box, groupby="solar_day",
-        chunks=read_chunks(load_box, chunks) if align else chunks,
+    raw = _load_by_day(
+        items, list(keys.values()), geobox, chunk, items[0].assets[next(iter(keys.values()))].href if align else None,
         resampling={"*": "bilinear", **({keys[SCL]: "nearest"} if SCL in keys else {})},
         dtype="uint16", nodata=0,  # one dtype: odc-stac's dask path rejects a per-band dict
         fail_on_error=True,
-    )
-    raw = _rechunked(to_yx(raw).rename({key: b for b, key in keys.items()}), chunks)
-    if window is not None:
-        raw = raw.isel(y=window[0], x=window[1])
+    ).rename({key: b for b, key in keys.items()})
     out = xr.Dataset(attrs={"harmonisation_offset_dn": offset})
     for band in bands:
         out[band] = xr.apply_ufunc(dn_to_reflectance, raw[band], kwargs={"offset": offset}, dask="parallelized",
@@ -258,11 +251,23 @@ def read_chunks(geobox: GeoBox, chunks: Chunks | None, max_px: int | None = None
     return {**chunks, "y": rows, "x": width}
 
 
-def _rechunked(raw: xr.Dataset, chunks: Chunks | None) -> xr.Dataset:
-    """``raw`` cut into ``chunks`` in y and x (a view per chunk; a no-op when it is read in them)."""
-    if chunks is None or not raw.chunks:
-        return raw
-    return raw.chunk({"y": chunks["y"], "x": chunks["x"]})
+def _load_by_day(items, bands: list[str], geobox: GeoBox, chunk: int | None, aligned_on: str | None,
+                 **options) -> xr.Dataset:
+    """odc-stac's load of ``bands`` on ``geobox``, one slice per solar day, dims y/x.
+
+    ``aligned_on``: the href of a COG whose pixel grid ``geobox`` lies on: the chunks are then its internal
+    tiles (:func:`tile_aligned`), each file is read in windows of whole chunk rows (:func:`read_chunks`) and
+    cut into those chunks (a view each).
+    """
+    if aligned_on is None:
+        return to_yx(odc.stac.load(items, bands=bands, geobox=geobox, groupby="solar_day",
+                                   chunks=_chunks(geobox, chunk), **options))
+    load_box, window, chunks = tile_aligned(geobox, aligned_on, chunk)
+    raw = to_yx(odc.stac.load(items, bands=bands, geobox=load_box, groupby="solar_day",
+                              chunks=read_chunks(load_box, chunks), **options))
+    if chunks is not None and raw.chunks:
+        raw = raw.chunk({"y": chunks["y"], "x": chunks["x"]})
+    return raw if window is None else raw.isel(y=window[0], x=window[1])
 
 
 def _load_s2_native(items, geobox, keys, offset, chunk) -> tuple[xr.Dataset, xr.Dataset]:
@@ -409,14 +414,9 @@ def load_s1(items: list[pystac.Item], geobox: GeoBox, chunk: int | None = DEFAUL
     if not items:
         raise DataError("no Sentinel-1 items to load")
     _check_assets(items, list(assets))
-    load_box, window, chunks = (tile_aligned(geobox, items[0].assets[assets[0]].href, chunk) if align
-                                else (geobox, None, _chunks(geobox, chunk)))
-    raw = odc.stac.load(items, bands=list(assets), geobox=load_box, groupby="solar_day",
-                        chunks=read_chunks(load_box, chunks) if align else chunks, resampling="bilinear",
-                        dtype="float32", nodata=float("nan"))
-    raw = _rechunked(to_yx(raw).rename(dict(zip(assets, S1_POLARISATIONS, strict=True))), chunks)
-    if window is not None:
-        raw = raw.isel(y=window[0], x=window[1])
+    raw = _load_by_day(items, list(assets), geobox, chunk, items[0].assets[assets[0]].href if align else None,
+                       resampling="bilinear", dtype="float32", nodata=float("nan"),
+                       ).rename(dict(zip(assets, S1_POLARISATIONS, strict=True)))
     return xr.Dataset({p: raw[p].where(raw[p] > 0) for p in S1_POLARISATIONS})
 
 
