@@ -180,7 +180,7 @@ def run_stages(block_size: int, model_dir: Path, naive: bool = False, grid: str 
         s = time.perf_counter()
         with dask.config.set(scheduler="threads"):
             out = fn()
-        stages[name] = time.perf_counter() - s
+        stages[name] = stages.get(name, 0.0) + time.perf_counter() - s
         mem[name] = peak_rss_gb()
         return out
 
@@ -192,9 +192,11 @@ def run_stages(block_size: int, model_dir: Path, naive: bool = False, grid: str 
     feats = timed("features", lambda: compute_features(s2.composites, s1, inputs.dem, config).persist())
     quality = s2.quality
     if grid == "native":  # as the tile chain: scored on the native grid, the scores resampled and decided
-        scores = timed("predict", lambda: model.scores_block(feats, num_threads=1).values)
-        (codes, prob), quality = timed("regrid", lambda: _regrid(model, scores, s2.quality, inputs.geobox,
-                                                                 block.geobox))
+        from worldcover.regrid import Regrid
+
+        rg = timed("regrid", lambda: Regrid(inputs.geobox, block.geobox))
+        scores = timed("predict", lambda: model.scores_block(feats, num_threads=1, where=rg.reads()).values)
+        (codes, prob), quality = timed("regrid", lambda: _regrid(model, scores, s2.quality, rg))
     else:
         codes, prob = timed("predict", lambda: model.predict_block(feats))
     paths = tile_paths(Path(tempfile.mkdtemp(prefix="wc-bench-stages-")), block.tile, YEAR)
@@ -275,15 +277,12 @@ def io_floor(src, block) -> dict:
     return {"seconds": round(time.perf_counter() - start, 3), "files": len(jobs), "gb": round(nbytes / 1e9, 3)}
 
 
-def _regrid(model, scores, quality, native, product):
-    """(codes, probability) from the native scores resampled bilinear to the product grid, and the quality
-    counts (nearest) there, as the tile chain does."""
+def _regrid(model, scores, quality, rg):
+    """(codes, probability) from the native scores resampled bilinear to the product grid by ``rg`` (a
+    :class:`worldcover.regrid.Regrid`), and the quality counts (nearest) there, as the tile chain does."""
     import xarray as xr
 
-    from worldcover.regrid import Regrid
-
-    rg = Regrid(native, product)
-    q = xr.Dataset({k: (product.dimensions, rg.nearest(np.asarray(v)[None])[0]) for k, v in quality.items()})
+    q = xr.Dataset({k: (rg.dst.dimensions, rg.nearest(np.asarray(v)[None])[0]) for k, v in quality.items()})
     return model.decide(rg.bilinear(scores)), q
 
 

@@ -448,6 +448,13 @@ def test_scores_then_decide_classify_as_predict_block(model, test_block):
     lazy = model.scores_block(features.chunk({"y": 7, "feature": 5}), num_threads=1)
     assert hasattr(lazy.data, "dask")
     np.testing.assert_array_equal(lazy.values, scores.values)
+    # only the pixels asked for are scored, the same values; the rest NaN (numpy and dask alike)
+    where = np.zeros(empty.shape, bool)
+    where[::3, 1::2] = True
+    for feats in (features, features.chunk({"y": 7, "feature": 5})):
+        part = model.scores_block(feats, chunk_pixels=700, num_threads=1, where=where).values
+        np.testing.assert_array_equal(part[:, where], scores.values[:, where])
+        assert np.isnan(part[:, ~where]).all()
     # the scores are the model's logits: raw_scores of the same matrix
     matrix = features.values.reshape(len(NAMES), -1).T[~empty.ravel()]
     np.testing.assert_allclose(scores.values.reshape(scores.shape[0], -1).T[~empty.ravel()],

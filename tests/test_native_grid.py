@@ -90,6 +90,17 @@ def test_bilinear_leaves_nan_taps_out(regrid):
     assert np.nanmax(out[0]) == pytest.approx(2.0) and np.nanmin(out[0]) == pytest.approx(2.0)  # renormalised
 
 
+def test_pixels_the_resampling_does_not_read_change_nothing(regrid):
+    reads = regrid.reads()
+    assert reads.shape == tuple(regrid.src.shape) and reads.dtype == bool
+    assert 0.85 < reads.mean() < 0.99  # the margin and the corners of the skewed footprint are left out
+    assert not reads[0].any() and not reads[:, 0].any()  # 8 px of margin on every side
+    a = _smooth(regrid.src.shape)
+    cut = np.where(reads, a, np.nan)
+    np.testing.assert_array_equal(regrid.bilinear(cut), regrid.bilinear(a))
+    np.testing.assert_array_equal(regrid.nearest(cut), regrid.nearest(a))
+
+
 def test_regrid_refuses_an_array_on_another_grid(regrid):
     with pytest.raises(ValueError, match="not on the source grid"):
         regrid.bilinear(np.zeros((3, 10, 10), np.float32))

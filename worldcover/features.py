@@ -410,17 +410,40 @@ def slope_degrees(dem: xr.DataArray) -> xr.DataArray:
 
 def location_features(template: xr.DataArray, longitude: bool = True) -> xr.DataArray:
     """lat_sin, lat_cos (and lon_sin, lon_cos) of the pixel centres: (feature, y, x) float32."""
-    lon, lat = lonlat(template)
     ydim, xdim = spatial_dims(template)
+    names = list(LOCATION_NAMES[:4 if longitude else 2])
+    if is_dask(template) and not _geobox(template).crs.geographic:
+        return _lazy_location(template.transpose(ydim, xdim), names)
+    lon, lat = lonlat(template)
     zero = xr.zeros_like(template.transpose(ydim, xdim), dtype=np.float32)
-    if is_dask(zero) and not is_dask(lat) and lat.ndim == 2:
-        lon, lat = lon.chunk(zero.chunksizes), lat.chunk(zero.chunksizes)
     rlat, rlon = np.deg2rad(lat), np.deg2rad(lon)
     # numpy ufuncs on DataArrays give DataArrays (numpy's hints say ndarray)
     parts = cast(list[xr.DataArray], [np.sin(rlat), np.cos(rlat)] + ([np.sin(rlon), np.cos(rlon)] if longitude else []))
-    return xr.concat([(p + zero).astype(np.float32) for p in parts], dim=FEATURE).assign_coords(
-        {FEATURE: list(LOCATION_NAMES[:len(parts)])}
-    )
+    return xr.concat([(p + zero).astype(np.float32) for p in parts], dim=FEATURE).assign_coords({FEATURE: names})
+
+
+def _lazy_location(template: xr.DataArray, names: list[str]) -> xr.DataArray:
+    """:func:`location_features` of a projected dask ``(y, x)`` template, chunk by chunk in the graph: the
+    projection of every pixel (0.7 s on one core at 2048 px) then runs on all cores with the rest."""
+    import dask.array as dsa
+
+    ydim, xdim = template.dims
+    crs = _geobox(template).crs
+    xs, ys = template[xdim].values, template[ydim].values
+
+    def kernel(block: np.ndarray, block_info=None) -> np.ndarray:
+        (y0, y1), (x0, x1) = block_info[0]["array-location"]
+        lon, lat = crs.transformer_to_crs("EPSG:4326")(*np.meshgrid(xs[x0:x1], ys[y0:y1]))
+        rlat, rlon = np.deg2rad(lat), np.deg2rad(lon)
+        parts = [np.sin(rlat), np.cos(rlat), np.sin(rlon), np.cos(rlon)][: len(names)]
+        return np.stack(parts).astype(np.float32)
+
+    data = dsa.map_blocks(kernel, template.data, new_axis=0, chunks=((len(names),), *template.data.chunks),
+                          dtype=np.float32, meta=np.array((), dtype=np.float32))
+    coords = {k: v for k, v in template.coords.items() if set(v.dims) <= {ydim, xdim}}
+    out = xr.DataArray(data, dims=(FEATURE, ydim, xdim), coords={**coords, FEATURE: names})
+    out.name = None  # not the dask array's key, which xarray takes for a name
+    return out
 
 
 # --- grids ---------------------------------------------------------------------------------

@@ -126,6 +126,14 @@ class Regrid:
             _bilinear_band(band.astype(np.float32, copy=False), taps, weights, out[k])
         return out.reshape(*np.shape(a)[:-2], hi - lo, self.shape[1])
 
+    def reads(self) -> np.ndarray:
+        """(y, x) bool on ``src``: the pixels that resampling reads (the bilinear taps and the nearest
+        pixels); the others (the margin, the corners a skewed footprint leaves) need not be computed."""
+        used = np.zeros(self.src.shape[0] * self.src.shape[1], dtype=bool)
+        for index in (*self._taps, self._nearest):
+            used[index] = True
+        return used.reshape(tuple(self.src.shape))
+
     def nearest(self, a: np.ndarray) -> np.ndarray:
         """Nearest-neighbour resampling of ``(..., y, x)`` data of any dtype (counts, masks, codes)."""
         flat = self._check(a)

@@ -34,6 +34,9 @@ from worldcover.storage import Location
 # Pixels per predict call: bounds the (pixels, features) float32 copy and the
 # (pixels, classes) float64 probabilities, e.g. 262144 px x 100 features = 100 MB.
 DEFAULT_CHUNK_PIXELS = 262_144
+# pixels per dask task of scores_block: ~1 s of compiled predict on one core, so the last task of a block,
+# which runs alone while the other cores wait, is short
+TASK_PIXELS = 65_536
 
 log = logging.getLogger(__name__)
 
@@ -311,9 +314,11 @@ class Model:
             out[1, r0:r1] = prob.reshape(r1 - r0, width)
         return out
 
-    def _scores_cube(self, cube: np.ndarray, chunk_pixels: int, num_threads: int | None) -> np.ndarray:
+    def _scores_cube(self, cube: np.ndarray, where: np.ndarray | None = None, *, chunk_pixels: int,
+                     num_threads: int | None) -> np.ndarray:
         """(class, y, x) float32 raw scores of a (feature, y, x) numpy cube in row chunks; NaN where every
-        feature is NaN. One copy per chunk: the transpose straight into the float64 rows the compiled code reads."""
+        feature is NaN or ``where`` (y, x) is False. One copy per chunk: the transpose straight into the
+        float64 rows the compiled code reads."""
         nf, height, width = cube.shape
         out = np.full((len(self.trained_classes), height, width), np.nan, dtype=np.float32)
         rows = max(1, chunk_pixels // max(width, 1))
@@ -322,15 +327,18 @@ class Model:
             matrix = np.empty(((r1 - r0) * width, nf), dtype=np.float64)
             matrix[...] = cube[:, r0:r1, :].reshape(nf, -1).T
             valid = ~np.isnan(cube[:, r0:r1, :]).all(axis=0).ravel()
+            if where is not None:
+                valid &= where[r0:r1].ravel()
             raw = self._raw_scores(matrix if valid.all() else matrix[valid], num_threads)
             part = out[:, r0:r1, :].reshape(out.shape[0], -1)  # a view: each class's rows are contiguous
             part[:, valid] = raw.T
         return out
 
     def scores_block(self, features: xr.DataArray, *, chunk_pixels: int = DEFAULT_CHUNK_PIXELS,
-                     num_threads: int | None = None) -> xr.DataArray:
+                     num_threads: int | None = None, where: np.ndarray | None = None) -> xr.DataArray:
         """Raw multiclass scores (class, y, x) float32 of a block's features: the logits :meth:`decide` turns
-        into codes; NaN where every feature is NaN.
+        into codes; NaN where every feature is NaN, and where ``where`` (a (y, x) bool array) is False: pixels
+        nobody will read are not scored.
 
         Scores, unlike codes, can be resampled: the tile chain scores a block on the inputs' own grid and
         resamples the scores to the product grid. ``features`` as in :meth:`predict_block`; dask input gives
@@ -344,18 +352,19 @@ class Model:
             import dask.array as da
             from dask.base import tokenize
 
-            # one task per predict chunk (each chunk's rows cut up, never merged): a block whose native grid is
-            # one dask chunk still scores on every worker thread
-            rows = max(1, chunk_pixels // max(data.chunks[2]))
+            # tasks of TASK_PIXELS (each chunk's rows cut up, never merged): a block whose native grid is one
+            # dask chunk still scores on every worker thread, and the task that runs alone at the end is short
+            rows = max(1, min(chunk_pixels, TASK_PIXELS) // max(data.chunks[2]))
             data = data.rechunk({0: -1, 1: tuple(p for c in data.chunks[1] for p in _parts(c, rows))})
+            args = [data] if where is None else [data, da.from_array(np.asarray(where, bool), chunks=data.chunks[1:])]
             scores = da.map_blocks(
                 functools.partial(self._scores_cube, chunk_pixels=chunk_pixels, num_threads=threads),
-                data, dtype=np.float32, chunks=((nclass,), *data.chunks[1:]),
+                *args, dtype=np.float32, chunks=((nclass,), *data.chunks[1:]),
                 meta=np.empty((0, 0, 0), dtype=np.float32),
-                name=f"worldcover-scores-{tokenize(self.version, chunk_pixels, data.name)}",  # no model pickling
+                name=f"worldcover-scores-{tokenize(self.version, chunk_pixels, data.name, where)}",  # no model pickle
             )
         else:
-            scores = self._scores_cube(np.asarray(data), chunk_pixels, threads)
+            scores = self._scores_cube(np.asarray(data), where, chunk_pixels=chunk_pixels, num_threads=threads)
         template = aligned.isel({FEATURE_DIM: 0}, drop=True)
         return xr.DataArray(scores, dims=("class", *aligned.dims[1:]),
                             coords={**template.coords, "class": list(self.trained_classes)}, name="scores",

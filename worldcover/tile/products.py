@@ -13,6 +13,7 @@ import json
 import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -150,7 +151,7 @@ def write_block_result(paths: TilePaths, result: BlockResult) -> storage.Locatio
     gb = result.block.geobox
     profile = dict(driver="GTiff", height=gb.shape[0], width=gb.shape[1], count=len(BLOCK_BANDS), dtype="int16",
                    crs=CRS, transform=gb.transform, nodata=None, tiled=True, blockxsize=256, blockysize=256,
-                   compress="deflate")
+                   compress="deflate", num_threads="ALL_CPUS")
     if gb.shape[0] < 256 or gb.shape[1] < 256:
         profile.update(tiled=False, blockxsize=None, blockysize=None)
         profile = {k: v for k, v in profile.items() if v is not None}
@@ -208,12 +209,9 @@ def _to_cog(src_path: Path, dest: storage.Location, overview_resampling: Overvie
     with rasterio.open(src_path) as src, atomic_workdir(dest) as tmp:
         size, overviews = cog_layout(*src.shape)
         profile.update(blockxsize=size, blockysize=size)
-        with warnings.catch_warnings():
-            # rio-cogeo says so whenever it is given a colour map; the Map's palette is the point of giving one
-            warnings.filterwarnings("ignore", "Dataset color interpretation was set to `Palette`", UserWarning)
-            cog_translate(src, tmp, profile, overview_resampling=overview_resampling, in_memory=False, quiet=True,
-                          colormap=cmap, forward_band_tags=True, overview_level=len(overviews),
-                          additional_cog_metadata=tags)
+        cog_translate(src, tmp, profile, overview_resampling=overview_resampling, in_memory=False, quiet=True,
+                      colormap=cmap, forward_band_tags=True, overview_level=len(overviews),
+                      additional_cog_metadata=tags)
         ok, errors, _ = cog_validate(tmp, quiet=True)
         if not ok:
             raise DataError(f"{dest.name} is not a valid COG: {'; '.join(errors)}")
@@ -277,19 +275,25 @@ def _assemble_cogs(paths: TilePaths, blocks: Sequence[Block], folder: Path, win,
                 p.write(np.where(data[0] > 0, data[1], 0).astype("uint8"), 1, window=w)
                 valid = data[0] > 0
                 q.write(np.where(valid, data[2:5], QUALITY_NODATA).astype("int16"), window=wq)
-        quality = _coarsen_quality(scratch["q10"], qgb)
-        _to_cog(scratch["map"], paths.map, "mode", colormap(), tags["Map"])
-        _to_cog(scratch["prob"], paths.prob, "average", tags=tags["Prob"])
-        _to_cog(quality, paths.quality, "average", tags=tags["InputQuality"])
-        scratch["q"] = quality
+        quality = scratch["q"] = scratch["q10"].with_name(".quality.scratch.tif")
+        # the three COGs side by side: GDAL compresses and builds overviews outside the GIL (one core each);
+        # warning filters are process-wide, so they are set here, around the threads, not in each
+        with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=3, thread_name_prefix="worldcover-cog") as pool:
+            # rio-cogeo says so whenever it is given a colour map; the Map's palette is the point of giving one
+            warnings.filterwarnings("ignore", "Dataset color interpretation was set to `Palette`", UserWarning)
+            done = [pool.submit(_to_cog, scratch["map"], paths.map, "mode", colormap(), tags["Map"]),
+                    pool.submit(_to_cog, scratch["prob"], paths.prob, "average", tags=tags["Prob"]),
+                    pool.submit(lambda: _to_cog(_coarsen_quality(scratch["q10"], qgb, quality), paths.quality,
+                                                "average", tags=tags["InputQuality"]))]
+            for future in done:
+                future.result()  # the first failure is raised; the finally below removes every scratch file
     finally:
         for s in scratch.values():
             Path(s).unlink(missing_ok=True)
 
 
-def _coarsen_quality(q10: Path, qgb: GeoBox, rows_per_strip: int = 1200) -> Path:
-    """Average 6x6 blocks of valid 10 m quality values onto the 0.0005 degree grid, by strips."""
-    out = q10.with_name(".quality.scratch.tif")
+def _coarsen_quality(q10: Path, qgb: GeoBox, out: Path, rows_per_strip: int = 1200) -> Path:
+    """Average 6x6 blocks of valid 10 m quality values onto the 0.0005 degree grid, by strips, into ``out``."""
     f = QUALITY_FACTOR
     with rasterio.open(q10) as src, rasterio.open(
         out, "w", driver="GTiff", height=qgb.shape[0], width=qgb.shape[1], count=3, dtype="int16", crs=CRS,
