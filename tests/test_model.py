@@ -455,6 +455,8 @@ def test_scores_then_decide_classify_as_predict_block(model, test_block):
         part = model.scores_block(feats, chunk_pixels=700, num_threads=1, where=where).values
         np.testing.assert_array_equal(part[:, where], scores.values[:, where])
         assert np.isnan(part[:, ~where]).all()
+    with pytest.raises(ValueError, match="does not match the features' grid"):
+        model.scores_block(features, where=where[1:])
     # the scores are the model's logits: raw_scores of the same matrix
     matrix = features.values.reshape(len(NAMES), -1).T[~empty.ravel()]
     np.testing.assert_allclose(scores.values.reshape(scores.shape[0], -1).T[~empty.ravel()],

@@ -348,6 +348,8 @@ class Model:
         aligned = self._schema.align(features)
         data = aligned.data
         nclass = len(self.trained_classes)
+        if where is not None and np.shape(where) != data.shape[1:]:
+            raise ValueError(f"where of shape {np.shape(where)} does not match the features' grid {data.shape[1:]}")
         if hasattr(data, "dask"):
             import dask.array as da
             from dask.base import tokenize
