@@ -324,12 +324,13 @@ class Model:
         rows = max(1, chunk_pixels // max(width, 1))
         for r0 in range(0, height, rows):
             r1 = min(height, r0 + rows)
-            matrix = np.empty(((r1 - r0) * width, nf), dtype=np.float64)
-            matrix[...] = cube[:, r0:r1, :].reshape(nf, -1).T
-            valid = ~np.isnan(cube[:, r0:r1, :]).all(axis=0).ravel()
+            rows_of = cube[:, r0:r1, :].reshape(nf, -1)
+            valid = ~np.isnan(rows_of).all(axis=0)
             if where is not None:
                 valid &= where[r0:r1].ravel()
-            raw = self._raw_scores(matrix if valid.all() else matrix[valid], num_threads)
+            matrix = np.empty((int(valid.sum()), nf), dtype=np.float64)  # only the pixels to score are copied
+            matrix[...] = (rows_of if valid.all() else rows_of[:, valid]).T
+            raw = self._raw_scores(matrix, num_threads)
             part = out[:, r0:r1, :].reshape(out.shape[0], -1)  # a view: each class's rows are contiguous
             part[:, valid] = raw.T
         return out
