@@ -316,8 +316,10 @@ def test_location_features_and_projected_grid():
     tmpl = xr.DataArray(np.zeros(gb.shape, np.float32), dims=("y", "x"), coords=xr_coords(gb))
     lon_, lat_ = F.lonlat(tmpl)
     assert lat_.shape == gb.shape and 45.1 < float(lat_.mean()) < 45.2 and 9.0 < float(lon_.mean()) < 9.01
-    loc = F.location_features(tmpl.chunk({"y": 7, "x": 11}))
+    chunked = tmpl.chunk({"y": 7, "x": 11})
+    loc = F.location_features(chunked)
     assert type(loc.data).__module__.startswith("dask") and loc.data.chunks == ((4,), (7, 7, 6), (11, 11, 8))
+    assert not set(chunked.data.__dask_keys__()[0]) & set(loc.data.dask)  # the grid only, not the values
     np.testing.assert_allclose(loc.sel(feature="lat_sin").values, np.sin(np.deg2rad(lat_.values)), rtol=1e-6)
     # projected chunk by chunk in the graph, the same values as the whole grid projected at once
     eager = F.location_features(tmpl)

@@ -416,30 +416,34 @@ def location_features(template: xr.DataArray, longitude: bool = True) -> xr.Data
         return _lazy_location(template.transpose(ydim, xdim), names)
     lon, lat = lonlat(template)
     zero = xr.zeros_like(template.transpose(ydim, xdim), dtype=np.float32)
-    rlat, rlon = np.deg2rad(lat), np.deg2rad(lon)
     # numpy ufuncs on DataArrays give DataArrays (numpy's hints say ndarray)
-    parts = cast(list[xr.DataArray], [np.sin(rlat), np.cos(rlat)] + ([np.sin(rlon), np.cos(rlon)] if longitude else []))
+    parts = cast(list[xr.DataArray], _location_parts(lon, lat, len(names)))
     return xr.concat([(p + zero).astype(np.float32) for p in parts], dim=FEATURE).assign_coords({FEATURE: names})
+
+
+def _location_parts(lon, lat, n: int) -> list:
+    """The first ``n`` of sin/cos of latitude, sin/cos of longitude (degrees in; numpy or xarray)."""
+    rlat, rlon = np.deg2rad(lat), np.deg2rad(lon)
+    return [np.sin(rlat), np.cos(rlat), np.sin(rlon), np.cos(rlon)][:n]
 
 
 def _lazy_location(template: xr.DataArray, names: list[str]) -> xr.DataArray:
     """:func:`location_features` of a projected dask ``(y, x)`` template, chunk by chunk in the graph: the
-    projection of every pixel (0.7 s on one core at 2048 px) then runs on all cores with the rest."""
+    projection of every pixel (0.7 s on one core at 2048 px) then runs on all cores with the rest. Only the
+    template's grid and chunks are used, so the tasks do not wait for its values."""
     import dask.array as dsa
 
     ydim, xdim = template.dims
     crs = _geobox(template).crs
     xs, ys = template[xdim].values, template[ydim].values
 
-    def kernel(block: np.ndarray, block_info=None) -> np.ndarray:
-        (y0, y1), (x0, x1) = block_info[0]["array-location"]
+    def kernel(block_info=None) -> np.ndarray:
+        _, (y0, y1), (x0, x1) = block_info[None]["array-location"]
         lon, lat = crs.transformer_to_crs("EPSG:4326")(*np.meshgrid(xs[x0:x1], ys[y0:y1]))
-        rlat, rlon = np.deg2rad(lat), np.deg2rad(lon)
-        parts = [np.sin(rlat), np.cos(rlat), np.sin(rlon), np.cos(rlon)][: len(names)]
-        return np.stack(parts).astype(np.float32)
+        return np.stack(_location_parts(lon, lat, len(names))).astype(np.float32)
 
-    data = dsa.map_blocks(kernel, template.data, new_axis=0, chunks=((len(names),), *template.data.chunks),
-                          dtype=np.float32, meta=np.array((), dtype=np.float32))
+    data = dsa.map_blocks(kernel, chunks=((len(names),), *template.data.chunks), dtype=np.float32,
+                          meta=np.array((), dtype=np.float32))
     coords = {k: v for k, v in template.coords.items() if set(v.dims) <= {ydim, xdim}}
     out = xr.DataArray(data, dims=(FEATURE, ydim, xdim), coords={**coords, FEATURE: names})
     out.name = None  # not the dask array's key, which xarray takes for a name
