@@ -322,3 +322,41 @@ def test_counts_matrix_cross_tabulates():
     assert m.tolist() == [[1, 1], [1, 2]]
     with pytest.raises(InputError, match="not one of the expected classes"):
         counts_matrix([10], [30], [10, 40])
+
+
+_SAME_BITS_SCRIPT = """
+import json, sys
+import numpy as np
+from affine import Affine
+from worldcover.grid import Tile
+from worldcover.mosaic.areas import strip_class_area_m2
+from worldcover.validation.estimators import stehman
+rng = np.random.default_rng(7)
+n = 400
+strata = rng.integers(0, 11, n)
+mapped = np.where(rng.random(n) < 0.8, strata, rng.integers(0, 11, n))
+ref = np.where(rng.random(n) < 0.7, mapped, rng.integers(0, 11, n))
+sizes = {int(h): float(a) for h, a in enumerate(rng.random(11) * 1e5 + 1)}
+d = stehman(strata.tolist(), mapped.tolist(), ref.tolist(), sizes, domain=rng.random(n) < 0.6).to_dict()
+areas = strip_class_area_m2(rng.integers(0, 500, (300, 12)), Tile(45, 3), 1000)
+print(json.dumps({"stehman": d, "areas": areas.tolist()}))
+"""
+
+
+@pytest.mark.skipif(__import__("platform").machine() != "x86_64", reason="OPENBLAS_CORETYPE names x86 kernels")
+def test_estimates_and_areas_have_the_same_bits_whatever_blas_kernel():
+    """A pod and the host on one machine chose different OpenBLAS kernels (SkylakeX vs Haswell); the
+    report's area estimates then differed in the last digit. Sums no longer go through BLAS."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    runs = []
+    for core in ("Haswell", "Nehalem"):  # FMA vs SSE kernels: ``size @ means`` differs between them
+        env = {**os.environ, "OPENBLAS_CORETYPE": core}
+        out = subprocess.run([sys.executable, "-c", _SAME_BITS_SCRIPT], env=env, capture_output=True,
+                             text=True, check=True).stdout
+        runs.append(json.loads(out))
+    assert runs[0] == runs[1]  # every float compared exactly (json keeps all 17 digits)
+    assert runs[0]["stehman"]["overall_accuracy"]["estimate"] > 0.5

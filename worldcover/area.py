@@ -140,6 +140,18 @@ def data_windows(src, size: int = DEFAULT_WINDOW, nodata: int = 0) -> Iterator[t
             yield r, c, h, w
 
 
+def weighted_sum(weights: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``weights @ rows`` (a weight per row of ``rows``) summed in a fixed order: the same bits on every machine.
+
+    BLAS picks its kernel per CPU and per environment (``OPENBLAS_CORETYPE``), and with it the
+    summation order and the use of FMA, so ``@`` gave areas and accuracy estimates that differed in
+    the last digit between a pod of the image and the host on one machine. Row by row numpy adds do not.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    r = np.asarray(rows)
+    return (w.reshape(w.shape + (1,) * (r.ndim - 1)) * r).sum(axis=0)
+
+
 def window_class_area_m2(
     data: np.ndarray, row_area_m2: np.ndarray, n_codes: int = 256
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -148,7 +160,7 @@ def window_class_area_m2(
     per_row = np.bincount(
         (np.arange(rows, dtype=np.int64)[:, None] * n_codes + data).ravel(), minlength=rows * n_codes
     ).reshape(rows, n_codes)
-    return per_row.sum(axis=0), row_area_m2 @ per_row
+    return per_row.sum(axis=0), weighted_sum(row_area_m2, per_row)
 
 
 def class_areas(

@@ -5,7 +5,7 @@ with the cosine of latitude (a pixel at 60° is half the one at the equator),
 so areas are never pixel counts times a constant. The area of each row of
 pixels comes from :func:`worldcover.area.row_areas_m2` (closed form
 on the WGS84 ellipsoid through the authalic latitude; radius R_q = 6371007.2 m),
-and a tile's class areas are ``row_areas @ per-row class counts``, the counts
+and a tile's class areas are ``row_areas x per-row class counts`` summed over rows, the counts
 taken with ``np.bincount`` while the tile is streamed for its overview pieces
 (:mod:`worldcover.mosaic.pieces`). Each tile's areas are cached with its pieces,
 so tables are sums over cached tiles: nothing is re-read when a tile is added.
@@ -25,7 +25,7 @@ import json
 import numpy as np
 
 from worldcover import storage
-from worldcover.area import row_areas_m2
+from worldcover.area import row_areas_m2, weighted_sum
 from worldcover.grid import Tile
 from worldcover.legend import CLASSES
 from worldcover.stages import DEFAULT_SEED, STAGES, stage_tiles, stratum
@@ -41,7 +41,7 @@ METHOD = (
 
 def strip_class_area_m2(row_counts: np.ndarray, tile: Tile, row_start: int) -> np.ndarray:
     """Area (m²) per class of a strip, from its (row, class) pixel counts starting at tile row ``row_start``."""
-    return row_areas_m2(tile.transform, row_start, row_counts.shape[0]) @ row_counts
+    return weighted_sum(row_areas_m2(tile.transform, row_start, row_counts.shape[0]), row_counts)
 
 
 def tile_stages(tiles: list[str], seed: int = DEFAULT_SEED) -> dict[str, list[str]]:

@@ -38,6 +38,7 @@ from worldcover.area import (
     check_class_map,
     data_windows,
     row_areas_m2,
+    weighted_sum,
     window_class_area_m2,
 )
 from worldcover.errors import DataError, InputError
@@ -268,7 +269,7 @@ def scan_map(
             ocean = ocean_in_window(data, src.transform, r, c, src.crs, land_mask)
             if ocean.any():
                 ocean_px += int(ocean.sum())
-                ocean_m2 += float(row_area @ ocean.sum(axis=1))
+                ocean_m2 += float(weighted_sum(row_area, ocean.sum(axis=1)))
                 data = np.where(ocean, NODATA, data).astype(data.dtype)
             n, a = window_class_area_m2(data, row_area)
             pixels += n

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from worldcover.area import weighted_sum
 from worldcover.errors import InputError
 
 Z95 = 1.96  # normal quantile of the 95 % two-sided interval used by both papers
@@ -267,7 +268,7 @@ class _Design:
     def total(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Stratified estimate of the population total of each column and its variance."""
         ybar = self.means(y)
-        t = self.size @ ybar
+        t = weighted_sum(self.size, ybar)
         return t, self._var_of_residuals(y - ybar[self.h])
 
     def ratio(self, y: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -277,7 +278,7 @@ class _Design:
         e = y - R x, which is how it is computed here.
         """
         ybar, xbar = self.means(y), self.means(x)
-        ty, tx = self.size @ ybar, self.size @ xbar
+        ty, tx = weighted_sum(self.size, ybar), weighted_sum(self.size, xbar)
         with np.errstate(divide="ignore", invalid="ignore"):
             r = ty / tx
             resid = (y - ybar[self.h]) - np.nan_to_num(r) * (x - xbar[self.h])
@@ -291,7 +292,7 @@ class _Design:
         with np.errstate(divide="ignore", invalid="ignore"):
             s2 = ss / (self.n_h - 1.0)[:, None]
         s2 = np.where(ss == 0, np.where(self.n_h[:, None] > 1, 0.0, np.nan), s2)
-        return (self.size**2 * self.fpc / self.n_h) @ s2
+        return weighted_sum(self.size**2 * self.fpc / self.n_h, s2)
 
 
 def _design(
