@@ -10,6 +10,7 @@ from odc.geo.geobox import GeoBox
 from pyproj import Transformer
 from rasterio.enums import Resampling
 
+from tests.blas_kernels import outputs_per_kernel, x86_only
 from worldcover.grid import NATIVE_ALIGN_M, Tile, native_geobox, utm_crs
 from worldcover.regrid import Regrid, all_of_2x2, upsample2
 
@@ -104,6 +105,19 @@ def test_pixels_the_resampling_does_not_read_change_nothing(regrid):
 def test_regrid_refuses_an_array_on_another_grid(regrid):
     with pytest.raises(ValueError, match="not on the source grid"):
         regrid.bilinear(np.zeros((3, 10, 10), np.float32))
+
+
+@x86_only
+def test_the_pixel_mapping_has_the_same_bits_whatever_blas_kernel():
+    """Taps and weights of a 2048 px block at 57 N (where a product with the weight matrix differed under
+    two BLAS kernels in 17 float32 weights): the same bits, so a pod and the host resample alike."""
+    script = (
+        "import hashlib; from worldcover.grid import Tile, native_geobox; from worldcover.regrid import Regrid\n"
+        "b = Tile(57, -3).block(2, 1, 2048); rg = Regrid(native_geobox(b), b.geobox)\n"
+        "print(hashlib.sha256(b''.join(a.tobytes() for a in (*rg._taps, *rg._weights, rg._nearest))).hexdigest())"
+    )
+    outs = outputs_per_kernel(script)
+    assert outs[0] == outs[1] and len(outs[0].strip()) == 64
 
 
 def test_upsample2_is_exact_on_a_ramp_and_the_same_on_dask():

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.blas_kernels import outputs_per_kernel, x86_only
 from worldcover.errors import InputError
 from worldcover.validation.estimators import counts_matrix, olofsson, stehman
 
@@ -343,20 +344,13 @@ print(json.dumps({"stehman": d, "areas": areas.tolist()}))
 """
 
 
-@pytest.mark.skipif(__import__("platform").machine() != "x86_64", reason="OPENBLAS_CORETYPE names x86 kernels")
+
+@x86_only
 def test_estimates_and_areas_have_the_same_bits_whatever_blas_kernel():
     """A pod and the host on one machine chose different OpenBLAS kernels (SkylakeX vs Haswell); the
     report's area estimates then differed in the last digit. Sums no longer go through BLAS."""
     import json
-    import os
-    import subprocess
-    import sys
 
-    runs = []
-    for core in ("Haswell", "Nehalem"):  # FMA vs SSE kernels: ``size @ means`` differs between them
-        env = {**os.environ, "OPENBLAS_CORETYPE": core}
-        out = subprocess.run([sys.executable, "-c", _SAME_BITS_SCRIPT], env=env, capture_output=True,
-                             text=True, check=True).stdout
-        runs.append(json.loads(out))
+    runs = [json.loads(out) for out in outputs_per_kernel(_SAME_BITS_SCRIPT)]
     assert runs[0] == runs[1]  # every float compared exactly (json keeps all 17 digits)
     assert runs[0]["stehman"]["overall_accuracy"]["estimate"] > 0.5

@@ -27,19 +27,29 @@ __all__ = ["Regrid", "all_of_2x2", "upsample2"]
 _STEP = 16  # exact projection every _STEP pixels; the UTM <-> lon/lat mapping is smooth at this scale
 
 
-def _axis_weights(n: int, step: int) -> tuple[np.ndarray, np.ndarray]:
-    """Coarse sample positions along an axis of ``n`` pixels and the (n, k) linear-interpolation matrix."""
+def _axis_nodes(n: int, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Coarse sample positions along an axis of ``n`` pixels; for every pixel, the node before it and its
+    linear weight toward the next one."""
     nodes = np.unique(np.r_[np.arange(0, n, step), n - 1]).astype(np.float64)
     pos = np.arange(n, dtype=np.float64)
-    k = np.clip(np.searchsorted(nodes, pos, side="right") - 1, 0, max(len(nodes) - 2, 0))
-    m = np.zeros((n, len(nodes)))
     if len(nodes) == 1:
-        m[:, 0] = 1.0
-        return nodes, m
-    t = (pos - nodes[k]) / (nodes[k + 1] - nodes[k])
-    m[np.arange(n), k] = 1 - t
-    m[np.arange(n), k + 1] = t
-    return nodes, m
+        return nodes, np.zeros(n, np.int64), np.zeros(n)
+    k = np.clip(np.searchsorted(nodes, pos, side="right") - 1, 0, len(nodes) - 2)
+    return nodes, k, (pos - nodes[k]) / (nodes[k + 1] - nodes[k])
+
+
+def _interpolate(a: np.ndarray, k: np.ndarray, t: np.ndarray, axis: int) -> np.ndarray:
+    """``a`` sampled at the nodes, linearly interpolated along ``axis`` to every pixel (``_axis_nodes``'s k, t).
+
+    Two gathers and one weighted sum, not a product with the (pixels x nodes) weight matrix: BLAS picks
+    its kernel (summation order, FMA) per CPU and environment, so the mapping, and the products, could
+    differ in the last bits between a pod and the host.
+    """
+    hi = np.minimum(k + 1, a.shape[axis] - 1)
+    shape = [1, 1]
+    shape[axis] = len(t)
+    w = t.reshape(shape)
+    return np.take(a, k, axis=axis) * (1 - w) + np.take(a, hi, axis=axis) * w
 
 
 def _bilinear_band(band: np.ndarray, taps: list[np.ndarray], weights: list[np.ndarray], res: np.ndarray) -> None:
@@ -90,8 +100,8 @@ class Regrid:
     def _source_coords(self) -> tuple[np.ndarray, np.ndarray]:
         """(rows, cols) of every dst pixel centre in src pixel-centre units (0 = centre of the first pixel)."""
         h, w = self.dst.shape
-        ys, ym = _axis_weights(h, _STEP)
-        xs, xm = _axis_weights(w, _STEP)
+        ys, ky, ty = _axis_nodes(h, _STEP)
+        xs, kx, tx = _axis_nodes(w, _STEP)
         gx, gy = np.meshgrid(xs + 0.5, ys + 0.5)
         lon, lat = _apply(self.dst.affine, gx, gy)
         if self.dst.crs is None or self.src.crs is None:
@@ -99,7 +109,9 @@ class Regrid:
         to_src = Transformer.from_crs(self.dst.crs.to_wkt(), self.src.crs.to_wkt(), always_xy=True)
         x, y = to_src.transform(lon, lat)
         c, r = _apply(~self.src.affine, x, y)
-        return ym @ (r - 0.5) @ xm.T, ym @ (c - 0.5) @ xm.T
+        rows = _interpolate(_interpolate(r - 0.5, ky, ty, 0), kx, tx, 1)
+        cols = _interpolate(_interpolate(c - 0.5, ky, ty, 0), kx, tx, 1)
+        return rows, cols
 
     @property
     def shape(self) -> tuple[int, int]:
