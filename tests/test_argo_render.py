@@ -465,6 +465,37 @@ def test_the_gate_and_the_exit_handler():
     assert proc.stderr.strip() == "failed tiles: 3, more than the 2 allowed; the list is in s3://b/c/failed_tiles.json"
 
 
+def test_cli_deadlines_set_by_the_operator(tmp_path):
+    """On nodes slower than the benchmark's machine an operator sets the deadlines; bad ones: one line, exit 2."""
+    from typer.testing import CliRunner
+
+    from tests.test_argo_submit import _cli
+
+    out = tmp_path / "out"
+    res = CliRunner().invoke(_cli(), ["campaign", "render", "--stage", "1pct", "--out", str(out),
+                                      "--tile-deadline", "7h30m", "--workflow-deadline", "10d"])
+    assert res.exit_code == 0, res.output
+    docs = [yaml.safe_load(p.read_text()) for p in out.rglob("*.yaml")]
+    tile = next(t for d in docs if d["metadata"].get("name") == parts.TEMPLATE_PROCESS_TILE
+                for t in d["spec"]["templates"] if t["name"] == "process-tile")
+    assert tile["activeDeadlineSeconds"] == 27_000 != parts.tile_deadline(RenderConfig())
+    cfg = RenderConfig(tile_deadline_s=27_000)
+    assert tile["retryStrategy"]["backoff"]["maxDuration"] == f"{parts.retry_max_duration(cfg, 27_000)}s"
+    workflow = next(d for d in docs if d["kind"] == "Workflow")
+    assert workflow["spec"]["activeDeadlineSeconds"] == 10 * 86_400
+    for bad in ("7x", "0h", "-3", ""):
+        res = CliRunner().invoke(_cli(), ["campaign", "render", "--stage", "1pct", "--out", str(out),
+                                          "--tile-deadline", bad])
+        assert res.exit_code == 2 and res.stderr.count("\n") == 1, (bad, res.output)
+        assert "--tile-deadline" in res.stderr and "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("text, seconds", [("6h", 21_600), ("1h30m", 5_400), ("2d", 172_800), ("5400", 5_400),
+                                           ("90M", 5_400), ("45s", 45)])
+def test_parse_duration(text, seconds):
+    assert parts.parse_duration(text) == seconds
+
+
 def test_deadlines_come_from_the_estimate():
     from worldcover.campaign.estimate import measured_throughput
     from worldcover.grid import TILE_PIXELS

@@ -60,12 +60,16 @@ _node_selector = typer.Option(None, "--node-selector", help="Node label KEY=VALU
 _toleration = typer.Option(None, "--toleration", help="KEY=VALUE:Effect or KEY:Effect (repeatable).")
 _priority = typer.Option("", "--priority-class", help="PriorityClass of the pods.")
 _spot = typer.Option(False, "--spot", help="Tile pods tolerate the usual spot / preemptible taints.")
+_tile_deadline = typer.Option(None, "--tile-deadline", help="How long one attempt of one tile may run, e.g. 8h or "
+                              "1h30m (default: 3x the estimate of a whole land tile at make bench's throughput).")
+_workflow_deadline = typer.Option(None, "--workflow-deadline", help="How long a campaign workflow may run, e.g. 10d "
+                                  "(default: 3x its estimate, 2 to 60 days).")
 
 
 def _config(image, max_failed=None, source_kind="planetary-computer", node_selector=None, toleration=None,
-            priority_class="", spot=False):
+            priority_class="", spot=False, tile_deadline=None, workflow_deadline=None):
     """RenderConfig from the command's options (validated there: one line, exit 2, on a bad value)."""
-    from worldcover.engines.argo.parts import RenderConfig
+    from worldcover.engines.argo.parts import RenderConfig, parse_duration
     from worldcover.errors import InputError
 
     pairs = []
@@ -78,6 +82,10 @@ def _config(image, max_failed=None, source_kind="planetary-computer", node_selec
             "priority_class": priority_class, "spot": spot}
     if max_failed is not None:
         opts["max_failed_tiles"] = max_failed
+    if tile_deadline is not None:
+        opts["tile_deadline_s"] = parse_duration(tile_deadline, "--tile-deadline")
+    if workflow_deadline is not None:
+        opts["workflow_deadline_s"] = parse_duration(workflow_deadline, "--workflow-deadline")
     return RenderConfig(image=image, **opts) if image else RenderConfig(**opts)
 
 
@@ -110,6 +118,7 @@ def render_cmd(
     max_failed: int | None = _max_failed, source_kind: str = _source_kind,
     node_selector: list[str] | None = _node_selector, toleration: list[str] | None = _toleration,
     priority_class: str = _priority, spot: bool = _spot,
+    tile_deadline: str | None = _tile_deadline, workflow_deadline: str | None = _workflow_deadline,
     as_json: bool = _json,
 ) -> None:
     """Render a campaign into Argo YAML (shared templates, then the workflow or parent workflow), validated."""
@@ -117,7 +126,8 @@ def render_cmd(
 
     start = time.perf_counter()
     plan = _plan(stage, year, tiles, name, batch_size, out_root, model, source, max_cloud, reference)
-    cfg = _config(image, max_failed, source_kind, node_selector, toleration, priority_class, spot)
+    cfg = _config(image, max_failed, source_kind, node_selector, toleration, priority_class, spot,
+                  tile_deadline, workflow_deadline)
     rendering = render(plan, cfg, version=schema)
     files = write(rendering.objects, out)
     seconds = time.perf_counter() - start
@@ -174,13 +184,15 @@ def submit_cmd(
     max_failed: int | None = _max_failed, source_kind: str = _source_kind,
     node_selector: list[str] | None = _node_selector, toleration: list[str] | None = _toleration,
     priority_class: str = _priority, spot: bool = _spot,
+    tile_deadline: str | None = _tile_deadline, workflow_deadline: str | None = _workflow_deadline,
 ) -> None:
     """Render, validate and submit a campaign to an Argo Server."""
     from worldcover.engines.argo import submit as s
 
     plan = _plan(stage, year, tiles, name, batch_size, out_root, model, source, max_cloud, reference)
     svc, server, namespace = _service(server, namespace, token_file, insecure)
-    cfg = _config(image, max_failed, source_kind, node_selector, toleration, priority_class, spot)
+    cfg = _config(image, max_failed, source_kind, node_selector, toleration, priority_class, spot,
+                  tile_deadline, workflow_deadline)
     result = s.submit(plan, svc, namespace, cfg)
     if as_json:
         echo_json(result.to_dict())

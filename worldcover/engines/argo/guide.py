@@ -108,6 +108,13 @@ the node of the failed one (`retryStrategy.affinity.nodeAntiAffinity`).
 `priority_class` and `spot` (tile pods tolerate the usual spot taints; a tile
 resumes at its last finished block, so losing a spot node costs one block).
 
+Deadlines: one attempt of a tile may run 3x the estimate of a whole land
+tile on its 4 cores at the throughput `make bench` measured (rounded up to
+the hour), a campaign workflow 3x its estimate (2 to 60 days). Where nodes
+are slower than the benchmark's machine, `campaign render` and `campaign
+submit` take `--tile-deadline 12h` and `--workflow-deadline 10d`; the
+retries' `maxDuration` follows the tile deadline.
+
 ## 7. Launching a campaign
 
 From the CLI (renders, validates, lints on the server, then creates):

@@ -403,6 +403,29 @@ def _seconds(duration: str) -> int:
     return sum(int(n) * {"s": 1, "m": 60, "h": 3600}[u] for n, u in re.findall(r"([0-9]+)(s|m|h)", duration))
 
 
+_DURATION = re.compile(r"(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?")
+
+
+def parse_duration(text: str, what: str = "duration") -> int:
+    """Seconds of ``"6h"``, ``"1h30m"``, ``"2d"``, ``"90m"`` or plain seconds (``"5400"``); positive.
+
+    A deadline an operator sets where nodes are slower than the benchmark's machine (the estimate
+    sizes deadlines at 3x its throughput).
+    """
+    t = text.strip().lower()
+    m = _DURATION.fullmatch(t)
+    if t.isdigit():
+        seconds = int(t)
+    elif t and m:
+        d, h, mi, sec = (int(g or 0) for g in m.groups())
+        seconds = ((d * 24 + h) * 60 + mi) * 60 + sec
+    else:
+        seconds = 0
+    if seconds <= 0:
+        raise InputError(f"invalid {what} {text!r}: expected a positive duration like 6h, 1h30m, 2d or seconds")
+    return seconds
+
+
 def retry_max_duration(cfg: RenderConfig, deadline_s: int) -> int:
     """Seconds from the first attempt within which Argo may start another: every attempt may run to its
     deadline and every backoff be waited (Argo counts ``maxDuration`` from the first attempt)."""
