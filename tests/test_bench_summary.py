@@ -70,3 +70,21 @@ def test_best_of_keeps_the_fastest_run_and_every_runs_time():
     tile = {s: {**_tile(s, 10.0), "runs": [{"end_to_end_s": 10.0, "steal_s": 0.0}]} for s in (512, 1024, 2048)}
     summary = summarise(tile, {s: _stages(s) for s in tile}, None, [], 1.0, 1024)
     assert summary["growth_block_size"]["2048"]["runs"] == [{"end_to_end_s": 10.0, "steal_s": 0.0}]
+
+
+def test_agreement_sources_puts_every_feature_of_the_default_model_in_one_group():
+    """The diagnostic swaps groups of features between two chains: each feature belongs to exactly the group of
+    the input it is computed from."""
+    from benchmarks.agreement_sources import GROUPS, feature_group
+    from worldcover.features import FeatureConfig, feature_names
+    from worldcover.model import Model
+    from worldcover.model.location import DEFAULT_MODEL_DIR
+
+    names = Model.load(DEFAULT_MODEL_DIR).card.feature_names
+    groups = [feature_group(n) for n in names]
+    assert set(groups) <= set(GROUPS)
+    assert [n for n, g in zip(names, groups, strict=True) if g == "terrain"] == ["dem", "slope"]
+    assert [n for n, g in zip(names, groups, strict=True) if g == "location"] == ["lat_sin", "lat_cos"]
+    assert all(n.startswith("s1_") for n, g in zip(names, groups, strict=True) if g == "s1")
+    s2_only = feature_names(FeatureConfig(s1=False, terrain=False, location=False))
+    assert [n for n, g in zip(names, groups, strict=True) if g == "s2"] == s2_only
