@@ -490,6 +490,14 @@ def test_cli_deadlines_set_by_the_operator(tmp_path):
         assert "--tile-deadline" in res.stderr and "Traceback" not in res.output
 
 
+@pytest.mark.parametrize("backoff", ["", "2d", "2 m", "m2"])
+def test_retry_backoff_is_an_argo_duration(backoff):
+    """Argo's backoff takes s, m and h; the deadline parser's days and empty matches do not apply to it."""
+    with pytest.raises(InputError, match="retry backoff"):
+        RenderConfig(retry_backoff=backoff)
+    assert RenderConfig(retry_backoff="1h30m").retry_backoff == "1h30m"
+
+
 @pytest.mark.parametrize("text, seconds", [("6h", 21_600), ("1h30m", 5_400), ("2d", 172_800), ("5400", 5_400),
                                            ("90M", 5_400), ("45s", 45)])
 def test_parse_duration(text, seconds):

@@ -403,7 +403,8 @@ def _seconds(duration: str) -> int:
     return sum(int(n) * {"s": 1, "m": 60, "h": 3600}[u] for n, u in re.findall(r"([0-9]+)(s|m|h)", duration))
 
 
-_DURATION = re.compile(r"(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?")
+# a deadline as an operator writes it: days, hours, minutes, seconds in that order, each optional
+_DEADLINE = re.compile(r"(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?")
 
 
 def parse_duration(text: str, what: str = "duration") -> int:
@@ -413,10 +414,9 @@ def parse_duration(text: str, what: str = "duration") -> int:
     sizes deadlines at 3x its throughput).
     """
     t = text.strip().lower()
-    m = _DURATION.fullmatch(t)
     if t.isdigit():
         seconds = int(t)
-    elif t and m:
+    elif m := _DEADLINE.fullmatch(t):
         d, h, mi, sec = (int(g or 0) for g in m.groups())
         seconds = ((d * 24 + h) * 60 + mi) * 60 + sec
     else:
