@@ -5,11 +5,11 @@
 On ``make bench``'s block it computes two sets of features on the product grid: the product-grid chain's
 (every input warped first, as before issue 15), and those of the native chain's S2 composites, S1 composites
 (linear power) and DEM resampled bilinear to the product grid (``Regrid``), and classifies both with the
-default model. Swapping one
-feature group (S2, S1, terrain, location) between the two says how much of the disagreement each group's
-processing order makes: the product grid mixes neighbouring pixels before masking, compositing and the
-pixel-sized filters (cloud dilation, the S1 speckle window), the native grid after them. The native chain
-itself mixes later still (the model's scores), so its agreement is lower than the composites' line here.
+default model. Swapping one feature group (S2, S1, terrain, location) between the two says how much of the
+disagreement each group's processing order makes: the product grid mixes neighbouring pixels before
+masking, compositing and the pixel-sized filters (cloud dilation, the S1 speckle window), the native grid
+after them. The native chain itself mixes later still (the model's scores), so its agreement is lower than
+the composites' line here.
 """
 
 from __future__ import annotations
@@ -31,13 +31,14 @@ def feature_group(name: str) -> str:
         return "s1"
     if name in ("dem", "slope"):
         return "terrain"
-    if name.startswith(("lat", "lon", "sin_", "cos_")):
+    if name.startswith(("lat_", "lon_")):  # sin/cos of latitude (and longitude, where a config keeps it)
         return "location"
     return "s2"
 
 
 def _features(block_size: int, model_dir: Path, dilation_px: int, speckle_window: int):
-    """(product-grid chain's features, native composites resampled then featured, product-grid Map codes)."""
+    """(the model, the product-grid chain's features, the features of the native composites resampled to the
+    product grid)."""
     import dask
     import xarray as xr
     from odc.geo.xr import xr_coords

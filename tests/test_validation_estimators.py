@@ -326,9 +326,8 @@ def test_counts_matrix_cross_tabulates():
 
 
 _SAME_BITS_SCRIPT = """
-import json, sys
+import json
 import numpy as np
-from affine import Affine
 from worldcover.grid import Tile
 from worldcover.mosaic.areas import strip_class_area_m2
 from worldcover.validation.estimators import stehman
@@ -342,7 +341,6 @@ d = stehman(strata.tolist(), mapped.tolist(), ref.tolist(), sizes, domain=rng.ra
 areas = strip_class_area_m2(rng.integers(0, 500, (300, 12)), Tile(45, 3), 1000)
 print(json.dumps({"stehman": d, "areas": areas.tolist()}))
 """
-
 
 
 @x86_only
