@@ -87,8 +87,8 @@ def agreement_by_group(block_size: int = 1024, model_dir: Path | None = None, di
                        speckle_window: int | None = None) -> dict:
     """Share of product-grid Map pixels reproduced by each mix of the two feature sets; the cloud dilation
     and the S1 speckle window (in pixels of each grid) default to the chain's."""
+    from worldcover.chain import ChainParams
     from worldcover.model.location import DEFAULT_MODEL_DIR
-    from worldcover.tile.run import ChainParams
 
     dilation_px = ChainParams().cloud_dilation_px if dilation_px is None else dilation_px
     speckle_window = ChainParams().s1_speckle_window if speckle_window is None else speckle_window

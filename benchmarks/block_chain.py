@@ -123,8 +123,9 @@ def run_production(block_size: int, model_dir: Path, chunk: int | None = None, g
 
     ``map_out``: keep its Map.
     """
+    from worldcover.chain import ChainParams
     from worldcover.sources.local_api import LocalStacApi
-    from worldcover.tile.run import ChainParams, run_tile
+    from worldcover.tile.run import run_tile
 
     archive, sim_s = archive_for(block_size)
     block = bench_block(block_size)

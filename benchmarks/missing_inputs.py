@@ -4,7 +4,7 @@ Simulates a small design of full-year blocks (the tiles of
 :func:`worldcover.model.default.training_design`: tiles per latitude zone, test
 tiles in other 9-degree cells; in each tile its most varied block), computes their
 features through the production chain (sim COGs -> loopback STAC API ->
-odc-stac -> :func:`worldcover.tile.run.chain_features`), trains
+odc-stac -> :func:`worldcover.chain.chain_features`), trains
 
 * ``complete``: on complete rows (what the default model was until issue 14),
 * ``missing``: with ``missing_groups`` (S1 15 %, DEM 10 % of rows NaN),
@@ -36,11 +36,11 @@ SHARES = {"s1": 0.15, "dem": 0.10}
 
 def block_features(archive: Path, blocks, cache: Path) -> dict:
     """Features (through the production chain) and truth of every block, cached as NetCDF."""
+    from worldcover.chain import ChainParams, chain_features
     from worldcover.features import FeatureConfig
     from worldcover.model.default import read_truth
     from worldcover.sources.local_api import LocalStacApi
     from worldcover.sources.stac import StacSource
-    from worldcover.tile.run import ChainParams, chain_features
 
     out = {}
     cache.mkdir(parents=True, exist_ok=True)

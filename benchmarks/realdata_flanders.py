@@ -24,12 +24,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from worldcover.chain import Source
 from worldcover.errors import WorldCoverError
 from worldcover.model import Model
 from worldcover.sources.local_api import LocalStacApi
 from worldcover.sources.worldcereal import import_extraction
 from worldcover.storage import atomic_write_text
-from worldcover.tile.run import Source, run_tile
+from worldcover.tile.run import run_tile
 from worldcover.validation.points import blocks_for_points, blocks_spec, format_metrics, label_points, sample_map, score
 
 REPO = Path(__file__).resolve().parents[1]

@@ -46,6 +46,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("worldcover.sources",),
     ("worldcover.preprocess",),
     ("worldcover.features",),
+    ("worldcover.chain",),  # a block's inputs -> its features: what tile classification and training share
     ("worldcover.model",),
     ("worldcover.tile",),
     # a campaign's validated description (name, stage, seed, year, ...): the mosaic reads campaign.json to scope

@@ -15,6 +15,7 @@ import pytest
 import xarray as xr
 
 from worldcover import sim
+from worldcover.chain import ChainParams, chain_features
 from worldcover.errors import DataError, InputError
 from worldcover.features import FeatureConfig, feature_names
 from worldcover.grid import Tile
@@ -23,7 +24,6 @@ from worldcover.model.sampling import group_features, mask_missing_groups
 from worldcover.sources.local_api import LocalStacApi
 from worldcover.sources.stac import BlockInputs, StacSource
 from worldcover.tile.products import missing_inputs
-from worldcover.tile.run import ChainParams, chain_features
 
 S1_NAMES = ["s1_vv_db_p10", "s1_vv_db_p90", "s1_vh_db_p50", "s1_ratio_db_std"]
 NAMES = ["s2_B04_p50", "ndvi_p90", *S1_NAMES, "dem", "slope", "lat_sin"]

@@ -228,7 +228,8 @@ def test_native_and_product_grids_map_the_same_block_alike(small_api, tmp_path):
     import rasterio
 
     from tests.small_campaign import ONE_BLOCK, YEAR
-    from worldcover.tile.run import ChainParams, run_tile
+    from worldcover.chain import ChainParams
+    from worldcover.tile.run import run_tile
 
     maps = {}
     for grid in ("native", "product"):
@@ -244,8 +245,8 @@ def test_native_and_product_grids_map_the_same_block_alike(small_api, tmp_path):
 
 
 def test_chain_params_refuse_an_unknown_grid():
+    from worldcover.chain import ChainParams
     from worldcover.errors import InputError
-    from worldcover.tile.run import ChainParams
 
     with pytest.raises(InputError, match="invalid grid 'utm'"):
         ChainParams(grid="utm")

@@ -15,6 +15,7 @@ import pytest
 
 from tests.helpers import DEFAULT_MODEL as MODEL
 from worldcover import sim
+from worldcover.chain import ChainParams
 from worldcover.errors import DataError
 from worldcover.grid import Tile
 from worldcover.layout import is_finished, tile_paths
@@ -22,7 +23,7 @@ from worldcover.legend import NODATA
 from worldcover.model import Model
 from worldcover.sources.local_api import LocalStacApi
 from worldcover.sources.stac import StacSource
-from worldcover.tile.run import ChainParams, classify_block, run_tile
+from worldcover.tile.run import classify_block, run_tile
 
 YEAR = 2021
 BLOCK = 60

@@ -62,7 +62,7 @@ _API: dict[str, str] = {
     "StacSource": "worldcover.sources.stac:StacSource",
     "BlockInputs": "worldcover.sources.stac:BlockInputs",
     "open_source": "worldcover.tile.run:open_source",
-    "load_block": "worldcover.tile.run:load_block",
+    "load_block": "worldcover.chain:load_block",
     # preprocessing and features
     "S2MaskConfig": "worldcover.preprocess.s2:S2MaskConfig",
     "valid_mask": "worldcover.preprocess.s2:valid_mask",
@@ -79,8 +79,8 @@ _API: dict[str, str] = {
     "train_from_points": "worldcover.tile.points:train_from_points",
     "read_points": "worldcover.tile.points:read_points",
     # one tile
-    "ChainParams": "worldcover.tile.run:ChainParams",
-    "chain_features": "worldcover.tile.run:chain_features",
+    "ChainParams": "worldcover.chain:ChainParams",
+    "chain_features": "worldcover.chain:chain_features",
     "classify_block": "worldcover.tile.run:classify_block",
     "run_tile": "worldcover.tile.run:run_tile",
     "tile_paths": "worldcover.layout:find_tile_paths",
@@ -150,6 +150,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports lazily
     from worldcover.area import class_areas
     from worldcover.campaign.plan import CampaignPlan
+    from worldcover.chain import ChainParams, chain_features, load_block
     from worldcover.credentials import install as install_log_redaction
     from worldcover.engines.local import run_campaign
     from worldcover.features import FeatureConfig, compute_features, feature_names, spectral_index
@@ -170,15 +171,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from worldcover.stages import continent, latitude_zone, stage_tiles, stratum
     from worldcover.stages import summary as stages_summary
     from worldcover.tile.points import read_points, train_from_points
-    from worldcover.tile.run import (
-        ChainParams,
-        chain_features,
-        classify_block,
-        feature_config_of,
-        load_block,
-        open_source,
-        run_tile,
-    )
+    from worldcover.tile.run import classify_block, feature_config_of, open_source, run_tile
     from worldcover.validation.design import design_sample
     from worldcover.validation.estimators import counts_matrix, olofsson, stehman
     from worldcover.validation.labels import label_from_map

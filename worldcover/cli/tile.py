@@ -39,7 +39,8 @@ def run(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from worldcover.campaign.plan import check_blocks, check_model, check_source, check_uri, check_year
-    from worldcover.tile.run import ChainParams, run_tile
+    from worldcover.chain import ChainParams
+    from worldcover.tile.run import run_tile
 
     check_year(year)
     t = Tile.parse(tile)

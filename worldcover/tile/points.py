@@ -6,7 +6,7 @@ A points file (CSV, GeoParquet or GeoJSON) gives ``lon``, ``lat``, ``class``
 points are gathered into small chips (blocks of the WorldCover grid, 64 px by
 default) so each chip is loaded once; each chip goes through the same loader,
 preprocessing and features as ``worldcover tile run``
-(:func:`worldcover.tile.run.chain_features`), and the features are read at
+(:func:`worldcover.chain.chain_features`), and the features are read at
 the point pixels. The points are split into train and test by spatial groups
 (tile, 1-degree cell, chip, or the file's own ``group`` column), so nearby
 pixels of one field never sit on both sides, and the model card records the
@@ -31,13 +31,14 @@ import numpy as np
 import pandas as pd
 
 from worldcover import storage
+from worldcover.chain import ChainParams, chain_features, load_block
 from worldcover.errors import DataError, InputError, WorldCoverError
 from worldcover.features import FeatureConfig, required_s2_bands
 from worldcover.grid import PIXELS_PER_DEGREE, TILE_DEGREES, TILE_PIXELS, Block, Tile, check_block_size
 from worldcover.legend import CODES
 from worldcover.model.sampling import BLOCK_COLUMN, CODE_COLUMN, COL_COLUMN, LAT_COLUMN, LON_COLUMN, ROW_COLUMN
 from worldcover.model.training import train_from_tables
-from worldcover.tile.run import ChainParams, chain_features, load_block, open_source, product_features
+from worldcover.tile.run import open_source, product_features
 
 LON, LAT, CLASS, YEAR, WEIGHT, GROUP = "lon", "lat", "class", "year", "weight", "group"
 REQUIRED_COLUMNS = (LON, LAT, CLASS, YEAR)
@@ -524,7 +525,7 @@ def train_from_points(points_file: str | os.PathLike, source: str, out_dir: str 
         "reference": reference, "source": str(source), "year": year, "feature_config": config.to_dict(),
         "feature_set": features,
         "chain": "STAC API -> odc-stac -> preprocess_s2/preprocess_s1 -> compute_features "
-                 "(worldcover.tile.run.chain_features, as tile run)",
+                 "(worldcover.chain.chain_features, as tile run)",
         "chips": {"size": chip_size, "loaded": pf.chips_loaded, "failed": pf.chips_failed},
         "split": {"by": group_by, "rule": split.rule, "test_fraction": test_fraction, "seed": seed,
                   "train_groups": list(split.train), "test_groups": list(split.test),

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol, cast
 
 import dask
 import numpy as np
@@ -23,17 +22,16 @@ import xarray as xr
 from odc.geo.xr import xr_coords
 
 from worldcover import storage
+from worldcover.chain import ChainFeatures, ChainParams, Source, chain_features, load_block
 from worldcover.credentials import redact
-from worldcover.errors import DataError, InputError, WorldCoverError
-from worldcover.features import FeatureConfig, compute_features, feature_names, required_s2_bands
+from worldcover.errors import DataError, WorldCoverError
+from worldcover.features import FeatureConfig, feature_names, required_s2_bands
 from worldcover.grid import Block, Tile, check_block_size, parse_blocks
 from worldcover.layout import TilePaths, is_finished, tile_paths
 from worldcover.legend import NODATA
 from worldcover.model import Model
 from worldcover.model.compiled import default_jobs
 from worldcover.model.sampling import MISSING_GROUPS, group_features
-from worldcover.preprocess.s1 import preprocess_s1
-from worldcover.preprocess.s2 import S2MaskConfig, preprocess_s2
 from worldcover.regrid import Regrid
 from worldcover.sources.sentinelhub import SentinelHubSource
 from worldcover.sources.stac import DEFAULT_CHUNK, BlockInputs, StacSource
@@ -45,45 +43,6 @@ from worldcover.tile.products import (
     cleanup_scratch,
     write_block_result,
 )
-
-
-class Source(Protocol):
-    kind: str
-
-    def load_block(self, block: Block, year: int) -> BlockInputs: ...
-
-
-class NativeGridSource(Source, Protocol):
-    """A source that can also give a block's inputs on their own UTM grid (``native_grid = True``)."""
-
-    native_grid: bool
-
-    def load_block(self, block: Block, year: int, native: bool = False) -> BlockInputs: ...
-
-
-GRIDS = ("native", "product")
-
-
-@dataclass(frozen=True)
-class ChainParams:
-    """Parameters of the science chain that are recorded in every product's provenance."""
-
-    cloud_dilation_px: int = 3
-    s1_speckle_window: int = 7
-    chunk: int = DEFAULT_CHUNK  # dask chunk of the load and the chain: bounds memory per block
-    threads: int | None = None  # dask threads per block; None = all cores
-    # "native": inputs processed and scored on their own UTM grid, the model's scores resampled once to
-    # the product grid (sources without a native grid, Sentinel Hub, give the product grid); "product":
-    # every input warped to the product grid first, the chain before issue 15 (about 3x slower, the same
-    # class on 99.1 % of the benchmark block's pixels, nearly all on class edges: the README's Performance)
-    grid: str = "native"
-
-    def __post_init__(self) -> None:
-        if self.grid not in GRIDS:
-            raise InputError(f"invalid grid {self.grid!r}: expected one of {', '.join(GRIDS)}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def open_source(source: str, max_cloud: float | None = None, chunk: int = DEFAULT_CHUNK,
@@ -115,55 +74,6 @@ def feature_config_of(model):
     if tuple(feature_names(config)) != tuple(model.feature_names):
         raise DataError(f"model {model.name!r}: its feature_config does not produce its feature names")
     return config
-
-
-@dataclass(frozen=True)
-class ChainFeatures:
-    """One block's lazy features and the observation counts the products need."""
-
-    features: xr.DataArray  # (feature, y, x) float32, dask
-    quality: xr.Dataset  # s2_obs, s2_valid, s2_discarded_pct (y, x)
-    n_s1: xr.DataArray  # S1 observations per pixel (zeros when the config uses no S1)
-
-
-def chain_features(block: Block, year: int, inputs: BlockInputs, config, params: ChainParams,
-                   missing_ok: Collection[str] = ()) -> ChainFeatures:
-    """Preprocess one block's inputs and compute ``config``'s features, lazily.
-
-    Shared by classification and by training from reference points, so a
-    model is trained on exactly the features it will be applied to.
-    An input group of ``missing_ok`` (``"s1"``, ``"dem"``) that the source
-    lacks gives NaN features (S1 count 0) instead of a :class:`DataError`;
-    gaps within a block are NaN either way.
-    """
-    if inputs.s2 is None:
-        raise DataError(f"block {block.id}: no Sentinel-2 data")
-    s2 = preprocess_s2(inputs.s2, year, S2MaskConfig(dilation_radius=params.cloud_dilation_px), coarse=inputs.s2_20m)
-    s1 = None
-    n_s1 = xr.zeros_like(s2.quality["s2_obs"])
-    template = s2.quality["s2_obs"].astype(np.float32)
-    if config.s1:
-        raw_s1 = inputs.s1
-        if raw_s1 is None:
-            if "s1" not in missing_ok:
-                raise DataError(f"block {block.id}: the model needs Sentinel-1 but the source has none for {year} "
-                                "(a model trained with missing_groups={'s1': ...} maps without it)")
-            raw_s1 = _absent_s1(template, year)
-        s1r = preprocess_s1(raw_s1, year, window=params.s1_speckle_window)
-        s1, n_s1 = s1r.db, s1r.count
-    dem = inputs.dem
-    if config.terrain and dem is None:
-        if "dem" not in missing_ok:
-            raise DataError(f"block {block.id}: the model needs a DEM but the source has none "
-                            "(a model trained with missing_groups={'dem': ...} maps without it)")
-        dem = xr.full_like(template, np.nan).rename("dem")
-    return ChainFeatures(compute_features(s2.composites, s1, dem, config), s2.quality, n_s1)
-
-
-def _absent_s1(template: xr.DataArray, year: int) -> xr.Dataset:
-    """One all-NaN S1 acquisition on the block grid: the chain then gives NaN S1 features and a count of 0."""
-    nan = xr.full_like(template, np.nan).expand_dims(time=[np.datetime64(f"{year}-07-01", "ns")])
-    return xr.Dataset({"vv": nan, "vh": nan})
 
 
 def missing_shares(model) -> dict[str, float]:
@@ -295,13 +205,6 @@ def product_features(block: Block, inputs: BlockInputs, chain: ChainFeatures, pa
     with dask.config.set(scheduler="threads", num_workers=params.threads):
         feats, n_clear = dask.compute(chain.features, chain.quality["s2_valid"])
     return feats, np.asarray(n_clear)
-
-
-def load_block(src: Source, block: Block, year: int, params: ChainParams) -> BlockInputs:
-    """A block's inputs from ``src``, on the grid ``params.grid`` asks for when the source can give it."""
-    if params.grid == "native" and getattr(src, "native_grid", False):
-        return cast(NativeGridSource, src).load_block(block, year, native=True)
-    return src.load_block(block, year)
 
 
 def prefetched(blocks: list[Block], load: Callable[[Block], BlockInputs]) -> Iterator[tuple[Block, BlockInputs]]:
