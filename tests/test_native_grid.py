@@ -244,6 +244,34 @@ def test_native_and_product_grids_map_the_same_block_alike(small_api, tmp_path):
     assert (native == product).mean() > 0.9  # a 60 px block is mostly edges: the 1024 px figure is in benchmarks/
 
 
+@pytest.mark.slow  # the session archive (~20 s) and one block through the chain twice
+def test_the_default_model_learns_from_the_pixels_tile_run_scores(small_api):
+    """The default model's training features come from tile run's chain: on the block's native UTM grid, each
+    pixel labelled with the class simulated there; the held-out map it reports is the Map classify_block makes."""
+    from tests.helpers import DEFAULT_MODEL
+    from tests.small_campaign import SEED, YEAR, blocks
+    from worldcover.chain import ChainParams, load_block
+    from worldcover.model import Model
+    from worldcover.model.default import block_features, grid_of, product_map
+    from worldcover.sim.world import truth_on
+    from worldcover.sources.stac import StacSource
+    from worldcover.tile.run import classify_block, feature_config_of
+
+    block = blocks("N45E003")[0]
+    source = StacSource(small_api.url)
+    model = Model.load(DEFAULT_MODEL)
+    feats = block_features(source, block, YEAR, {"default": feature_config_of(model)})["default"]
+    grid = grid_of(feats, block)
+    assert grid == native_geobox(block, "EPSG:32631") and feats.shape[1:] == grid.shape
+    labels = truth_on(grid, SEED)
+    assert labels.shape == grid.shape and (labels.values > 0).all()
+
+    result = classify_block(block, YEAR, load_block(source, block, YEAR, ChainParams()), model, ChainParams())
+    mapped = result.codes != 0
+    assert mapped.mean() > 0.95
+    np.testing.assert_array_equal(product_map(model, feats, block)[mapped], result.codes[mapped])
+
+
 def test_chain_params_refuse_an_unknown_grid():
     from worldcover.chain import ChainParams
     from worldcover.errors import InputError

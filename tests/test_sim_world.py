@@ -50,6 +50,22 @@ def test_truth_is_seamless_across_blocks(left, right):
     assert (ta[:, -1] == tb[:, 0]).mean() > inner - 0.1
 
 
+def test_truth_on_a_native_utm_grid_is_the_class_the_simulator_renders_there():
+    """Training on the native grid labels each UTM pixel with the surface the simulated sensors saw there."""
+    block = Tile.parse("N45E003").block(40, 40, 128)
+    world = BlockWorld(block, 2021, options=SimOptions(s1=False))
+    chip = world.grid.geobox(10)
+    labels = truth_on(chip)
+    assert labels.odc.geobox == chip and labels.dims == ("y", "x")
+    np.testing.assert_array_equal(labels.values, world.surface.code)
+    # and a sub-window of it (the block's native grid is such a window) gives the same pixels
+    sub = chip[5:60, 7:90]
+    np.testing.assert_array_equal(truth_on(sub).values, world.surface.code[5:60, 7:90])
+    with pytest.raises(ValueError, match="EPSG"):
+        laea = "+proj=laea +lat_0=45 +lon_0=3.3 +x_0=0 +y_0=0 +ellps=WGS84 +units=m"  # no EPSG code
+        truth_on(GeoBox((4, 4), Affine(10, 0, 0, 0, -10, 40), laea))
+
+
 def test_noise_fields_are_functions_of_position():
     rng = np.random.default_rng(0)
     lon, lat = rng.uniform(-180, 180, 500), rng.uniform(-60, 80, 500)

@@ -1,8 +1,9 @@
 """The committed default model: trained on the simulated world through the production chain.
 
 Training blocks are simulated, written as COGs with STAC items, served by a
-loopback STAC API and loaded with odc-stac exactly as a campaign loads them,
-so the model sees the same preprocessing it will meet in production. Test
+loopback STAC API, loaded with odc-stac and featurised by the chain ``tile
+run`` uses (:mod:`worldcover.chain`: each block on its native UTM grid), so
+the model learns from the very pixels and features it will score. Test
 blocks come from other tiles in other regions. A baseline that sees only one
 summer composite (no temporal features, no S1) is trained on the same
 points, so the card shows what the temporal and radar features buy.
@@ -18,9 +19,11 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import xarray as xr
+from odc.geo.geobox import GeoBox
 
 from worldcover import sim
-from worldcover.features import FeatureConfig, compute_features
+from worldcover.chain import ChainParams, chain_features, load_block
+from worldcover.features import FeatureConfig
 from worldcover.grid import Block, Tile
 from worldcover.legend import CODES, CROP, NODATA
 from worldcover.model.calibration import calibrate
@@ -29,8 +32,8 @@ from worldcover.model.location import DEFAULT_MODEL_DIR
 from worldcover.model.metrics import ClassificationMetrics
 from worldcover.model.sampling import build_training_table
 from worldcover.model.training import DEFAULT_MISSING_GROUPS, train_from_tables
-from worldcover.preprocess.s1 import _box_sum, preprocess_s1
-from worldcover.preprocess.s2 import preprocess_s2
+from worldcover.preprocess.s1 import _box_sum
+from worldcover.regrid import Regrid
 from worldcover.sim.world import oceanity_at, truth, truth_on
 from worldcover.sim.writer import truth_path
 from worldcover.sources.local_api import LocalStacApi
@@ -187,19 +190,27 @@ def read_truth(archive: Path, block: Block) -> xr.DataArray:
     return xr.DataArray(data, dims=("y", "x"), coords={"y": coords[names[0]].values, "x": coords[names[1]].values})
 
 
-def block_features(source, block: Block, year: int, configs: dict) -> dict[str, xr.DataArray]:
-    """Features of one block for each named FeatureConfig, sharing the preprocessing."""
+#: The chain the default model learns from: tile run's defaults (native grid, the same mask and filters).
+TRAIN_CHAIN = ChainParams()
+
+
+def block_features(source, block: Block, year: int, configs: dict, params: ChainParams = TRAIN_CHAIN
+                   ) -> dict[str, xr.DataArray]:
+    """Features of one block for each named FeatureConfig, through the chain ``tile run`` maps with
+    (:func:`worldcover.chain.chain_features` on the grid ``params`` asks for), computed together.
+
+    On the native grid the features are those of the block's UTM pixels, the pixels the map scores."""
     import dask
 
-    inputs = source.load_block(block, year)
-    s2 = preprocess_s2(inputs.s2, year)
-    s1 = preprocess_s1(inputs.s1, year).db if inputs.s1 is not None else None
-    out = {name: compute_features(s2.composites, s1 if cfg.s1 else None, inputs.dem if cfg.terrain else None, cfg)
-           for name, cfg in configs.items()}
-    with dask.config.set(scheduler="threads"):
-        computed = dask.compute(out)[0]
-    return {k: v.rename({d: n for d, n in (("latitude", "y"), ("longitude", "x")) if d in v.dims})
-            for k, v in computed.items()}
+    inputs = load_block(source, block, year, params)
+    out = {name: chain_features(block, year, inputs, cfg, params).features for name, cfg in configs.items()}
+    with dask.config.set(scheduler="threads", num_workers=params.threads):
+        return dask.compute(out)[0]
+
+
+def grid_of(features: xr.DataArray, block: Block) -> GeoBox:
+    """The pixel grid of a block's computed features: a native UTM grid, or the block's product grid."""
+    return features.odc.geobox if features.odc.crs is not None else block.geobox
 
 
 def train_default_model(out_dir: str | os.PathLike = DEFAULT_MODEL_DIR, *, year: int = 2021, sim_seed: int = 0,
@@ -222,6 +233,7 @@ def train_default_model(out_dir: str | os.PathLike = DEFAULT_MODEL_DIR, *, year:
     configs = {"default": FeatureConfig(), "summer": FeatureConfig.summer_only()}
     key = {"train_blocks": [b.id for b in design.train], "test_blocks": sorted(b.id for b in design.test),
            "year": year, "sim_seed": sim_seed, "max_per_class": max_per_class, "seed": seed,
+           "chain": TRAIN_CHAIN.to_dict(),
            "feature_configs": {name: cfg.to_dict() for name, cfg in configs.items()}}
     cached = _cached_tables(work / "tables", key, list(configs))
     # With the tables of an earlier run of the same design, only the test blocks are featurised (for the map OA).
@@ -231,9 +243,10 @@ def train_default_model(out_dir: str | os.PathLike = DEFAULT_MODEL_DIR, *, year:
         source = StacSource(api.url, chunk=None)
         for i, block in enumerate(todo):
             feats = block_features(source, block, year, configs)
-            block_truth = read_truth(archive, block)
+            # every pixel learns the class the simulator rendered there (on the native grid, its UTM pixel)
+            labels = truth_on(grid_of(feats["default"], block), sim_seed)
             for name in configs:
-                items[name].append((block.id, feats[name], block_truth))
+                items[name].append((block, feats[name], labels))
             if progress:
                 progress(i + 1, len(todo), block)
     test_ids = {b.id for b in design.test}
@@ -243,14 +256,16 @@ def train_default_model(out_dir: str | os.PathLike = DEFAULT_MODEL_DIR, *, year:
         if cached:
             table = cached[name]
         else:
-            table = build_training_table(items[name], max_per_class=max_per_class, seed=seed)
+            table = build_training_table([(b.id, f, t) for b, f, t in items[name]], max_per_class=max_per_class,
+                                         seed=seed)
             save_table(table, work / "tables" / f"{name}.parquet")
         tables[name] = table
         train_df = with_label_noise(table[~table["block_id"].isin(test_ids)], label_noise, seed)
         test_df = table[table["block_id"].isin(test_ids)]
         provenance = {"source": "worldcover.sim", "simulator_seed": sim_seed, "year": year, "label_noise": label_noise,
-                      "feature_config": cfg.to_dict(), "chain": "sim COGs -> rustac STAC API -> odc-stac -> preprocess",
-                      "block_size": blocks[0].size}
+                      "feature_config": cfg.to_dict(),
+                      "chain": f"sim COGs -> rustac STAC API -> odc-stac -> worldcover.chain ({TRAIN_CHAIN.grid} grid)",
+                      "chain_params": TRAIN_CHAIN.to_dict(), "block_size": blocks[0].size}
         results[name] = train_from_tables(
             train_df, test_df, seed=seed, num_threads=num_threads,
             params=DEFAULT_MODEL_PARAMS if params is None else params,
@@ -263,7 +278,7 @@ def train_default_model(out_dir: str | os.PathLike = DEFAULT_MODEL_DIR, *, year:
     # Temperature on every other held-out block, reliability judged on the rest.
     default_test = tables["default"][tables["default"]["block_id"].isin(test_ids)]
     model = calibrate(model, default_test, sorted(test_ids)[::2])
-    maps = {name: held_out_map_metrics(results[name], items[name], test_ids) for name in configs}
+    maps = {name: held_out_map_metrics(results[name], items[name], test_ids, sim_seed) for name in configs}
     card = model.card
     model = model.with_card(card.replace(provenance={
         **dict(card.provenance),
@@ -326,26 +341,36 @@ def with_label_noise(table, share: float, seed: int = 0):
     return out
 
 
-def held_out_map_metrics(model, items: list, test_ids: set[str]) -> dict:
-    """Accuracy of the map the model makes on the test blocks: every labelled pixel counts once.
+def held_out_map_metrics(model, items: list, test_ids: set[str], sim_seed: int = 0) -> dict:
+    """Accuracy of the map the model makes on the test blocks: every labelled product-grid pixel counts once.
 
     The card's ``metrics`` come from the class-balanced test sample (at most
     ``max_per_class`` points per class per block), which gives rare classes
     enough support for their F1 but is not the map's overall accuracy: that
-    is the share of the area mapped right, measured here on all pixels.
+    is the share of the area mapped right, measured here on all pixels of the
+    map as ``tile run`` makes it (:func:`product_map`).
     """
     refs, preds = [], []
-    for block_id, features, block_truth in items:
-        if block_id not in test_ids:
+    for block, features, _ in items:
+        if block.id not in test_ids:
             continue
-        codes, _ = model.predict_block(features)
-        ref = np.asarray(block_truth.values).ravel()
+        ref = np.asarray(truth(block, sim_seed).values).ravel()
         keep = ref != NODATA
         refs.append(ref[keep])
-        preds.append(np.asarray(codes.values).ravel()[keep])
+        preds.append(product_map(model, features, block).ravel()[keep])
     ref, pred = np.concatenate(refs), np.concatenate(preds)
     labels = sorted(set(CODES) | {NODATA}) if (pred == NODATA).any() else list(CODES)
     m = ClassificationMetrics.from_codes(ref, pred, labels=labels)
     out = m.to_dict()
     out["unit"] = "pixels of the held-out blocks"
     return out
+
+
+def product_map(model, features: xr.DataArray, block: Block) -> np.ndarray:
+    """A block's Map codes (y, x) on its product grid as ``tile run`` decides them: the model's scores on the
+    features' grid, resampled bilinear to the product grid when that differs (a native grid), decided there."""
+    scores = np.asarray(model.scores_block(features).values)
+    grid = grid_of(features, block)
+    if grid != block.geobox:
+        scores = Regrid(grid, block.geobox).bilinear(scores)
+    return model.decide(scores)[0]

@@ -39,6 +39,7 @@ from odc.geo.xr import wrap_xr
 
 from worldcover.grid import Block, land_fraction_table
 from worldcover.legend import BARE, BUILT, CROP, GRASS, MANGROVE, MOSS, SHRUB, SNOW, TREE, WATER, WETLAND
+from worldcover.sim.mgrs import to_lonlat
 from worldcover.sim.noise import (
     Domain,
     domain,
@@ -577,17 +578,22 @@ def _parcels(seed, dom: Domain, t_mean, t_amp, moist, rain_seas, rain_peak, lat)
 
 
 def geobox_lonlat(geobox: GeoBox) -> tuple[np.ndarray, np.ndarray]:
-    """Longitude/latitude of the pixel centres of an EPSG:4326 GeoBox (2-D arrays)."""
-    if geobox.crs is None or geobox.crs.epsg != 4326:
-        raise ValueError("expected an EPSG:4326 geobox")
+    """Longitude/latitude of the pixel centres of a GeoBox (2-D arrays): EPSG:4326, or a projected CRS with an
+    EPSG code (a block's native UTM grid), projected as the simulator projects its UTM chips."""
+    if geobox.crs is None or geobox.crs.epsg is None:
+        raise ValueError("expected a geobox in EPSG:4326 or a projected CRS with an EPSG code")
     coords = geobox.coordinates
-    ys = coords["latitude"].values if "latitude" in coords else coords["y"].values
-    xs = coords["longitude"].values if "longitude" in coords else coords["x"].values
-    return np.meshgrid(xs.astype(np.float64), ys.astype(np.float64))
+    names = list(coords)  # (y, x) in the geobox's own names: latitude/longitude or y/x
+    ys, xs = coords[names[0]].values.astype(np.float64), coords[names[1]].values.astype(np.float64)
+    x, y = np.meshgrid(xs, ys)
+    if geobox.crs.epsg == 4326:
+        return x, y
+    lon, lat = to_lonlat(geobox.crs.epsg, x, y)
+    return np.asarray(lon), np.asarray(lat)
 
 
 def truth_on(geobox: GeoBox, seed: int = 0) -> xr.DataArray:
-    """WorldCover codes (uint8) at the pixel centres of an EPSG:4326 GeoBox."""
+    """WorldCover codes (uint8) at the pixel centres of a GeoBox (EPSG:4326, or a native UTM grid)."""
     lon, lat = geobox_lonlat(geobox)
     codes = surface_at(lon, lat, seed).code
     da = wrap_xr(codes, geobox, nodata=0, always_yx=True)
