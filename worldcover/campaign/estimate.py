@@ -20,8 +20,8 @@ from worldcover.grid import TILE_DEGREES, TILE_PIXELS, Tile
 AUTHALIC_RADIUS_M = 6371007.2
 # Measured end-to-end throughput (Mpx/s per core) of the tile chain: `make bench`,
 # 2048 px block, a full simulated year, the fastest of 3 runs on a 2-core AMD EPYC VM
-# (benchmarks/results/20261202T061139Z.json; the same code ran 2.5x slower on a noisy Intel Xeon VM).
-DEFAULT_MPX_PER_S_PER_CORE = 0.05801
+# (benchmarks/results/20261202T080823Z.json; the same code ran 2.5x slower on a noisy Intel Xeon VM).
+DEFAULT_MPX_PER_S_PER_CORE = 0.06568
 MGRS_TILE_KM = 109.8  # a Sentinel-2 granule is 109.8 km square
 S2_REVISIT_DAYS = 5
 S1_ACQUISITIONS_PER_YEAR = {True: 61, False: 31}  # 6-day (S1A+B, until Dec 2021) or 12-day
