@@ -102,11 +102,11 @@ TEMP_SUFFIXES = (".tmp", ".tif")
 
 def _check_no_partial_taken_as_complete(out: Path) -> dict:
     """Every visible file is complete and readable; unfinished writes exist only under temporary names."""
-    visible, temporary = 0, 0
+    visible, temporary = 0, []
     for f in sorted(p for p in out.rglob("*") if p.is_file()):
         name = f.name
         if any(is_temp_name(part) for part in f.relative_to(out).parts[:-1]):
-            temporary += 1  # inside an atomic_workdir scratch folder (e.g. rio-cogeo's own temp file)
+            temporary.append(str(f.relative_to(out)))  # in an atomic_workdir scratch folder (rio-cogeo's temp file)
             continue
         if name == ".worldcover.lock":
             continue
@@ -114,7 +114,7 @@ def _check_no_partial_taken_as_complete(out: Path) -> dict:
             json.loads(f.read_text())
             continue
         if name.startswith("."):
-            temporary += 1
+            temporary.append(str(f.relative_to(out)))
             # atomic_path: .<dest name>.<random><suffix>; assembly scratch: .<name>.scratch.tif
             assert name.endswith(TEMP_SUFFIXES) and name.count(".") >= 2, f"odd hidden file {f}"
             continue
@@ -234,7 +234,7 @@ def test_sigkill_mid_campaign_then_rerun_redoes_only_unfinished_work(small_api, 
     for rel, ident in done3.items():
         assert _identity(out / rel) == ident, f"{rel} was redone although it was finished"
     final = _check_no_partial_taken_as_complete(out)
-    assert final["temporary"] == 0, "temporary files of the killed runs were left behind"
+    assert final["temporary"] == [], "temporary files of the killed runs were left behind"
 
     # -- the same campaign without interruption gives the same products
     ref = tmp_path / "reference"

@@ -326,3 +326,33 @@ def test_atomic_workdir_keeps_a_writers_own_temp_files_hidden_and_swept(tmp_path
     scratch.mkdir()  # what a SIGKILL would leave behind
     (scratch / "tmpabc123.tif").write_bytes(b"half")
     assert remove_temps(tmp_path) == 1 and [p.name for p in tmp_path.iterdir()] == ["Map.tif"]
+
+
+def test_a_level_cog_is_written_in_a_scratch_folder_that_a_killed_run_leaves_swept(tmp_path, monkeypatch):
+    """GDAL's COG driver computes overviews into its own ``<file>.ovr.tmp`` beside the file it writes; a merge
+    killed then left it beside the mosaic, under no name the sweep knew (seen in test_kill_resume). The level
+    COG is written inside a marked scratch folder, which remove_temps removes whole."""
+    from worldcover.legend import CODES, NODATA, colormap
+    from worldcover.mosaic import overviews
+    from worldcover.storage import is_temp_name
+
+    src = tmp_path / "level-source.tif"
+    codes = np.repeat(np.array(CODES, dtype=np.uint8), 1024 * 1024 // len(CODES) + 1)[: 1024 * 1024]
+    with rasterio.open(src, "w", driver="GTiff", width=1024, height=1024, count=1, dtype="uint8", nodata=NODATA,
+                       crs="EPSG:4326", transform=rasterio.transform.from_origin(6, 3, 1 / 12000, 1 / 12000)) as f:
+        f.write(codes.reshape(1024, 1024), 1)
+        f.write_colormap(1, colormap())
+    written = []
+
+    def spy(source, dst, **options):
+        written.append(Path(dst))
+        return real(source, dst, **options)
+
+    real = overviews.rio_copy
+    monkeypatch.setattr(overviews, "rio_copy", spy)
+    dest = tmp_path / "mosaic" / "worldcover_2021_Map_10km.tif"
+    overviews.write_level_cog(src, dest)
+    assert len(written) == 1 and written[0].parent.parent == dest.parent and is_temp_name(written[0].parent.name)
+    with rasterio.open(dest) as f:
+        assert f.overviews(1) == [2]  # computed by GDAL: the case where it writes its .ovr.tmp
+    assert [p.name for p in dest.parent.iterdir()] == [dest.name]

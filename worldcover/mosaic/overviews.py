@@ -31,7 +31,7 @@ from worldcover import storage
 from worldcover.errors import DataError
 from worldcover.grid import PIXELS_PER_DEGREE
 from worldcover.legend import CODES, NODATA
-from worldcover.storage import atomic_path
+from worldcover.storage import atomic_workdir
 
 
 @dataclass(frozen=True)
@@ -112,10 +112,12 @@ def write_level_cog(
     GDAL's COG driver streams the source block by block (the caller bounds
     GDAL's block cache). Overviews the source declares (the coarser levels)
     become the COG's internal overviews as they are; only a source without
-    any gets overviews computed, with MODE resampling (categorical).
+    any gets overviews computed, with MODE resampling (categorical); GDAL
+    then writes its own ``<file>.ovr.tmp`` beside the output, so the COG is
+    written in a scratch folder that a killed run leaves swept, not beside ``dest``.
     """
     dest = storage.path(dest)
-    with atomic_path(dest, suffix=".tif") as tmp:
+    with atomic_workdir(dest) as tmp:
         rio_copy(
             storage.gdal_path(source), str(tmp), driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=str(blocksize),
             OVERVIEW_RESAMPLING="MODE", OVERVIEWS="AUTO", SPARSE_OK="TRUE", BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS",
