@@ -24,6 +24,8 @@ from worldcover.sources.stac import DEFAULT_CHUNK, BlockInputs
 
 
 class Source(Protocol):
+    """What gives a block's inputs of a year (a STAC API, Sentinel Hub): ``kind`` names it in provenance."""
+
     kind: str
 
     def load_block(self, block: Block, year: int) -> BlockInputs: ...
